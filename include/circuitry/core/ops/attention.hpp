@@ -1,0 +1,116 @@
+#pragma once
+// Causal multi-head attention in two ops, so a hook can read or replace the pattern
+// between them (TransformerLens' hook_pattern):
+//   pattern[b, h] = softmax(q_bh k_bh^T / sqrt(d_head) + causal mask)     [B, H, P, P]
+//   z[b, :, h]    = pattern[b, h] v_bh                                      [B, P, H, d_head]
+// q, k and v are read in place from the fused projection qkv [B, P, 3 d_model] (columns
+// q | k | v, head h at columns h*d_head..(h+1)*d_head of each block).
+// Softmax backward: dS = A * (dA - rowsum(dA * A)); masked entries have A = 0, so dS = 0.
+#include <cmath>
+
+#include "circuitry/core/gemm.hpp"
+#include "circuitry/core/ops/common.hpp"
+
+namespace circuitry::ops {
+
+namespace detail {
+struct AttentionDims {
+  std::size_t B, P, H, dh, D;
+};
+template <class T>
+AttentionDims attention_dims(const Var<T>& qkv, std::size_t n_heads) {
+  require(qkv.shape.rank == 3 && qkv.shape[2] % 3 == 0, "attention: qkv must be [batch, pos, 3 d_model], got " + qkv.shape.str());
+  const std::size_t D = qkv.shape[2] / 3;
+  require(n_heads > 0 && D % n_heads == 0, "attention: d_model " + std::to_string(D) + " is not divisible by n_heads");
+  return {qkv.shape[0], qkv.shape[1], n_heads, D / n_heads, D};
+}
+}  // namespace detail
+
+/// qkv [B, P, 3D] -> pattern [B, H, P, P] (row i attends to keys 0..i).
+template <class Ctx, class T = typename Ctx::scalar>
+Var<T> causal_attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads) {
+  const auto [B, P, H, dh, D] = detail::attention_dims(qkv, n_heads);
+  const T scale = T(1) / std::sqrt(T(dh));
+  Var<T> pattern = ctx.output({B, H, P, P}, qkv.needs_grad());
+  const std::size_t ld = 3 * D;
+#pragma omp parallel for collapse(2) if (B * H * P * P * dh > kParallelGrain)
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t h = 0; h < H; ++h) {
+      const T* q = qkv.value + b * P * ld + h * dh;
+      const T* k = q + D;
+      T* A = pattern.value + (b * H + h) * P * P;
+      gemm<T>(Trans::No, Trans::Yes, P, P, dh, scale, q, ld, k, ld, T(0), A, P);
+      for (std::size_t i = 0; i < P; ++i) {
+        T* row = A + i * P;
+        T mx = row[0];
+        for (std::size_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
+        T sum = 0;
+        for (std::size_t j = 0; j <= i; ++j) sum += (row[j] = std::exp(row[j] - mx));
+        for (std::size_t j = 0; j <= i; ++j) row[j] /= sum;
+        for (std::size_t j = i + 1; j < P; ++j) row[j] = 0;
+      }
+    }
+  if constexpr (Ctx::records) {
+    if (pattern.needs_grad())
+      ctx.on_backward([ctx, qkv, pattern, B, P, H, dh, D, scale, ld] {
+        const T* dA_all = ctx.grad(pattern);
+        T* dqkv = ctx.grad(qkv);
+        T* dS_all = ctx.arena().template alloc<T>(B * H * P * P);
+#pragma omp parallel for collapse(2) if (B * H * P * P * dh > kParallelGrain)
+        for (std::size_t b = 0; b < B; ++b)
+          for (std::size_t h = 0; h < H; ++h) {
+            const std::size_t bh = b * H + h;
+            const T* A = pattern.value + bh * P * P;
+            const T* dA = dA_all + bh * P * P;
+            T* dS = dS_all + bh * P * P;
+            for (std::size_t i = 0; i < P; ++i) {
+              T dot = 0;
+              for (std::size_t j = 0; j <= i; ++j) dot += dA[i * P + j] * A[i * P + j];
+              for (std::size_t j = 0; j < P; ++j) dS[i * P + j] = j <= i ? scale * A[i * P + j] * (dA[i * P + j] - dot) : T(0);
+            }
+            const T* q = qkv.value + b * P * ld + h * dh;
+            const T* k = q + D;
+            T* dq = dqkv + b * P * ld + h * dh;
+            T* dk = dq + D;
+            gemm<T>(Trans::No, Trans::No, P, dh, P, T(1), dS, P, k, ld, T(1), dq, ld);
+            gemm<T>(Trans::Yes, Trans::No, P, dh, P, T(1), dS, P, q, ld, T(1), dk, ld);
+          }
+      });
+  }
+  return pattern;
+}
+
+/// pattern [B, H, P, P], qkv [B, P, 3D] -> z [B, P, H, d_head].
+template <class Ctx, class T = typename Ctx::scalar>
+Var<T> attention_mix(const Ctx& ctx, const Var<T>& pattern, const Var<T>& qkv, std::size_t n_heads) {
+  const auto [B, P, H, dh, D] = detail::attention_dims(qkv, n_heads);
+  require(pattern.shape == Shape({B, H, P, P}), "attention_mix: pattern must be " + Shape({B, H, P, P}).str());
+  Var<T> z = ctx.output({B, P, H, dh}, any_grad(pattern, qkv));
+  const std::size_t ld = 3 * D;
+#pragma omp parallel for collapse(2) if (B * H * P * P * dh > kParallelGrain)
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t h = 0; h < H; ++h)
+      gemm<T>(Trans::No, Trans::No, P, dh, P, T(1), pattern.value + (b * H + h) * P * P, P,
+              qkv.value + b * P * ld + 2 * D + h * dh, ld, T(0), z.value + b * P * D + h * dh, D);
+  if constexpr (Ctx::records) {
+    if (z.needs_grad())
+      ctx.on_backward([ctx, pattern, qkv, z, B, P, H, dh, D, ld] {
+        const T* dz = ctx.grad(z);
+        T* dA = pattern.needs_grad() ? ctx.grad(pattern) : nullptr;
+        T* dqkv = qkv.needs_grad() ? ctx.grad(qkv) : nullptr;
+#pragma omp parallel for collapse(2) if (B * H * P * P * dh > kParallelGrain)
+        for (std::size_t b = 0; b < B; ++b)
+          for (std::size_t h = 0; h < H; ++h) {
+            const T* A = pattern.value + (b * H + h) * P * P;
+            const T* dzb = dz + b * P * D + h * dh;
+            if (dA)
+              gemm<T>(Trans::No, Trans::Yes, P, P, dh, T(1), dzb, D, qkv.value + b * P * ld + 2 * D + h * dh, ld, T(1),
+                      dA + (b * H + h) * P * P, P);
+            if (dqkv) gemm<T>(Trans::Yes, Trans::No, P, dh, P, T(1), A, P, dzb, D, T(1), dqkv + b * P * ld + 2 * D + h * dh, ld);
+          }
+      });
+  }
+  return z;
+}
+
+}  // namespace circuitry::ops

@@ -1,0 +1,30 @@
+#pragma once
+// Shared helpers for the op files (one op per file, as in ggml): vector maps and the
+// threshold under which a loop is not worth an OpenMP team.
+#include <cstddef>
+#include <type_traits>
+
+#include <Eigen/Core>
+
+#include "circuitry/core/tape.hpp"
+
+namespace circuitry::ops {
+
+inline constexpr std::size_t kParallelGrain = std::size_t{1} << 14;
+
+template <class T>
+Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> vec(T* p, std::size_t n) {
+  return {p, static_cast<Eigen::Index>(n)};
+}
+template <class T>
+Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> vec(const T* p, std::size_t n) {
+  return {p, static_cast<Eigen::Index>(n)};
+}
+
+/// True when any of the vars takes part in differentiation.
+template <class T, class... V>
+bool any_grad(const Var<T>& first, const V&... rest) {
+  return first.needs_grad() || (rest.needs_grad() || ...);
+}
+
+}  // namespace circuitry::ops

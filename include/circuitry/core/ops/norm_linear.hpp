@@ -1,0 +1,102 @@
+#pragma once
+// Pre-norm projection that keeps the downstream ports apart in the backward pass.
+//
+// In the residual-stream graph (DESIGN.md section 2) every head reads its own copy of the
+// residual for each of q, k and v, through its own application of the layer norm; the
+// ordinary forward computes LN(x) once because the copies are equal. Attribution patching
+// needs d M / d in_p for each port p separately (EAP, Syed et al. 2023, eq. 3): that is
+// the layer-norm backward applied to the part of d LN(x) that flows through p's columns:
+//   g_p = LN'(x)^T ( dY[:, cols_p] W[:, cols_p]^T )            [rows, d_model]
+// This op computes y = LN(x) W + b in one go and, in the backward, hands every g_p to a
+// PortGradientSink before summing them into dx (sum_p g_p is the ordinary gradient).
+// With W absent it is a plain layer norm with a single port (the final norm: `logits`).
+#include <functional>
+
+#include "circuitry/core/gemm.hpp"
+#include "circuitry/core/ops/layer_norm.hpp"
+
+namespace circuitry::ops {
+
+/// How the output columns split into ports: either one port for all columns, or q/k/v
+/// per head (port 3h + j reads columns j*d_model + h*d_head .. + d_head, j = q, k, v).
+struct PortSplit {
+  std::size_t n_heads = 0;  // 0: a single port
+  std::size_t d_head = 0;
+
+  std::size_t n_ports() const { return n_heads ? 3 * n_heads : 1; }
+  static PortSplit single() { return {}; }
+  static PortSplit qkv_heads(std::size_t n_heads, std::size_t d_head) { return {n_heads, d_head}; }
+};
+
+/// Receives the gradients of the metric w.r.t. each port's input, [n_ports, rows, d_model].
+template <class T>
+using PortGradientSink = std::function<void(const T* port_grads, std::size_t n_ports, std::size_t rows, std::size_t d_model)>;
+
+/// y = LN(x) W + b  (or LN(x) when w is null): x [..., D] -> [..., N].
+template <class Ctx, class T = typename Ctx::scalar>
+Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, const Var<T>& ln_b, std::type_identity_t<T> eps,
+                         const std::type_identity_t<Var<T>>* w, const std::type_identity_t<Var<T>>* bias, PortSplit split, std::type_identity_t<PortGradientSink<T>> sink = {}) {
+  const std::size_t D = x.shape.cols(), rows = x.shape.rows();
+  const std::size_t N = w ? w->shape[1] : D;
+  require(!w || (w->shape.rank == 2 && w->shape[0] == D), "norm_linear_ports: weight must be [" + std::to_string(D) + ", N]");
+  require(split.n_heads == 0 || N == 3 * split.n_heads * split.d_head, "norm_linear_ports: q/k/v split does not match the weight");
+  const bool diff = any_grad(x, ln_w, ln_b) || (w && w->needs_grad()) || (bias && bias->needs_grad());
+  Var<T> normed = ctx.output(x.shape, diff);
+  T* mean = ctx.arena().template alloc<T>(rows);
+  T* rstd = ctx.arena().template alloc<T>(rows);
+  layer_norm_forward(x.value, ln_w.value, ln_b.value, normed.value, mean, rstd, rows, D, eps);
+  Var<T> y = normed;
+  if (w) {
+    Shape ys = x.shape;
+    ys[ys.rank - 1] = N;
+    y = ctx.output(ys, diff);
+    if (bias)
+      for (std::size_t r = 0; r < rows; ++r) vec(y.value + r * N, N) = vec(bias->value, N);
+    gemm<T>(Trans::No, Trans::No, rows, N, D, T(1), normed.value, D, w->value, N, bias ? T(1) : T(0), y.value, N);
+  }
+  if constexpr (Ctx::records) {
+    if (!diff) return y;
+    Var<T> W = w ? *w : Var<T>{}, Bv = bias ? *bias : Var<T>{};
+    ctx.on_backward([ctx, x, ln_w, ln_b, W, Bv, normed, y, mean, rstd, rows, D, N, split, sink] {
+      Arena& arena = ctx.arena();
+      const T* dy = ctx.grad(y);
+      // d LN(x): [rows, D], summed over ports (for the LN parameters and the plain path)
+      T* dnormed = W.value ? arena.template zeros<T>(rows * D) : const_cast<T*>(dy);
+      if (W.value) {
+        if (W.needs_grad()) gemm<T>(Trans::Yes, Trans::No, D, N, rows, T(1), normed.value, D, dy, N, T(1), ctx.grad(W), N);
+        if (Bv.needs_grad())
+          for (std::size_t r = 0; r < rows; ++r) vec(ctx.grad(Bv), N) += vec(dy + r * N, N);
+        gemm<T>(Trans::No, Trans::Yes, rows, D, N, T(1), dy, N, W.value, N, T(0), dnormed, D);
+      }
+      if (ln_w.needs_grad() || ln_b.needs_grad())
+        layer_norm_backward_params(dnormed, x.value, mean, rstd, ctx.grad(ln_w), ctx.grad(ln_b), rows, D);
+      if (!x.needs_grad() && !sink) return;
+      const std::size_t P = split.n_ports();
+      if (!sink) {
+        layer_norm_backward_input(dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
+        return;
+      }
+      // Per-port gradients g_p [P, rows, D].
+      T* g = arena.template zeros<T>(P * rows * D);
+      if (P == 1) {
+        layer_norm_backward_input(dnormed, x.value, ln_w.value, mean, rstd, g, rows, D);
+      } else {
+        T* dport = arena.template alloc<T>(rows * D);
+        const std::size_t dh = split.d_head, Dm = split.n_heads * dh;
+        for (std::size_t p = 0; p < P; ++p) {
+          const std::size_t col = (p % 3) * Dm + (p / 3) * dh;
+          gemm<T>(Trans::No, Trans::Yes, rows, D, dh, T(1), dy + col, N, W.value + col, N, T(0), dport, D);
+          layer_norm_backward_input(dport, x.value, ln_w.value, mean, rstd, g + p * rows * D, rows, D);
+        }
+      }
+      sink(g, P, rows, D);
+      if (x.needs_grad()) {
+        T* dx = ctx.grad(x);
+        for (std::size_t p = 0; p < P; ++p) vec(dx, rows * D) += vec(g + p * rows * D, rows * D);
+      }
+    });
+  }
+  return y;
+}
+
+}  // namespace circuitry::ops

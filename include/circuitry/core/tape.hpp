@@ -1,0 +1,124 @@
+#pragma once
+// Reverse-mode automatic differentiation on a linear tape, after Stan Math's
+// `reverse_pass_callback`: every tensor op pushes ONE callback that, run in reverse
+// order, reads its outputs' adjoints and accumulates its inputs' adjoints. There are no
+// per-scalar nodes; an op over a [batch, pos, d_model] tensor is one tape entry.
+//
+// A Var is a value plus, when it takes part in differentiation, a slot for its adjoint.
+// Vars without a slot are constants (token ids, frozen weights, cached activations): ops
+// skip the backward work for them, so attribution patching never pays for weight
+// gradients. Adjoints are allocated lazily, zero-filled, on first use.
+//
+// Context<T, Grad> carries the arena and, when Grad is true, the tape. Whether a run
+// records is a compile-time choice: with Grad == false, ops compile to their forward
+// kernels alone (DESIGN.md: runs that need no gradient never touch the tape).
+#include <cstddef>
+#include <concepts>
+#include <functional>
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "circuitry/core/arena.hpp"
+#include "circuitry/core/tensor.hpp"
+
+namespace circuitry {
+
+template <class T>
+struct AdjointSlot {
+  T* adjoint = nullptr;  // allocated on first use
+};
+
+template <class T>
+struct Var {
+  T* value = nullptr;
+  Shape shape;
+  AdjointSlot<T>* slot = nullptr;  // nullptr: a constant
+
+  bool needs_grad() const { return slot != nullptr; }
+  std::size_t numel() const { return shape.numel(); }
+  TensorView<T> view() const { return TensorView<T>::contiguous(value, shape); }
+};
+
+template <class T>
+class Tape {
+ public:
+  explicit Tape(Arena& arena) : arena_(&arena) {}
+
+  /// Adds one reverse-pass callback (one per tensor op).
+  void push(std::function<void()> backward) { entries_.push_back(std::move(backward)); }
+
+  /// Gives `v` an adjoint slot so gradients flow to it (weights, chosen activations).
+  void watch(Var<T>& v) {
+    if (!v.slot) v.slot = new (arena_->alloc<AdjointSlot<T>>(1)) AdjointSlot<T>{};
+  }
+
+  /// The adjoint of v, allocated zero-filled on first use; nullptr for constants.
+  T* grad(const Var<T>& v) {
+    if (!v.slot) return nullptr;
+    if (!v.slot->adjoint) v.slot->adjoint = arena_->zeros<T>(v.numel());
+    return v.slot->adjoint;
+  }
+
+  /// Seeds d out / d out = 1 for a scalar (or `seed` for any shape) and runs the tape backwards.
+  void backward(const Var<T>& out, const T* seed = nullptr) {
+    require(out.needs_grad(), "backward(): the output does not depend on any watched variable");
+    T* g = grad(out);
+    for (std::size_t i = 0; i < out.numel(); ++i) g[i] += seed ? seed[i] : T(1);
+    for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) (*it)();
+  }
+
+  std::size_t size() const { return entries_.size(); }
+  void clear() { entries_.clear(); }
+
+ private:
+  Arena* arena_;
+  std::vector<std::function<void()>> entries_;
+};
+
+/// Everything an op needs: the arena for outputs and, when recording, the tape.
+template <class T, bool Grad>
+class Context {
+ public:
+  using scalar = T;
+  static constexpr bool records = Grad;
+
+  explicit Context(Arena& arena) requires(!Grad) : arena_(&arena) {}
+  Context(Arena& arena, Tape<T>& tape) requires(Grad) : arena_(&arena), tape_(&tape) {}
+
+  Arena& arena() const { return *arena_; }
+  Tape<T>& tape() const requires(Grad) { return *tape_; }
+
+  /// A new output tensor; it gets an adjoint slot when recording and any input needs one.
+  Var<T> output(Shape shape, bool differentiable) const {
+    Var<T> v{arena_->alloc<T>(shape.numel()), shape, nullptr};
+    if constexpr (Grad)
+      if (differentiable) tape_->watch(v);
+    return v;
+  }
+  /// A constant (no adjoint) over existing memory.
+  static Var<T> constant(T* data, Shape shape) { return Var<T>{data, shape, nullptr}; }
+
+  /// The adjoint buffer of v during the reverse pass (nullptr for constants).
+  T* grad(const Var<T>& v) const requires(Grad) { return tape_->grad(v); }
+
+  /// Registers an op's backward (no-op when not recording).
+  template <class F>
+  void on_backward(F&& f) const {
+    if constexpr (Grad) tape_->push(std::forward<F>(f));
+  }
+
+ private:
+  Arena* arena_;
+  Tape<T>* tape_ = nullptr;
+};
+
+template <class C>
+concept OpContext = requires(const C& ctx, Shape s) {
+  typename C::scalar;
+  { C::records } -> std::convertible_to<bool>;
+  { ctx.arena() };
+  { ctx.output(s, true) };
+};
+
+}  // namespace circuitry

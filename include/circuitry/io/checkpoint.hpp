@@ -1,0 +1,261 @@
+#pragma once
+// Hugging Face GPT-2 model directories (DESIGN.md section 3): config.json + model.safetensors,
+// tensor names as GPT2LMHeadModel / GPT2Model write them, with or without "transformer.".
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <span>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "circuitry/core/error.hpp"
+#include "circuitry/io/safetensors.hpp"
+#include "circuitry/models/config.hpp"
+#include "circuitry/models/weights.hpp"
+
+namespace circuitry::io {
+
+namespace detail {
+
+inline nlohmann::json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::error_code ec;
+    throw Error(path.string() + (std::filesystem::exists(path, ec) ? ": cannot open the file for reading"
+                                                                    : ": file does not exist"));
+  }
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(path.string() + ": not valid JSON (error at byte " + std::to_string(e.byte) + ")");
+  }
+}
+
+/// A size key of config.json: a positive integer, bounded so that products of sizes cannot
+/// overflow and token ids fit in int.
+inline std::size_t positive_size(const nlohmann::json& value, const std::string& where, const std::string& key) {
+  constexpr std::uint64_t limit = (1u << 31) - 1;
+  if (!value.is_number_integer())
+    throw Error(where + ": \"" + key + "\" must be a positive integer, got " + value.dump());
+  if (!value.is_number_unsigned() || value.get<std::uint64_t>() == 0)
+    throw Error(where + ": \"" + key + "\" must be positive, got " + value.dump());
+  if (value.get<std::uint64_t>() > limit)
+    throw Error(where + ": \"" + key + "\" is " + value.dump() + ", more than the supported " + std::to_string(limit));
+  return value.get<std::size_t>();
+}
+
+inline bool optional_bool(const nlohmann::json& config, const std::string& where, const std::string& key, bool fallback) {
+  const auto found = config.find(key);
+  if (found == config.end()) return fallback;
+  if (!found->is_boolean()) throw Error(where + ": \"" + key + "\" must be true or false, got " + found->dump());
+  return found->get<bool>();
+}
+
+/// Settings that change the computation in ways circuitry does not implement: refused when
+/// present with another value, rather than giving silently wrong numbers.
+inline void require_setting(const nlohmann::json& config, const std::string& where, const std::string& key,
+                            const nlohmann::json& supported) {
+  const auto found = config.find(key);
+  if (found != config.end() && *found != supported)
+    throw Error(where + ": \"" + key + "\" is " + found->dump() + "; circuitry implements GPT-2 with " + supported.dump() +
+                " only");
+}
+
+/// Calls visit(name, tensor, expected_shape) for every parameter that `config` implies, named
+/// as Hugging Face names them without the "transformer." prefix. W is Weights<T> (loading) or
+/// const Weights<T> (saving); weights.layers must already have n_layer entries.
+template <class W, class Visit>
+void for_each_parameter(const ModelConfig& config, W& weights, Visit&& visit) {
+  const std::size_t d = config.n_embd, mlp = config.n_inner, vocab = config.vocab_size;
+  visit("wte.weight", weights.wte, {vocab, d});
+  visit("wpe.weight", weights.wpe, {config.n_positions, d});
+  for (std::size_t l = 0; l < config.n_layer; ++l) {
+    auto& layer = weights.layers[l];
+    const std::string h = "h." + std::to_string(l) + ".";
+    visit(h + "ln_1.weight", layer.ln1_w, {d});
+    visit(h + "ln_1.bias", layer.ln1_b, {d});
+    visit(h + "attn.c_attn.weight", layer.w_qkv, {d, 3 * d});
+    visit(h + "attn.c_attn.bias", layer.b_qkv, {3 * d});
+    visit(h + "attn.c_proj.weight", layer.w_o, {d, d});
+    visit(h + "attn.c_proj.bias", layer.b_o, {d});
+    if (config.attn_only) continue;
+    visit(h + "ln_2.weight", layer.ln2_w, {d});
+    visit(h + "ln_2.bias", layer.ln2_b, {d});
+    visit(h + "mlp.c_fc.weight", layer.w_fc, {d, mlp});
+    visit(h + "mlp.c_fc.bias", layer.b_fc, {mlp});
+    visit(h + "mlp.c_proj.weight", layer.w_proj, {mlp, d});
+    visit(h + "mlp.c_proj.bias", layer.b_proj, {d});
+  }
+  visit("ln_f.weight", weights.lnf_w, {d});
+  visit("ln_f.bias", weights.lnf_b, {d});
+  if (!config.tie_word_embeddings) visit("lm_head.weight", weights.lm_head, {vocab, d});
+}
+
+inline std::string describe(const ModelConfig& config) {
+  return "n_layer = " + std::to_string(config.n_layer) + ", attn_only = " + (config.attn_only ? "true" : "false") +
+         ", tie_word_embeddings = " + (config.tie_word_embeddings ? "true" : "false");
+}
+
+/// Tensors a GPT-2 file may hold that no parameter uses: the causal-mask buffers, and the
+/// lm_head copy of wte that some tied checkpoints keep.
+inline bool is_ignored_tensor(const std::string& name, const ModelConfig& config) {
+  return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") ||
+         (config.tie_word_embeddings && name == "lm_head.weight");
+}
+
+}  // namespace detail
+
+/// Reads a GPT-2 config.json. Required: n_layer, n_head, n_embd, n_positions, vocab_size
+/// (positive integers). Optional: n_inner (null or absent: 4 n_embd), layer_norm_epsilon (1e-5),
+/// attn_only (false), tie_word_embeddings (true). n_embd must split evenly into n_head heads.
+inline ModelConfig read_model_config(const std::filesystem::path& config_json) {
+  const std::string where = config_json.string();
+  const nlohmann::json json = detail::read_json_file(config_json);
+  if (!json.is_object()) throw Error(where + ": expected a JSON object of model settings, got " + json.type_name());
+
+  auto required_size = [&](const std::string& key) {
+    const auto found = json.find(key);
+    if (found == json.end())
+      throw Error(where + ": missing key \"" + key +
+                  "\" (a GPT-2 config.json has n_layer, n_head, n_embd, n_positions and vocab_size)");
+    return detail::positive_size(*found, where, key);
+  };
+  ModelConfig config;
+  config.n_layer = required_size("n_layer");
+  config.n_head = required_size("n_head");
+  config.n_embd = required_size("n_embd");
+  config.n_positions = required_size("n_positions");
+  config.vocab_size = required_size("vocab_size");
+  const auto n_inner = json.find("n_inner");
+  config.n_inner = (n_inner == json.end() || n_inner->is_null()) ? 4 * config.n_embd
+                                                                 : detail::positive_size(*n_inner, where, "n_inner");
+  if (const auto eps = json.find("layer_norm_epsilon"); eps != json.end()) {
+    if (!eps->is_number() || !(eps->get<double>() > 0) || !std::isfinite(eps->get<double>()))
+      throw Error(where + ": \"layer_norm_epsilon\" must be a positive number, got " + eps->dump());
+    config.layer_norm_epsilon = eps->get<double>();
+  }
+  config.attn_only = detail::optional_bool(json, where, "attn_only", false);
+  config.tie_word_embeddings = detail::optional_bool(json, where, "tie_word_embeddings", true);
+  if (config.n_embd % config.n_head != 0)
+    throw Error(where + ": n_embd " + std::to_string(config.n_embd) + " is not divisible by n_head " +
+                std::to_string(config.n_head) + " (each head gets n_embd / n_head dimensions)");
+
+  detail::require_setting(json, where, "model_type", "gpt2");
+  if (!config.attn_only) detail::require_setting(json, where, "activation_function", "gelu_new");
+  detail::require_setting(json, where, "scale_attn_weights", true);
+  detail::require_setting(json, where, "scale_attn_by_inverse_layer_idx", false);
+  return config;
+}
+
+/// Writes the config.json that read_model_config reads back (and Hugging Face's GPT2Config
+/// accepts: model_type "gpt2"; attn_only is our extension).
+inline void write_model_config(const std::filesystem::path& config_json, const ModelConfig& config) {
+  const nlohmann::ordered_json json = {
+      {"model_type", "gpt2"},
+      {"n_layer", config.n_layer},
+      {"n_head", config.n_head},
+      {"n_embd", config.n_embd},
+      {"n_positions", config.n_positions},
+      {"vocab_size", config.vocab_size},
+      {"n_inner", config.n_inner},
+      {"layer_norm_epsilon", config.layer_norm_epsilon},
+      {"activation_function", "gelu_new"},
+      {"attn_only", config.attn_only},
+      {"tie_word_embeddings", config.tie_word_embeddings},
+  };
+  std::ofstream out(config_json);
+  out << json.dump(2) << '\n';
+  if (!out) throw Error(config_json.string() + ": cannot write the file");
+}
+
+/// Reads dir/model.safetensors into Weights<T>. Every parameter the config implies must be
+/// present with exactly the implied shape, and every tensor in the file must be used (except
+/// the ignored buffers), so a config.json from another model cannot load silently.
+template <class T>
+Weights<T> load_weights(const std::filesystem::path& dir, const ModelConfig& config) {
+  const std::filesystem::path path = dir / "model.safetensors";
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    const bool has_bin = std::filesystem::exists(dir / "pytorch_model.bin", ec);
+    throw Error(path.string() + ": file does not exist" +
+                (has_bin ? " (the directory has pytorch_model.bin, which circuitry cannot read: save the model "
+                           "with save_pretrained(dir, safe_serialization=True))"
+                         : ""));
+  }
+  const SafetensorsFile file = SafetensorsFile::open(path);
+  const std::string where = path.string();
+
+  Weights<T> weights;
+  weights.layers.resize(config.n_layer);
+  std::set<std::string> used;
+  detail::for_each_parameter(config, weights, [&](const std::string& name, auto& tensor, const std::vector<std::size_t>& shape) {
+    const std::string prefixed = "transformer." + name;
+    const std::string& stored = file.contains(name) ? name : prefixed;
+    if (!file.contains(stored))
+      throw Error(where + ": missing tensor '" + name + "' (or '" + prefixed + "'), which config.json (" +
+                  detail::describe(config) + ") requires");
+    const TensorInfo& info = file.info(stored);
+    if (info.shape != shape)
+      throw Error(where + ": tensor '" + stored + "' has shape " + detail::format_shape(info.shape) +
+                  " but config.json implies " + detail::format_shape(shape));
+    typename std::remove_reference_t<decltype(tensor)>::shape_type extents;
+    std::copy(shape.begin(), shape.end(), extents.begin());
+    tensor.resize(extents);
+    file.read_into(stored, std::span<T>(tensor.data(), tensor.size()));
+    used.insert(stored);
+  });
+  for (const std::string& name : file.names())
+    if (!used.contains(name) && !detail::is_ignored_tensor(name, config))
+      throw Error(where + ": unexpected tensor '" + name + "' that config.json (" + detail::describe(config) +
+                  ") has no place for; does config.json belong to this model?");
+  return weights;
+}
+
+template <class T>
+struct Checkpoint {
+  ModelConfig config;
+  Weights<T> weights;
+};
+
+/// Loads a Hugging Face GPT-2 directory: dir/config.json and dir/model.safetensors.
+template <class T>
+Checkpoint<T> load_checkpoint(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw Error(dir.string() + ": not a directory (expected a GPT-2 model directory with config.json and model.safetensors)");
+  Checkpoint<T> checkpoint;
+  checkpoint.config = read_model_config(dir / "config.json");
+  checkpoint.weights = load_weights<T>(dir, checkpoint.config);
+  return checkpoint;
+}
+
+/// Writes dir/config.json and dir/model.safetensors (F32, names without prefix, metadata
+/// {"format": "pt"} as transformers expects), creating dir if needed. The weights must have the
+/// shapes the config implies.
+template <class T>
+void save_checkpoint(const std::filesystem::path& dir, const ModelConfig& config, const Weights<T>& weights) {
+  require(weights.layers.size() == config.n_layer,
+          "save_checkpoint: the weights have " + std::to_string(weights.layers.size()) + " layers but the config has n_layer = " +
+              std::to_string(config.n_layer));
+  std::vector<NamedTensor> tensors;
+  detail::for_each_parameter(config, weights, [&](const std::string& name, const auto& tensor, const std::vector<std::size_t>& shape) {
+    const std::vector<std::size_t> actual(tensor.shape().begin(), tensor.shape().end());
+    require(actual == shape, "save_checkpoint: parameter '" + name + "' has shape " + detail::format_shape(actual) +
+                                 " but the config implies " + detail::format_shape(shape));
+    tensors.push_back({name, shape, std::vector<float>(tensor.data(), tensor.data() + tensor.size())});
+  });
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error(dir.string() + ": cannot create the directory (" + ec.message() + ")");
+  write_model_config(dir / "config.json", config);
+  write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
+}
+
+}  // namespace circuitry::io

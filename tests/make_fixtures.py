@@ -1,0 +1,864 @@
+#!/usr/bin/env python3
+"""Reference fixtures for circuitry's tests.
+
+Run with Debian's Python (torch and numpy, no `transformers` needed):
+
+    /usr/bin/python3 tests/make_fixtures.py
+
+It builds a few tiny random GPT-2 style models, writes them in the Hugging Face
+layout (config.json + model.safetensors), writes a task file for each, and computes
+with an independent float64 PyTorch implementation of /work/shared/DESIGN.md
+section 2 the numbers the C++ tests compare against (expected.json).  The output is
+deterministic (fixed seeds); see tests/fixtures/README.md for the file contents.
+
+The code is meant to be read.  In order:
+  1. the model (plain GPT-2 forward, and its pieces),
+  2. the graph (nodes, ports, edges with their DESIGN.md names),
+  3. the forward pass as an explicit residual decomposition, with overrides for
+     edges, nodes and ports, and a zero "delta" per port for gradients,
+  4. metrics,
+  5. scores: eap, eap-ig, clean-corrupted, exact,
+  6. path patching (sender -> receiver) and path sets (treeified model),
+  7. file writers (safetensors by hand, json),
+  8. the fixtures and the self-checks.
+Every reference run handles one example at a time (batch 1, no padding); metrics and
+scores are means over examples.
+"""
+
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)  # the machine is shared; everything here is tiny anyway
+torch.set_default_dtype(torch.float64)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+METRICS = ["logit_diff", "prob_diff", "kl", "loss"]
+METHODS = ["eap", "eap-ig", "clean-corrupted", "exact"]
+IG_STEPS = 5
+
+
+# ----------------------------------------------------------------------------
+# 1. The model: GPT-2 with Hugging Face semantics, computed in float64
+# ----------------------------------------------------------------------------
+
+class Model:
+    """Config plus weights.  Weights are keyed by HF names WITHOUT the
+    `transformer.` prefix and held as float64 tensors (exact copies of the stored
+    float32 / float16 / bfloat16 values)."""
+
+    def __init__(self, config, weights):
+        self.config = config
+        self.n_layer = config["n_layer"]
+        self.n_head = config["n_head"]
+        self.d_model = config["n_embd"]
+        self.d_head = self.d_model // self.n_head
+        self.eps = config["layer_norm_epsilon"]
+        self.attn_only = bool(config.get("attn_only", False))
+        self.w = {k: torch.tensor(np.asarray(v, dtype=np.float64)) for k, v in weights.items()}
+        tied = config.get("tie_word_embeddings", True)
+        self.W_U = self.w["wte.weight"] if tied else self.w["lm_head.weight"]  # [V, D]
+
+    def __getitem__(self, name):
+        return self.w[name]
+
+
+def layer_norm(x, weight, bias, eps):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)  # biased variance, as torch/HF
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+def gelu_new(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def embed(model, tokens):
+    """The `input` node: wte[tok] + wpe[pos].  tokens: [P] -> [P, D]."""
+    positions = torch.arange(len(tokens))
+    return model["wte.weight"][tokens] + model["wpe.weight"][positions]
+
+
+def head_output(model, l, h, q_in, k_in, v_in):
+    """Head h of layer l.  It reads its own residual copy for each of q, k, v
+    ([P, D] each, each through its own ln_1) and returns z_h @ c_proj.weight[h rows]
+    ([P, D]), WITHOUT c_proj.bias (that bias is a constant of the residual)."""
+    D, dh = model.d_model, model.d_head
+    W = model[f"h.{l}.attn.c_attn.weight"]  # [D, 3D], columns q | k | v
+    b = model[f"h.{l}.attn.c_attn.bias"]    # [3D]
+
+    def ln1(x):
+        return layer_norm(x, model[f"h.{l}.ln_1.weight"], model[f"h.{l}.ln_1.bias"], model.eps)
+
+    def cols(part):  # part 0 = q, 1 = k, 2 = v
+        return slice(part * D + h * dh, part * D + (h + 1) * dh)
+
+    q = ln1(q_in) @ W[:, cols(0)] + b[cols(0)]  # [P, dh]
+    k = ln1(k_in) @ W[:, cols(1)] + b[cols(1)]
+    v = ln1(v_in) @ W[:, cols(2)] + b[cols(2)]
+    P = q.shape[0]
+    scores = q @ k.T / math.sqrt(dh)  # [P, P]
+    causal = torch.ones(P, P, dtype=torch.bool).tril()
+    pattern = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
+    z = pattern @ v  # [P, dh]
+    return z @ model[f"h.{l}.attn.c_proj.weight"][h * dh:(h + 1) * dh, :]  # [P, D]
+
+
+def mlp_output(model, l, x):
+    """MLP l from its input residual x ([P, D], before ln_2), including its output bias."""
+    a = layer_norm(x, model[f"h.{l}.ln_2.weight"], model[f"h.{l}.ln_2.bias"], model.eps)
+    hidden = gelu_new(a @ model[f"h.{l}.mlp.c_fc.weight"] + model[f"h.{l}.mlp.c_fc.bias"])
+    return hidden @ model[f"h.{l}.mlp.c_proj.weight"] + model[f"h.{l}.mlp.c_proj.bias"]
+
+
+def unembed(model, x):
+    """`logits` port: ln_f then W_U.  [P, D] -> [P, V]."""
+    return layer_norm(x, model["ln_f.weight"], model["ln_f.bias"], model.eps) @ model.W_U.T
+
+
+def plain_forward(model, tokens):
+    """An ordinary GPT-2 forward (all heads at once), used only to check that the
+    residual decomposition below computes the same logits."""
+    D, H, dh = model.d_model, model.n_head, model.d_head
+    P = len(tokens)
+    x = embed(model, tokens)
+    causal = torch.ones(P, P, dtype=torch.bool).tril()
+    for l in range(model.n_layer):
+        a = layer_norm(x, model[f"h.{l}.ln_1.weight"], model[f"h.{l}.ln_1.bias"], model.eps)
+        qkv = a @ model[f"h.{l}.attn.c_attn.weight"] + model[f"h.{l}.attn.c_attn.bias"]
+        q, k, v = (t.reshape(P, H, dh).transpose(0, 1) for t in qkv.split(D, dim=-1))  # [H, P, dh]
+        scores = q @ k.transpose(-1, -2) / math.sqrt(dh)
+        pattern = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
+        z = (pattern @ v).transpose(0, 1).reshape(P, D)
+        x = x + z @ model[f"h.{l}.attn.c_proj.weight"] + model[f"h.{l}.attn.c_proj.bias"]
+        if not model.attn_only:
+            x = x + mlp_output(model, l, x)
+    return unembed(model, x)
+
+
+# ----------------------------------------------------------------------------
+# 2. The graph
+# ----------------------------------------------------------------------------
+
+class Graph:
+    """Upstream nodes, downstream ports and edges, in forward order.
+
+    nodes:    "input", "a{l}.h{h}", "m{l}"
+    ports:    "a{l}.h{h}<q>", "<k>", "<v>", "m{l}", "logits"
+    upstream: port -> the nodes whose outputs sum into it (edges u->port)
+    owner:    port -> the node (or "logits") that reads it
+    ports_of: node -> its ports
+    edges:    (u, port) pairs, ordered by port then by u
+    """
+
+    def __init__(self, model):
+        self.nodes, self.ports = ["input"], []
+        self.upstream, self.owner, self.ports_of, self.layer_of_port = {}, {}, {}, {}
+        before = ["input"]
+
+        def add_port(port, owner, n_attn_biases):
+            self.ports.append(port)
+            self.upstream[port] = list(before)
+            self.owner[port] = owner
+            self.ports_of.setdefault(owner, []).append(port)
+            self.layer_of_port[port] = n_attn_biases  # how many c_proj.biases it sees
+
+        for l in range(model.n_layer):
+            heads = [f"a{l}.h{h}" for h in range(model.n_head)]
+            for head in heads:
+                for c in "qkv":
+                    add_port(f"{head}<{c}>", head, l)
+            self.nodes += heads
+            before += heads
+            if not model.attn_only:
+                add_port(f"m{l}", f"m{l}", l + 1)
+                self.nodes.append(f"m{l}")
+                before.append(f"m{l}")
+        add_port("logits", "logits", model.n_layer)
+        self.edges = [(u, p) for p in self.ports for u in self.upstream[p]]
+        self.edge_names = [edge_name(u, p) for u, p in self.edges]
+        self.edge_of_name = {edge_name(u, p): (u, p) for u, p in self.edges}
+
+
+def edge_name(u, p):
+    return f"{u}->{p}"
+
+
+def is_head(node):
+    return node.startswith("a")
+
+
+def is_mlp(node):
+    return node.startswith("m")
+
+
+def layer_of(node):
+    return int(node[1:].split(".")[0])
+
+
+def residual_bias(model, graph, port):
+    """Sum of the c_proj.bias of every attention layer before `port` (the constant
+    part of its residual stream).  [D]"""
+    bias = torch.zeros(model.d_model)
+    for l in range(graph.layer_of_port[port]):
+        bias = bias + model[f"h.{l}.attn.c_proj.bias"]
+    return bias
+
+
+def node_from_ports(model, node, port_inputs):
+    """Compute a head's or an MLP's output from its own port inputs."""
+    l = layer_of(node)
+    if is_head(node):
+        h = int(node.split(".h")[1])
+        return head_output(model, l, h, port_inputs[f"{node}<q>"], port_inputs[f"{node}<k>"],
+                           port_inputs[f"{node}<v>"])
+    return mlp_output(model, l, port_inputs[node])
+
+
+# ----------------------------------------------------------------------------
+# 3. The forward pass as a residual decomposition
+# ----------------------------------------------------------------------------
+
+def run(model, graph, tokens, edge_values=None, node_values=None, port_values=None, port_deltas=None):
+    """One example's forward pass, built edge by edge.
+
+    Each port's input is   residual_bias(port) + sum over u in upstream[port] of
+    what edge u->port carries, which is u's output in THIS run unless overridden.
+
+    edge_values: {(u, port): [P, D]}  what the edge carries instead (edge patching: out_u(x'))
+    node_values: {u: [P, D]}          replaces u's output (frozen nodes; EAP-IG's input)
+    port_values: {port: [P, D]}       replaces the port's whole input (path patching run 2)
+    port_deltas: {port: [P, D]}       added to the port's input; zero tensors with
+                                      requires_grad=True make d M / d in_port available
+    Returns (logits [P, V], outputs {node: [P, D]}, inputs {port: [P, D]}).
+    """
+    edge_values, node_values = edge_values or {}, node_values or {}
+    port_values, port_deltas = port_values or {}, port_deltas or {}
+    outputs, inputs = {}, {}
+
+    def read_port(port):
+        if port in port_values:
+            x = port_values[port]
+        else:
+            x = residual_bias(model, graph, port)
+            for u in graph.upstream[port]:
+                x = x + edge_values.get((u, port), outputs[u])
+        if port in port_deltas:
+            x = x + port_deltas[port]
+        inputs[port] = x
+        return x
+
+    def compute(node):
+        port_inputs = {port: read_port(port) for port in graph.ports_of[node]}
+        outputs[node] = node_values[node] if node in node_values else node_from_ports(model, node, port_inputs)
+
+    outputs["input"] = node_values.get("input", embed(model, tokens))
+    for node in graph.nodes[1:]:  # forward order: heads of layer l, then m{l}, ...
+        compute(node)
+    logits = unembed(model, read_port("logits"))
+    return logits, outputs, inputs
+
+
+# ----------------------------------------------------------------------------
+# 4. Metrics (per example, at the last position; M is the mean over examples)
+# ----------------------------------------------------------------------------
+
+class Example:
+    """One task line plus its clean and corrupted unpatched runs."""
+
+    def __init__(self, model, graph, line):
+        self.clean = torch.tensor(line["clean"])
+        self.corrupted = torch.tensor(line["corrupted"])
+        self.answer, self.wrong = line["answer"], line["wrong"]
+        logits, self.clean_out, self.clean_in = run(model, graph, self.clean)
+        self.clean_logits = logits[-1].detach()
+        self.clean_logp = torch.log_softmax(self.clean_logits, -1)
+        logits, self.corr_out, self.corr_in = run(model, graph, self.corrupted)
+        self.corr_logits = logits[-1].detach()
+
+
+def metric_value(name, last_logits, ex):
+    """Per-example metric from the run's last-position logits [V]."""
+    logp = torch.log_softmax(last_logits, -1)
+    if name == "logit_diff":
+        return last_logits[ex.answer] - last_logits[ex.wrong]
+    if name == "prob_diff":
+        return logp[ex.answer].exp() - logp[ex.wrong].exp()
+    if name == "kl":  # KL(p_clean || p_run)
+        return (ex.clean_logp.exp() * (ex.clean_logp - logp)).sum()
+    if name == "loss":
+        return -logp[ex.answer]
+    raise ValueError(name)
+
+
+def mean_metrics(task, last_logits_of):
+    """{metric: M} where M = mean over examples; last_logits_of(ex) -> [V]."""
+    totals = {name: 0.0 for name in METRICS}
+    for ex in task:
+        last = last_logits_of(ex)
+        for name in METRICS:
+            totals[name] += metric_value(name, last, ex).item() / len(task)
+    return totals
+
+
+def patched_last_logits(model, graph, ex, patched_edges):
+    """Clean run with the given edges patched: each carries out_u(x') instead of u's
+    output in this run; the change propagates downstream."""
+    edge_values = {(u, p): ex.corr_out[u] for u, p in patched_edges}
+    return run(model, graph, ex.clean, edge_values=edge_values)[0][-1]
+
+
+# ----------------------------------------------------------------------------
+# 5. Scores
+# ----------------------------------------------------------------------------
+
+def port_gradients(model, graph, ex, tokens, node_values=None):
+    """{metric: {port: d M_b / d in_port [P, D]}} for one example, in the run on
+    `tokens` (with optional node overrides).  The gradient is the total derivative:
+    it includes everything downstream of the port."""
+    P = len(tokens)
+    deltas = {p: torch.zeros(P, model.d_model, requires_grad=True) for p in graph.ports}
+    logits, _, _ = run(model, graph, tokens, node_values=node_values, port_deltas=deltas)
+    grads = {}
+    for name in METRICS:
+        m = metric_value(name, logits[-1], ex)
+        g = torch.autograd.grad(m, [deltas[p] for p in graph.ports], retain_graph=True)
+        grads[name] = dict(zip(graph.ports, g))
+    return grads
+
+
+def average_grads(list_of_grads):
+    n = len(list_of_grads)
+    return {name: {p: sum(g[name][p] for g in list_of_grads) / n for p in list_of_grads[0][name]}
+            for name in METRICS}
+
+
+def gradient_scores(model, graph, task, method, steps=IG_STEPS):
+    """eap, eap-ig, clean-corrupted:
+    score(u->p) = (1/B) sum_b sum_pos (out_u(x'_b) - out_u(x_b)) . G_b[p]
+    where G_b[p] is
+      eap:             d M_b / d in_p on the clean run
+      eap-ig:          mean over k = 0..steps-1 of d M_b / d in_p on the run whose
+                       input node outputs e(x') + (k/steps) (e(x) - e(x'))
+      clean-corrupted: mean of the clean-run and the corrupted-run gradients
+    Returns {metric: {edge_name: score}}."""
+    scores = {name: {n: 0.0 for n in graph.edge_names} for name in METRICS}
+    for ex in task:
+        if method == "eap":
+            grads = port_gradients(model, graph, ex, ex.clean)
+        elif method == "clean-corrupted":
+            grads = average_grads([port_gradients(model, graph, ex, ex.clean),
+                                   port_gradients(model, graph, ex, ex.corrupted)])
+        elif method == "eap-ig":
+            e_clean, e_corr = ex.clean_out["input"], ex.corr_out["input"]
+            grads = average_grads([
+                port_gradients(model, graph, ex, ex.clean,
+                               node_values={"input": e_corr + (k / steps) * (e_clean - e_corr)})
+                for k in range(steps)])
+        else:
+            raise ValueError(method)
+        for name in METRICS:
+            for (u, p), n in zip(graph.edges, graph.edge_names):
+                diff = ex.corr_out[u] - ex.clean_out[u]
+                scores[name][n] += (diff * grads[name][p]).sum().item() / len(task)
+    return scores
+
+
+def exact_scores(model, graph, task, clean_metrics):
+    """exact: M(clean run with just that edge patched) - M(clean)."""
+    scores = {name: {} for name in METRICS}
+    for edge, n in zip(graph.edges, graph.edge_names):
+        m = mean_metrics(task, lambda ex: patched_last_logits(model, graph, ex, [edge]))
+        for name in METRICS:
+            scores[name][n] = m[name] - clean_metrics[name]
+    return scores
+
+
+# ----------------------------------------------------------------------------
+# 6. Path patching and path sets
+# ----------------------------------------------------------------------------
+
+def path_patch(model, graph, task, senders, receivers, recompute_mlps):
+    """Sender -> receiver path patching.  Returns {metric: M(run 2)}.
+
+    Run 1 (clean input): every sender outputs its corrupted value out_s(x'); every
+    other head is frozen to its clean output; MLPs are frozen to clean too, or, with
+    recompute_mlps, recomputed from their actual input in run 1 (a sender MLP always
+    takes its corrupted output).  Record each receiver port's input.
+    Run 2: the clean run with each receiver's input replaced by its recorded value,
+    everything downstream recomputed."""
+    def run2_last_logits(ex):
+        frozen = {}
+        for u in graph.nodes:
+            if u in senders:
+                frozen[u] = ex.corr_out[u]
+            elif is_head(u) or (is_mlp(u) and not recompute_mlps):
+                frozen[u] = ex.clean_out[u]
+        _, _, inputs1 = run(model, graph, ex.clean, node_values=frozen)
+        recorded = {r: inputs1[r] for r in receivers}
+        return run(model, graph, ex.clean, port_values=recorded)[0][-1]
+    return mean_metrics(task, run2_last_logits)
+
+
+def check_paths(graph, paths):
+    for path in paths:
+        assert len(path) > 0, "empty path"
+        for i, name in enumerate(path):
+            assert name in graph.edge_of_name, f"no edge {name}"
+            if i + 1 < len(path):
+                port = graph.edge_of_name[name][1]
+                nxt = graph.edge_of_name[path[i + 1]][0]
+                assert graph.owner[port] == nxt, f"{name} does not chain into {path[i + 1]}"
+        assert graph.edge_of_name[path[-1]][1] == "logits", f"path {path} does not end at logits"
+
+
+def path_set_last_logits(model, graph, ex, paths):
+    """Last-position logits of the treeified model in which a complete path
+    input -> ... -> logits reads x iff it ENDS WITH some path in `paths`, else x'.
+
+    A node instance is identified by its suffix s (tuple of edge names from it to
+    logits).  Its output is
+      out_u(x)   if some path p is a suffix of s (every complete path through it reads x),
+      out_u(x')  if s is not a suffix of any p (every complete path through it reads x'),
+      otherwise  recomputed from its ports, where a port's input is residual_bias +
+                 the sum over its edges e = v->port of v's instance at suffix (e,) + s.
+    The `input` node has no ports: in the third case it is x' (the complete path that
+    ends at it is s itself, which does not end with any p).  The logits root (s = ())
+    is always recomputed."""
+    P = [tuple(p) for p in paths]
+
+    def ends_with(seq, suffix):
+        return len(suffix) <= len(seq) and seq[len(seq) - len(suffix):] == suffix
+
+    def instance(u, s):
+        if any(ends_with(s, p) for p in P):
+            return ex.clean_out[u]
+        if u == "input" or not any(ends_with(p, s) for p in P):
+            return ex.corr_out[u]
+        return node_from_ports(model, u, {port: port_input(port, s) for port in graph.ports_of[u]})
+
+    def port_input(port, s):
+        x = residual_bias(model, graph, port)
+        for v in graph.upstream[port]:
+            x = x + instance(v, (edge_name(v, port),) + s)
+        return x
+
+    return unembed(model, port_input("logits", ()))[-1]
+
+
+def path_set_aue(model, graph, task, paths):
+    """AUE = mean over examples of KL(p_clean || p_paths) at the last position."""
+    check_paths(graph, paths)
+    return mean_metrics(task, lambda ex: path_set_last_logits(model, graph, ex, paths))["kl"]
+
+
+def all_complete_paths(graph):
+    """Every path input -> ... -> logits (exponential; only for the smallest models)."""
+    from_node = {}  # node -> list of edge-name tuples from it to logits
+
+    def paths_from(u):
+        if u not in from_node:
+            result = []
+            for (v, port), n in zip(graph.edges, graph.edge_names):
+                if v != u:
+                    continue
+                owner = graph.owner[port]
+                if owner == "logits":
+                    result.append((n,))
+                else:
+                    result += [(n,) + rest for rest in paths_from(owner)]
+            from_node[u] = result
+        return from_node[u]
+    return [list(p) for p in paths_from("input")]
+
+
+# ----------------------------------------------------------------------------
+# 7. Writers
+# ----------------------------------------------------------------------------
+
+def to_bf16_bits(a):
+    """float32 array -> bfloat16 bit patterns (uint16), round to nearest even."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16)
+
+
+def from_bf16_bits(b):
+    return (b.astype(np.uint32) << 16).view(np.float32)
+
+
+def write_safetensors(path, tensors, dtype):
+    """tensors: {name: float32 array}; dtype: "F32", "F16" or "BF16".
+    Layout: 8-byte little-endian header length, JSON header (padded with spaces to
+    a multiple of 8), then the data, tensors back to back in header order."""
+    header = {"__metadata__": {"format": "pt"}}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
+        if dtype == "F32":
+            raw = a.astype("<f4").tobytes()
+        elif dtype == "F16":
+            raw = a.astype("<f2").tobytes()
+        elif dtype == "BF16":
+            raw = to_bf16_bits(a).astype("<u2").tobytes()
+        else:
+            raise ValueError(dtype)
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in blobs:
+            f.write(raw)
+
+
+def read_safetensors(path):
+    """Minimal reader, used to check the writer round-trips.  -> {name: float32 array}"""
+    data = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out, end = {}, 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        raw = body[b:e]
+        kind = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}[info["dtype"]]
+        a = np.frombuffer(raw, dtype=kind).reshape(info["shape"])
+        out[name] = from_bf16_bits(a) if info["dtype"] == "BF16" else a.astype(np.float32)
+        end = max(end, e)
+    assert end == len(body), "data section not tiled exactly"
+    return out
+
+
+def write_json(path, obj, indent=1):
+    Path(path).write_text(json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+
+
+# ----------------------------------------------------------------------------
+# 8. Fixtures
+# ----------------------------------------------------------------------------
+
+def make_config(n_layer, n_head, n_embd, n_positions, vocab_size, n_inner, eps, attn_only, tied):
+    return {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "n_layer": n_layer,
+        "n_head": n_head,
+        "n_embd": n_embd,
+        "n_positions": n_positions,
+        "vocab_size": vocab_size,
+        "n_inner": n_inner,
+        "layer_norm_epsilon": eps,
+        "activation_function": "gelu_new",
+        "attn_only": attn_only,
+        "tie_word_embeddings": tied,
+    }
+
+
+def random_weights(config, seed):
+    """float32 weights, keyed by unprefixed HF names.  Matrices ~ N(0, 0.2), layer
+    norm gains ~ 1 + N(0, 0.1), biases ~ N(0, 0.1): activations are O(1)."""
+    rng = np.random.default_rng(seed)
+    D, V, N, L = config["n_embd"], config["vocab_size"], config["n_positions"], config["n_layer"]
+    F = config["n_inner"] or 4 * D
+
+    def normal(shape, std, mean=0.0):
+        return (mean + rng.normal(0.0, std, size=shape)).astype(np.float32)
+
+    w = {"wte.weight": normal((V, D), 0.2), "wpe.weight": normal((N, D), 0.2)}
+    for l in range(L):
+        p = f"h.{l}."
+        w[p + "ln_1.weight"], w[p + "ln_1.bias"] = normal(D, 0.1, 1.0), normal(D, 0.1)
+        w[p + "attn.c_attn.weight"], w[p + "attn.c_attn.bias"] = normal((D, 3 * D), 0.25), normal(3 * D, 0.1)
+        w[p + "attn.c_proj.weight"], w[p + "attn.c_proj.bias"] = normal((D, D), 0.2), normal(D, 0.1)
+        if not config["attn_only"]:
+            w[p + "ln_2.weight"], w[p + "ln_2.bias"] = normal(D, 0.1, 1.0), normal(D, 0.1)
+            w[p + "mlp.c_fc.weight"], w[p + "mlp.c_fc.bias"] = normal((D, F), 0.2), normal(F, 0.1)
+            w[p + "mlp.c_proj.weight"], w[p + "mlp.c_proj.bias"] = normal((F, D), 0.2), normal(D, 0.1)
+    w["ln_f.weight"], w["ln_f.bias"] = normal(D, 0.1, 1.0), normal(D, 0.1)
+    if not config["tie_word_embeddings"]:
+        w["lm_head.weight"] = normal((V, D), 0.2)
+    return w
+
+
+def random_task(V, lengths, seed):
+    """One example per length; corrupted = clean with about half of the positions
+    (at least one) replaced by other random ids."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for P in lengths:
+        clean = rng.integers(0, V, size=P)
+        corrupted = clean.copy()
+        replace = rng.random(P) < 0.5
+        replace[rng.integers(0, P)] = True
+        for i in np.flatnonzero(replace):
+            corrupted[i] = (clean[i] + rng.integers(1, V)) % V  # always a different id
+        answer, wrong = rng.choice(V, size=2, replace=False)
+        lines.append({"clean": [int(t) for t in clean], "corrupted": [int(t) for t in corrupted],
+                      "answer": int(answer), "wrong": int(wrong)})
+    return lines
+
+
+def close(a, b, tol=1e-9):
+    return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+
+
+def self_checks(model, graph, task, lines, scores, metrics):
+    """The assertions the brief asks for, plus a few more cross-checks."""
+    for ex, line in zip(task, lines):
+        # The decomposition computes the ordinary forward.
+        for toks, last in ((ex.clean, ex.clean_logits), (ex.corrupted, ex.corr_logits)):
+            assert torch.allclose(plain_forward(model, toks)[-1], last, atol=1e-12, rtol=0)
+        # Patching no edge gives the clean logits, every edge the corrupted ones.
+        assert torch.allclose(patched_last_logits(model, graph, ex, []), ex.clean_logits, atol=1e-12, rtol=0)
+        assert torch.allclose(patched_last_logits(model, graph, ex, graph.edges), ex.corr_logits,
+                              atol=1e-12, rtol=0)
+
+    # EAP = d/d alpha at 0 of M(edge u->p carries out_u(x) + alpha (out_u(x') - out_u(x))).
+    picks = [graph.edge_names[i] for i in np.linspace(0, len(graph.edges) - 1, 6).astype(int)]
+    for n in picks:
+        u, p = graph.edge_of_name[n]
+
+        def M(alpha):
+            def last(ex):
+                value = ex.clean_out[u] + alpha * (ex.corr_out[u] - ex.clean_out[u])
+                return run(model, graph, ex.clean, edge_values={(u, p): value})[0][-1]
+            return mean_metrics(task, last)
+        h = 1e-4
+        plus, minus = M(h), M(-h)
+        for name in METRICS:
+            fd = (plus[name] - minus[name]) / (2 * h)
+            assert abs(fd - scores["eap"][name][n]) < 1e-7, (n, name, fd, scores["eap"][name][n])
+
+    # EAP-IG with one step is the corrupted-run gradient, so clean-corrupted is the
+    # mean of eap and eap-ig(steps=1).
+    ig1 = gradient_scores(model, graph, task, "eap-ig", steps=1)
+    for name in METRICS:
+        for n in graph.edge_names:
+            want = 0.5 * (scores["eap"][name][n] + ig1[name][n])
+            assert abs(scores["clean-corrupted"][name][n] - want) < 1e-12
+
+    # Path patching, one sender and one receiver, frozen MLPs, = patching that edge.
+    for n in picks:
+        u, p = graph.edge_of_name[n]
+        pp = path_patch(model, graph, task, [u], [p], recompute_mlps=False)
+        for name in METRICS:
+            assert close(pp[name] - metrics[name]["clean_metric"], scores["exact"][name][n]), (n, name)
+
+    # Path sets.
+    ate = metrics["kl"]["corrupted_metric"]
+    assert close(path_set_aue(model, graph, task, []), ate)
+    direct = [[edge_name(u, "logits")] for u in graph.upstream["logits"]]
+    assert abs(path_set_aue(model, graph, task, direct)) < 1e-12
+    if model.n_layer * model.n_head <= 6:  # exponential; only for the smallest models
+        assert abs(path_set_aue(model, graph, task, all_complete_paths(graph))) < 1e-12
+    for u in graph.upstream["logits"][::2]:
+        e = edge_name(u, "logits")
+        # Only the direct path u->logits reads x: the corrupted run with that edge clean.
+        got = path_set_aue(model, graph, task, [[e]])
+        want = mean_metrics(task, lambda ex: run(model, graph, ex.corrupted,
+                                                 edge_values={(u, "logits"): ex.clean_out[u]})[0][-1])["kl"]
+        assert close(got, want), (e, got, want)
+        # Every direct path but u->logits reads x: the clean run with that edge patched.
+        got = path_set_aue(model, graph, task, [d for d in direct if d != [e]])
+        assert close(got, scores["exact"]["kl"][e]), (e, got)
+    # A two-edge path v -> head<k> -> logits: the corrupted run in which that head's
+    # k input carries clean v, and the head's new output reaches only the logits.
+    head = f"a{model.n_layer - 1}.h0"
+    v = f"a0.h{model.n_head - 1}"
+    k_port = f"{head}<k>"
+    got = path_set_aue(model, graph, task, [[edge_name(v, k_port), edge_name(head, "logits")]])
+
+    def treeified_check(ex):
+        ev = {(v, k_port): ex.clean_out[v]}
+        for port in graph.ports:
+            if port != "logits" and head in graph.upstream[port]:
+                ev[(head, port)] = ex.corr_out[head]
+        return run(model, graph, ex.corrupted, edge_values=ev)[0][-1]
+    want = mean_metrics(task, treeified_check)["kl"]
+    assert close(got, want), (got, want)
+
+    # The task file round-trips.
+    for ex, line in zip(task, lines):
+        assert ex.clean.tolist() == line["clean"] and len(line["clean"]) == len(line["corrupted"])
+        assert line["answer"] != line["wrong"]
+
+
+def path_patching_cases(model):
+    """(senders, receivers, recompute_mlps, metric) for one model."""
+    L, H = model.n_layer, model.n_head
+    last, mlps = L - 1, not model.attn_only
+    cases = [
+        # = the edge a0.h1 -> a{L-1}.h0<k>
+        (["a0.h1"], [f"a{last}.h0<k>"], False, "logit_diff"),
+        # several senders, logits receiver
+        ([f"a0.h{h}" for h in range(H)], ["logits"], False, "logit_diff"),
+        # input among the senders, q and v receivers, MLPs recomputed
+        (["input", "a0.h0"], [f"a{last}.h1<q>", f"a{last}.h0<v>"], True, "logit_diff"),
+        (["input", "a0.h0"], [f"a{last}.h1<q>", f"a{last}.h0<v>"], False, "logit_diff"),
+        # a receiver downstream of another receiver (its recorded input wins)
+        ([f"a0.h{H - 1}"], [f"a{last}.h{H - 1}<v>", "logits"], True, "kl"),
+    ]
+    if mlps:
+        cases += [
+            (["a0.h1"], [f"m{last}"], True, "logit_diff"),
+            (["a0.h1"], [f"m{last}"], False, "logit_diff"),
+            (["m0"], [f"a{last}.h1<v>", "logits"], False, "logit_diff"),
+            (["input", "m0"], ["logits"], True, "logit_diff"),
+            (["input", "m0"], ["logits"], True, "kl"),
+        ]
+    if L >= 3:
+        cases.append(([f"a1.h{h}" for h in range(H)] + ["a0.h0"], [f"a2.h2<k>", "m2"], True, "logit_diff"))
+    return cases
+
+
+def path_set_cases(model, graph):
+    L, H = model.n_layer, model.n_head
+    last = L - 1
+    direct = [[edge_name(u, "logits")] for u in graph.upstream["logits"]]
+    cases = [
+        [],
+        direct,
+        [[f"a0.h1->a{last}.h0<k>", f"a{last}.h0->logits"], [f"a{last}.h1->logits"], ["a0.h0->logits"]],
+        [[f"a{last}.h0->logits"]],
+        [[f"input->a0.h0<v>", f"a0.h0->a{last}.h{H - 1}<q>", f"a{last}.h{H - 1}->logits"],
+         [f"a0.h1->a{last}.h{H - 1}<k>", f"a{last}.h{H - 1}->logits"],
+         ["input->logits"]],
+    ]
+    if not model.attn_only:
+        cases += [
+            [["input->a0.h0<v>", "a0.h0->m0", "m0->logits"], ["a0.h0->logits"], [f"m{last}->logits"]],
+            [[f"m0->a{last}.h1<q>", f"a{last}.h1->m{last}", f"m{last}->logits"],
+             [f"a{last}.h1->logits"]],
+        ]
+    if L * H <= 6:
+        cases.append(all_complete_paths(graph))
+    return cases
+
+
+def build_fixture(name, config, weights, lines, prefix="", buffers=False, dtype="F32"):
+    """Write one fixture directory; returns the expected.json object."""
+    out = FIXTURES / name
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config, indent=2)
+
+    # The weights as stored, and the values the reference computes with.
+    stored = {}
+    for k, a in weights.items():
+        full = k if k == "lm_head.weight" else prefix + k
+        stored[full] = a
+    if buffers:  # HF attention buffers that loaders must ignore
+        N = config["n_positions"]
+        for l in range(config["n_layer"]):
+            stored[f"{prefix}h.{l}.attn.bias"] = np.tril(np.ones((N, N), np.float32)).reshape(1, 1, N, N)
+            stored[f"{prefix}h.{l}.attn.masked_bias"] = np.array(-1e4, dtype=np.float32)
+    write_safetensors(out / "model.safetensors", stored, dtype)
+    back = read_safetensors(out / "model.safetensors")
+    values = {}
+    for k, a in weights.items():
+        full = k if k == "lm_head.weight" else prefix + k
+        values[k] = back[full]
+        if dtype == "F32":
+            assert np.array_equal(values[k], a)
+    if dtype == "BF16":  # our rounding agrees with torch's
+        for k, a in weights.items():
+            t = torch.tensor(a).to(torch.bfloat16).to(torch.float32).numpy()
+            assert np.array_equal(t, values[k]), k
+
+    with open(out / "task.jsonl", "w") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+
+    model = Model(config, values)
+    graph = Graph(model)
+    task = [Example(model, graph, line) for line in lines]
+    clean = mean_metrics(task, lambda ex: ex.clean_logits)
+    corrupted = mean_metrics(task, lambda ex: ex.corr_logits)
+    metrics = {m: {"clean_metric": clean[m], "corrupted_metric": corrupted[m]} for m in METRICS}
+    expected = {
+        "model": name,
+        "logits": [ex.clean_logits.tolist() for ex in task],
+        "corrupted_logits": [ex.corr_logits.tolist() for ex in task],
+        "metrics": metrics,
+    }
+    if dtype != "F32":
+        write_json(out / "expected.json", expected)
+        return expected
+
+    scores = {m: gradient_scores(model, graph, task, m) for m in ["eap", "eap-ig", "clean-corrupted"]}
+    scores["exact"] = exact_scores(model, graph, task, clean)
+    self_checks(model, graph, task, lines, scores, metrics)
+
+    pp = []
+    for senders, receivers, recompute, metric in path_patching_cases(model):
+        got = path_patch(model, graph, task, senders, receivers, recompute)
+        pp.append({"senders": senders, "receivers": receivers, "recompute_mlps": recompute,
+                   "metric": metric, "effect": got[metric] - clean[metric],
+                   "clean_metric": clean[metric], "patched_metric": got[metric]})
+    ate = path_set_aue(model, graph, task, [])
+    ps = []
+    for paths in path_set_cases(model, graph):
+        aue = path_set_aue(model, graph, task, paths)
+        ps.append({"paths": paths, "delta": "kl", "aue": aue, "ate": ate,
+                   "proportion_explained": 1.0 - aue / ate})
+
+    expected.update({
+        "eap_ig_steps": IG_STEPS,
+        "nodes": graph.nodes,
+        "n_edges": len(graph.edges),
+        "edges": graph.edge_names,
+        "scores": {method: scores[method] for method in METHODS},
+        "path_patching": pp,
+        "path_sets": ps,
+    })
+    write_json(out / "expected.json", expected)
+    return expected
+
+
+def summary(name, e):
+    m = e["metrics"]
+    line = f"{name}: " + ", ".join(f"{k} {m[k]['clean_metric']:.4f}/{m[k]['corrupted_metric']:.4f}" for k in METRICS)
+    if "scores" in e:
+        ex = e["scores"]["exact"]["logit_diff"]
+        line += f"; {e['n_edges']} edges, |exact logit_diff| max {max(map(abs, ex.values())):.3f}"
+        line += "; PE " + " ".join(f"{c['proportion_explained']:.3f}" for c in e["path_sets"])
+    print(line)
+
+
+def main():
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+
+    # (1) GPT-2, L=2 H=2 D=16, n_inner null; "transformer." prefix and attention buffers.
+    c1 = make_config(2, 2, 16, 16, 41, None, 1e-5, False, True)
+    w1 = random_weights(c1, seed=1)
+    t1 = random_task(41, [3, 5, 8, 4, 6], seed=101)
+    summary("gpt2-tiny", build_fixture("gpt2-tiny", c1, w1, t1, prefix="transformer.", buffers=True))
+    # The same weights as F16 and BF16 (expected numbers from the rounded weights).
+    for dtype, name in (("F16", "gpt2-tiny-f16"), ("BF16", "gpt2-tiny-bf16")):
+        summary(name, build_fixture(name, c1, w1, t1, prefix="transformer.", buffers=True, dtype=dtype))
+
+    # (2) GPT-2, L=3 H=4 D=32, n_inner 48.
+    c2 = make_config(3, 4, 32, 24, 57, 48, 1e-5, False, True)
+    summary("gpt2-small3", build_fixture("gpt2-small3", c2, random_weights(c2, seed=2),
+                                         random_task(57, [7, 4, 8, 3, 6, 5], seed=102)))
+
+    # (3) Attention-only, untied unembedding (lm_head.weight), non-default epsilon.
+    c3 = make_config(2, 3, 24, 12, 37, None, 1e-4, True, False)
+    summary("attn-only", build_fixture("attn-only", c3, random_weights(c3, seed=3),
+                                       random_task(37, [4, 8, 3, 6], seed=103)))
+
+    total = sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file())
+    print(f"fixtures: {total} bytes")
+
+
+if __name__ == "__main__":
+    main()

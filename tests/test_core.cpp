@@ -1,0 +1,176 @@
+// Core: arena, tape and every op's backward against central finite differences (double).
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include <circuitry/core/gradcheck.hpp>
+#include <circuitry/core/ops.hpp>
+
+using namespace circuitry;
+
+namespace {
+
+GradInput random_input(Shape shape, unsigned seed, double scale = 1.0, double offset = 0.0) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> n(0.0, scale);
+  GradInput in{std::vector<double>(shape.numel()), shape};
+  for (auto& v : in.values) v = offset + n(rng);
+  return in;
+}
+
+void expect_ok(const GradCheckResult& r) {
+  INFO("max_abs_error=" << r.max_abs_error << " max_abs_grad=" << r.max_abs_grad);
+  CHECK(r.max_abs_grad > 1e-3);  // the check is not vacuous
+  CHECK(r.ok(1e-6));
+}
+
+}  // namespace
+
+TEST_CASE("arena reuses its memory after reset") {
+  Arena arena(1024);
+  float* a = arena.alloc<float>(100);
+  arena.alloc<double>(500);  // spills into a second block
+  const auto reserved = arena.reserved_bytes();
+  arena.reset();
+  CHECK(arena.alloc<float>(100) == a);
+  arena.alloc<double>(500);
+  CHECK(arena.reserved_bytes() == reserved);
+}
+
+TEST_CASE("a non-recording context pushes nothing and gives no adjoints") {
+  Arena arena;
+  Context<double, false> ctx(arena);
+  double data[6] = {1, 2, 3, 4, 5, 6};
+  auto x = Context<double, false>::constant(data, {2, 3});
+  auto y = ops::scale(ctx, x, 2.0);
+  CHECK(y.value[5] == 12.0);
+  CHECK_FALSE(y.needs_grad());
+}
+
+TEST_CASE("gradients: linear, matmul, batched_matmul") {
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::linear(ctx, v[0], v[1], &v[2]); },
+                            {random_input({2, 3, 4}, 1), random_input({4, 5}, 2), random_input({5}, 3)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::matmul(ctx, v[0], v[1]); },
+                            {random_input({3, 4}, 4), random_input({4, 2}, 5)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::batched_matmul(ctx, v[0], v[1]); },
+                            {random_input({2, 3, 4}, 6), random_input({2, 4, 3}, 7)}));
+}
+
+TEST_CASE("gradients: broadcast add, mul, scale") {
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::add(ctx, v[0], v[1]); },
+                            {random_input({2, 3, 4}, 8), random_input({4}, 9)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::add(ctx, v[0], v[1]); },
+                            {random_input({2, 3}, 10), random_input({2, 3}, 11)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::mul(ctx, v[0], v[1]); },
+                            {random_input({2, 3, 4}, 12), random_input({3, 4}, 13)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::scale(ctx, v[0], -1.5); },
+                            {random_input({5}, 14)}));
+}
+
+TEST_CASE("gradients: layer norm and gelu_new") {
+  expect_ok(check_gradients(
+      [](const auto& ctx, auto& v) { return ops::layer_norm(ctx, v[0], v[1], v[2], 1e-5); },
+      {random_input({2, 3, 6}, 15, 2.0, 0.5), random_input({6}, 16, 0.3, 1.0), random_input({6}, 17)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::gelu_new(ctx, v[0]); },
+                            {random_input({3, 7}, 18, 2.0)}));
+}
+
+TEST_CASE("gradients: causal attention pattern and mix") {
+  const std::size_t H = 2;
+  expect_ok(check_gradients(
+      [H](const auto& ctx, auto& v) { return ops::causal_attention_pattern(ctx, v[0], H); },
+      {random_input({2, 4, 3 * 6}, 19)}));
+  expect_ok(check_gradients(
+      [H](const auto& ctx, auto& v) {
+        auto pattern = ops::causal_attention_pattern(ctx, v[0], H);
+        return ops::attention_mix(ctx, pattern, v[0], H);
+      },
+      {random_input({2, 5, 3 * 6}, 20)}));
+}
+
+TEST_CASE("causal attention: rows sum to one and never look ahead") {
+  Arena arena;
+  Context<double, false> ctx(arena);
+  auto in = random_input({1, 4, 3 * 4}, 21);
+  auto qkv = Context<double, false>::constant(in.values.data(), in.shape);
+  auto pattern = ops::causal_attention_pattern(ctx, qkv, 2);
+  for (std::size_t h = 0; h < 2; ++h)
+    for (std::size_t i = 0; i < 4; ++i) {
+      double s = 0;
+      for (std::size_t j = 0; j < 4; ++j) {
+        const double a = pattern.view()(0, h, i, j);
+        if (j > i) CHECK(a == 0.0);
+        s += a;
+      }
+      CHECK(s == doctest::Approx(1.0));
+    }
+}
+
+TEST_CASE("gradients: embedding, log_softmax, exp, cross_entropy") {
+  const std::vector<int> ids{3, 0, 3, 1, 2, 4};
+  expect_ok(check_gradients(
+      [&](const auto& ctx, auto& v) { return ops::embedding(ctx, v[0], ids, Shape{2, 3}); },
+      {random_input({5, 4}, 22)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::log_softmax(ctx, v[0]); },
+                            {random_input({3, 6}, 23, 2.0)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::exp(ctx, v[0]); },
+                            {random_input({7}, 24)}));
+  const std::vector<int> targets{1, 5, 0};
+  expect_ok(check_gradients([&](const auto& ctx, auto& v) { return ops::cross_entropy(ctx, v[0], targets); },
+                            {random_input({3, 6}, 25, 2.0)}));
+}
+
+TEST_CASE("gradients: sum, mean, sum_last, slice, concat, gather_rows, pick") {
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::sum(ctx, v[0]); }, {random_input({2, 3}, 26)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::mean(ctx, v[0]); }, {random_input({2, 3}, 27)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::sum_last(ctx, v[0]); }, {random_input({2, 3, 4}, 28)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::slice(ctx, v[0], 1, 1, 3); },
+                            {random_input({2, 4, 3}, 29)}));
+  expect_ok(check_gradients(
+      [](const auto& ctx, auto& v) { return ops::concat(ctx, std::vector{v[0], v[1]}, 1); },
+      {random_input({2, 2, 3}, 30), random_input({2, 1, 3}, 31)}));
+  expect_ok(check_gradients(
+      [](const auto& ctx, auto& v) { return ops::gather_rows(ctx, v[0], std::vector<std::size_t>{2, 0, 2}); },
+      {random_input({3, 4}, 32)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::pick(ctx, v[0], std::vector<int>{1, 3}); },
+                            {random_input({2, 4}, 33)}));
+}
+
+TEST_CASE("norm_linear_ports: per-port gradients sum to the ordinary gradient") {
+  const std::size_t H = 2, dh = 3, D = H * dh;
+  auto in = {random_input({2, 3, D}, 34, 1.5, 0.3), random_input({D}, 35, 0.3, 1.0), random_input({D}, 36),
+             random_input({D, 3 * D}, 37), random_input({3 * D}, 38)};
+  // The fused op's gradients match finite differences...
+  expect_ok(check_gradients(
+      [&](const auto& ctx, auto& v) {
+        return ops::norm_linear_ports(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], ops::PortSplit::qkv_heads(H, dh));
+      },
+      in));
+  // ...and each port's gradient equals the gradient through that port's columns alone.
+  Arena arena;
+  Tape<double> tape(arena);
+  Context<double, true> ctx(arena, tape);
+  std::vector<Var<double>> v;
+  for (auto& g : std::vector<GradInput>(in)) {
+    double* p = arena.alloc<double>(g.values.size());
+    std::copy(g.values.begin(), g.values.end(), p);
+    v.push_back({p, g.shape, nullptr});
+    tape.watch(v.back());
+  }
+  std::vector<double> port_grads;
+  auto y = ops::norm_linear_ports(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], ops::PortSplit::qkv_heads(H, dh),
+                                  [&](const double* g, std::size_t n, std::size_t rows, std::size_t d) {
+                                    port_grads.assign(g, g + n * rows * d);
+                                  });
+  std::vector<double> seed(y.numel(), 0.0);
+  const std::size_t port = 3 * 1 + 2;  // head 1's v: columns 2D + dh .. 2D + 2dh
+  for (std::size_t r = 0; r < 6; ++r)
+    for (std::size_t c = 0; c < dh; ++c) seed[r * 3 * D + 2 * D + dh + c] = 1.0 + static_cast<double>(r + c);
+  tape.backward(y, seed.data());
+  const double* dx = tape.grad(v[0]);
+  const std::size_t n = 6 * D;
+  for (std::size_t i = 0; i < n; ++i) {
+    CHECK(port_grads[port * n + i] == doctest::Approx(dx[i]).epsilon(1e-12));
+    CHECK(port_grads[0 * n + i] == 0.0);
+  }
+}
