@@ -52,6 +52,8 @@ TEST_CASE("gradients: linear, matmul, batched_matmul") {
                             {random_input({2, 3, 4}, 1), random_input({4, 5}, 2), random_input({5}, 3)}));
   expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::matmul(ctx, v[0], v[1]); },
                             {random_input({3, 4}, 4), random_input({4, 2}, 5)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::matmul_transposed(ctx, v[0], v[1]); },
+                            {random_input({3, 4}, 40), random_input({5, 4}, 41)}));
   expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::batched_matmul(ctx, v[0], v[1]); },
                             {random_input({2, 3, 4}, 6), random_input({2, 4, 3}, 7)}));
 }

@@ -73,3 +73,28 @@ Var<T> batched_matmul(const Ctx& ctx, const Var<T>& a, const Var<T>& x) {
 }
 
 }  // namespace circuitry::ops
+
+namespace circuitry::ops {
+
+/// y = x w^T: x [..., K], w [N, K] -> [..., N] (the unembedding, with W_U stored [vocab, d_model]).
+template <class Ctx, class T = typename Ctx::scalar>
+Var<T> matmul_transposed(const Ctx& ctx, const Var<T>& x, const Var<T>& w) {
+  const std::size_t K = x.shape.cols(), M = x.shape.rows();
+  require(w.shape.rank == 2 && w.shape[1] == K, "matmul_transposed: x has " + std::to_string(K) + " columns but w is " + w.shape.str());
+  const std::size_t N = w.shape[0];
+  Shape ys = x.shape;
+  ys[ys.rank - 1] = N;
+  Var<T> y = ctx.output(ys, any_grad(x, w));
+  gemm<T>(Trans::No, Trans::Yes, M, N, K, T(1), x.value, K, w.value, K, T(0), y.value, N);
+  if constexpr (Ctx::records) {
+    if (y.needs_grad())
+      ctx.on_backward([ctx, x, w, y, M, N, K] {
+        const T* dy = ctx.grad(y);
+        if (x.needs_grad()) gemm<T>(Trans::No, Trans::No, M, K, N, T(1), dy, N, w.value, K, T(1), ctx.grad(x), K);
+        if (w.needs_grad()) gemm<T>(Trans::Yes, Trans::No, N, K, M, T(1), dy, N, x.value, K, T(1), ctx.grad(w), K);
+      });
+  }
+  return y;
+}
+
+}  // namespace circuitry::ops

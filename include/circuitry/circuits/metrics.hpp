@@ -1,0 +1,93 @@
+#pragma once
+// Metrics M (DESIGN.md section 2): the mean over examples of a per-example value at the
+// last position of the clean sequence.
+//   logit_diff = logit[answer] - logit[wrong]        prob_diff = p[answer] - p[wrong]
+//   kl = KL(p_clean || p_run)                        loss = -log p[answer]
+// A metric is any callable (ctx, logits [batch, vocab], MetricData) -> scalar Var built
+// from ops, so gradients flow through it on the tape; BuiltinMetric is one such callable.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "circuitry/core/ops.hpp"
+
+namespace circuitry {
+
+enum class MetricKind { LogitDiff, ProbDiff, KL, Loss };
+
+inline MetricKind parse_metric(const std::string& name) {
+  if (name == "logit_diff") return MetricKind::LogitDiff;
+  if (name == "prob_diff") return MetricKind::ProbDiff;
+  if (name == "kl") return MetricKind::KL;
+  if (name == "loss") return MetricKind::Loss;
+  throw Error("unknown metric '" + name + "' (choose logit_diff, prob_diff, kl or loss)");
+}
+
+inline std::string metric_name(MetricKind k) {
+  switch (k) {
+    case MetricKind::LogitDiff: return "logit_diff";
+    case MetricKind::ProbDiff: return "prob_diff";
+    case MetricKind::KL: return "kl";
+    case MetricKind::Loss: return "loss";
+  }
+  return "?";
+}
+
+/// What a metric may read besides the run's logits.
+template <class T>
+struct MetricData {
+  std::vector<int> answer, wrong;       // per example
+  std::vector<T> clean_log_probs;       // [batch, vocab]: log-softmax of the clean run (for kl)
+};
+
+template <class T>
+std::vector<T> log_softmax_rows(const T* logits, std::size_t rows, std::size_t V) {
+  std::vector<T> out(rows * V);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* x = logits + r * V;
+    T mx = x[0];
+    for (std::size_t v = 1; v < V; ++v) mx = std::max(mx, x[v]);
+    T s = 0;
+    for (std::size_t v = 0; v < V; ++v) s += std::exp(x[v] - mx);
+    const T lse = mx + std::log(s);
+    for (std::size_t v = 0; v < V; ++v) out[r * V + v] = x[v] - lse;
+  }
+  return out;
+}
+
+struct BuiltinMetric {
+  MetricKind kind = MetricKind::LogitDiff;
+
+  template <class Ctx, class T = typename Ctx::scalar>
+  Var<T> operator()(const Ctx& ctx, const Var<T>& logits, const MetricData<T>& d) const {
+    const std::size_t B = logits.shape[0], V = logits.shape[1];
+    switch (kind) {
+      case MetricKind::LogitDiff:
+        return ops::mean(ctx, ops::add(ctx, ops::pick(ctx, logits, d.answer), ops::scale(ctx, ops::pick(ctx, logits, d.wrong), T(-1))));
+      case MetricKind::ProbDiff: {
+        Var<T> logp = ops::log_softmax(ctx, logits);
+        Var<T> pa = ops::exp(ctx, ops::pick(ctx, logp, d.answer)), pw = ops::exp(ctx, ops::pick(ctx, logp, d.wrong));
+        return ops::mean(ctx, ops::add(ctx, pa, ops::scale(ctx, pw, T(-1))));
+      }
+      case MetricKind::Loss:
+        return ops::scale(ctx, ops::mean(ctx, ops::pick(ctx, ops::log_softmax(ctx, logits), d.answer)), T(-1));
+      case MetricKind::KL: {
+        // KL(p_c || p) = sum_v p_c (log p_c - log p): the entropy term is a constant.
+        require(d.clean_log_probs.size() == B * V, "kl metric: clean log-probabilities are missing");
+        T* pc = ctx.arena().template alloc<T>(B * V);
+        T entropy_term = 0;
+        for (std::size_t i = 0; i < B * V; ++i) {
+          pc[i] = std::exp(d.clean_log_probs[i]);
+          entropy_term += pc[i] * d.clean_log_probs[i];
+        }
+        T* c = ctx.arena().template alloc<T>(1);
+        c[0] = entropy_term / T(B);
+        Var<T> cross = ops::sum(ctx, ops::mul(ctx, ops::log_softmax(ctx, logits), Var<T>{pc, {B, V}, nullptr}));
+        return ops::add(ctx, ops::scale(ctx, cross, T(-1) / T(B)), Var<T>{c, Shape{}, nullptr});
+      }
+    }
+    throw Error("unknown metric");
+  }
+};
+
+}  // namespace circuitry

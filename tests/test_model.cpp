@@ -1,0 +1,160 @@
+// Models: forward against PyTorch fixtures (tests/make_fixtures.py), whole-model gradients
+// against finite differences, hooks.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include <circuitry/circuits/metrics.hpp>
+#include <circuitry/io/checkpoint.hpp>
+#include <circuitry/models/model.hpp>
+#include <circuitry/text/task.hpp>
+
+#include "fixtures.hpp"
+
+using namespace circuitry;
+using namespace circuitry::io;
+using circuitry::testing::Fixture;
+
+TEST_CASE_TEMPLATE("forward logits and metrics match PyTorch", T, float, double) {
+  const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-9;
+  for (const char* name : {"gpt2-tiny", "gpt2-small3", "attn-only", "gpt2-tiny-f16", "gpt2-tiny-bf16"}) {
+    CAPTURE(name);
+    Fixture<T> fx(name);
+    fx.with_model([&](const auto& model) {
+      Arena arena;
+      Context<T, false> ctx(arena);
+      Var<T> logits = model.forward(ctx, fx.clean_batch());
+      const auto& expected = fx.expected["logits"];
+      REQUIRE(logits.shape[0] == expected.size());
+      double worst = 0;
+      for (std::size_t b = 0; b < expected.size(); ++b)
+        for (std::size_t v = 0; v < expected[b].size(); ++v)
+          worst = std::max(worst, std::abs(double(logits.value[b * logits.shape[1] + v]) - expected[b][v].template get<double>()));
+      CHECK(worst < tol);
+      for (auto kind : {MetricKind::LogitDiff, MetricKind::ProbDiff, MetricKind::KL, MetricKind::Loss}) {
+        const auto& m = fx.expected["metrics"][metric_name(kind)];
+        CHECK(fx.metric_of(model, kind, fx.clean_batch()) == doctest::Approx(m["clean_metric"].template get<double>()).epsilon(tol));
+        CHECK(fx.metric_of(model, kind, fx.corrupted_batch()) ==
+              doctest::Approx(m["corrupted_metric"].template get<double>()).epsilon(tol));
+      }
+    });
+  }
+}
+
+TEST_CASE("whole-model gradients match finite differences (double)") {
+  ModelConfig c;
+  c.n_layer = 2, c.n_head = 2, c.n_embd = 6, c.n_positions = 8, c.vocab_size = 11, c.n_inner = 10;
+  auto model = Model<GPT2, double>::random(c, 3, 0.4);
+  const Batch batch = Batch::from({{1, 4, 2, 7}, {3, 3, 9}});
+  const std::vector<int> targets{0, 5, 2, 8, 1, 1, 6, 10};  // one per position (padded rows included)
+  auto loss_of = [&](Model<GPT2, double>& m) {
+    Arena arena;
+    Context<double, false> ctx(arena);
+    ForwardOptions<double> o;
+    o.all_positions = true;
+    return ops::cross_entropy(ctx, m.forward(ctx, batch, o), targets).value[0];
+  };
+  Arena arena;
+  Tape<double> tape(arena);
+  Context<double, true> ctx(arena, tape);
+  auto params = ParamVars<double>::view(model.weights());
+  params.watch_all(tape, model.weights());
+  ForwardOptions<double> o;
+  o.all_positions = true;
+  Var<double> input;
+  o.input_var = &input;
+  tape.backward(ops::cross_entropy(ctx, model.forward(ctx, batch, o, &params), targets));
+
+  std::mt19937 rng(5);
+  double worst = 0, largest = 0;
+  params.for_each(model.weights(), [&](Var<double>& v, auto& tensor) {
+    const double* g = tape.grad(v);
+    for (int k = 0; k < 6; ++k) {
+      const std::size_t i = rng() % tensor.size();
+      const double x0 = tensor.data()[i], h = 1e-6;
+      tensor.data()[i] = x0 + h;
+      const double up = loss_of(model);
+      tensor.data()[i] = x0 - h;
+      const double down = loss_of(model);
+      tensor.data()[i] = x0;
+      const double numeric = (up - down) / (2 * h);
+      worst = std::max(worst, std::abs(numeric - g[i]));
+      largest = std::max(largest, std::abs(numeric));
+    }
+  });
+  CHECK(largest > 1e-3);
+  CHECK(worst < 1e-7);
+
+  // d loss / d (input node output): perturb the embeddings through input_override.
+  const std::size_t n = batch.rows() * c.n_embd;
+  std::vector<double> embed(input.value, input.value + n);
+  const double* g_in = tape.grad(input);
+  worst = 0;
+  for (std::size_t i = 0; i < n; i += 5) {
+    auto run = [&](double delta) {
+      std::vector<double> e = embed;
+      e[i] += delta;
+      Arena a2;
+      Context<double, false> plain(a2);
+      ForwardOptions<double> oo;
+      oo.all_positions = true;
+      oo.input_override = e.data();
+      return ops::cross_entropy(plain, model.forward(plain, batch, oo), targets).value[0];
+    };
+    worst = std::max(worst, std::abs((run(1e-6) - run(-1e-6)) / 2e-6 - g_in[i]));
+  }
+  CHECK(worst < 1e-7);
+}
+
+TEST_CASE("hooks read and replace activations by TransformerLens names") {
+  Fixture<double> fx("gpt2-tiny");
+  fx.with_model([&](const auto& model) {
+    Arena arena;
+    Context<double, false> ctx(arena);
+    std::vector<std::string> seen;
+    Hooks<double> hooks;
+    for (std::string name : {"hook_embed", "blocks.1.attn.hook_pattern", "blocks.0.attn.hook_q", "blocks.1.hook_mlp_out",
+                             "ln_final.hook_normalized"})
+      hooks.add(name, [&, name](TensorView<double> v) { seen.push_back(name + v.shape.str()); });
+    ForwardOptions<double> o;
+    o.hooks = &hooks;
+    const Batch batch = fx.clean_batch();
+    Var<double> plain = model.forward(ctx, batch);
+    std::vector<double> before(plain.value, plain.value + plain.numel());
+    model.forward(ctx, batch, o);
+    const std::string B = std::to_string(batch.batch), P = std::to_string(batch.pos);
+    CHECK(seen == std::vector<std::string>{"hook_embed[" + B + ", " + P + ", 16]", "blocks.0.attn.hook_q[" + B + ", " + P + ", 2, 8]",
+                                           "blocks.1.attn.hook_pattern[" + B + ", 2, " + P + ", " + P + "]",
+                                           "blocks.1.hook_mlp_out[" + B + ", " + P + ", 16]",
+                                           "ln_final.hook_normalized[" + B + ", " + P + ", 16]"});
+    // Zeroing every MLP output by hook equals a model with zero MLP output weights and biases.
+    Hooks<double> zero;
+    for (int l = 0; l < 2; ++l)
+      zero.add("blocks." + std::to_string(l) + ".hook_mlp_out", [](TensorView<double> v) {
+        for (std::size_t i = 0; i < v.numel(); ++i) v.data[i] = 0;
+      });
+    o.hooks = &zero;
+    Var<double> hooked = model.forward(ctx, batch, o);
+    auto stripped = model;
+    for (auto& l : stripped.weights().layers) l.w_proj.fill(0), l.b_proj.fill(0);
+    Var<double> expect = stripped.forward(ctx, batch);
+    for (std::size_t i = 0; i < hooked.numel(); ++i) CHECK(hooked.value[i] == doctest::Approx(expect.value[i]).epsilon(1e-12));
+    bool changed = false;
+    for (std::size_t i = 0; i < hooked.numel(); ++i) changed = changed || std::abs(hooked.value[i] - before[i]) > 1e-6;
+    CHECK(changed);
+  });
+}
+
+TEST_CASE("sequences longer than the context are a clear error") {
+  Fixture<float> fx("attn-only");
+  fx.with_model([&](const auto& model) {
+    Arena arena;
+    Context<float, false> ctx(arena);
+    std::vector<int> tooLong(model.config().n_positions + 1, 1);
+    CHECK_THROWS_WITH_AS(model.forward(ctx, Batch::from({tooLong})), doctest::Contains("longer than the context"), Error);
+  });
+}
