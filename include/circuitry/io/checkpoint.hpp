@@ -28,8 +28,8 @@ inline nlohmann::json read_json_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) {
     std::error_code ec;
-    throw Error(path.string() + (std::filesystem::exists(path, ec) ? ": cannot open the file for reading"
-                                                                    : ": file does not exist"));
+    throw Error(path.string() +
+                (std::filesystem::exists(path, ec) ? ": cannot open the file for reading" : ": file does not exist"));
   }
   try {
     return nlohmann::json::parse(in);
@@ -51,7 +51,8 @@ inline std::size_t positive_size(const nlohmann::json& value, const std::string&
   return value.get<std::size_t>();
 }
 
-inline bool optional_bool(const nlohmann::json& config, const std::string& where, const std::string& key, bool fallback) {
+inline bool optional_bool(const nlohmann::json& config, const std::string& where, const std::string& key,
+                          bool fallback) {
   const auto found = config.find(key);
   if (found == config.end()) return fallback;
   if (!found->is_boolean()) throw Error(where + ": \"" + key + "\" must be true or false, got " + found->dump());
@@ -64,8 +65,8 @@ inline void require_setting(const nlohmann::json& config, const std::string& whe
                             const nlohmann::json& supported) {
   const auto found = config.find(key);
   if (found != config.end() && *found != supported)
-    throw Error(where + ": \"" + key + "\" is " + found->dump() + "; circuitry implements GPT-2 with " + supported.dump() +
-                " only");
+    throw Error(where + ": \"" + key + "\" is " + found->dump() + "; circuitry implements GPT-2 with " +
+                supported.dump() + " only");
 }
 
 /// Calls visit(name, tensor, expected_shape) for every parameter that `config` implies, named
@@ -195,22 +196,23 @@ Weights<T> load_weights(const std::filesystem::path& dir, const ModelConfig& con
   Weights<T> weights;
   weights.layers.resize(config.n_layer);
   std::set<std::string> used;
-  detail::for_each_parameter(config, weights, [&](const std::string& name, auto& tensor, const std::vector<std::size_t>& shape) {
-    const std::string prefixed = "transformer." + name;
-    const std::string& stored = file.contains(name) ? name : prefixed;
-    if (!file.contains(stored))
-      throw Error(where + ": missing tensor '" + name + "' (or '" + prefixed + "'), which config.json (" +
-                  detail::describe(config) + ") requires");
-    const TensorInfo& info = file.info(stored);
-    if (info.shape != shape)
-      throw Error(where + ": tensor '" + stored + "' has shape " + detail::format_shape(info.shape) +
-                  " but config.json implies " + detail::format_shape(shape));
-    typename std::remove_reference_t<decltype(tensor)>::shape_type extents;
-    std::copy(shape.begin(), shape.end(), extents.begin());
-    tensor.resize(extents);
-    file.read_into(stored, std::span<T>(tensor.data(), tensor.size()));
-    used.insert(stored);
-  });
+  detail::for_each_parameter(
+      config, weights, [&](const std::string& name, auto& tensor, const std::vector<std::size_t>& shape) {
+        const std::string prefixed = "transformer." + name;
+        const std::string& stored = file.contains(name) ? name : prefixed;
+        if (!file.contains(stored))
+          throw Error(where + ": missing tensor '" + name + "' (or '" + prefixed + "'), which config.json (" +
+                      detail::describe(config) + ") requires");
+        const TensorInfo& info = file.info(stored);
+        if (info.shape != shape)
+          throw Error(where + ": tensor '" + stored + "' has shape " + detail::format_shape(info.shape) +
+                      " but config.json implies " + detail::format_shape(shape));
+        typename std::remove_reference_t<decltype(tensor)>::shape_type extents;
+        std::copy(shape.begin(), shape.end(), extents.begin());
+        tensor.resize(extents);
+        file.read_into(stored, std::span<T>(tensor.data(), tensor.size()));
+        used.insert(stored);
+      });
   for (const std::string& name : file.names())
     if (!used.contains(name) && !detail::is_ignored_tensor(name, config))
       throw Error(where + ": unexpected tensor '" + name + "' that config.json (" + detail::describe(config) +
@@ -229,7 +231,8 @@ template <class T>
 Checkpoint<T> load_checkpoint(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    throw Error(dir.string() + ": not a directory (expected a GPT-2 model directory with config.json and model.safetensors)");
+    throw Error(dir.string() +
+                ": not a directory (expected a GPT-2 model directory with config.json and model.safetensors)");
   Checkpoint<T> checkpoint;
   checkpoint.config = read_model_config(dir / "config.json");
   checkpoint.weights = load_weights<T>(dir, checkpoint.config);
@@ -241,16 +244,18 @@ Checkpoint<T> load_checkpoint(const std::filesystem::path& dir) {
 /// shapes the config implies.
 template <class T>
 void save_checkpoint(const std::filesystem::path& dir, const ModelConfig& config, const Weights<T>& weights) {
+  const std::string where = dir.string() + ": cannot save the checkpoint: ";
   require(weights.layers.size() == config.n_layer,
-          "save_checkpoint: the weights have " + std::to_string(weights.layers.size()) + " layers but the config has n_layer = " +
-              std::to_string(config.n_layer));
+          where + "the weights have " + std::to_string(weights.layers.size()) +
+              " layers but the config has n_layer = " + std::to_string(config.n_layer));
   std::vector<NamedTensor> tensors;
-  detail::for_each_parameter(config, weights, [&](const std::string& name, const auto& tensor, const std::vector<std::size_t>& shape) {
-    const std::vector<std::size_t> actual(tensor.shape().begin(), tensor.shape().end());
-    require(actual == shape, "save_checkpoint: parameter '" + name + "' has shape " + detail::format_shape(actual) +
-                                 " but the config implies " + detail::format_shape(shape));
-    tensors.push_back({name, shape, std::vector<float>(tensor.data(), tensor.data() + tensor.size())});
-  });
+  detail::for_each_parameter(
+      config, weights, [&](const std::string& name, const auto& tensor, const std::vector<std::size_t>& shape) {
+        const std::vector<std::size_t> actual(tensor.shape().begin(), tensor.shape().end());
+        require(actual == shape, where + "parameter '" + name + "' has shape " + detail::format_shape(actual) +
+                                     " but the config implies " + detail::format_shape(shape));
+        tensors.push_back({name, shape, std::vector<float>(tensor.data(), tensor.data() + tensor.size())});
+      });
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(dir.string() + ": cannot create the directory (" + ec.message() + ")");

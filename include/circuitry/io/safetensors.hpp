@@ -40,7 +40,10 @@ static_assert(std::endian::native == std::endian::little,
 
 /// The dtypes of the safetensors format. Only F64, F32, F16 and BF16 can be read as float/double;
 /// the others are parsed and validated (so a file holding them still opens) but not converted.
-enum class DType { BOOL, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, C64, F4, F6_E2M3, F6_E3M2 };
+enum class DType {
+  BOOL, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, C64,
+  F4, F6_E2M3, F6_E3M2  // sub-byte types
+};
 
 namespace detail {
 
@@ -51,12 +54,12 @@ struct DTypeSpec {
 };
 
 inline constexpr std::array<DTypeSpec, 20> dtype_specs{{
-    {DType::BOOL, "BOOL", 8},     {DType::U8, "U8", 8},           {DType::I8, "I8", 8},
+    {DType::BOOL, "BOOL", 8},       {DType::U8, "U8", 8},           {DType::I8, "I8", 8},
     {DType::F8_E5M2, "F8_E5M2", 8}, {DType::F8_E4M3, "F8_E4M3", 8}, {DType::F8_E8M0, "F8_E8M0", 8},
-    {DType::I16, "I16", 16},      {DType::U16, "U16", 16},        {DType::F16, "F16", 16},
-    {DType::BF16, "BF16", 16},    {DType::I32, "I32", 32},        {DType::U32, "U32", 32},
-    {DType::F32, "F32", 32},      {DType::F64, "F64", 64},        {DType::I64, "I64", 64},
-    {DType::U64, "U64", 64},      {DType::C64, "C64", 64},        {DType::F4, "F4", 4},
+    {DType::I16, "I16", 16},        {DType::U16, "U16", 16},        {DType::F16, "F16", 16},
+    {DType::BF16, "BF16", 16},      {DType::I32, "I32", 32},        {DType::U32, "U32", 32},
+    {DType::F32, "F32", 32},        {DType::F64, "F64", 64},        {DType::I64, "I64", 64},
+    {DType::U64, "U64", 64},        {DType::C64, "C64", 64},        {DType::F4, "F4", 4},
     {DType::F6_E2M3, "F6_E2M3", 6}, {DType::F6_E3M2, "F6_E3M2", 6},
 }};
 
@@ -139,7 +142,8 @@ inline nlohmann::json parse_header(const std::string& header, const std::string&
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(where + ": header is not valid JSON (error at byte " + std::to_string(e.byte) + " of the header)");
   }
-  if (found_duplicate) throw Error(where + ": header has the duplicate key \"" + duplicate + "\"; each key may appear only once");
+  if (found_duplicate)
+    throw Error(where + ": header has the duplicate key \"" + duplicate + "\"; each key may appear only once");
   return json;
 }
 
@@ -291,7 +295,8 @@ inline SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) 
     const auto known = std::find_if(detail::dtype_specs.begin(), detail::dtype_specs.end(),
                                     [&](const detail::DTypeSpec& s) { return s.name == dtype->get<std::string>(); });
     if (known == detail::dtype_specs.end())
-      throw Error(tensor + " has unknown dtype \"" + dtype->get<std::string>() + "\" (F64, F32, F16 and BF16 are readable)");
+      throw Error(tensor + " has unknown dtype \"" + dtype->get<std::string>() +
+                  "\" (F64, F32, F16 and BF16 are readable)");
     info.dtype = known->dtype;
 
     const auto shape = entry.find("shape");
@@ -306,7 +311,8 @@ inline SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) 
     info.begin = (*offsets)[0].get<std::size_t>();
     info.end = (*offsets)[1].get<std::size_t>();
     if (info.begin > info.end)
-      throw Error(tensor + " has data_offsets begin " + std::to_string(info.begin) + " > end " + std::to_string(info.end));
+      throw Error(tensor + " has data_offsets begin " + std::to_string(info.begin) + " > end " +
+                  std::to_string(info.end));
 
     // Byte length = product(shape) * bits / 8, each step checked: a header may claim any shape.
     std::size_t bits = detail::spec(info.dtype).bits;
@@ -381,9 +387,9 @@ void SafetensorsFile::read_into(std::string_view name, std::span<T> out) const {
   if (dtype != DType::F64 && dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
     throw Error(path_.string() + ": tensor '" + std::string(name) + "' has dtype " + std::string(dtype_name(dtype)) +
                 ", which cannot be read as floating point (F64, F32, F16 or BF16 are needed)");
-  require(out.size() == tensor.num_elements(),
-          path_.string() + ": tensor '" + std::string(name) + "' has " + std::to_string(tensor.num_elements()) +
-              " values but the destination holds " + std::to_string(out.size()));
+  if (out.size() != tensor.num_elements())
+    throw Error(path_.string() + ": tensor '" + std::string(name) + "' has " + std::to_string(tensor.num_elements()) +
+                " values but the destination holds " + std::to_string(out.size()));
   const std::vector<unsigned char> bytes = read_bytes(name, tensor);
   auto identity = [](auto value) { return value; };
   switch (dtype) {
@@ -410,13 +416,13 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::size_t offset = 0;
   for (const NamedTensor& tensor : tensors) {
-    require(tensor.name != "__metadata__", where + ": \"__metadata__\" is reserved and cannot name a tensor");
-    require(!header.contains(tensor.name), where + ": two tensors are named '" + tensor.name + "'");
+    if (tensor.name == "__metadata__") throw Error(where + ": \"__metadata__\" is reserved and cannot name a tensor");
+    if (header.contains(tensor.name)) throw Error(where + ": two tensors are named '" + tensor.name + "'");
     std::size_t count = 1;
     for (std::size_t extent : tensor.shape) count *= extent;
-    require(count == tensor.values.size(), where + ": tensor '" + tensor.name + "' has shape " +
-                                               detail::format_shape(tensor.shape) + " but " +
-                                               std::to_string(tensor.values.size()) + " values");
+    if (count != tensor.values.size())
+      throw Error(where + ": tensor '" + tensor.name + "' has shape " + detail::format_shape(tensor.shape) + " but " +
+                  std::to_string(tensor.values.size()) + " values were given");
     const std::size_t bytes = count * sizeof(float);
     header[tensor.name] = {{"dtype", "F32"}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;

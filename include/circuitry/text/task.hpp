@@ -54,12 +54,14 @@ inline std::vector<int> read_token_ids(const nlohmann::json& value, std::size_t 
 
 /// The value of a required key. A text variant ("clean_text") in its place is recognised and
 /// explained: those need a tokenizer.
-inline const nlohmann::json& required_key(const nlohmann::json& line, const std::string& where, const std::string& key) {
+inline const nlohmann::json& required_key(const nlohmann::json& line, const std::string& where,
+                                          const std::string& key) {
   const auto found = line.find(key);
   if (found != line.end()) return *found;
   if (line.contains(key + "_text"))
-    throw Error(where + ": \"" + key + "_text\" needs a tokenizer, which circuitry does not have yet; give token ids in \"" +
-                key + "\" instead");
+    throw Error(where + ": \"" + key +
+                "_text\" needs a tokenizer, which circuitry does not have yet; give token ids in \"" + key +
+                "\" instead");
   throw Error(where + ": missing key \"" + key +
               "\"; each line needs {\"clean\": [ids], \"corrupted\": [ids], \"answer\": id, \"wrong\": id}");
 }
@@ -74,7 +76,8 @@ inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size,
   std::ifstream in(path);
   if (!in) {
     std::error_code ec;
-    throw Error(file + (std::filesystem::exists(path, ec) ? ": cannot open the file for reading" : ": file does not exist"));
+    throw Error(file +
+                (std::filesystem::exists(path, ec) ? ": cannot open the file for reading" : ": file does not exist"));
   }
   vocab_size = std::min<std::size_t>(vocab_size, std::size_t{INT_MAX} + 1);
   Task task;
@@ -87,13 +90,15 @@ inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size,
       json = nlohmann::json::parse(line);
     } catch (const nlohmann::json::parse_error& e) {
       throw Error(where + ": not valid JSON (error at column " + std::to_string(e.byte) +
-                  "); each line must be one JSON object like {\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": 4, \"wrong\": 5}");
+                  "); each line must be one JSON object like {\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": 4, "
+                  "\"wrong\": 5}");
     }
     if (!json.is_object()) throw Error(where + ": expected a JSON object, got " + std::string(json.type_name()));
 
     TaskExample example;
     example.clean = detail::read_token_ids(detail::required_key(json, where, "clean"), vocab_size, where, "clean");
-    example.corrupted = detail::read_token_ids(detail::required_key(json, where, "corrupted"), vocab_size, where, "corrupted");
+    example.corrupted =
+        detail::read_token_ids(detail::required_key(json, where, "corrupted"), vocab_size, where, "corrupted");
     example.answer = detail::read_token_id(detail::required_key(json, where, "answer"), vocab_size, where, "answer");
     example.wrong = detail::read_token_id(detail::required_key(json, where, "wrong"), vocab_size, where, "wrong");
     if (example.clean.size() != example.corrupted.size())
@@ -114,8 +119,10 @@ inline void write_task(const std::filesystem::path& path, const Task& task) {
   std::ofstream out(path);
   if (!out) throw Error(path.string() + ": cannot open the file for writing (does the directory exist?)");
   for (const TaskExample& example : task.examples) {
-    const nlohmann::ordered_json line = {
-        {"clean", example.clean}, {"corrupted", example.corrupted}, {"answer", example.answer}, {"wrong", example.wrong}};
+    const nlohmann::ordered_json line = {{"clean", example.clean},
+                                         {"corrupted", example.corrupted},
+                                         {"answer", example.answer},
+                                         {"wrong", example.wrong}};
     out << line.dump() << '\n';
   }
   if (!out) throw Error(path.string() + ": writing failed (disk full?)");

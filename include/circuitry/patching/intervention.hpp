@@ -1,0 +1,101 @@
+#pragma once
+// A forward pass in the residual-stream decomposition, where an Intervention decides what
+// each downstream port reads and may replace any node's output. Every kind of patching is
+// an Intervention: edge patching and circuit evaluation (patching/edge_patching.hpp), both
+// runs of path patching (patching/path_patching.hpp). Runs without gradient; a layer whose
+// ports all read the ordinary residual uses the fused fast path.
+#include <cstring>
+#include <vector>
+
+#include "circuitry/models/node_forward.hpp"
+
+namespace circuitry {
+
+template <class T>
+class Intervention {
+ public:
+  virtual ~Intervention() = default;
+  /// Ports [first, first + n) of one stage (a layer's q/k/v ports, an MLP input, or logits)
+  /// are about to read `resid` [B*P*D]; `outputs` [n_upstream, B*P*D] holds this run's node
+  /// outputs so far. Return false to let them read `resid`, or write each port's input into
+  /// `inputs` [n, B*P*D] and return true.
+  virtual bool port_inputs(std::size_t first, std::size_t n, const T* resid, const T* outputs, T* inputs) {
+    return false;
+  }
+  /// May replace `value` [B*P*D], node `node`'s output in this run, before it enters the residual.
+  virtual void node_output(std::size_t node, const T* outputs, T* value) {}
+};
+
+template <class T>
+struct InterventionRun {
+  std::vector<T> logits;        // [batch, vocab] at each sequence's last position
+  std::vector<T> node_outputs;  // [n_upstream, batch, pos, d_model]
+  std::vector<T> residuals;     // [2L + 1, batch, pos, d_model] the ordinary residual at every stage
+};
+
+template <class M, class T = typename M::scalar>
+InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>& iv) {
+  using Arch = typename M::architecture;
+  const auto& c = model.config();
+  const std::size_t B = batch.batch, P = batch.pos, D = c.n_embd, H = c.n_head, dh = c.d_head(), L = c.n_layer;
+  const std::size_t BPD = B * P * D, ppl = model.ports_per_layer();
+  require(P <= c.n_positions, "sequence of " + std::to_string(P) + " tokens is longer than the context (n_positions = " +
+                                  std::to_string(c.n_positions) + ")");
+  InterventionRun<T> run;
+  run.node_outputs.assign(model.n_upstream() * BPD, T(0));
+  run.residuals.assign(residual_stages(L) * BPD, T(0));
+  T* outs = run.node_outputs.data();
+  std::vector<T> resid(BPD), ports(3 * H * BPD);
+  Arena arena;
+  Context<T, false> ctx(arena);
+  const auto params = ParamVars<T>::view(model.weights());
+  const T eps = static_cast<T>(c.layer_norm_epsilon);
+
+  {  // input node
+    Var<T> tok = ops::embedding(ctx, params.wte, batch.tokens, {B, P});
+    std::vector<int> positions(B * P);
+    for (std::size_t i = 0; i < B * P; ++i) positions[i] = static_cast<int>(i % P);
+    Var<T> x = ops::add(ctx, tok, ops::embedding(ctx, params.wpe, positions, {B, P}));
+    std::memcpy(outs, x.value, BPD * sizeof(T));
+    iv.node_output(0, outs, outs);
+    std::memcpy(resid.data(), outs, BPD * sizeof(T));
+  }
+  auto add_node = [&](std::size_t node) {
+    iv.node_output(node, outs, outs + node * BPD);
+    for (std::size_t i = 0; i < BPD; ++i) resid[i] += outs[node * BPD + i];
+  };
+  for (std::size_t l = 0; l < L; ++l) {
+    arena.reset();
+    const auto& w = params.layers[l];
+    const std::size_t node0 = 1 + l * (H + (Arch::has_mlp ? 1 : 0));
+    std::memcpy(run.residuals.data() + 2 * l * BPD, resid.data(), BPD * sizeof(T));
+    if (iv.port_inputs(l * ppl, 3 * H, resid.data(), outs, ports.data())) {
+      for (std::size_t h = 0; h < H; ++h) {
+        const T* in = ports.data() + 3 * h * BPD;
+        head_output(model, l, h, in, in + BPD, in + 2 * BPD, B, P, arena, outs + (node0 + h) * BPD);
+      }
+    } else {
+      Var<T> r{resid.data(), {B, P, D}, nullptr};
+      Var<T> qkv = ops::norm_linear_ports(ctx, r, w.ln1_w, w.ln1_b, eps, &w.w_qkv, &w.b_qkv, ops::PortSplit::qkv_heads(H, dh));
+      Var<T> z = ops::attention_mix(ctx, ops::causal_attention_pattern(ctx, qkv, H), qkv, H);  // [B, P, H, dh]
+      for (std::size_t h = 0; h < H; ++h)
+        gemm<T>(Trans::No, Trans::No, B * P, D, dh, T(1), z.value + h * dh, D, w.w_o.value + h * dh * D, D, T(0),
+                outs + (node0 + h) * BPD, D);
+    }
+    for (std::size_t h = 0; h < H; ++h) add_node(node0 + h);
+    for (std::size_t i = 0; i < BPD; ++i) resid[i] += w.b_o.value[i % D];
+    std::memcpy(run.residuals.data() + (2 * l + 1) * BPD, resid.data(), BPD * sizeof(T));
+    if constexpr (Arch::has_mlp) {
+      const T* x = iv.port_inputs(l * ppl + 3 * H, 1, resid.data(), outs, ports.data()) ? ports.data() : resid.data();
+      mlp_output(model, l, x, B, P, arena, outs + (node0 + H) * BPD);
+      add_node(node0 + H);
+    }
+  }
+  std::memcpy(run.residuals.data() + 2 * L * BPD, resid.data(), BPD * sizeof(T));
+  const T* x = iv.port_inputs(L * ppl, 1, resid.data(), outs, ports.data()) ? ports.data() : resid.data();
+  arena.reset();
+  run.logits = logits_from_residual(model, x, B, P, batch.last, arena);
+  return run;
+}
+
+}  // namespace circuitry

@@ -1,0 +1,513 @@
+// io: safetensors, checkpoints and task files. Malformed inputs are written to a temporary
+// directory and each must fail with a circuitry::Error that names the file and the fault.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "circuitry/io/checkpoint.hpp"
+#include "circuitry/io/safetensors.hpp"
+#include "circuitry/text/task.hpp"
+
+namespace fs = std::filesystem;
+using namespace std::string_literals;
+using circuitry::Error;
+using circuitry::ModelConfig;
+using circuitry::Weights;
+
+namespace {
+
+/// A fresh directory under the system temp directory, removed with everything in it.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device random;
+    path = fs::temp_directory_path() / ("circuitry_test_io_" + std::to_string(random()) + std::to_string(random()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path operator/(const std::string& name) const { return path / name; }
+};
+
+void write_file(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string le64(std::uint64_t value) {
+  std::string bytes(8, '\0');
+  for (std::size_t i = 0; i < 8; ++i) bytes[i] = static_cast<char>((value >> (8 * i)) & 0xFF);
+  return bytes;
+}
+
+/// A safetensors file: the header's length, the header, then `data` as the data section.
+std::string safetensors_bytes(const std::string& header, const std::string& data) {
+  return le64(header.size()) + header + data;
+}
+
+std::string u16_bytes(std::initializer_list<std::uint16_t> values) {
+  std::string bytes;
+  for (std::uint16_t v : values) bytes += {static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)};
+  return bytes;
+}
+
+/// The message of the circuitry::Error that `f` throws, or a marker when it throws none.
+template <class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error thrown)";
+}
+
+}  // namespace
+
+// Checks that `expr` throws circuitry::Error with every one of the strings in its message.
+#define CHECK_ERROR(expr, ...)                                                         \
+  do {                                                                                 \
+    const std::string message_ = error_message([&] { (void)(expr); });                 \
+    INFO("message: " << message_);                                                     \
+    for (const std::string& word_ : std::initializer_list<std::string>{__VA_ARGS__})   \
+      CHECK_MESSAGE(message_.find(word_) != std::string::npos, "expected: " << word_); \
+  } while (false)
+
+using circuitry::io::SafetensorsFile;
+
+TEST_CASE("safetensors: structural faults are rejected before any tensor is read") {
+  TempDir dir;
+  const fs::path file = dir / "model.safetensors";
+  const std::string where = file.string();
+  auto open_bytes = [&](const std::string& bytes) {
+    write_file(file, bytes);
+    return SafetensorsFile::open(file);
+  };
+
+  CHECK_ERROR(SafetensorsFile::open(dir / "absent.safetensors"), "absent.safetensors", "does not exist");
+  CHECK_ERROR(open_bytes("\x05\0\0"s), where, "3 bytes", "too short");
+  CHECK_ERROR(open_bytes(le64(4096) + "{}"), where, "header length 4096 exceeds the file size 10", "truncated");
+  CHECK_ERROR(open_bytes(le64(100'000'001) + "{}"), where, "header length 100000001", "limit of 100000000");
+  CHECK_ERROR(open_bytes(le64(std::numeric_limits<std::uint64_t>::max()) + "{}"), "exceeds the limit");
+  CHECK_ERROR(open_bytes(safetensors_bytes(R"({"x": )", "")), where, "not valid JSON");
+  CHECK_ERROR(open_bytes(safetensors_bytes("{}\0junk"s, "")), "not valid JSON", "NUL");
+  CHECK_ERROR(open_bytes(safetensors_bytes(" {}", "")), where, "must start with '{'");
+  CHECK_ERROR(open_bytes(safetensors_bytes("[]", "")), "must start with '{'");
+  CHECK_ERROR(open_bytes(safetensors_bytes("{\"\xC3\x28\":1}", "")), where, "not valid UTF-8");
+  CHECK_ERROR(open_bytes(safetensors_bytes("{\"\xED\xA0\x80\":1}", "")), "not valid UTF-8");  // a surrogate
+}
+
+TEST_CASE("safetensors: header entries are validated like the reference implementation") {
+  TempDir dir;
+  const fs::path file = dir / "model.safetensors";
+  const std::string where = file.string();
+  auto open_header = [&](const std::string& header, std::size_t data_bytes) {
+    write_file(file, safetensors_bytes(header, std::string(data_bytes, '\0')));
+    return SafetensorsFile::open(file);
+  };
+
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                          R"("x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                          8),
+              where, "duplicate key \"x\"");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}})", 4),
+              "duplicate key \"dtype\"");
+  CHECK_ERROR(open_header(R"({"__metadata__":{"format":1}})", 0), where, "__metadata__", "strings to strings");
+  CHECK_ERROR(open_header(R"({"__metadata__":["pt"]})", 0), "__metadata__", "strings to strings");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F17","shape":[1],"data_offsets":[0,4]}})", 4), where, "tensor 'x'",
+              "unknown dtype \"F17\"");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4), "non-negative");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", 4), "[begin, end]");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","shape":[1]}})", 4), "data_offsets");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}})", 4), where, "tensor 'x'",
+              "begin 4 > end 0");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}})", 20), where,
+              "spanning 20 bytes", "shape [2, 3] of F32 needs 24 bytes");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F64","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", 8),
+              "overflows");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}})", 1), "whole number of bytes");
+  CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8), where, "tensor 'x'",
+              "past the end of the data section");
+  CHECK_ERROR(open_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                          R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                          12),
+              where, "overlap", "'a'", "'b'");
+  CHECK_ERROR(open_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                          12),
+              where, "gap", "[4, 8)");
+  CHECK_ERROR(open_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8), "gap", "[0, 4)");
+  CHECK_ERROR(open_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 6), "6 bytes", "cover only 4");
+}
+
+TEST_CASE("safetensors: F16, BF16, F64 and F32 values convert exactly") {
+  TempDir dir;
+  const fs::path file = dir / "values.safetensors";
+  const float min_subnormal = std::ldexp(1.0f, -24);
+  const std::string header = R"({"__metadata__":{"format":"pt"},)"
+                             R"("half":{"dtype":"F16","shape":[2,5],"data_offsets":[0,20]},)"
+                             R"("brain":{"dtype":"BF16","shape":[3],"data_offsets":[20,26]},)"
+                             R"("empty":{"dtype":"F32","shape":[0,3],"data_offsets":[26,26]},)"
+                             R"("ids":{"dtype":"I64","shape":[1],"data_offsets":[26,34]},)"
+                             R"("wide":{"dtype":"F64","shape":[1],"data_offsets":[34,42]}})";
+  const double third = 1.0 / 3.0;
+  std::string wide(8, '\0');
+  std::memcpy(wide.data(), &third, 8);
+  write_file(file, safetensors_bytes(header, u16_bytes({0x3C00, 0xC000, 0x0001, 0x03FF, 0x8000,  // F16
+                                                        0x7BFF, 0x7C00, 0xFC00, 0x7E00, 0x3555}) +
+                                                 u16_bytes({0x3F80, 0xC040, 0x7F80}) +  // BF16
+                                                 std::string(8, '\0') + wide));
+  const SafetensorsFile st = SafetensorsFile::open(file);
+  CHECK(st.names() == std::vector<std::string>{"half", "brain", "empty", "ids", "wide"});
+  CHECK(st.metadata().at("format") == "pt");
+  CHECK(st.info("half").dtype == circuitry::io::DType::F16);
+  CHECK(st.info("half").shape == std::vector<std::size_t>{2, 5});
+  CHECK_FALSE(st.contains("missing"));
+
+  const std::vector<float> half = st.read<float>("half");
+  CHECK(half[0] == 1.0f);
+  CHECK(half[1] == -2.0f);
+  CHECK(half[2] == min_subnormal);
+  CHECK(half[3] == 1023 * min_subnormal);  // largest subnormal
+  CHECK(half[4] == 0.0f);
+  CHECK(std::signbit(half[4]));
+  CHECK(half[5] == 65504.0f);  // largest finite half
+  CHECK(half[6] == std::numeric_limits<float>::infinity());
+  CHECK(half[7] == -std::numeric_limits<float>::infinity());
+  CHECK(std::isnan(half[8]));
+  CHECK(half[9] == std::ldexp(1365.0f, -12));  // 0x3555 = 0.333251953125
+  CHECK(st.read<double>("half")[2] == std::ldexp(1.0, -24));
+
+  CHECK(st.read<float>("brain") == std::vector<float>{1.0f, -3.0f, std::numeric_limits<float>::infinity()});
+  CHECK(st.read<double>("empty").empty());
+  CHECK(st.read<double>("wide")[0] == third);
+  CHECK(st.read<float>("wide")[0] == static_cast<float>(third));
+  CHECK_ERROR(st.read<float>("ids"), file.string(), "tensor 'ids'", "dtype I64", "cannot be read as floating point");
+  CHECK_ERROR(st.read<float>("nope"), "no tensor named 'nope'");
+}
+
+TEST_CASE("safetensors: write_safetensors round trips F32 and pads the header to 8 bytes") {
+  TempDir dir;
+  const fs::path file = dir / "out.safetensors";
+  const std::vector<circuitry::io::NamedTensor> tensors = {
+      {"matrix", {2, 3}, {1.5f, -2.25f, 3e-39f, 1e30f, 0.0f, -7.0f}},
+      {"scalar", {}, {42.0f}},
+      {"nothing", {0}, {}},
+  };
+  circuitry::io::write_safetensors(file, tensors, {{"format", "pt"}});
+  std::ifstream in(file, std::ios::binary);
+  std::string length_bytes(8, '\0');
+  in.read(length_bytes.data(), 8);
+  CHECK(static_cast<unsigned char>(length_bytes[0]) % 8 == 0);
+
+  const SafetensorsFile st = SafetensorsFile::open(file);
+  CHECK(st.names() == std::vector<std::string>{"matrix", "scalar", "nothing"});  // by offset
+  for (const auto& tensor : tensors) {
+    CHECK(st.info(tensor.name).dtype == circuitry::io::DType::F32);
+    CHECK(st.info(tensor.name).shape == tensor.shape);
+    CHECK(st.read<float>(tensor.name) == tensor.values);
+  }
+  CHECK_ERROR(circuitry::io::write_safetensors(dir / "bad.safetensors", {{"x", {2, 2}, {1.0f}}}), "shape [2, 2]",
+              "1 values");
+  CHECK_ERROR(circuitry::io::write_safetensors(dir / "bad.safetensors", {{"x", {1}, {1.0f}}, {"x", {1}, {2.0f}}}),
+              "two tensors are named 'x'");
+}
+
+namespace {
+
+ModelConfig tiny_config(bool attn_only, bool tied) {
+  ModelConfig config;
+  config.n_layer = 2;
+  config.n_head = 2;
+  config.n_embd = 4;
+  config.n_positions = 8;
+  config.vocab_size = 11;
+  config.n_inner = attn_only ? 16 : 12;
+  config.layer_norm_epsilon = 1e-6;
+  config.attn_only = attn_only;
+  config.tie_word_embeddings = tied;
+  return config;
+}
+
+/// Random weights of the shapes `config` implies, written out by hand so that the name and
+/// shape table in checkpoint.hpp is checked against an independent copy.
+std::vector<circuitry::io::NamedTensor> hf_tensors(const ModelConfig& c, const std::string& prefix, unsigned seed) {
+  std::mt19937 random(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<circuitry::io::NamedTensor> tensors;
+  auto add = [&](const std::string& name, std::vector<std::size_t> shape) {
+    std::size_t count = 1;
+    for (std::size_t extent : shape) count *= extent;
+    std::vector<float> values(count);
+    for (float& v : values) v = uniform(random);
+    tensors.push_back({name, std::move(shape), std::move(values)});
+  };
+  const std::size_t d = c.n_embd, f = c.n_inner;
+  add(prefix + "wte.weight", {c.vocab_size, d});
+  add(prefix + "wpe.weight", {c.n_positions, d});
+  for (std::size_t l = 0; l < c.n_layer; ++l) {
+    const std::string h = prefix + "h." + std::to_string(l) + ".";
+    add(h + "ln_1.weight", {d});
+    add(h + "ln_1.bias", {d});
+    add(h + "attn.c_attn.weight", {d, 3 * d});
+    add(h + "attn.c_attn.bias", {3 * d});
+    add(h + "attn.c_proj.weight", {d, d});
+    add(h + "attn.c_proj.bias", {d});
+    if (c.attn_only) continue;
+    add(h + "ln_2.weight", {d});
+    add(h + "ln_2.bias", {d});
+    add(h + "mlp.c_fc.weight", {d, f});
+    add(h + "mlp.c_fc.bias", {f});
+    add(h + "mlp.c_proj.weight", {f, d});
+    add(h + "mlp.c_proj.bias", {d});
+  }
+  add(prefix + "ln_f.weight", {d});
+  add(prefix + "ln_f.bias", {d});
+  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, d});
+  return tensors;
+}
+
+/// A model directory holding `config` and `tensors`.
+fs::path write_model(const TempDir& dir, const std::string& name, const ModelConfig& config,
+                     const std::vector<circuitry::io::NamedTensor>& tensors) {
+  const fs::path model = dir / name;
+  fs::create_directories(model);
+  circuitry::io::write_model_config(model / "config.json", config);
+  circuitry::io::write_safetensors(model / "model.safetensors", tensors);
+  return model;
+}
+
+template <class Tensor>
+std::vector<double> values_of(const Tensor& tensor) {
+  return std::vector<double>(tensor.begin(), tensor.end());
+}
+
+/// Every parameter of `a` equals the one of `b` (as doubles), and the shapes agree.
+template <class A, class B>
+void check_same_weights(const Weights<A>& a, const Weights<B>& b) {
+  CHECK(values_of(a.wte) == values_of(b.wte));
+  CHECK(values_of(a.wpe) == values_of(b.wpe));
+  CHECK(values_of(a.lnf_w) == values_of(b.lnf_w));
+  CHECK(values_of(a.lnf_b) == values_of(b.lnf_b));
+  CHECK(values_of(a.lm_head) == values_of(b.lm_head));
+  CHECK(a.wte.shape() == b.wte.shape());
+  CHECK(a.lm_head.shape() == b.lm_head.shape());
+  REQUIRE(a.layers.size() == b.layers.size());
+  for (std::size_t l = 0; l < a.layers.size(); ++l) {
+    const auto& x = a.layers[l];
+    const auto& y = b.layers[l];
+    CHECK(values_of(x.ln1_w) == values_of(y.ln1_w));
+    CHECK(values_of(x.ln1_b) == values_of(y.ln1_b));
+    CHECK(values_of(x.w_qkv) == values_of(y.w_qkv));
+    CHECK(x.w_qkv.shape() == y.w_qkv.shape());
+    CHECK(values_of(x.b_qkv) == values_of(y.b_qkv));
+    CHECK(values_of(x.w_o) == values_of(y.w_o));
+    CHECK(values_of(x.b_o) == values_of(y.b_o));
+    CHECK(values_of(x.ln2_w) == values_of(y.ln2_w));
+    CHECK(values_of(x.ln2_b) == values_of(y.ln2_b));
+    CHECK(values_of(x.w_fc) == values_of(y.w_fc));
+    CHECK(x.w_fc.shape() == y.w_fc.shape());
+    CHECK(values_of(x.b_fc) == values_of(y.b_fc));
+    CHECK(values_of(x.w_proj) == values_of(y.w_proj));
+    CHECK(values_of(x.b_proj) == values_of(y.b_proj));
+  }
+}
+
+void check_same_config(const ModelConfig& a, const ModelConfig& b) {
+  CHECK(a.n_layer == b.n_layer);
+  CHECK(a.n_head == b.n_head);
+  CHECK(a.n_embd == b.n_embd);
+  CHECK(a.n_positions == b.n_positions);
+  CHECK(a.vocab_size == b.vocab_size);
+  CHECK(a.n_inner == b.n_inner);
+  CHECK(a.layer_norm_epsilon == b.layer_norm_epsilon);
+  CHECK(a.attn_only == b.attn_only);
+  CHECK(a.tie_word_embeddings == b.tie_word_embeddings);
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: HF tensor names load, with or without the transformer. prefix") {
+  TempDir dir;
+  const ModelConfig config = tiny_config(false, true);
+  const auto tensors = hf_tensors(config, "", 1);
+  auto prefixed = hf_tensors(config, "transformer.", 1);  // same values, GPT2LMHeadModel names
+  prefixed.push_back({"transformer.h.0.attn.bias", {1, 1, 8, 8}, std::vector<float>(64, 1.0f)});  // ignored buffers
+  prefixed.push_back({"transformer.h.1.attn.masked_bias", {}, {-1e4f}});
+  prefixed.push_back({"lm_head.weight", {11, 4}, std::vector<float>(44, 0.5f)});  // tied: ignored
+
+  const auto plain = circuitry::io::load_checkpoint<float>(write_model(dir, "plain", config, tensors));
+  const auto with_prefix = circuitry::io::load_checkpoint<double>(write_model(dir, "prefixed", config, prefixed));
+  check_same_config(plain.config, config);
+  check_same_weights(plain.weights, with_prefix.weights);
+  CHECK(plain.weights.lm_head.size() == 0);
+  CHECK(plain.weights.layers[1].w_fc.shape() == std::array<std::size_t, 2>{4, 12});
+  CHECK(plain.weights.layers[1].w_fc(3, 11) == tensors[22].values[47]);  // h.1.mlp.c_fc.weight, row-major
+  CHECK(&plain.weights.unembed() == &plain.weights.wte);
+}
+
+TEST_CASE("checkpoint: save_checkpoint then load_checkpoint gives the same model") {
+  TempDir dir;
+  for (const bool attn_only : {false, true}) {
+    CAPTURE(attn_only);
+    const ModelConfig config = tiny_config(attn_only, /*tied=*/!attn_only);
+    const auto original =
+        circuitry::io::load_checkpoint<double>(write_model(dir, "source", config, hf_tensors(config, "", 7)));
+    const fs::path saved = dir / (attn_only ? "saved_attn_only" : "saved");
+    circuitry::io::save_checkpoint(saved, original.config, original.weights);
+    const auto reloaded = circuitry::io::load_checkpoint<double>(saved);
+    check_same_config(reloaded.config, config);
+    check_same_weights(reloaded.weights, original.weights);
+    CHECK(reloaded.weights.lm_head.size() == (attn_only ? 44u : 0u));
+    CHECK(reloaded.weights.layers[0].w_fc.size() == (attn_only ? 0u : 48u));
+    CHECK(SafetensorsFile::open(saved / "model.safetensors").metadata().at("format") == "pt");
+  }
+
+  const ModelConfig config = tiny_config(false, true);
+  auto weights =
+      circuitry::io::load_checkpoint<float>(write_model(dir, "m", config, hf_tensors(config, "", 3))).weights;
+  weights.layers[1].b_fc = xt::xtensor<float, 1>::from_shape({5});
+  CHECK_ERROR(circuitry::io::save_checkpoint(dir / "bad", config, weights), "h.1.mlp.c_fc.bias", "[5]", "[12]");
+}
+
+TEST_CASE("checkpoint: missing, misshapen and unexpected tensors are named") {
+  TempDir dir;
+  const ModelConfig config = tiny_config(false, false);
+  auto tensors = hf_tensors(config, "", 2);
+
+  auto missing = tensors;
+  std::erase_if(missing, [](const auto& t) { return t.name == "h.1.attn.c_proj.bias"; });
+  CHECK_ERROR(circuitry::io::load_checkpoint<float>(write_model(dir, "missing", config, missing)), "model.safetensors",
+              "missing tensor 'h.1.attn.c_proj.bias'");
+  auto no_head = tensors;
+  no_head.pop_back();
+  CHECK_ERROR(circuitry::io::load_checkpoint<float>(write_model(dir, "no_head", config, no_head)),
+              "missing tensor 'lm_head.weight'", "tie_word_embeddings = false");
+
+  auto wide = tensors;
+  wide[0] = {"wte.weight", {11, 6}, std::vector<float>(66, 0.0f)};
+  CHECK_ERROR(circuitry::io::load_checkpoint<float>(write_model(dir, "wide", config, wide)), "tensor 'wte.weight'",
+              "has shape [11, 6]", "config.json implies [11, 4]");
+
+  ModelConfig one_layer = config;
+  one_layer.n_layer = 1;
+  CHECK_ERROR(circuitry::io::load_checkpoint<float>(write_model(dir, "extra", one_layer, tensors)),
+              "unexpected tensor 'h.1.", "n_layer = 1");
+
+  const fs::path no_weights = dir / "no_weights";
+  fs::create_directories(no_weights);
+  circuitry::io::write_model_config(no_weights / "config.json", config);
+  CHECK_ERROR(circuitry::io::load_checkpoint<float>(no_weights), (no_weights / "model.safetensors").string(),
+              "does not exist");
+  CHECK_ERROR(circuitry::io::load_checkpoint<float>(dir / "nowhere"), "not a directory");
+}
+
+TEST_CASE("checkpoint: config.json is validated key by key") {
+  TempDir dir;
+  const fs::path file = dir / "config.json";
+  auto read = [&](const std::string& text) {
+    write_file(file, text);
+    return circuitry::io::read_model_config(file);
+  };
+  const std::string sizes = R"("n_layer": 2, "n_head": 2, "n_embd": 4, "n_positions": 8, "vocab_size": 11)";
+
+  const ModelConfig defaults = read("{" + sizes + R"(, "n_inner": null, "model_type": "gpt2"})");
+  CHECK(defaults.n_inner == 16);
+  CHECK(defaults.layer_norm_epsilon == 1e-5);
+  CHECK_FALSE(defaults.attn_only);
+  CHECK(defaults.tie_word_embeddings);
+  const ModelConfig explicit_values = read(
+      "{" + sizes + R"(, "n_inner": 6, "layer_norm_epsilon": 1e-6, "attn_only": true, "tie_word_embeddings": false})");
+  CHECK(explicit_values.n_inner == 6);
+  CHECK(explicit_values.layer_norm_epsilon == 1e-6);
+  CHECK(explicit_values.attn_only);
+  CHECK_FALSE(explicit_values.tie_word_embeddings);
+
+  CHECK_ERROR(circuitry::io::read_model_config(dir / "absent.json"), "absent.json", "does not exist");
+  CHECK_ERROR(read(R"({"n_layer": 2,})"), file.string(), "not valid JSON");
+  CHECK_ERROR(read("[1, 2]"), "expected a JSON object");
+  CHECK_ERROR(read(R"({"n_layer": 2, "n_embd": 4, "n_positions": 8, "vocab_size": 11})"), file.string(),
+              "missing key \"n_head\"");
+  CHECK_ERROR(read(R"({"n_layer": "2", "n_head": 2, "n_embd": 4, "n_positions": 8, "vocab_size": 11})"),
+              "\"n_layer\" must be a positive integer", "\"2\"");
+  CHECK_ERROR(read(R"({"n_layer": 2, "n_head": 2, "n_embd": 4, "n_positions": 0, "vocab_size": 11})"),
+              "\"n_positions\" must be positive");
+  CHECK_ERROR(read(R"({"n_layer": 2, "n_head": 3, "n_embd": 4, "n_positions": 8, "vocab_size": 11})"), file.string(),
+              "n_embd 4 is not divisible by n_head 3");
+  CHECK_ERROR(read("{" + sizes + R"(, "n_inner": -4})"), "\"n_inner\" must be positive");
+  CHECK_ERROR(read("{" + sizes + R"(, "layer_norm_epsilon": "small"})"), "layer_norm_epsilon");
+  CHECK_ERROR(read("{" + sizes + R"(, "attn_only": 1})"), "\"attn_only\" must be true or false");
+  CHECK_ERROR(read("{" + sizes + R"(, "model_type": "llama"})"), "\"model_type\" is \"llama\"");
+  CHECK_ERROR(read("{" + sizes + R"(, "activation_function": "relu"})"), "activation_function");
+  CHECK_ERROR(read("{" + sizes + R"(, "scale_attn_by_inverse_layer_idx": true})"), "scale_attn_by_inverse_layer_idx");
+}
+
+TEST_CASE("task: read_task and write_task round trip; bad lines name the line and the fix") {
+  TempDir dir;
+  const fs::path file = dir / "task.jsonl";
+  auto read = [&](const std::string& text) {
+    write_file(file, text);
+    return circuitry::read_task(file, 50, 6);
+  };
+
+  const circuitry::Task task = read(
+      "{\"clean\": [1, 2, 3], \"corrupted\": [1, 4, 3], \"answer\": 7, \"wrong\": 8, \"note\": \"extra keys are "
+      "fine\"}\n"
+      "\n"
+      "  \r\n"
+      "{\"clean\": [0], \"corrupted\": [49], \"answer\": 0, \"wrong\": 49}\r\n");
+  REQUIRE(task.examples.size() == 2);
+  CHECK(task.examples[0].clean == std::vector<int>{1, 2, 3});
+  CHECK(task.examples[0].corrupted == std::vector<int>{1, 4, 3});
+  CHECK(task.examples[0].answer == 7);
+  CHECK(task.examples[1].wrong == 49);
+
+  circuitry::write_task(dir / "copy.jsonl", task);
+  const circuitry::Task copy = circuitry::read_task(dir / "copy.jsonl", 50, 6);
+  REQUIRE(copy.examples.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(copy.examples[i].clean == task.examples[i].clean);
+    CHECK(copy.examples[i].corrupted == task.examples[i].corrupted);
+    CHECK(copy.examples[i].answer == task.examples[i].answer);
+    CHECK(copy.examples[i].wrong == task.examples[i].wrong);
+  }
+
+  const std::string good = "{\"clean\": [1], \"corrupted\": [2], \"answer\": 3, \"wrong\": 4}\n";
+  const std::string where = file.string();
+  CHECK_ERROR(circuitry::read_task(dir / "absent.jsonl", 50, 6), "absent.jsonl", "does not exist");
+  CHECK_ERROR(read(""), where, "no examples");
+  CHECK_ERROR(read("\n \n"), "no examples");
+  CHECK_ERROR(
+      read(good + good +
+           "{\"clean\": [1, 2, 3, 4, 5, 6, 7], \"corrupted\": [1, 2, 3, 4, 5, 6], \"answer\": 1, \"wrong\": 2}"),
+      where + " line 3", "clean has 7 tokens but corrupted has 6", "must have equal length");
+  CHECK_ERROR(read(good + "{\"clean\": [1, 50], \"corrupted\": [1, 2], \"answer\": 3, \"wrong\": 4}"),
+              where + " line 2", "clean[1] = 50 is out of range", "[0, 50)");
+  CHECK_ERROR(read("{\"clean\": [1], \"corrupted\": [2], \"answer\": 3, \"wrong\": -1}"), "line 1",
+              "wrong = -1 is out of range");
+  CHECK_ERROR(read("{\"clean\": [1], \"corrupted\": [2], \"answer\": 99, \"wrong\": 4}"), "answer = 99");
+  CHECK_ERROR(read("{\"clean\": [1,2,3,4,5,6,7], \"corrupted\": [1,2,3,4,5,6,7], \"answer\": 3, \"wrong\": 4}"),
+              "line 1", "7 tokens", "n_positions = 6");
+  CHECK_ERROR(read("{\"clean\": [1], \"corrupted\": [2], \"answer\": 3}"), "line 1", "missing key \"wrong\"");
+  CHECK_ERROR(read("{\"clean\": [], \"corrupted\": [], \"answer\": 3, \"wrong\": 4}"), "\"clean\" is empty");
+  CHECK_ERROR(read("{\"clean\": [1.5], \"corrupted\": [2], \"answer\": 3, \"wrong\": 4}"),
+              "clean[0] must be an integer");
+  CHECK_ERROR(read("{\"clean\": \"1 2\", \"corrupted\": [2], \"answer\": 3, \"wrong\": 4}"),
+              "\"clean\" must be an array");
+  CHECK_ERROR(read(good + "\n{\"clean\": [1], \"corrupted\": [2],}"), where + " line 3", "not valid JSON",
+              "one JSON object");
+  CHECK_ERROR(read("[1, 2]"), "line 1", "expected a JSON object");
+  CHECK_ERROR(read("{\"clean_text\": \"When Mary and John\", \"corrupted\": [2], \"answer\": 3, \"wrong\": 4}"),
+              "line 1", "clean_text", "tokenizer");
+}

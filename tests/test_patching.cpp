@@ -1,0 +1,169 @@
+// Patching: every method against PyTorch fixtures (tests/make_fixtures.py), and the
+// identities that tie the methods together.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include <circuitry/patching.hpp>
+
+#include "fixtures.hpp"
+
+using namespace circuitry;
+using circuitry::testing::Fixture;
+
+namespace {
+
+template <class T>
+constexpr double tolerance() {
+  return std::is_same_v<T, float> ? 1e-4 : 1e-9;
+}
+
+/// max |ours - expected| relative to max |expected| (floored so all-zero scores compare absolutely).
+double score_error(const Graph& g, const std::vector<double>& ours, const nlohmann::json& expected) {
+  double scale = 1e-2, worst = 0;
+  for (std::size_t e = 0; e < g.n_edges(); ++e) scale = std::max(scale, std::abs(expected[g.edges()[e].name].get<double>()));
+  for (std::size_t e = 0; e < g.n_edges(); ++e)
+    worst = std::max(worst, std::abs(ours[e] - expected[g.edges()[e].name].get<double>()));
+  return worst / scale;
+}
+
+const char* kModels[] = {"gpt2-tiny", "gpt2-small3", "attn-only"};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("eap, eap-ig, clean-corrupted and exact match PyTorch", T, float, double) {
+  for (const char* name : kModels) {
+    Fixture<T> fx(name);
+    fx.with_model([&](const auto& model) {
+      const auto task = make_patching_task(model, fx.task);
+      const Graph g = model.graph();
+      REQUIRE(g.n_edges() == fx.expected["n_edges"].template get<std::size_t>());
+      for (auto kind : {MetricKind::LogitDiff, MetricKind::ProbDiff, MetricKind::KL, MetricKind::Loss}) {
+        const BuiltinMetric metric{kind};
+        const auto& scores = fx.expected["scores"];
+        const std::string m = metric_name(kind);
+        CAPTURE(name);
+        CAPTURE(m);
+        const auto eap = attribute(model, task, metric, Eap{});
+        CHECK(score_error(g, eap.edge_scores, scores["eap"][m]) < tolerance<T>());
+        CHECK(score_error(g, attribute(model, task, metric, EapIg{5}).edge_scores, scores["eap-ig"][m]) < tolerance<T>());
+        CHECK(score_error(g, attribute(model, task, metric, CleanCorrupted{}).edge_scores, scores["clean-corrupted"][m]) < tolerance<T>());
+        ExactPatching exact;
+        exact.max_rows = 64;  // several lanes per forward and several forwards per stage
+        const auto ex = attribute(model, task, metric, exact);
+        CHECK(score_error(g, ex.edge_scores, scores["exact"][m]) < tolerance<T>());
+        CHECK(ex.clean_metric == doctest::Approx(fx.expected["metrics"][m]["clean_metric"].template get<double>()).epsilon(tolerance<T>()));
+        CHECK(eap.corrupted_metric ==
+              doctest::Approx(fx.expected["metrics"][m]["corrupted_metric"].template get<double>()).epsilon(tolerance<T>()));
+      }
+    });
+  }
+}
+
+TEST_CASE_TEMPLATE("path patching and path sets match PyTorch", T, float, double) {
+  for (const char* name : kModels) {
+    Fixture<T> fx(name);
+    fx.with_model([&](const auto& model) {
+      const auto task = make_patching_task(model, fx.task);
+      for (const auto& c : fx.expected["path_patching"]) {
+        CAPTURE(c.dump());
+        const auto r = path_patch(model, task, BuiltinMetric{parse_metric(c["metric"])}, c["senders"].template get<std::vector<std::string>>(),
+                                  c["receivers"].template get<std::vector<std::string>>(), c["recompute_mlps"].template get<bool>());
+        CHECK(r.effect == doctest::Approx(c["effect"].template get<double>()).epsilon(tolerance<T>()).scale(1.0));
+        CHECK(r.patched_metric == doctest::Approx(c["patched_metric"].template get<double>()).epsilon(tolerance<T>()));
+      }
+      for (const auto& c : fx.expected["path_sets"]) {
+        CAPTURE(c["paths"].size());
+        const auto r = evaluate_path_set(model, task, c["paths"].template get<std::vector<std::vector<std::string>>>());
+        CHECK(r.aue == doctest::Approx(c["aue"].template get<double>()).epsilon(tolerance<T>()).scale(1.0));
+        CHECK(r.ate == doctest::Approx(c["ate"].template get<double>()).epsilon(tolerance<T>()));
+        CHECK(r.proportion_explained == doctest::Approx(c["proportion_explained"].template get<double>()).epsilon(10 * tolerance<T>()).scale(1.0));
+      }
+    });
+  }
+}
+
+TEST_CASE("EAP is the derivative of the exact edge-patching effect (double, every edge)") {
+  Fixture<double> fx("gpt2-tiny");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const Graph g = model.graph();
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    const auto eap = attribute(model, task, metric, Eap{});
+    const auto clean = node_outputs(model, task.clean), corrupted = node_outputs(model, task.corrupted);
+    const double h = 1e-5;
+    auto source_at = [&](double alpha) {  // out_u(x) + alpha (out_u(x') - out_u(x))
+      std::vector<double> s(clean.size());
+      for (std::size_t i = 0; i < s.size(); ++i) s[i] = clean[i] + alpha * (corrupted[i] - clean[i]);
+      return s;
+    };
+    const auto up = source_at(h), down = source_at(-h);
+    double worst = 0, largest = 0;
+    for (std::size_t e = 0; e < g.n_edges(); ++e) {
+      std::vector<std::uint8_t> one(g.n_edges(), 0);
+      one[e] = 1;
+      const double fd = (patch_edges(model, task, metric, one, up).metric - patch_edges(model, task, metric, one, down).metric) / (2 * h);
+      worst = std::max(worst, std::abs(fd - eap.edge_scores[e]));
+      largest = std::max(largest, std::abs(fd));
+    }
+    CHECK(largest > 1e-2);
+    CHECK(worst < 1e-7 * std::max(1.0, largest));
+  });
+}
+
+TEST_CASE("patching all edges, all edges out of input or all into logits gives the corrupted run") {
+  for (const char* name : kModels) {
+    Fixture<double> fx(name);
+    fx.with_model([&](const auto& model) {
+      const auto task = make_patching_task(model, fx.task);
+      const Graph g = model.graph();
+      const auto source = ablation_source(model, task, Ablation::Resample);
+      const BuiltinMetric metric{MetricKind::LogitDiff};
+      const auto& expected = fx.expected["corrupted_logits"];
+      auto check_corrupted = [&](const std::vector<std::uint8_t>& patched) {
+        const auto run = patch_edges(model, task, metric, patched, source);
+        const std::size_t V = model.config().vocab_size;
+        for (std::size_t b = 0; b < expected.size(); ++b)
+          for (std::size_t v = 0; v < V; ++v) REQUIRE(run.logits[b * V + v] == doctest::Approx(expected[b][v].get<double>()).epsilon(1e-9));
+      };
+      check_corrupted(std::vector<std::uint8_t>(g.n_edges(), 1));
+      std::vector<std::uint8_t> from_input(g.n_edges(), 0), into_logits(g.n_edges(), 0);
+      for (int e : g.edges_out_of(g.input_node())) from_input[static_cast<std::size_t>(e)] = 1;
+      for (int e : g.edges_into(g.logits_port())) into_logits[static_cast<std::size_t>(e)] = 1;
+      check_corrupted(from_input);
+      check_corrupted(into_logits);
+      // A circuit of every edge is the clean run.
+      const auto full = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(g.n_edges(), 1), source);
+      for (std::size_t i = 0; i < full.logits.size(); ++i) REQUIRE(full.logits[i] == doctest::Approx(task.clean_logits[i]).epsilon(1e-12));
+      // Patching node u equals patching all of its outgoing edges; patching input equals the corrupted run.
+      CHECK(patch_nodes(model, task, metric, {"input"}, source).metric ==
+            doctest::Approx(fx.expected["metrics"]["logit_diff"]["corrupted_metric"].get<double>()).epsilon(1e-9));
+    });
+  }
+}
+
+TEST_CASE("a length-1 path patch equals the edge patch; full and empty path sets") {
+  Fixture<double> fx("gpt2-small3");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const Graph g = model.graph();
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    const auto exact = attribute(model, task, metric, ExactPatching{});
+    for (const char* edge : {"a0.h1->a2.h3<k>", "m0->a1.h2<v>", "input->m1", "a1.h0->logits", "m2->logits"}) {
+      const auto& e = g.edges()[static_cast<std::size_t>(g.find_edge(edge))];
+      const auto r = path_patch(model, task, metric, {g.upstream()[static_cast<std::size_t>(e.upstream)].name},
+                                {g.ports()[static_cast<std::size_t>(e.port)].name});
+      CHECK(r.effect == doctest::Approx(exact.edge_scores[static_cast<std::size_t>(g.find_edge(edge))]).epsilon(1e-10).scale(1.0));
+    }
+    std::vector<std::vector<std::string>> direct;
+    for (int e : g.edges_into(g.logits_port())) direct.push_back({g.edges()[static_cast<std::size_t>(e)].name});
+    const auto all_direct = evaluate_path_set(model, task, direct);
+    CHECK(all_direct.aue == doctest::Approx(0.0).scale(1e-9));
+    CHECK(all_direct.proportion_explained == doctest::Approx(1.0));
+    const auto none = evaluate_path_set(model, task, {});
+    CHECK(none.aue == doctest::Approx(none.ate));
+    CHECK_THROWS_WITH_AS(evaluate_path_set(model, task, {{"a0.h1->a2.h3<k>", "a1.h0->logits"}}), doctest::Contains("not a chain"), Error);
+    CHECK_THROWS_WITH_AS(evaluate_path_set(model, task, {{"a0.h1->a2.h3<k>"}}), doctest::Contains("must end at logits"), Error);
+    CHECK_THROWS_WITH_AS(evaluate_path_set(model, task, {{"a9.h1->logits"}}), doctest::Contains("unknown edge"), Error);
+  });
+}
