@@ -1,0 +1,269 @@
+// `circuitry`: the command line of DESIGN.md section 4, a thin layer over the library.
+//   circuitry                      the main job on the shipped induction model
+//   circuitry forward | attribute | prune | evaluate | path-patch | discover ...
+// Bad input ends with one line on stderr naming the file and the fault, and exit code 1.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include <circuitry/circuitry.hpp>
+
+#include "cli_args.hpp"
+
+namespace circuitry::cli {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using namespace circuitry::io;
+
+constexpr const char* kUsage = R"(circuitry: circuit discovery for transformer language models
+
+usage:
+  circuitry                      run the main job on the shipped induction model
+  circuitry forward    --model DIR --task FILE --out FILE
+  circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
+  circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--prune-dead-ends]
+  circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE
+  circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
+
+Commands that run a model also take --metric logit_diff|prob_diff|kl|loss (default logit_diff;
+kl for --paths), --dtype float32|float64 (default float32) and --threads N.
+A model is a Hugging Face GPT-2 directory (config.json + model.safetensors); a task is JSON Lines
+{"clean": [ids], "corrupted": [ids], "answer": id, "wrong": id}.
+)";
+
+const std::set<std::string> kModelOptions = {"--model", "--task", "--out", "--metric", "--dtype", "--threads"};
+
+std::set<std::string> with_model_options(std::set<std::string> extra) {
+  extra.insert(kModelOptions.begin(), kModelOptions.end());
+  return extra;
+}
+
+void write_json(const std::string& path, const Json& j) {
+  std::ofstream out(path);
+  require(bool(out), path + ": cannot open for writing");
+  out << j.dump(1) << "\n";
+  require(bool(out), path + ": write failed");
+}
+
+/// Loads --model in the requested dtype and architecture and calls f(model).
+template <class F>
+void with_model(const Args& a, F&& f) {
+  set_num_threads(static_cast<int>(a.integer("--threads", 0)));
+  const std::string dtype = a.get("--dtype", "float32");
+  require(dtype == "float32" || dtype == "float64", "unknown --dtype '" + dtype + "' (choose float32 or float64)");
+  auto run = [&]<class T>() {
+    auto checkpoint = io::load_checkpoint<T>(a.get("--model"));
+    with_architecture(checkpoint.config, [&]<class Arch>() {
+      const Model<Arch, T> model(checkpoint.config, std::move(checkpoint.weights));
+      f(model);
+    });
+  };
+  if (dtype == "float64") run.template operator()<double>();
+  else run.template operator()<float>();
+}
+
+template <class M>
+auto load_task(const Args& a, const M& model) {
+  const Task task = read_task(a.get("--task"), model.config().vocab_size, model.config().n_positions);
+  return make_patching_task(model, task);
+}
+
+void forward(const Args& a) {
+  with_model(a, [&](const auto& model) {
+    const auto task = load_task(a, model);
+    const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+    Arena arena;
+    using T = typename std::decay_t<decltype(model)>::scalar;
+    Context<T, false> ctx(arena);
+    Json j;
+    j["metric"] = metric_name(metric.kind);
+    j["clean_metric"] = metric_value(metric, task.clean_logits, task.data);
+    j["corrupted_metric"] = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
+    const std::size_t V = model.config().vocab_size;
+    Json rows = Json::array();
+    for (std::size_t b = 0; b < task.clean.batch; ++b)
+      rows.push_back(std::vector<double>(task.clean_logits.begin() + static_cast<std::ptrdiff_t>(b * V),
+                                         task.clean_logits.begin() + static_cast<std::ptrdiff_t>((b + 1) * V)));
+    j["logits"] = std::move(rows);
+    write_json(a.get("--out"), j);
+  });
+}
+
+/// Progress on stderr for long runs: a line every few seconds.
+std::function<void(std::size_t, std::size_t)> progress_printer(const std::string& what) {
+  auto start = std::chrono::steady_clock::now();
+  auto last = std::make_shared<double>(0.0);
+  return [=](std::size_t done, std::size_t total) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (done == total || s - *last >= 2.0) {
+      *last = s;
+      std::fprintf(stderr, "%s: %zu/%zu edges, %.1f s\n", what.c_str(), done, total, s);
+    }
+  };
+}
+
+template <class M, class T = typename M::scalar>
+Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
+                       std::size_t steps) {
+  if (method == "eap") return attribute(model, task, metric, Eap{});
+  if (method == "eap-ig") return attribute(model, task, metric, EapIg{steps});
+  if (method == "clean-corrupted") return attribute(model, task, metric, CleanCorrupted{});
+  if (method == "exact") {
+    ExactPatching exact;
+    exact.progress = progress_printer("exact");
+    return attribute(model, task, metric, exact);
+  }
+  throw Error("unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
+}
+
+void attribute_command(const Args& a) {
+  const std::string method = a.get("--method");
+  const long long steps = a.integer("--steps", 5);
+  require(steps > 0, "--steps must be positive");
+  with_model(a, [&](const auto& model) {
+    const auto task = load_task(a, model);
+    const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+    const Attribution r = run_method(model, task, metric, method, static_cast<std::size_t>(steps));
+    ScoresMeta meta{r.method, metric_name(metric.kind), r.clean_metric, r.corrupted_metric};
+    if (method == "eap-ig") meta.extra["steps"] = steps;
+    write_scores_json(a.get("--out"), model.graph(), r.edge_scores, meta);
+  });
+}
+
+void prune_command(const Args& a) {
+  const Scores scores = read_scores_json(a.get("--scores"));
+  const Graph graph(scores.shape);
+  const int modes = int(a.has("--top-n")) + int(a.has("--threshold")) + int(a.has("--greedy"));
+  require(modes == 1, "prune: give exactly one of --top-n N, --threshold T or --greedy N");
+  auto count = [&](const std::string& key) {
+    const long long n = a.integer(key, 0);
+    require(n >= 0, "prune: " + key + " must not be negative");
+    return static_cast<std::size_t>(n);
+  };
+  Circuit circuit = a.has("--top-n")       ? top_n(graph, scores.values, count("--top-n"))
+                    : a.has("--threshold") ? threshold(graph, scores.values, a.number("--threshold"))
+                                           : greedy(graph, scores.values, count("--greedy"));
+  if (a.flag("--prune-dead-ends")) prune_dead_ends(circuit);
+  const std::size_t d_model = scores.meta.extra.contains("d_model") ? scores.meta.extra["d_model"].get<std::size_t>() : 0;
+  write_circuit_json(a.get("--out"), circuit, scores.values, d_model);
+  if (a.has("--dot")) {
+    write_dot(a.get("--dot"), circuit, scores.values);
+    std::filesystem::path svg = a.get("--dot");
+    svg.replace_extension(".svg");
+    if (render_svg(a.get("--dot"), svg)) std::fprintf(stderr, "wrote %s\n", svg.c_str());
+  }
+}
+
+void evaluate_command(const Args& a) {
+  with_model(a, [&](const auto& model) {
+    const auto task = load_task(a, model);
+    const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+    const Graph graph = model.graph();
+    const Circuit circuit = read_circuit_json(a.get("--circuit")).on(graph);
+    const auto source = ablation_source(model, task, Ablation::Resample);
+    const double full = metric_value(metric, task.clean_logits, task.data);
+    const double empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
+    const double m = evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
+    Json j;
+    j["metric"] = metric_name(metric.kind);
+    j["clean_metric"] = full;
+    j["corrupted_metric"] = empty;
+    j["circuit_metric"] = m;
+    j["faithfulness"] = full == empty ? Json(nullptr) : Json(faithfulness(m, empty, full));
+    j["n_edges_in_graph"] = circuit.n_edges();
+    write_json(a.get("--out"), j);
+  });
+}
+
+std::vector<std::vector<std::string>> read_paths(const std::string& path) {
+  std::ifstream in(path);
+  require(bool(in), path + ": cannot open the paths file");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(path + ": invalid JSON (" + std::string(e.what()) + ")");
+  }
+  require(j.is_object() && j.contains("paths") && j["paths"].is_array(),
+          path + ": expected {\"paths\": [[edge, ...], ...]}");
+  std::vector<std::vector<std::string>> paths;
+  for (std::size_t i = 0; i < j["paths"].size(); ++i) {
+    const auto& p = j["paths"][i];
+    require(p.is_array() && !p.empty(), path + ": paths[" + std::to_string(i) + "] must be a non-empty list of edge names");
+    std::vector<std::string> edges;
+    for (const auto& e : p) {
+      require(e.is_string(), path + ": paths[" + std::to_string(i) + "] holds something that is not an edge name");
+      edges.push_back(e.get<std::string>());
+    }
+    paths.push_back(std::move(edges));
+  }
+  return paths;
+}
+
+void path_patch_command(const Args& a) {
+  const bool sets = a.has("--paths");
+  require(sets != (a.has("--senders") || a.has("--receivers")), "path-patch: give either --senders and --receivers, or --paths FILE");
+  with_model(a, [&](const auto& model) {
+    const auto task = load_task(a, model);
+    Json j;
+    if (sets) {
+      const auto paths = read_paths(a.get("--paths"));
+      const MetricKind delta = parse_metric(a.get("--metric", "kl"));
+      PathSetResult r;
+      try {
+        r = evaluate_path_set(model, task, paths, delta);
+      } catch (const Error& e) {
+        throw Error(a.get("--paths") + ": " + e.what());
+      }
+      j["delta"] = metric_name(delta);
+      j["aue"] = r.aue;
+      j["ate"] = r.ate;
+      j["proportion_explained"] = r.proportion_explained;
+    } else {
+      const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+      const auto r = path_patch(model, task, metric, a.list("--senders"), a.list("--receivers"), a.flag("--recompute-mlps"));
+      j["metric"] = metric_name(metric.kind);
+      j["effect"] = r.effect;
+      j["clean_metric"] = r.clean_metric;
+      j["patched_metric"] = r.patched_metric;
+    }
+    write_json(a.get("--out"), j);
+  });
+}
+
+int run(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd == "forward") forward(Args(cmd, argc, argv, 2, kModelOptions));
+  else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps"})));
+  else if (cmd == "prune")
+    prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot"}, {"--prune-dead-ends"}));
+  else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit"})));
+  else if (cmd == "path-patch")
+    path_patch_command(Args(cmd, argc, argv, 2, with_model_options({"--senders", "--receivers", "--paths"}), {"--recompute-mlps"}));
+  else throw Error("unknown command '" + cmd + "' (run `circuitry --help` for the list)");
+  return 0;
+}
+
+}  // namespace
+}  // namespace circuitry::cli
+
+int main(int argc, char** argv) {
+  try {
+    return circuitry::cli::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "circuitry: error: %s\n", e.what());
+    return 1;
+  }
+}

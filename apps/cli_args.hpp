@@ -1,0 +1,87 @@
+#pragma once
+// A small command-line parser: `--key value` options and `--flag` switches, each checked
+// against the command's list so a typo is an error that names the option.
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <circuitry/core/error.hpp>
+
+namespace circuitry::cli {
+
+class Args {
+ public:
+  Args(const std::string& command, int argc, char** argv, int first, const std::set<std::string>& options,
+       const std::set<std::string>& flags = {})
+      : command_(command) {
+    for (int i = first; i < argc; ++i) {
+      const std::string key = argv[i];
+      if (flags.count(key)) {
+        flags_.insert(key);
+      } else if (options.count(key)) {
+        require(i + 1 < argc, command_ + ": option " + key + " needs a value");
+        values_[key] = argv[++i];
+      } else {
+        std::string known;
+        for (const auto& o : options) known += " " + o;
+        for (const auto& f : flags) known += " " + f;
+        throw Error(command_ + ": unknown option '" + key + "' (options:" + known + ")");
+      }
+    }
+  }
+  bool has(const std::string& key) const { return values_.count(key) > 0; }
+  bool flag(const std::string& key) const { return flags_.count(key) > 0; }
+  std::string get(const std::string& key) const {
+    auto it = values_.find(key);
+    require(it != values_.end(), command_ + ": missing required option " + key);
+    return it->second;
+  }
+  std::string get(const std::string& key, const std::string& fallback) const { return has(key) ? get(key) : fallback; }
+  long long integer(const std::string& key, long long fallback) const {
+    if (!has(key)) return fallback;
+    const std::string v = get(key);
+    std::size_t used = 0;
+    long long n = 0;
+    try {
+      n = std::stoll(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require(used == v.size() && !v.empty(), command_ + ": " + key + " needs an integer, got '" + v + "'");
+    return n;
+  }
+  double number(const std::string& key) const {
+    const std::string v = get(key);
+    std::size_t used = 0;
+    double x = 0;
+    try {
+      x = std::stod(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require(used == v.size() && !v.empty() && x == x, command_ + ": " + key + " needs a number, got '" + v + "'");
+    return x;
+  }
+  std::vector<std::string> list(const std::string& key) const {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : get(key) + ",") {
+      if (c == ',') {
+        if (!cur.empty()) out.push_back(cur);
+        cur.clear();
+      } else {
+        cur += c;
+      }
+    }
+    require(!out.empty(), command_ + ": " + key + " needs a comma-separated list");
+    return out;
+  }
+
+ private:
+  std::string command_;
+  std::map<std::string, std::string> values_;
+  std::set<std::string> flags_;
+};
+
+}  // namespace circuitry::cli
