@@ -34,19 +34,17 @@ inline std::size_t n_nodes(const Graph& graph) { return graph.upstream().size() 
 inline int port_node(const Graph& graph, int port) {
   const DownstreamPort& p = graph.ports()[static_cast<std::size_t>(port)];
   switch (p.kind) {
-    case PortKind::Mlp:
-      return graph.mlp_node(static_cast<std::size_t>(p.layer));
-    case PortKind::Logits:
-      return static_cast<int>(graph.upstream().size());
-    default:
-      return graph.head_node(static_cast<std::size_t>(p.layer), static_cast<std::size_t>(p.head));
+    case PortKind::Mlp: return graph.mlp_node(static_cast<std::size_t>(p.layer));
+    case PortKind::Logits: return static_cast<int>(graph.upstream().size());
+    default: return graph.head_node(static_cast<std::size_t>(p.layer), static_cast<std::size_t>(p.head));
   }
 }
 
 /// The name of node n (EAP-IG naming).
 inline std::string node_name(const Graph& graph, int node) {
-  return static_cast<std::size_t>(node) == graph.upstream().size() ? "logits"
-                                                                    : graph.upstream()[static_cast<std::size_t>(node)].name;
+  return static_cast<std::size_t>(node) == graph.upstream().size()
+             ? "logits"
+             : graph.upstream()[static_cast<std::size_t>(node)].name;
 }
 
 /// Index of a node by name ("input", "a0.h1", "m2", "logits"); throws Error for any other name.
@@ -65,10 +63,8 @@ inline std::vector<int> ports_of_node(const Graph& graph, int node) {
       return {graph.head_port(layer, head, PortKind::Q), graph.head_port(layer, head, PortKind::K),
               graph.head_port(layer, head, PortKind::V)};
     }
-    case NodeKind::Mlp:
-      return {graph.mlp_port(layer)};
-    default:
-      return {};  // input reads nothing from the residual stream
+    case NodeKind::Mlp: return {graph.mlp_port(layer)};
+    default: return {};  // input reads nothing from the residual stream
   }
 }
 
@@ -121,9 +117,9 @@ struct Circuit {
   /// Throws Error unless the circuit has a graph and one flag per edge.
   void check() const {
     require(graph != nullptr, "circuit has no graph");
-    require(in_graph.size() == graph->n_edges(),
-            "circuit has " + std::to_string(in_graph.size()) + " edge flags but its graph has " +
-                std::to_string(graph->n_edges()) + " edges");
+    require(in_graph.size() == graph->n_edges(), "circuit has " + std::to_string(in_graph.size()) +
+                                                     " edge flags but its graph has " +
+                                                     std::to_string(graph->n_edges()) + " edges");
   }
 };
 
@@ -146,14 +142,19 @@ inline std::size_t prune_dead_ends(Circuit& circuit) {
     ++out_count[static_cast<std::size_t>(edges[e].upstream)];
     ++in_count[static_cast<std::size_t>(port_node(g, edges[e].port))];
   }
-  auto dead = [&](std::size_t n) {
-    return (n != input && in_count[n] == 0) || (n != logits && out_count[n] == 0);
-  };
+  auto dead = [&](std::size_t n) { return (n != input && in_count[n] == 0) || (n != logits && out_count[n] == 0); };
 
   // Worklist: a dead node loses all its edges, which may kill the nodes at their other ends.
+  // Counts only fall, so a dead node stays dead and is queued once.
   std::vector<std::size_t> work;
-  for (std::size_t n = 0; n < n_node; ++n)
-    if (dead(n) && in_count[n] + out_count[n] > 0) work.push_back(n);
+  std::vector<std::uint8_t> queued(n_node, 0);
+  auto queue_if_dead = [&](std::size_t n) {
+    if (!queued[n] && dead(n)) {
+      queued[n] = 1;
+      work.push_back(n);
+    }
+  };
+  for (std::size_t n = 0; n < n_node; ++n) queue_if_dead(n);
   std::size_t removed = 0;
   auto remove = [&](std::size_t e) {
     circuit.in_graph[e] = 0;
@@ -162,8 +163,8 @@ inline std::size_t prune_dead_ends(Circuit& circuit) {
     const auto v = static_cast<std::size_t>(port_node(g, edges[e].port));
     --out_count[u];
     --in_count[v];
-    for (std::size_t n : {u, v})
-      if (dead(n) && in_count[n] + out_count[n] > 0) work.push_back(n);
+    queue_if_dead(u);
+    queue_if_dead(v);
   };
   while (!work.empty()) {
     const std::size_t n = work.back();

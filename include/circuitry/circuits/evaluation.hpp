@@ -29,8 +29,7 @@ inline double faithfulness(double m_circuit, double m_empty, double m_full) {
 /// The circuit sizes of the MIB circuit track, in percent of all edges.
 inline constexpr std::array<double, 10> mib_percentages = {0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100};
 /// The same as fractions, spelled as MIB's `percentages` tuple so edge counts match it exactly.
-inline constexpr std::array<double, 10> mib_fractions = {0.001, 0.002, 0.005, 0.01, 0.02,
-                                                         0.05,  0.1,   0.2,   0.5,  1.0};
+inline constexpr std::array<double, 10> mib_fractions = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0};
 
 /// Edges in the circuit for one fraction: MIB's int(pct * n_edges), i.e. rounded down.
 inline std::size_t mib_edge_count(double fraction, std::size_t n_edges) {
@@ -39,6 +38,9 @@ inline std::size_t mib_edge_count(double fraction, std::size_t n_edges) {
 }
 
 /// One point of a faithfulness curve: the circuit's share of all edges and its faithfulness.
+/// MIB's curve: for each f in mib_fractions, c = top_n(graph, scores, mib_edge_count(f, n_edges))
+/// (or greedy), prune_dead_ends(c), point {f, faithfulness of c}; the x value is f, not the
+/// number of edges left after pruning.
 struct CurvePoint {
   double fraction;
   double value;
@@ -115,7 +117,8 @@ inline RocCurve roc(const Graph& graph, const std::vector<double>& scores, const
   require(truth.size() == graph.n_edges(), "ground truth has " + std::to_string(truth.size()) +
                                                " flags for a graph of " + std::to_string(graph.n_edges()) + " edges");
   const std::vector<std::size_t> order = rank_edges(graph, scores, /*absolute=*/true);
-  const auto positives = static_cast<std::size_t>(std::count_if(truth.begin(), truth.end(), [](std::uint8_t t) { return t != 0; }));
+  const auto positives =
+      static_cast<std::size_t>(std::count_if(truth.begin(), truth.end(), [](std::uint8_t t) { return t != 0; }));
   const std::size_t negatives = truth.size() - positives;
   require(positives > 0, "ROC is undefined: the ground truth has no edges");
   require(negatives > 0, "ROC is undefined: the ground truth contains every edge");

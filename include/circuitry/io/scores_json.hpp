@@ -11,13 +11,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "circuitry/circuits/circuit.hpp"
 #include "circuitry/core/error.hpp"
@@ -28,7 +27,7 @@ namespace circuitry {
 namespace detail {
 
 /// Parses a JSON file; Error names the file on failure.
-inline nlohmann::json read_json_file(const std::filesystem::path& path) {
+inline nlohmann::json read_json_document(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   require(in.good(), path.string() + ": cannot open file");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -40,7 +39,7 @@ inline nlohmann::json read_json_file(const std::filesystem::path& path) {
 }
 
 /// Writes `j` (indent 1: a 32k-edge file stays greppable); Error names the file on failure.
-inline void write_json_file(const std::filesystem::path& path, const nlohmann::ordered_json& j) {
+inline void write_json_document(const std::filesystem::path& path, const nlohmann::ordered_json& j) {
   std::ofstream out(path, std::ios::binary);
   require(out.good(), path.string() + ": cannot open file for writing");
   out << j.dump(1) << '\n';
@@ -48,25 +47,28 @@ inline void write_json_file(const std::filesystem::path& path, const nlohmann::o
 }
 
 /// One side of an edge name: `input`, `a{l}.h{h}` (+ `<q|k|v>` on the port side), `m{l}`, `logits`.
-struct NameParts {
+struct EdgeNamePart {
   char kind = 0;  // 'i' input, 'a' head, 'm' MLP, 'l' logits
   std::size_t layer = 0, head = 0;
   char qkv = 0;  // 'q', 'k', 'v' for head ports
 };
 
-/// Reads a decimal index without sign or leading zeros (as Graph writes them), at most 6 digits.
-inline bool parse_index(std::string_view& s, std::size_t& value) {
+/// Largest layer or head count accepted from a file; keeps edge counts far from overflow.
+inline constexpr std::size_t max_graph_dim = 10000;
+
+/// Reads a decimal index (below max_graph_dim) without sign or leading zeros, as Graph writes them.
+inline bool parse_name_index(std::string_view& s, std::size_t& value) {
   std::size_t n = 0;
   while (n < s.size() && s[n] >= '0' && s[n] <= '9') ++n;
-  if (n == 0 || n > 6 || (n > 1 && s[0] == '0')) return false;
+  if (n == 0 || n > 4 || (n > 1 && s[0] == '0')) return false;
   value = 0;
   for (std::size_t i = 0; i < n; ++i) value = value * 10 + static_cast<std::size_t>(s[i] - '0');
   s.remove_prefix(n);
   return true;
 }
 
-inline std::optional<NameParts> parse_node_part(std::string_view s, bool port) {
-  NameParts parts;
+inline std::optional<EdgeNamePart> parse_name_part(std::string_view s, bool port) {
+  EdgeNamePart parts;
   if (s == (port ? "logits" : "input")) {
     parts.kind = port ? 'l' : 'i';
     return parts;
@@ -74,11 +76,11 @@ inline std::optional<NameParts> parse_node_part(std::string_view s, bool port) {
   if (s.empty() || (s[0] != 'a' && s[0] != 'm')) return std::nullopt;
   parts.kind = s[0];
   s.remove_prefix(1);
-  if (!parse_index(s, parts.layer)) return std::nullopt;
+  if (!parse_name_index(s, parts.layer)) return std::nullopt;
   if (parts.kind == 'a') {
     if (s.substr(0, 2) != ".h") return std::nullopt;
     s.remove_prefix(2);
-    if (!parse_index(s, parts.head)) return std::nullopt;
+    if (!parse_name_index(s, parts.head)) return std::nullopt;
     if (port) {
       if (s.size() != 3 || s[0] != '<' || s[2] != '>' || (s[1] != 'q' && s[1] != 'k' && s[1] != 'v'))
         return std::nullopt;
@@ -86,15 +88,15 @@ inline std::optional<NameParts> parse_node_part(std::string_view s, bool port) {
       s.remove_prefix(3);
     }
   }
-  return s.empty() ? std::optional<NameParts>(parts) : std::nullopt;
+  return s.empty() ? std::optional<EdgeNamePart>(parts) : std::nullopt;
 }
 
 /// Splits "u->p"; nullopt when the name is not an edge name of the EAP-IG form.
-inline std::optional<std::pair<NameParts, NameParts>> parse_edge_name(std::string_view name) {
+inline std::optional<std::pair<EdgeNamePart, EdgeNamePart>> parse_edge_name(std::string_view name) {
   const std::size_t arrow = name.find("->");
   if (arrow == std::string_view::npos) return std::nullopt;
-  auto u = parse_node_part(name.substr(0, arrow), false);
-  auto p = parse_node_part(name.substr(arrow + 2), true);
+  auto u = parse_name_part(name.substr(0, arrow), false);
+  auto p = parse_name_part(name.substr(arrow + 2), true);
   if (!u || !p) return std::nullopt;
   return std::pair{*u, *p};
 }
@@ -112,10 +114,6 @@ inline std::size_t expected_edge_count(const GraphShape& shape) {
   return count;
 }
 
-}  // namespace detail
-
-namespace detail {
-
 /// The shape the edge names point to (largest indices), before any count check.
 inline GraphShape shape_from_names(const std::vector<std::string>& edge_names) {
   std::size_t max_layer = 0, max_head = 0;
@@ -125,7 +123,7 @@ inline GraphShape shape_from_names(const std::vector<std::string>& edge_names) {
     require(parts.has_value(), "'" + name +
                                    "' is not an edge name (expected upstream->input with upstream input, "
                                    "a{l}.h{h} or m{l} and input a{l}.h{h}<q|k|v>, m{l} or logits)");
-    for (const NameParts& side : {parts->first, parts->second}) {
+    for (const EdgeNamePart& side : {parts->first, parts->second}) {
       if (side.kind == 'a' || side.kind == 'm') max_layer = std::max(max_layer, side.layer);
       if (side.kind == 'a') {
         any_head = true;
@@ -143,6 +141,33 @@ inline GraphShape shape_from_names(const std::vector<std::string>& edge_names) {
   shape.has_mlp = any_mlp;
   shape.parallel_attn_mlp = any_mlp && !head_feeds_own_mlp;
   return shape;
+}
+
+/// Builds Graph(shape) for a file that lists `n_listed` edges of it. A shape with far more
+/// edges than the file means a stray index or a wrong cfg, and is refused before it is built.
+inline Graph graph_for_listing(const GraphShape& shape, std::size_t n_listed, const std::string& where) {
+  const std::size_t expected = expected_edge_count(shape);
+  require(expected <= 2 * n_listed, where + "a model of " + describe(shape) + " has " + std::to_string(expected) +
+                                        " edges but the file lists only " + std::to_string(n_listed) +
+                                        "; check the layer and head indices");
+  return Graph(shape);
+}
+
+/// Graph::find_edge with the file named in the error.
+inline std::size_t edge_id_in(const Graph& graph, const std::string& name, const std::string& where) {
+  try {
+    return static_cast<std::size_t>(graph.find_edge(name));
+  } catch (const Error& error) {
+    throw Error(where + error.what());
+  }
+}
+
+/// Error naming the first edge of the graph that the file did not list.
+inline void require_every_edge(const Graph& graph, const std::vector<std::uint8_t>& seen, const std::string& where) {
+  for (std::size_t e = 0; e < seen.size(); ++e)
+    require(seen[e] != 0, where + "missing edge '" + graph.edges()[e].name + "' (a model of " +
+                              describe(graph.shape()) + " has " + std::to_string(graph.n_edges()) +
+                              " edges and the file must list each)");
 }
 
 }  // namespace detail
@@ -203,7 +228,7 @@ inline nlohmann::ordered_json scores_to_json(const Graph& graph, const std::vect
 
 inline void write_scores_json(const std::filesystem::path& path, const Graph& graph, const std::vector<double>& scores,
                               const ScoresMeta& meta) {
-  detail::write_json_file(path, scores_to_json(graph, scores, meta));
+  detail::write_json_document(path, scores_to_json(graph, scores, meta));
 }
 
 /// Reads a scores document; `source` names it in errors (the file name). Every edge of the
@@ -236,8 +261,9 @@ inline Scores scores_from_json(const nlohmann::json& j, const std::string& sourc
   std::vector<std::string> names;
   names.reserve(edges.size());
   for (const auto& item : edges.items()) {
-    require(detail::parse_edge_name(item.key()).has_value(),
-            where + "edges: unknown edge '" + item.key() + "' (names look like input->a0.h1<q>, a0.h1->m2, m1->logits)");
+    require(
+        detail::parse_edge_name(item.key()).has_value(),
+        where + "edges: unknown edge '" + item.key() + "' (names look like input->a0.h1<q>, a0.h1->m2, m1->logits)");
     names.push_back(item.key());
   }
   require(!names.empty(), where + "'edges' is empty");
@@ -246,35 +272,22 @@ inline Scores scores_from_json(const nlohmann::json& j, const std::string& sourc
   } catch (const Error& error) {
     throw Error(where + "edges: " + error.what());
   }
-  const std::size_t expected = detail::expected_edge_count(out.shape);
-  // A far larger graph than the file means a stray index; do not build it.
-  require(expected <= 2 * names.size(), where + "edges: the names suggest a model of " + describe(out.shape) +
-                                            " (" + std::to_string(expected) + " edges) but the file has only " +
-                                            std::to_string(names.size()) + "; check the layer and head indices");
-  const Graph graph(out.shape);
+  const Graph graph = detail::graph_for_listing(out.shape, names.size(), where + "edges: ");
   out.values.assign(graph.n_edges(), 0.0);
   std::vector<std::uint8_t> seen(graph.n_edges(), 0);
   for (const auto& item : edges.items()) {
-    int e = -1;
-    try {
-      e = graph.find_edge(item.key());
-    } catch (const Error& error) {
-      throw Error(where + "edges: " + error.what());
-    }
-    require(item.value().is_number(), where + "edges: score of '" + item.key() + "' must be a number, got " +
-                                          item.value().type_name());
-    out.values[static_cast<std::size_t>(e)] = item.value().get<double>();
-    seen[static_cast<std::size_t>(e)] = 1;
+    const std::size_t e = detail::edge_id_in(graph, item.key(), where + "edges: ");
+    require(item.value().is_number(),
+            where + "edges: score of '" + item.key() + "' must be a number, got " + item.value().type_name());
+    out.values[e] = item.value().get<double>();
+    seen[e] = 1;
   }
-  for (std::size_t e = 0; e < seen.size(); ++e)
-    require(seen[e] != 0, where + "edges: missing edge '" + graph.edges()[e].name + "' (a model of " +
-                              describe(out.shape) + " has " + std::to_string(graph.n_edges()) +
-                              " edges; every edge needs a score)");
+  detail::require_every_edge(graph, seen, where + "edges: ");
   return out;
 }
 
 inline Scores read_scores_json(const std::filesystem::path& path) {
-  return scores_from_json(detail::read_json_file(path), path.string());
+  return scores_from_json(detail::read_json_document(path), path.string());
 }
 
 /// Reads scores for a known graph: Error when the file is for another model shape.
