@@ -12,6 +12,7 @@
 #include <circuitry/circuitry.hpp>
 
 #include "cli_args.hpp"
+#include "main_job.hpp"
 
 namespace circuitry::cli {
 namespace {
@@ -22,7 +23,8 @@ using namespace circuitry::io;
 constexpr const char* kUsage = R"(circuitry: circuit discovery for transformer language models
 
 usage:
-  circuitry                      run the main job on the shipped induction model
+  circuitry [--out DIR]          the main job: find the induction circuit of the shipped model
+  circuitry discover   --model DIR --task FILE [--out DIR] [--target F]   the same pipeline on any model
   circuitry forward    --model DIR --task FILE --out FILE
   circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--prune-dead-ends]
@@ -236,11 +238,11 @@ void path_patch_command(const Args& a) {
 }
 
 int run(int argc, char** argv) {
-  if (argc < 2) {
-    std::fputs(kUsage, stdout);
+  const std::string cmd = argc < 2 ? "" : argv[1];
+  if (cmd.empty() || cmd.rfind("--", 0) == 0 && cmd != "--help") {
+    main_job(Args("circuitry", argc, argv, 1, {"--out", "--model", "--threads"}));
     return 0;
   }
-  const std::string cmd = argv[1];
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     std::fputs(kUsage, stdout);
     return 0;
@@ -250,6 +252,8 @@ int run(int argc, char** argv) {
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot"}, {"--prune-dead-ends"}));
   else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit"})));
+  else if (cmd == "discover")
+    discover_command(Args(cmd, argc, argv, 2, with_model_options({"--target", "--steps"})));
   else if (cmd == "path-patch")
     path_patch_command(Args(cmd, argc, argv, 2, with_model_options({"--senders", "--receivers", "--paths"}), {"--recompute-mlps"}));
   else throw Error("unknown command '" + cmd + "' (run `circuitry --help` for the list)");

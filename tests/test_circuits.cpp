@@ -26,6 +26,7 @@
 
 namespace fs = std::filesystem;
 using namespace circuitry;
+using namespace circuitry::io;
 
 namespace {
 
@@ -144,7 +145,7 @@ TEST_CASE("graph sizes: GPT-2 small has 32,491 edges; the docstring model matche
   }
   // The edge count that readers check before building a graph agrees with the graph.
   for (const GraphShape& s : {shape_of(12, 12), shape_of(4, 8, false), shape_of(3, 2, true, true), shape_of(1, 1)})
-    CHECK(detail::expected_edge_count(s) == Graph(s).n_edges());
+    CHECK(io::detail::expected_edge_count(s) == Graph(s).n_edges());
 }
 
 TEST_CASE("circuit: node membership follows the edges, with EAP-IG node names") {

@@ -23,7 +23,11 @@ class Arena {
   /// Uninitialised storage for n values of T, 64-byte aligned.
   template <class T>
   T* alloc(std::size_t n) {
-    return static_cast<T*>(alloc_bytes(n * sizeof(T)));
+    T* p = static_cast<T*>(alloc_bytes(n * sizeof(T)));
+#ifdef CIRCUITRY_ARENA_POISON  // debug aid: uninitialised reads show up as NaN
+    std::memset(static_cast<void*>(p), 0xFF, n * sizeof(T));
+#endif
+    return p;
   }
   /// Zero-filled storage for n values of T.
   template <class T>

@@ -68,12 +68,20 @@ class Tape {
     for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) (*it)();
   }
 
+  /// A reusable buffer of n values for a backward pass's temporaries; valid until the next
+  /// call. (Per-port gradients of every layer share it instead of growing the arena.)
+  T* scratch(std::size_t n) {
+    if (scratch_.size() < n) scratch_.resize(n);
+    return scratch_.data();
+  }
+
   std::size_t size() const { return entries_.size(); }
   void clear() { entries_.clear(); }
 
  private:
   Arena* arena_;
   std::vector<std::function<void()>> entries_;
+  std::vector<T> scratch_;
 };
 
 /// Everything an op needs: the arena for outputs and, when recording, the tape.
@@ -98,6 +106,9 @@ class Context {
   }
   /// A constant (no adjoint) over existing memory.
   static Var<T> constant(T* data, Shape shape) { return Var<T>{data, shape, nullptr}; }
+
+  /// The tape's reusable temporary buffer (see Tape::scratch).
+  T* scratch(std::size_t n) const requires(Grad) { return tape_->scratch(n); }
 
   /// The adjoint buffer of v during the reverse pass (nullptr for constants).
   T* grad(const Var<T>& v) const requires(Grad) { return tape_->grad(v); }

@@ -20,7 +20,7 @@
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/io/scores_json.hpp"
 
-namespace circuitry {
+namespace circuitry::io {
 
 /// The circuit as EAP-IG's to_json writes it. Node in_graph is Circuit::node_mask(), except
 /// that `logits` is always in the graph, as EAP-IG's LogitNode reports. d_model is not used
@@ -190,4 +190,4 @@ inline std::vector<std::uint8_t> read_ground_truth(const Graph& graph, const std
   return truth;
 }
 
-}  // namespace circuitry
+}  // namespace circuitry::io

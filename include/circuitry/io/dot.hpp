@@ -20,7 +20,7 @@
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/io/svg_plot.hpp"
 
-namespace circuitry {
+namespace circuitry::io {
 
 struct DotOptions {
   std::string title;           // graph label; empty for none
@@ -185,4 +185,4 @@ inline bool render_svg(const std::filesystem::path& dot_path, const std::filesys
   return true;
 }
 
-}  // namespace circuitry
+}  // namespace circuitry::io

@@ -22,7 +22,7 @@
 #include "circuitry/core/error.hpp"
 #include "circuitry/graph/graph.hpp"
 
-namespace circuitry {
+namespace circuitry::io {
 
 namespace detail {
 
@@ -299,4 +299,4 @@ inline Scores read_scores_json(const std::filesystem::path& path, const Graph& g
   return scores;
 }
 
-}  // namespace circuitry
+}  // namespace circuitry::io

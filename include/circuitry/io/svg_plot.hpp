@@ -16,7 +16,7 @@
 
 #include "circuitry/core/error.hpp"
 
-namespace circuitry {
+namespace circuitry::io {
 
 struct PlotSeries {
   std::string name;
@@ -249,4 +249,4 @@ inline void write_line_plot(const std::filesystem::path& path, const LinePlot& p
   detail::write_text_document(path, render_line_plot(plot));
 }
 
-}  // namespace circuitry
+}  // namespace circuitry::io

@@ -31,6 +31,9 @@ struct ForwardOptions {
   const T* input_override = nullptr;
   /// If set, receives every upstream node's output in Graph::upstream() order. [n_upstream, batch, pos, d_model]
   T* node_outputs = nullptr;
+  /// Subtract each node's output from node_outputs instead of writing it (Delta = out(x') - out(x)
+  /// without a second buffer).
+  bool subtract_node_outputs = false;
   /// If set, receives the residual stream at every stage. [2L + 1, batch, pos, d_model]
   T* residuals = nullptr;
   /// Starts the pass at `start_stage` from this residual instead of the embeddings. [batch, pos, d_model]
@@ -89,7 +92,9 @@ class Model {
       if (o.residuals) std::memcpy(o.residuals + stage * BPD, r.value, BPD * sizeof(T));
     };
     auto record_node = [&](std::size_t node, const T* value) {
-      if (o.node_outputs) std::memcpy(o.node_outputs + node * BPD, value, BPD * sizeof(T));
+      if (!o.node_outputs) return;
+      if (o.subtract_node_outputs) ops::vec(o.node_outputs + node * BPD, BPD) -= ops::vec(value, BPD);
+      else std::memcpy(o.node_outputs + node * BPD, value, BPD * sizeof(T));
     };
     auto sink_for = [&](std::size_t first_port) -> ops::PortGradientSink<T> {
       if (!o.port_gradients) return {};
@@ -144,10 +149,13 @@ class Model {
         Var<T> z_flat{z.value, {B, P, D}, z.slot};  // [B, P, H * dh]
         Var<T> attn_out = ops::linear(ctx, z_flat, w.w_o, &w.b_o);  // [B, P, D]
         hook(pre + "hook_attn_out", attn_out.view());
-        if (o.node_outputs)  // head h's node output: z_h W_O[h], without b_O
+        if (o.node_outputs) {  // head h's node output: z_h W_O[h], without b_O (one small GEMM per head)
+          const T sign = o.subtract_node_outputs ? T(-1) : T(1), keep = o.subtract_node_outputs ? T(1) : T(0);
+#pragma omp parallel for if (BPD * dh * H > ops::kParallelGrain * 64)
           for (std::size_t h = 0; h < H; ++h)
-            gemm<T>(Trans::No, Trans::No, B * P, D, dh, T(1), z.value + h * dh, D, w.w_o.value + h * dh * D, D, T(0),
+            gemm<T>(Trans::No, Trans::No, B * P, D, dh, sign, z.value + h * dh, D, w.w_o.value + h * dh * D, D, keep,
                     o.node_outputs + (node0 + h) * BPD, D);
+        }
         resid = ops::add(ctx, resid, attn_out);
         hook(pre + "hook_resid_mid", resid.view());
       }

@@ -69,28 +69,36 @@ template <GradientPolicy Policy, class M, class Metric, class T = typename M::sc
 Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, const Metric& metric, const Policy& policy) {
   const Graph graph = model.graph();
   const std::size_t BPD = task.clean.rows() * model.config().n_embd;
-  std::vector<T> clean_out = node_outputs(model, task.clean);
-  std::vector<T> delta = node_outputs(model, task.corrupted);  // becomes Delta = out(x') - out(x)  [n_upstream, B*P*D]
-  for (std::size_t i = 0; i < delta.size(); ++i) delta[i] -= clean_out[i];
+  std::vector<T> delta = node_outputs(model, task.corrupted);  // Delta = out(x') - out(x)  [n_upstream, B*P*D]
+  const std::vector<T> corrupted_input(delta.begin(), delta.begin() + static_cast<std::ptrdiff_t>(BPD));  // e(x')
+  {
+    Arena arena;
+    Context<T, false> ctx(arena);
+    ForwardOptions<T> o;
+    o.node_outputs = delta.data();
+    o.subtract_node_outputs = true;
+    model.forward(ctx, task.clean, o);
+  }
+  std::vector<T> input(BPD);  // the interpolated input node of eap-ig  [B*P*D]
 
   Attribution result;
   result.method = Policy::name;
   result.edge_scores.assign(graph.n_edges(), 0.0);
-  std::vector<T> stage_scores, input(BPD);
+  std::vector<T> stage_scores;
   Arena arena;
   for (const GradientRun& run : policy.gradient_runs()) {
     arena.reset();
     Tape<T> tape(arena);
     Context<T, true> ctx(arena, tape);
     ForwardOptions<T> o;
-    if (run.interpolation != 1.0) {  // e(x') + a (e(x) - e(x')) = e(x) + (1 - a) Delta_input
-      for (std::size_t i = 0; i < BPD; ++i) input[i] = clean_out[i] + T(1.0 - run.interpolation) * delta[i];
+    if (run.interpolation != 1.0) {  // e(x') + a (e(x) - e(x')) = e(x') - a Delta_input
+      for (std::size_t i = 0; i < BPD; ++i) input[i] = corrupted_input[i] - T(run.interpolation) * delta[i];
       o.input_override = input.data();
     }
     o.port_gradients = [&](std::size_t first, const T* grads, std::size_t n) {
       const std::size_t U = graph.edges_into(static_cast<int>(first)).size();
       stage_scores.resize(U * n);
-      gemm<T>(Trans::No, Trans::Yes, U, n, BPD, T(1), delta.data(), BPD, grads, BPD, T(0), stage_scores.data(), n);
+      gemm_nt_long_inner(U, n, BPD, delta.data(), grads, stage_scores.data());
       for (std::size_t u = 0; u < U; ++u)
         for (std::size_t i = 0; i < n; ++i)
           result.edge_scores[static_cast<std::size_t>(graph.edge_index(static_cast<int>(u), static_cast<int>(first + i)))] +=

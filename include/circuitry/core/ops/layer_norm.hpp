@@ -40,6 +40,19 @@ void layer_norm_backward_input(const T* dy, const T* x, const T* w, const T* mea
   }
 }
 
+/// g[rows, D] := d LN(x) / dx applied to g (serial; for callers that parallelise across ports).
+template <class T>
+void layer_norm_backward_in_place(T* g, const T* x, const T* w, const T* mean, const T* rstd, std::size_t rows, std::size_t D) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    auto xhat = (vec(x + r * D, D) - mean[r]) * rstd[r];
+    auto gr = vec(g + r * D, D);
+    const Eigen::Array<T, Eigen::Dynamic, 1> gw = gr * vec(w, D);
+    const T g_mean = gw.mean();
+    const T gx_mean = (gw * xhat).mean();
+    gr = rstd[r] * (gw - g_mean - xhat * gx_mean);
+  }
+}
+
 /// dw, db [D] += the parameter gradients for dy.
 template <class T>
 void layer_norm_backward_params(const T* dy, const T* x, const T* mean, const T* rstd, T* dw, T* db,

@@ -10,6 +10,7 @@
 // This op computes y = LN(x) W + b in one go and, in the backward, hands every g_p to a
 // PortGradientSink before summing them into dx (sum_p g_p is the ordinary gradient).
 // With W absent it is a plain layer norm with a single port (the final norm: `logits`).
+#include <algorithm>
 #include <functional>
 
 #include "circuitry/core/gemm.hpp"
@@ -76,17 +77,20 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
         layer_norm_backward_input(dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
         return;
       }
-      // Per-port gradients g_p [P, rows, D].
-      T* g = arena.template zeros<T>(P * rows * D);
+      // Per-port gradients g_p [P, rows, D], in the tape's scratch buffer (reused by every layer).
+      T* g = ctx.scratch(P * rows * D);
       if (P == 1) {
+        std::fill(g, g + rows * D, T(0));
         layer_norm_backward_input(dnormed, x.value, ln_w.value, mean, rstd, g, rows, D);
       } else {
-        T* dport = arena.template alloc<T>(rows * D);
+        // Ports run in parallel; each GEMM is small (inner dimension d_head), so one thread each.
         const std::size_t dh = split.d_head, Dm = split.n_heads * dh;
+#pragma omp parallel for schedule(dynamic) if (P * rows * D * dh > kParallelGrain * 64)
         for (std::size_t p = 0; p < P; ++p) {
           const std::size_t col = (p % 3) * Dm + (p / 3) * dh;
-          gemm<T>(Trans::No, Trans::Yes, rows, D, dh, T(1), dy + col, N, W.value + col, N, T(0), dport, D);
-          layer_norm_backward_input(dport, x.value, ln_w.value, mean, rstd, g + p * rows * D, rows, D);
+          T* gp = g + p * rows * D;
+          gemm<T>(Trans::No, Trans::Yes, rows, D, dh, T(1), dy + col, N, W.value + col, N, T(0), gp, D);
+          layer_norm_backward_in_place(gp, x.value, ln_w.value, mean, rstd, rows, D);
         }
       }
       sink(g, P, rows, D);

@@ -1,0 +1,182 @@
+#pragma once
+// The main job (`circuitry` with no arguments) and `circuitry discover`: find a circuit in a
+// model and explain it. With no --model, the shipped 2-layer attention-only induction model
+// (embedded in this executable) and a generated induction task are used.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include <circuitry/circuitry.hpp>
+
+#include "cli_args.hpp"
+#include "embedded_model.hpp"
+
+namespace circuitry::cli {
+
+/// Writes the embedded model into dir (config.json, model.safetensors) and returns dir.
+inline std::filesystem::path unpack_embedded_model(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  auto write = [&](const char* name, const unsigned char* data, std::size_t size) {
+    std::ofstream out(dir / name, std::ios::binary);
+    require(bool(out), (dir / name).string() + ": cannot open for writing");
+    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  };
+  write("config.json", embedded::config_json, embedded::config_json_size);
+  write("model.safetensors", embedded::model_safetensors, embedded::model_safetensors_size);
+  return dir;
+}
+
+inline std::string fixed(double x, int digits = 3) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, x);
+  return buf;
+}
+
+/// Prints the scores table, the method comparison and the chosen circuit.
+template <class M>
+void print_discovery(const M& model, const DiscoveryReport& r, const DiscoveryOptions& opt) {
+  const Graph g = model.graph();
+  std::printf("\nMetric %s: clean %.3f, corrupted %.3f (the gap the circuit must explain)\n", metric_name(opt.metric).c_str(),
+              r.exact.clean_metric, r.exact.corrupted_metric);
+  std::vector<std::size_t> order(g.n_edges());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return std::abs(r.exact.edge_scores[a]) > std::abs(r.exact.edge_scores[b]); });
+  std::printf("\nTop edges by |exact effect| of %zu (effect = change of the metric when the edge reads the corrupted run):\n",
+              g.n_edges());
+  std::printf("  %-26s %10s %10s %10s\n", "edge", "exact", "eap", "eap-ig");
+  for (std::size_t i = 0; i < std::min<std::size_t>(10, order.size()); ++i) {
+    const std::size_t e = order[i];
+    std::printf("  %-26s %10.4f %10.4f %10.4f\n", g.edges()[e].name.c_str(), r.exact.edge_scores[e], r.eap.edge_scores[e],
+                r.eap_ig.edge_scores[e]);
+  }
+  std::printf("\nHow well the cheap estimates agree with exact patching (%zu edges have |exact| >= %.0f%% of the largest):\n",
+              r.n_large, 100 * opt.large_effect_fraction);
+  for (const auto& c : r.comparisons)
+    std::printf("  %-8s Spearman %.3f   ROC AUC %s (pessimistic %s)\n", c.method.c_str(), c.spearman_vs_exact,
+                c.roc.fpr.empty() ? "n/a" : fixed(c.roc.auc_trapezoid).c_str(), c.roc.fpr.empty() ? "n/a" : fixed(c.roc.auc_pessimistic).c_str());
+  std::printf("\nCircuit: %zu of %zu edges (the fewest top edges reaching faithfulness %.2f, dead ends removed)\n",
+              r.circuit.n_edges(), g.n_edges(), opt.target_faithfulness);
+  std::printf("  faithfulness %.3f  (metric %.3f; 1 = the full model, 0 = the corrupted run)\n", r.circuit_faithfulness,
+              r.circuit_metric);
+  std::printf("  nodes:");
+  for (const auto& n : r.circuit.node_names()) std::printf(" %s", n.c_str());
+  std::printf("\n  edges:");
+  for (std::size_t e = 0; e < g.n_edges(); ++e)
+    if (r.circuit.in_graph[e]) std::printf(" %s", g.edges()[e].name.c_str());
+  std::printf("\n");
+}
+
+inline void print_files(const DiscoveryReport& r) {
+  std::printf("\nWrote:");
+  for (const auto& f : r.files) std::printf(" %s", f.c_str());
+  std::printf("\n");
+}
+
+/// The induction story: which heads attend to the previous token / the earlier copy, and
+/// which paths carry the effect (path patching on the treeified model).
+template <class M, class T = typename M::scalar>
+void explain_induction(const M& model, const PatchingTask<T>& task, std::size_t half) {
+  const auto& c = model.config();
+  std::mt19937 rng(7);
+  const Batch repeated = Batch::from(induction_training_batch(c.vocab_size, half, 64, rng));
+  const HeadScores prev = previous_token_scores(model, repeated), ind = induction_scores(model, repeated, half);
+  std::printf("\nAttention patterns on repeated random sequences (score = mean attention weight):\n");
+  std::printf("  %-8s %16s %16s\n", "head", "previous-token", "induction");
+  for (std::size_t l = 0; l < c.n_layer; ++l)
+    for (std::size_t h = 0; h < c.n_head; ++h)
+      std::printf("  a%zu.h%zu    %16.3f %16.3f\n", l, h, prev.at(l, h), ind.at(l, h));
+  const auto [pl, ph] = prev.best(0);
+  const auto [il, ih] = ind.best(int(c.n_layer) - 1);
+  const std::string P = "a" + std::to_string(pl) + ".h" + std::to_string(ph), I = "a" + std::to_string(il) + ".h" + std::to_string(ih);
+  std::printf("  -> previous-token head %s (%.2f), induction head %s (%.2f)\n", P.c_str(), prev.at(pl, ph), I.c_str(), ind.at(il, ih));
+
+  const Graph g = model.graph();
+  // The direct path: embeddings straight to the logits, through no head (Goldowsky-Dill et al. 2023).
+  const std::vector<std::vector<std::string>> direct{{"input->logits"}};
+  const std::vector<std::string> k_chain{P + "->" + I + "<k>", I + "->logits"};
+  const std::vector<std::string> v_chain{"input->" + I + "<v>", I + "->logits"};
+  auto with = [](std::vector<std::vector<std::string>> a, const std::vector<std::vector<std::string>>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  struct Hypothesis {
+    std::string what;
+    std::vector<std::vector<std::string>> paths;
+  };
+  const std::vector<Hypothesis> hypotheses = {
+      {P + " -> k of " + I + " -> logits", {k_chain}},
+      {P + " -> k of " + I + " -> logits, plus the direct path", with({k_chain}, direct)},
+      {"input -> v of " + I + " -> logits", {v_chain}},
+      {"both chains above, plus the direct path", with({k_chain, v_chain}, direct)},
+  };
+  std::printf("\nPath patching (treeified model; listed paths read the clean run, all others the corrupted one;\n"
+              "proportion explained = 1 - KL(clean || hypothesis) / KL(clean || corrupted)):\n");
+  for (const auto& h : hypotheses) {
+    const auto r = evaluate_path_set(model, task, h.paths);
+    std::printf("  %6.1f%%  %s\n", 100 * r.proportion_explained, h.what.c_str());
+  }
+}
+
+template <class M>
+std::size_t induction_half_length(const M& model) {
+  return std::min<std::size_t>(16, model.config().n_positions / 2);
+}
+
+/// `circuitry` with no arguments, or `circuitry [--out DIR] [--model DIR]`.
+inline void main_job(const Args& a) {
+  const auto start = std::chrono::steady_clock::now();
+  set_num_threads(static_cast<int>(a.integer("--threads", 0)));
+  DiscoveryOptions opt;
+  opt.out_dir = a.get("--out", "circuitry-out");
+  opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
+  const std::filesystem::path model_dir = a.has("--model") ? std::filesystem::path(a.get("--model")) : unpack_embedded_model(opt.out_dir / "model");
+  auto checkpoint = io::load_checkpoint<float>(model_dir);
+  with_architecture(checkpoint.config, [&]<class Arch>() {
+    const Model<Arch, float> model(checkpoint.config, std::move(checkpoint.weights));
+    const auto& c = model.config();
+    std::printf("circuitry main job: finding the induction circuit of a small trained transformer\n");
+    std::printf("\nModel %s: %zu layers x %zu heads, d_model %zu, vocabulary %zu, context %zu (%s)\n", Arch::name().c_str(), c.n_layer,
+                c.n_head, c.n_embd, c.vocab_size, c.n_positions, model_dir.c_str());
+    const std::size_t half = induction_half_length(model);
+    const Task task = make_induction_task(c.vocab_size, half, 64, 2024);
+    write_task(opt.out_dir / "induction-task.jsonl", task);
+    std::printf("\nTask: 64 induction examples. Random tokens x_0..x_%zu repeat; the clean sequence stops inside the\n"
+                "repeat at a token A, whose successor B in the first half is the answer. The corrupted sequence\n"
+                "replaces that earlier B by an unused token C (the wrong answer). A model that has learned\n"
+                "induction predicts B on clean input and C on corrupted input.\n",
+                half - 1);
+    const auto ptask = make_patching_task(model, task);
+    const DiscoveryReport r = discover(model, ptask, opt);
+    print_discovery(model, r, opt);
+    explain_induction(model, ptask, half);
+    print_files(r);
+    std::printf("\nDone in %.1f s. Read the circuit in %s/circuit.svg (or circuit.dot) and the curves in faithfulness.svg and roc.svg.\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), opt.out_dir.c_str());
+  });
+}
+
+/// `circuitry discover --model DIR --task FILE [--out DIR] [--metric M] [--target F] [--steps M]`
+inline void discover_command(const Args& a) {
+  set_num_threads(static_cast<int>(a.integer("--threads", 0)));
+  DiscoveryOptions opt;
+  opt.out_dir = a.get("--out", "circuitry-out");
+  opt.metric = parse_metric(a.get("--metric", "logit_diff"));
+  opt.eap_ig_steps = static_cast<std::size_t>(a.integer("--steps", 5));
+  if (a.has("--target")) opt.target_faithfulness = a.number("--target");
+  opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
+  auto checkpoint = io::load_checkpoint<float>(a.get("--model"));
+  with_architecture(checkpoint.config, [&]<class Arch>() {
+    const Model<Arch, float> model(checkpoint.config, std::move(checkpoint.weights));
+    const Task task = read_task(a.get("--task"), model.config().vocab_size, model.config().n_positions);
+    const auto ptask = make_patching_task(model, task);
+    const DiscoveryReport r = discover(model, ptask, opt);
+    print_discovery(model, r, opt);
+    print_files(r);
+  });
+}
+
+}  // namespace circuitry::cli

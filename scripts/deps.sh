@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages circuitry needs, if any are missing (as root), or prints the
+# exact apt-get line to run. Sourced by the other scripts; `bash scripts/deps.sh` alone works too.
+set -euo pipefail
+required=(g++ make cmake libeigen3-dev libxtensor-dev nlohmann-json3-dev doctest-dev)
+optional=(graphviz)  # `dot` renders circuit.svg; everything else works without it
+missing=()
+for pkg in "${required[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+missing_optional=()
+for pkg in "${optional[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing_optional+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ] || [ ${#missing_optional[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "circuitry: installing ${missing[*]} ${missing_optional[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" "${missing_optional[@]}" >/dev/null
+  elif [ ${#missing[@]} -gt 0 ]; then
+    echo "circuitry: missing Debian packages; run:" >&2
+    echo "  sudo apt-get install -y ${missing[*]} ${missing_optional[*]}" >&2
+    exit 1
+  fi
+fi

@@ -1,0 +1,21 @@
+# Installs circuitry into a scratch prefix and builds examples/consumer against it with
+# find_package: the install rules and circuitryConfig.cmake stay honest.
+set(prefix ${BINARY_DIR}/consumer-install)
+file(REMOVE_RECURSE ${prefix} ${BINARY_DIR}/consumer-build)
+execute_process(COMMAND ${CMAKE_COMMAND} --install ${BINARY_DIR} --prefix ${prefix} RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "cmake --install failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/consumer -B ${BINARY_DIR}/consumer-build
+                        -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "configuring the consumer project with find_package(circuitry) failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${BINARY_DIR}/consumer-build RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "building the consumer project failed")
+endif()
+execute_process(COMMAND ${BINARY_DIR}/consumer-build/consumer RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "the consumer program failed")
+endif()
