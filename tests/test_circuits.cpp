@@ -263,8 +263,10 @@ TEST_CASE("prune_dead_ends and greedy agree with direct transcriptions of EAP-IG
         if (!taken[e] && reached[static_cast<std::size_t>(port_node(g, g.edges()[e].port))] &&
             (best < 0 || std::fabs(scores[e]) > std::fabs(scores[static_cast<std::size_t>(best)])))
           best = static_cast<int>(e);
-      taken[static_cast<std::size_t>(best)] = 1;
-      reached[static_cast<std::size_t>(g.edges()[static_cast<std::size_t>(best)].upstream)] = 1;
+      REQUIRE(best >= 0);
+      const std::size_t chosen = static_cast<std::size_t>(best);
+      taken[chosen] = 1;
+      reached[static_cast<std::size_t>(g.edges()[chosen].upstream)] = 1;
     }
     CHECK(greedy(g, scores, n).in_graph == taken);
   }

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "circuitry/core/arena.hpp"
 #include "circuitry/core/tensor.hpp"
 
@@ -81,7 +83,7 @@ class Tape {
  private:
   Arena* arena_;
   std::vector<std::function<void()>> entries_;
-  std::vector<T> scratch_;
+  std::vector<T, Eigen::aligned_allocator<T>> scratch_;  // aligned like the arena: reductions stay deterministic
 };
 
 /// Everything an op needs: the arena for outputs and, when recording, the tape.

@@ -226,11 +226,11 @@ Model<Arch, T> Model<Arch, T>::random(const ModelConfig& c, unsigned seed, doubl
   std::normal_distribution<double> normal(0.0, stddev);
   const std::size_t D = c.n_embd, F = c.n_inner, V = c.vocab_size;
   auto randn = [&](auto shape) {
-    xt::xtensor<T, std::tuple_size_v<decltype(shape)>> t(shape);
+    ParamTensor<T, std::tuple_size_v<decltype(shape)>> t(shape);
     for (auto& v : t) v = static_cast<T>(normal(rng));
     return t;
   };
-  auto fill = [](std::size_t n, T v) { return xt::xtensor<T, 1>(std::array<std::size_t, 1>{n}, v); };
+  auto fill = [](std::size_t n, T v) { return ParamTensor<T, 1>(std::array<std::size_t, 1>{n}, v); };
   Weights<T> w;
   w.wte = randn(std::array<std::size_t, 2>{V, D});
   w.wpe = randn(std::array<std::size_t, 2>{c.n_positions, D});

@@ -2,37 +2,43 @@
 // Parameters of a GPT-2-family model in the Hugging Face Conv1D layout (y = x W + b).
 // The same struct holds gradients during training (one tensor per parameter).
 #include <vector>
+#include <Eigen/Core>
 #include <xtensor/xtensor.hpp>
 
 #include "circuitry/models/config.hpp"
 
 namespace circuitry {
 
+/// A parameter tensor: row-major, aligned like Eigen's packets (64 bytes with AVX-512), so
+/// vectorised loops over weights take the same path on every run and results are bit-reproducible.
+template <class T, std::size_t N>
+using ParamTensor = xt::xtensor<T, N, xt::layout_type::row_major, Eigen::aligned_allocator<T>>;
+
 template <class T>
 struct LayerWeights {
-  xt::xtensor<T, 1> ln1_w, ln1_b;  // [d_model]
-  xt::xtensor<T, 2> w_qkv;         // [d_model, 3 d_model]; columns q | k | v, each split into heads
-  xt::xtensor<T, 1> b_qkv;         // [3 d_model]
-  xt::xtensor<T, 2> w_o;           // [d_model, d_model]; rows h*d_head..(h+1)*d_head belong to head h
-  xt::xtensor<T, 1> b_o;           // [d_model]
+  ParamTensor<T, 1> ln1_w, ln1_b;  // [d_model]
+  ParamTensor<T, 2> w_qkv;         // [d_model, 3 d_model]; columns q | k | v, each split into heads
+  ParamTensor<T, 1> b_qkv;         // [3 d_model]
+  ParamTensor<T, 2> w_o;           // [d_model, d_model]; rows h*d_head..(h+1)*d_head belong to head h
+  ParamTensor<T, 1> b_o;           // [d_model]
   // MLP (empty tensors in attention-only models)
-  xt::xtensor<T, 1> ln2_w, ln2_b;  // [d_model]
-  xt::xtensor<T, 2> w_fc;          // [d_model, d_mlp]
-  xt::xtensor<T, 1> b_fc;          // [d_mlp]
-  xt::xtensor<T, 2> w_proj;        // [d_mlp, d_model]
-  xt::xtensor<T, 1> b_proj;        // [d_model]
+  ParamTensor<T, 1> ln2_w, ln2_b;  // [d_model]
+  ParamTensor<T, 2> w_fc;          // [d_model, d_mlp]
+  ParamTensor<T, 1> b_fc;          // [d_mlp]
+  ParamTensor<T, 2> w_proj;        // [d_mlp, d_model]
+  ParamTensor<T, 1> b_proj;        // [d_model]
 };
 
 template <class T>
 struct Weights {
-  xt::xtensor<T, 2> wte;           // [vocab, d_model] token embedding (also the tied unembedding)
-  xt::xtensor<T, 2> wpe;           // [n_positions, d_model] learned positions
+  ParamTensor<T, 2> wte;           // [vocab, d_model] token embedding (also the tied unembedding)
+  ParamTensor<T, 2> wpe;           // [n_positions, d_model] learned positions
   std::vector<LayerWeights<T>> layers;
-  xt::xtensor<T, 1> lnf_w, lnf_b;  // [d_model] final layer norm
-  xt::xtensor<T, 2> lm_head;       // [vocab, d_model] only when !tie_word_embeddings, else empty
+  ParamTensor<T, 1> lnf_w, lnf_b;  // [d_model] final layer norm
+  ParamTensor<T, 2> lm_head;       // [vocab, d_model] only when !tie_word_embeddings, else empty
 
   /// The unembedding matrix as stored: [vocab, d_model] (logits = x lm_head^T).
-  const xt::xtensor<T, 2>& unembed() const { return lm_head.size() ? lm_head : wte; }
+  const ParamTensor<T, 2>& unembed() const { return lm_head.size() ? lm_head : wte; }
 };
 
 }  // namespace circuitry
