@@ -77,9 +77,10 @@ inline void print_files(const DiscoveryReport& r) {
 }
 
 /// The induction story: which heads attend to the previous token / the earlier copy, and
-/// which paths carry the effect (path patching on the treeified model).
+/// which paths carry the effect (path patching on the treeified model), for two corruptions:
+/// the earlier B (what the induction heads copy) and the earlier A (where they look).
 template <class M, class T = typename M::scalar>
-void explain_induction(const M& model, const PatchingTask<T>& task, std::size_t half) {
+void explain_induction(const M& model, const PatchingTask<T>& answer_task, const PatchingTask<T>& trigger_task, std::size_t half) {
   const auto& c = model.config();
   std::mt19937 rng(7);
   const Batch repeated = Batch::from(induction_training_batch(c.vocab_size, half, 64, rng));
@@ -89,36 +90,48 @@ void explain_induction(const M& model, const PatchingTask<T>& task, std::size_t 
   for (std::size_t l = 0; l < c.n_layer; ++l)
     for (std::size_t h = 0; h < c.n_head; ++h)
       std::printf("  a%zu.h%zu    %16.3f %16.3f\n", l, h, prev.at(l, h), ind.at(l, h));
-  const auto [pl, ph] = prev.best(0);
-  const auto [il, ih] = ind.best(int(c.n_layer) - 1);
-  const std::string P = "a" + std::to_string(pl) + ".h" + std::to_string(ph), I = "a" + std::to_string(il) + ".h" + std::to_string(ih);
-  std::printf("  -> previous-token head %s (%.2f), induction head %s (%.2f)\n", P.c_str(), prev.at(pl, ph), I.c_str(), ind.at(il, ih));
+  // Heads whose score is at least half of their layer's best: the previous-token heads of
+  // layer 0 and the induction heads of the last layer.
+  auto pick = [](const HeadScores& s, std::size_t layer) {
+    const auto [bl, bh] = s.best(int(layer));
+    std::vector<std::string> heads;
+    for (std::size_t h = 0; h < s.n_heads; ++h)
+      if (s.at(layer, h) >= 0.5 * s.at(bl, bh)) heads.push_back("a" + std::to_string(layer) + ".h" + std::to_string(h));
+    return heads;
+  };
+  const auto prev_heads = pick(prev, 0), ind_heads = pick(ind, c.n_layer - 1);
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+  };
+  std::printf("  -> previous-token heads %s; induction heads %s\n", join(prev_heads).c_str(), join(ind_heads).c_str());
 
-  const Graph g = model.graph();
-  // The direct path: embeddings straight to the logits, through no head (Goldowsky-Dill et al. 2023).
-  const std::vector<std::vector<std::string>> direct{{"input->logits"}};
-  const std::vector<std::string> k_chain{P + "->" + I + "<k>", I + "->logits"};
-  const std::vector<std::string> v_chain{"input->" + I + "<v>", I + "->logits"};
-  auto with = [](std::vector<std::vector<std::string>> a, const std::vector<std::vector<std::string>>& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-  };
-  struct Hypothesis {
-    std::string what;
-    std::vector<std::vector<std::string>> paths;
-  };
-  const std::vector<Hypothesis> hypotheses = {
-      {P + " -> k of " + I + " -> logits", {k_chain}},
-      {P + " -> k of " + I + " -> logits, plus the direct path", with({k_chain}, direct)},
-      {"input -> v of " + I + " -> logits", {v_chain}},
-      {"both chains above, plus the direct path", with({k_chain, v_chain}, direct)},
-  };
-  std::printf("\nPath patching (treeified model; listed paths read the clean run, all others the corrupted one;\n"
-              "proportion explained = 1 - KL(clean || hypothesis) / KL(clean || corrupted)):\n");
-  for (const auto& h : hypotheses) {
-    const auto r = evaluate_path_set(model, task, h.paths);
-    std::printf("  %6.1f%%  %s\n", 100 * r.proportion_explained, h.what.c_str());
+  using PathSet = std::vector<std::vector<std::string>>;
+  PathSet value, key, query;
+  for (const auto& i : ind_heads) {
+    value.push_back({"input->" + i + "<v>", i + "->logits"});
+    query.push_back({"input->" + i + "<q>", i + "->logits"});
+    for (const auto& p : prev_heads) key.push_back({p + "->" + i + "<k>", i + "->logits"});
   }
+  PathSet all = value;
+  all.insert(all.end(), key.begin(), key.end());
+  all.insert(all.end(), query.begin(), query.end());
+  all.push_back({"input->logits"});  // the direct path: embeddings straight to the unembedding
+  const std::vector<std::pair<std::string, PathSet>> hypotheses = {
+      {"value: input -> v of induction heads -> logits", value},
+      {"key: previous-token heads -> k of induction heads -> logits", key},
+      {"query: input -> q of induction heads -> logits", query},
+      {"all three, plus the direct path input -> logits", all},
+  };
+  std::printf("\nPath patching on the treeified model: the listed paths read the clean input, every other path\n"
+              "the corrupted one; proportion explained = 1 - KL(clean || hypothesis) / KL(clean || corrupted).\n");
+  std::printf("  %-62s %11s %11s\n", "hypothesis", "B -> C", "A -> C");
+  for (const auto& [what, paths] : hypotheses)
+    std::printf("  %-62s %10.1f%% %10.1f%%\n", what.c_str(), 100 * evaluate_path_set(model, answer_task, paths).proportion_explained,
+                100 * evaluate_path_set(model, trigger_task, paths).proportion_explained);
+  std::printf("  (B -> C corrupts what the induction heads copy, A -> C where they look: the value path\n"
+              "   should carry the first, the previous-token -> key path the second.)\n");
 }
 
 template <class M>
@@ -152,7 +165,8 @@ inline void main_job(const Args& a) {
     const auto ptask = make_patching_task(model, task);
     const DiscoveryReport r = discover(model, ptask, opt);
     print_discovery(model, r, opt);
-    explain_induction(model, ptask, half);
+    const Task trigger = make_induction_task(c.vocab_size, half, 64, 2024, 2, InductionCorruption::Trigger);
+    explain_induction(model, ptask, make_patching_task(model, trigger), half);
     print_files(r);
     std::printf("\nDone in %.1f s. Read the circuit in %s/circuit.svg (or circuit.dot) and the curves in faithfulness.svg and roc.svg.\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), opt.out_dir.c_str());

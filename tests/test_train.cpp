@@ -257,3 +257,17 @@ TEST_CASE("training a tiny attention-only model on induction sequences lowers th
   CHECK(w1.lm_head == w2.lm_head);
   CHECK_FALSE(w1.lm_head == Model<AttnOnly, float>::random(c, 1).weights().lm_head);  // training did move it
 }
+
+TEST_CASE("induction task: the trigger corruption replaces the earlier copy of the last token") {
+  const Task task = make_induction_task(40, 10, 30, 5, 2, InductionCorruption::Trigger);
+  for (const auto& e : task.examples) {
+    REQUIRE(e.clean.size() == e.corrupted.size());
+    std::size_t changed = 0, where = 0;
+    for (std::size_t i = 0; i < e.clean.size(); ++i)
+      if (e.clean[i] != e.corrupted[i]) ++changed, where = i;
+    CHECK(changed == 1);
+    CHECK(e.clean[where] == e.clean.back());  // the earlier A
+    CHECK(e.clean[where + 1] == e.answer);    // followed by B
+    CHECK(e.corrupted[where] == e.wrong);
+  }
+}

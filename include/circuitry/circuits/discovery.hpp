@@ -8,6 +8,7 @@
 //      faithfulness, then remove dead ends;
 //   4. write scores, the circuit (EAP-IG JSON, DOT, SVG) and the curves (SVG).
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <numeric>
@@ -124,7 +125,9 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
     io_write_scores(path("scores-" + a->method + ".json"), graph, *a, metric_name(opt.metric));
   io::write_circuit_json(path("circuit.json"), r.circuit, r.exact.edge_scores, model.config().n_embd);
   io::DotOptions dot;
-  dot.title = "circuit: " + std::to_string(r.circuit.n_edges()) + " edges, faithfulness " + std::to_string(r.circuit_faithfulness);
+  char title[96];
+  std::snprintf(title, sizeof title, "circuit: %zu edges, faithfulness %.3f", r.circuit.n_edges(), r.circuit_faithfulness);
+  dot.title = title;
   io::write_dot(path("circuit.dot"), r.circuit, r.exact.edge_scores, dot);
   if (io::render_svg(opt.out_dir / "circuit.dot", opt.out_dir / "circuit.svg")) r.files.push_back((opt.out_dir / "circuit.svg").string());
 
@@ -148,7 +151,9 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
     const char* colours[] = {"#d62728", "#2ca02c"};
     for (std::size_t i = 0; i < r.comparisons.size(); ++i) {
       const auto& c = r.comparisons[i];
-      rocplot.series.push_back({c.method + " (AUC " + std::to_string(c.roc.auc_trapezoid).substr(0, 5) + ")", c.roc.fpr, c.roc.tpr,
+      char label[64];
+      std::snprintf(label, sizeof label, "%s (AUC %.3f)", c.method.c_str(), c.roc.auc_trapezoid);
+      rocplot.series.push_back({label, c.roc.fpr, c.roc.tpr,
                                 colours[i % 2], false, false});
     }
     io::write_line_plot(path("roc.svg"), rocplot);

@@ -17,6 +17,11 @@
 // [min_prefix, n - 1], so lengths vary within a task (Batch pads them; metrics read each
 // sequence's own last position).
 //
+// A second corruption, InductionCorruption::Trigger, replaces the earlier A (position k - 1)
+// instead: the induction head then finds no earlier copy of A to attend from, so this variant
+// tests where the head looks (its key side, fed by a previous-token head) rather than what it
+// copies (its value side). wrong = C there too.
+//
 // Randomness uses only std::mt19937's raw output (no std::*_distribution, whose results
 // differ between standard libraries), so a seed gives the same task on every platform.
 #include <algorithm>
@@ -87,11 +92,17 @@ inline std::vector<std::vector<int>> induction_training_batch(std::size_t vocab,
   return seqs;
 }
 
+/// Which earlier token the corrupted sequence changes (see the top of this file).
+enum class InductionCorruption {
+  Answer,   // the earlier B: the head still attends there but copies C
+  Trigger,  // the earlier A: the head has nothing to attend to
+};
+
 /// n_examples clean / corrupted pairs as described above, with half length n = half_length and
 /// the cut k uniform in [min_prefix, n - 1] (clean length n + k, at most 2 n - 1). Needs
 /// 1 <= min_prefix < n and vocab > n (C must lie outside the first half). Deterministic in seed.
 inline Task make_induction_task(std::size_t vocab_size, std::size_t half_length, std::size_t n_examples, unsigned seed,
-                                std::size_t min_prefix = 2) {
+                                std::size_t min_prefix = 2, InductionCorruption corruption = InductionCorruption::Answer) {
   detail::check_induction_sizes(vocab_size, half_length, half_length + 1);
   require(min_prefix >= 1 && min_prefix < half_length,
           "induction: min_prefix must be in [1, half_length - 1] = [1, " + std::to_string(half_length - 1) + "], got " +
@@ -109,7 +120,7 @@ inline Task make_induction_task(std::size_t vocab_size, std::size_t half_length,
     ex.answer = ids[k];
     ex.wrong = ids[half_length];
     ex.corrupted = ex.clean;
-    ex.corrupted[k] = ex.wrong;
+    ex.corrupted[corruption == InductionCorruption::Answer ? k : k - 1] = ex.wrong;
     task.examples.push_back(std::move(ex));
   }
   return task;
