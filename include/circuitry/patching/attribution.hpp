@@ -9,6 +9,7 @@
 //   clean-corrupted the clean run and the corrupted run, averaged.
 // The port gradients come from the tape (ops/norm_linear.hpp) one stage at a time, and each
 // stage's scores are one GEMM: S[u, p] = Delta[u] . G[p] over batch * pos * d_model.
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -69,32 +70,52 @@ template <GradientPolicy Policy, class M, class Metric, class T = typename M::sc
 Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, const Metric& metric, const Policy& policy) {
   const Graph graph = model.graph();
   const std::size_t BPD = task.clean.rows() * model.config().n_embd;
-  std::vector<T> delta = node_outputs(model, task.corrupted);  // Delta = out(x') - out(x)  [n_upstream, B*P*D]
-  const std::vector<T> corrupted_input(delta.begin(), delta.begin() + static_cast<std::ptrdiff_t>(BPD));  // e(x')
+  const std::vector<GradientRun> runs = policy.gradient_runs();
+  Attribution result;
+  result.method = Policy::name;
+  result.edge_scores.assign(graph.n_edges(), 0.0);
+  result.clean_metric = metric_value(metric, task.clean_logits, task.data);
+
+  // Delta = out(x') - out(x)  [n_upstream, B*P*D]: the corrupted run writes it, a clean run
+  // subtracts. That clean run is the first plain-clean gradient run when there is one (its
+  // sinks only fire in the backward, after the whole forward), else a forward of its own.
+  std::vector<T> delta(model.n_upstream() * BPD);
   {
+    Arena arena;
+    Context<T, false> ctx(arena);
+    ForwardOptions<T> o;
+    o.node_outputs = delta.data();
+    result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted, o), task.data).value[0]);
+  }
+  const std::vector<T> corrupted_input(delta.begin(), delta.begin() + static_cast<std::ptrdiff_t>(BPD));  // e(x')
+  auto fused = std::find_if(runs.begin(), runs.end(), [](const GradientRun& r) { return !r.corrupted_input && r.interpolation == 1.0; });
+  if (fused != runs.begin()) {
     Arena arena;
     Context<T, false> ctx(arena);
     ForwardOptions<T> o;
     o.node_outputs = delta.data();
     o.subtract_node_outputs = true;
     model.forward(ctx, task.clean, o);
+    fused = runs.end();
   }
-  std::vector<T> input(BPD);  // the interpolated input node of eap-ig  [B*P*D]
 
-  Attribution result;
-  result.method = Policy::name;
-  result.edge_scores.assign(graph.n_edges(), 0.0);
+  std::vector<T> input(BPD);  // the interpolated input node of eap-ig  [B*P*D]
   std::vector<T> stage_scores;
   Arena arena;
-  for (const GradientRun& run : policy.gradient_runs()) {
+  for (auto run = runs.begin(); run != runs.end(); ++run) {
     arena.reset();
     Tape<T> tape(arena);
     Context<T, true> ctx(arena, tape);
     ForwardOptions<T> o;
-    if (run.interpolation != 1.0) {  // e(x') + a (e(x) - e(x')) = e(x') - a Delta_input
-      for (std::size_t i = 0; i < BPD; ++i) input[i] = corrupted_input[i] - T(run.interpolation) * delta[i];
+    if (run == fused) {
+      o.node_outputs = delta.data();
+      o.subtract_node_outputs = true;
+    }
+    if (run->interpolation != 1.0) {  // e(x') + a (e(x) - e(x')) = e(x') - a Delta_input
+      for (std::size_t i = 0; i < BPD; ++i) input[i] = corrupted_input[i] - T(run->interpolation) * delta[i];
       o.input_override = input.data();
     }
+    const double weight = run->weight;
     o.port_gradients = [&](std::size_t first, const T* grads, std::size_t n) {
       const std::size_t U = graph.edges_into(static_cast<int>(first)).size();
       stage_scores.resize(U * n);
@@ -102,17 +123,13 @@ Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, con
       for (std::size_t u = 0; u < U; ++u)
         for (std::size_t i = 0; i < n; ++i)
           result.edge_scores[static_cast<std::size_t>(graph.edge_index(static_cast<int>(u), static_cast<int>(first + i)))] +=
-              run.weight * double(stage_scores[u * n + i]);
+              weight * double(stage_scores[u * n + i]);
     };
-    const Batch& batch = run.corrupted_input ? task.corrupted : task.clean;
+    const Batch& batch = run->corrupted_input ? task.corrupted : task.clean;
     Var<T> logits = model.forward(ctx, batch, o);
     tape.backward(metric(ctx, logits, task.data));
   }
   result.compute_node_scores(graph);
-  result.clean_metric = metric_value(metric, task.clean_logits, task.data);
-  Arena a2;
-  Context<T, false> ctx(a2);
-  result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
   return result;
 }
 
