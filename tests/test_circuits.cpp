@@ -3,6 +3,8 @@
 // Small cases are checked against numbers worked out by hand in the comments.
 #include <doctest/doctest.h>
 
+#include "error_check.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -55,16 +57,6 @@ std::string read_file(const fs::path& path) {
   return buffer.str();
 }
 
-/// The message of the circuitry::Error that `f` throws, or a marker when it throws none.
-template <class F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error thrown)";
-}
 
 fs::path ground_truth(const std::string& name) { return fs::path(CIRCUITRY_FIXTURES_DIR) / "ground-truth" / name; }
 
@@ -124,14 +116,6 @@ std::vector<double> example_scores() {
 
 }  // namespace
 
-// Checks that `expr` throws circuitry::Error with every one of the strings in its message.
-#define CHECK_ERROR(expr, ...)                                                         \
-  do {                                                                                 \
-    const std::string message_ = error_message([&] { (void)(expr); });                 \
-    INFO("message: " << message_);                                                     \
-    for (const std::string& word_ : std::initializer_list<std::string>{__VA_ARGS__})   \
-      CHECK_MESSAGE(message_.find(word_) != std::string::npos, "expected: " << word_); \
-  } while (false)
 
 using SV = std::vector<std::string>;
 

@@ -2,6 +2,8 @@
 // directory and each must fail with a circuitry::Error that names the file and the fault.
 #include <doctest/doctest.h>
 
+#include "error_check.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -62,27 +64,9 @@ std::string u16_bytes(std::initializer_list<std::uint16_t> values) {
   return bytes;
 }
 
-/// The message of the circuitry::Error that `f` throws, or a marker when it throws none.
-template <class F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error thrown)";
-}
 
 }  // namespace
 
-// Checks that `expr` throws circuitry::Error with every one of the strings in its message.
-#define CHECK_ERROR(expr, ...)                                                         \
-  do {                                                                                 \
-    const std::string message_ = error_message([&] { (void)(expr); });                 \
-    INFO("message: " << message_);                                                     \
-    for (const std::string& word_ : std::initializer_list<std::string>{__VA_ARGS__})   \
-      CHECK_MESSAGE(message_.find(word_) != std::string::npos, "expected: " << word_); \
-  } while (false)
 
 using circuitry::io::SafetensorsFile;
 
@@ -399,6 +383,11 @@ TEST_CASE("checkpoint: missing, misshapen and unexpected tensors are named") {
   wide[0] = {"wte.weight", {11, 6}, std::vector<float>(66, 0.0f)};
   CHECK_ERROR(circuitry::io::load_checkpoint<float>(write_model(dir, "wide", config, wide)), "tensor 'wte.weight'",
               "has shape [11, 6]", "config.json implies [11, 4]");
+
+  auto poisoned = tensors;
+  poisoned[2].values[1] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_ERROR(circuitry::io::load_checkpoint<float>(write_model(dir, "nan", config, poisoned)), "tensor '" + poisoned[2].name + "'",
+              "non-finite value", "flat index 1");
 
   ModelConfig one_layer = config;
   one_layer.n_layer = 1;

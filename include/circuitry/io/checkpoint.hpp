@@ -211,6 +211,11 @@ Weights<T> load_weights(const std::filesystem::path& dir, const ModelConfig& con
         std::copy(shape.begin(), shape.end(), extents.begin());
         tensor.resize(extents);
         file.read_into(stored, std::span<T>(tensor.data(), tensor.size()));
+        // A NaN or infinite weight would only show up later as NaN logits and scores.
+        const auto bad = std::find_if(tensor.begin(), tensor.end(), [](T v) { return !std::isfinite(v); });
+        if (bad != tensor.end())
+          throw Error(where + ": tensor '" + stored + "' holds a non-finite value (" + std::to_string(double(*bad)) +
+                      ") at flat index " + std::to_string(bad - tensor.begin()));
         used.insert(stored);
       });
   for (const std::string& name : file.names())
