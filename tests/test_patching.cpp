@@ -167,3 +167,67 @@ TEST_CASE("a length-1 path patch equals the edge patch; full and empty path sets
     CHECK_THROWS_WITH_AS(evaluate_path_set(model, task, {{"a9.h1->logits"}}), doctest::Contains("unknown edge"), Error);
   });
 }
+
+TEST_CASE("zero and mean ablation, node patching and position restriction") {
+  Fixture<double> fx("gpt2-small3");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const Graph g = model.graph();
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    auto same_logits = [](const std::vector<double>& a, const std::vector<double>& b) {
+      REQUIRE(a.size() == b.size());
+      for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == doctest::Approx(b[i]).epsilon(1e-10));
+    };
+    // Zero-ablating the input node is the forward whose embeddings are hooked to zero.
+    const auto zero = ablation_source(model, task, Ablation::Zero);
+    const auto zeroed = patch_nodes(model, task, metric, {"input"}, zero);
+    Hooks<double> hooks;
+    for (const char* name : {"hook_embed", "hook_pos_embed"})
+      hooks.add(name, [](TensorView<double> v) {
+        for (std::size_t i = 0; i < v.numel(); ++i) v.data[i] = 0;
+      });
+    Arena arena;
+    Context<double, false> ctx(arena);
+    ForwardOptions<double> o;
+    o.hooks = &hooks;
+    Var<double> hooked = model.forward(ctx, task.clean, o);
+    same_logits(zeroed.logits, std::vector<double>(hooked.value, hooked.value + hooked.numel()));
+
+    // Mean ablation over a reference of two copies of the corrupted batch is resample ablation.
+    // (The reference averages over its sequences, so the task has one example.)
+    Task one;
+    one.examples.push_back(fx.task.examples[0]);
+    const auto task1 = make_patching_task(model, one);
+    const Batch reference = Batch::from({one.examples[0].corrupted, one.examples[0].corrupted});
+    const auto mean = ablation_source(model, task1, Ablation::Mean, &reference);
+    const auto resample = ablation_source(model, task1, Ablation::Resample);
+    for (const char* node : {"a0.h2", "m1", "input"})
+      CHECK(patch_nodes(model, task1, metric, {node}, mean).metric ==
+            doctest::Approx(patch_nodes(model, task1, metric, {node}, resample).metric).epsilon(1e-12));
+    const Batch too_short = Batch::from({{1}});
+    CHECK_THROWS_AS(ablation_source(model, task1, Ablation::Mean, &too_short), Error);
+
+    // Positions: patching at no position is the clean run; at every position, the plain patch.
+    const auto source = ablation_source(model, task, Ablation::Resample);
+    std::vector<std::uint8_t> edges(g.n_edges(), 0);
+    for (int e : g.edges_out_of(g.find_upstream("a1.h2"))) edges[std::size_t(e)] = 1;
+    same_logits(patch_edges(model, task, metric, edges, source, std::vector<std::uint8_t>(task.clean.pos, 0)).logits, task.clean_logits);
+    same_logits(patch_edges(model, task, metric, edges, source, std::vector<std::uint8_t>(task.clean.pos, 1)).logits,
+                patch_edges(model, task, metric, edges, source).logits);
+    // Patching only the first position is a different intervention from patching all of them.
+    std::vector<std::uint8_t> first(task.clean.pos, 0);
+    first[0] = 1;
+    const double clean = metric_value(metric, task.clean_logits, task.data);
+    const double all = patch_edges(model, task, metric, edges, source).metric;
+    const double at_first = patch_edges(model, task, metric, edges, source, first).metric;
+    CHECK(at_first != doctest::Approx(all));
+    CHECK(at_first != doctest::Approx(clean));
+
+    // Node scores are the sums of their outgoing edges' scores.
+    const auto eap = attribute(model, task, metric, Eap{});
+    const int node = g.find_upstream("m0");
+    double sum = 0;
+    for (int e : g.edges_out_of(node)) sum += eap.edge_scores[std::size_t(e)];
+    CHECK(eap.node_scores[std::size_t(node)] == doctest::Approx(sum));
+  });
+}
