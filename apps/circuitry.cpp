@@ -29,6 +29,7 @@ usage:
   circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--prune-dead-ends]
   circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE
+  circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
 
 Commands that run a model also take --metric logit_diff|prob_diff|kl|loss (default logit_diff;
@@ -161,22 +162,51 @@ void prune_command(const Args& a) {
 }
 
 void evaluate_command(const Args& a) {
+  require(a.has("--circuit") != a.has("--scores"), "evaluate: give either --circuit FILE or --scores FILE (for the MIB curve)");
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
     const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
     const Graph graph = model.graph();
-    const Circuit circuit = read_circuit_json(a.get("--circuit")).on(graph);
-    const auto source = ablation_source(model, task, Ablation::Resample);
-    const double full = metric_value(metric, task.clean_logits, task.data);
-    const double empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
-    const double m = evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
     Json j;
     j["metric"] = metric_name(metric.kind);
-    j["clean_metric"] = full;
-    j["corrupted_metric"] = empty;
-    j["circuit_metric"] = m;
-    j["faithfulness"] = full == empty ? Json(nullptr) : Json(faithfulness(m, empty, full));
-    j["n_edges_in_graph"] = circuit.n_edges();
+    if (a.has("--scores")) {  // the MIB faithfulness curve of the scores' top edges, with CPR and CMD
+      const std::vector<double> scores = read_scores_json(a.get("--scores"), graph).values;
+      const FaithfulnessCurve curve = faithfulness_curve(model, task, metric, scores);
+      j["clean_metric"] = curve.m_full;
+      j["corrupted_metric"] = curve.m_empty;
+      j["cpr"] = curve.cpr;
+      j["cmd"] = curve.cmd;
+      Json points = Json::array();
+      io::PlotSeries series{"faithfulness", {}, {}, "#1f77b4"};
+      for (std::size_t i = 0; i < curve.points.size(); ++i) {
+        points.push_back({{"fraction", curve.points[i].fraction}, {"n_edges_in_graph", curve.edges_kept[i]}, {"faithfulness", curve.points[i].value}});
+        series.x.push_back(curve.points[i].fraction);
+        series.y.push_back(curve.points[i].value);
+      }
+      j["curve"] = std::move(points);
+      if (a.has("--svg")) {
+        io::LinePlot plot;
+        char title[96];
+        std::snprintf(title, sizeof title, "Faithfulness of the top edges (CPR %.3f, CMD %.3f)", curve.cpr, curve.cmd);
+        plot.title = title;
+        plot.x_label = "fraction of edges";
+        plot.y_label = "faithfulness";
+        plot.log_x = true;
+        plot.series.push_back(series);
+        io::write_line_plot(a.get("--svg"), plot);
+      }
+    } else {
+      const Circuit circuit = read_circuit_json(a.get("--circuit")).on(graph);
+      const auto source = ablation_source(model, task, Ablation::Resample);
+      const double full = metric_value(metric, task.clean_logits, task.data);
+      const double empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
+      const double m = evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
+      j["clean_metric"] = full;
+      j["corrupted_metric"] = empty;
+      j["circuit_metric"] = m;
+      j["faithfulness"] = full == empty ? Json(nullptr) : Json(faithfulness(m, empty, full));
+      j["n_edges_in_graph"] = circuit.n_edges();
+    }
     write_json(a.get("--out"), j);
   });
 }
@@ -251,7 +281,7 @@ int run(int argc, char** argv) {
   else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps"})));
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot"}, {"--prune-dead-ends"}));
-  else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit"})));
+  else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg"})));
   else if (cmd == "discover")
     discover_command(Args(cmd, argc, argv, 2, with_model_options({"--target", "--steps"})));
   else if (cmd == "path-patch")

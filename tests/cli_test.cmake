@@ -36,6 +36,7 @@ expect_ok(forward64 "\"corrupted_metric\"" ${WORK}/f64.json forward --model ${A}
 expect_ok(attribute "\"a0.h1->a1.h0<k>\"" ${WORK}/eap.json attribute --model ${M} --task ${M}/task.jsonl --method eap-ig --steps 3 --out ${WORK}/eap.json)
 expect_ok(prune "\"in_graph\"" ${WORK}/circuit.json prune --scores ${WORK}/eap.json --top-n 5 --out ${WORK}/circuit.json --dot ${WORK}/circuit.dot)
 expect_ok(evaluate "\"faithfulness\"" ${WORK}/eval.json evaluate --model ${M} --task ${M}/task.jsonl --circuit ${WORK}/circuit.json --out ${WORK}/eval.json)
+expect_ok(mib_curve "\"cpr\"" ${WORK}/curve.json evaluate --model ${M} --task ${M}/task.jsonl --scores ${WORK}/eap.json --out ${WORK}/curve.json --svg ${WORK}/curve.svg)
 expect_ok(path_patch "\"effect\"" ${WORK}/pp.json path-patch --model ${M} --task ${M}/task.jsonl --senders a0.h1,input --receivers logits --out ${WORK}/pp.json)
 file(WRITE ${WORK}/paths.json "{\"paths\": [[\"a0.h1->a1.h0<k>\", \"a1.h0->logits\"]]}")
 expect_ok(path_sets "\"proportion_explained\"" ${WORK}/ps.json path-patch --model ${M} --task ${M}/task.jsonl --paths ${WORK}/paths.json --out ${WORK}/ps.json)

@@ -231,3 +231,21 @@ TEST_CASE("zero and mean ablation, node patching and position restriction") {
     CHECK(eap.node_scores[std::size_t(node)] == doctest::Approx(sum));
   });
 }
+
+TEST_CASE("faithfulness curve: the empty circuit scores 0, the full one 1; CPR and CMD follow") {
+  Fixture<double> fx("gpt2-small3");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    const auto exact = attribute(model, task, metric, ExactPatching{});
+    const auto curve = faithfulness_curve(model, task, metric, exact.edge_scores);
+    REQUIRE(curve.points.size() == mib_fractions.size());
+    CHECK(curve.edges_kept.front() == 0);  // 0.1% of 262 edges rounds down to none
+    CHECK(curve.points.front().value == doctest::Approx(0.0).scale(1.0));
+    CHECK(curve.points.back().value == doctest::Approx(1.0));
+    CHECK(curve.m_empty == doctest::Approx(fx.expected["metrics"]["logit_diff"]["corrupted_metric"].get<double>()));
+    CHECK(curve.cpr == doctest::Approx(cpr(curve.points)));
+    CHECK(curve.cmd == doctest::Approx(cmd(curve.points)));
+    CHECK(curve.cpr > 0.0);
+  });
+}

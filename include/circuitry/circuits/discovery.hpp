@@ -17,6 +17,7 @@
 
 #include "circuitry/circuits/circuit.hpp"
 #include "circuitry/circuits/evaluation.hpp"
+#include "circuitry/circuits/faithfulness_curve.hpp"
 #include "circuitry/circuits/pruning.hpp"
 #include "circuitry/io/circuit_json.hpp"
 #include "circuitry/io/dot.hpp"
@@ -93,7 +94,6 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
 
   // Faithfulness of the top-k circuits by |exact|: every k for small graphs, MIB's fractions otherwise.
   log("evaluating circuits of the top edges");
-  const auto source = ablation_source(model, task, Ablation::Resample);
   const double m_full = r.exact.clean_metric, m_empty = r.exact.corrupted_metric;
   require(m_full != m_empty, "the clean and corrupted runs give the same metric; nothing to explain");
   std::vector<std::size_t> ks;
@@ -102,16 +102,18 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
   } else {
     for (double f : mib_fractions) ks.push_back(std::max<std::size_t>(1, mib_edge_count(f, graph.n_edges())));
   }
+  const FaithfulnessCurve top_k = faithfulness_curve_at(model, task, metric, r.exact.edge_scores, ks, false);
+  r.curve_edges = ks;
+  r.faithfulness_curve = top_k.points;
   std::size_t chosen = graph.n_edges();
-  for (std::size_t k : ks) {
-    const Circuit c = top_n(graph, r.exact.edge_scores, k);
-    const double f = faithfulness(evaluate_circuit(model, task, metric, c.in_graph, source).metric, m_empty, m_full);
-    r.curve_edges.push_back(k);
-    r.faithfulness_curve.push_back({double(k) / double(graph.n_edges()), f});
-    if (f >= opt.target_faithfulness && chosen == graph.n_edges() && k < chosen) chosen = k;
-  }
+  for (std::size_t i = 0; i < ks.size(); ++i)
+    if (top_k.points[i].value >= opt.target_faithfulness) {
+      chosen = ks[i];
+      break;
+    }
   r.circuit = top_n(graph, r.exact.edge_scores, chosen);
   prune_dead_ends(r.circuit);
+  const auto source = ablation_source(model, task, Ablation::Resample);
   r.circuit_metric = evaluate_circuit(model, task, metric, r.circuit.in_graph, source).metric;
   r.circuit_faithfulness = faithfulness(r.circuit_metric, m_empty, m_full);
 

@@ -1,0 +1,55 @@
+#pragma once
+// Faithfulness curves and the MIB circuit-track areas (Mueller et al. 2025, "MIB: A
+// Mechanistic Interpretability Benchmark"): for each circuit size, the top edges by |score|
+// (dead ends removed), evaluated with every edge outside the circuit patched; CPR is the
+// area under f, CMD the area under |1 - f| (circuits/evaluation.hpp).
+#include <vector>
+
+#include "circuitry/circuits/evaluation.hpp"
+#include "circuitry/circuits/pruning.hpp"
+#include "circuitry/patching/edge_patching.hpp"
+
+namespace circuitry {
+
+struct FaithfulnessCurve {
+  std::vector<CurvePoint> points;        // fraction of all edges -> faithfulness
+  std::vector<std::size_t> edges_kept;   // edges in each circuit after dead ends were removed
+  double m_full = 0, m_empty = 0;        // M(clean) and M(every edge patched)
+  double cpr = 0, cmd = 0;
+};
+
+/// Faithfulness of top_n(scores, k) for each k in `counts` (ascending).
+template <class M, class Metric, class T = typename M::scalar>
+FaithfulnessCurve faithfulness_curve_at(const M& model, const PatchingTask<T>& task, const Metric& metric, const std::vector<double>& scores,
+                                        const std::vector<std::size_t>& counts, bool remove_dead_ends = true) {
+  const Graph graph = model.graph();
+  const auto source = ablation_source(model, task, Ablation::Resample);
+  FaithfulnessCurve curve;
+  curve.m_full = metric_value(metric, task.clean_logits, task.data);
+  curve.m_empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
+  for (std::size_t k : counts) {
+    Circuit c = top_n(graph, scores, k);
+    if (remove_dead_ends) prune_dead_ends(c);
+    const double m = evaluate_circuit(model, task, metric, c.in_graph, source).metric;
+    curve.points.push_back({double(k) / double(graph.n_edges()), faithfulness(m, curve.m_empty, curve.m_full)});
+    curve.edges_kept.push_back(c.n_edges());
+  }
+  curve.cpr = cpr(curve.points);
+  curve.cmd = cmd(curve.points);
+  return curve;
+}
+
+/// The MIB curve: circuits of the top 0.1%, 0.2%, ..., 100% of edges.
+template <class M, class Metric, class T = typename M::scalar>
+FaithfulnessCurve faithfulness_curve(const M& model, const PatchingTask<T>& task, const Metric& metric, const std::vector<double>& scores) {
+  const std::size_t n = model.graph().n_edges();
+  std::vector<std::size_t> counts;
+  for (double f : mib_fractions) counts.push_back(mib_edge_count(f, n));
+  FaithfulnessCurve curve = faithfulness_curve_at(model, task, metric, scores, counts);
+  for (std::size_t i = 0; i < counts.size(); ++i) curve.points[i].fraction = mib_fractions[i];  // MIB's x, not k / n
+  curve.cpr = cpr(curve.points);
+  curve.cmd = cmd(curve.points);
+  return curve;
+}
+
+}  // namespace circuitry
