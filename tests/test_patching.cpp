@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include <circuitry/circuits/faithfulness_curve.hpp>
 #include <circuitry/patching.hpp>
 
 #include "fixtures.hpp"
