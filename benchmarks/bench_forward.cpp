@@ -16,6 +16,6 @@ int main() {
   });
   const double gflop = bench::forward_flops(c, B, P, true) / 1e9;
   std::printf("GPT-2 small shape, %zu x %zu tokens, float32, %d threads\n", B, P, num_threads());
-  std::printf("work %.1f GFLOP, median %.3f s\n", gflop, seconds);
+  std::printf("nominal work %.1f GFLOP (every layer at every position; the last layer only needs the last rows), median %.3f s\n", gflop, seconds);
   std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f\n", seconds, gflop / seconds, bench::peak_mb());
 }

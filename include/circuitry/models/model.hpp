@@ -128,12 +128,23 @@ class Model {
     if (o.input_var) *o.input_var = resid;
 
     // ---- blocks ----------------------------------------------------------------------
+    // When nothing but the last positions' logits is wanted (no tape, hooks or recording),
+    // the last layer runs its queries, head outputs and MLP on those rows only: [B, D].
+    const bool lean_last_layer = !Ctx::records && !o.all_positions && !hooked && !o.node_outputs && !o.residuals;
+    bool gathered = false;  // resid holds only the last rows  [B, D]
     const std::size_t first_layer = o.start_residual ? o.start_stage / 2 : 0;
     for (std::size_t l = first_layer; l < L; ++l) {
       const LayerVars<T>& w = pv.layers[l];
       const std::string pre = hooked ? "blocks." + std::to_string(l) + "." : "";
       const std::size_t node0 = 1 + l * (H + (Arch::has_mlp ? 1 : 0));
-      if (!o.start_residual || o.start_stage <= 2 * l) {
+      const bool lean = lean_last_layer && l + 1 == L;
+      if (lean && (!o.start_residual || o.start_stage <= 2 * l)) {
+        Var<T> qkv = ops::norm_linear_ports(ctx, resid, w.ln1_w, w.ln1_b, eps, &w.w_qkv, &w.b_qkv, ops::PortSplit::qkv_heads(H, dh));
+        Var<T> z = ctx.output({B, D}, false);  // [B, H * dh] at the last rows
+        ops::causal_attention_rows(qkv.value, B, P, D, H, batch.last, z.value);
+        resid = ops::add(ctx, ops::gather_rows(ctx, resid, batch.last), ops::linear(ctx, z, w.w_o, &w.b_o));  // [B, D]
+        gathered = true;
+      } else if (!o.start_residual || o.start_stage <= 2 * l) {
         hook(pre + "hook_resid_pre", resid.view());
         record_residual(2 * l, resid);
         // q, k, v of every head from LN1(resid); each head's q/k/v is its own port.
@@ -160,6 +171,10 @@ class Model {
         hook(pre + "hook_resid_mid", resid.view());
       }
       if constexpr (Arch::has_mlp) {
+        if (lean && !gathered) {
+          resid = ops::gather_rows(ctx, resid, batch.last);  // [B, D]
+          gathered = true;
+        }
         record_residual(2 * l + 1, resid);
         Var<T> pre_act = ops::norm_linear_ports(ctx, resid, w.ln2_w, w.ln2_b, eps, &w.w_fc, &w.b_fc, ops::PortSplit::single(),
                                                 sink_for(l * ports_per_layer() + 3 * H));  // [B, P, d_mlp]
@@ -181,7 +196,9 @@ class Model {
     Var<T> normed = ops::norm_linear_ports(ctx, resid, pv.lnf_w, pv.lnf_b, eps, nullptr, nullptr, ops::PortSplit::single(),
                                            sink_for(L * ports_per_layer()));  // [B, P, D]
     hook("ln_final.hook_normalized", normed.view());
-    Var<T> rows = o.all_positions ? Var<T>{normed.value, {B * P, D}, normed.slot} : ops::gather_rows(ctx, normed, batch.last);
+    Var<T> rows = o.all_positions ? Var<T>{normed.value, {B * P, D}, normed.slot}
+                  : gathered      ? normed
+                                  : ops::gather_rows(ctx, normed, batch.last);
     return ops::matmul_transposed(ctx, rows, pv.unembed);  // [batch or batch * pos, vocab]
   }
 

@@ -7,6 +7,7 @@
 // q | k | v, head h at columns h*d_head..(h+1)*d_head of each block).
 // Softmax backward: dS = A * (dA - rowsum(dA * A)); masked entries have A = 0, so dS = 0.
 #include <cmath>
+#include <vector>
 
 #include "circuitry/core/gemm.hpp"
 #include "circuitry/core/ops/common.hpp"
@@ -111,6 +112,38 @@ Var<T> attention_mix(const Ctx& ctx, const Var<T>& pattern, const Var<T>& qkv, s
       });
   }
   return z;
+}
+
+}  // namespace circuitry::ops
+
+namespace circuitry::ops {
+
+/// Forward-only kernel for a run that needs one query row per sequence (the last layer when
+/// only the last position's logits are wanted): for sequence b the query at flat row rows[b]
+/// (= b * P + t) attends causally to keys 0..t of its own sequence.
+///   qkv [B, P, 3D] (q | k | v) -> z [B, D] (heads side by side, as z of the full op)
+template <class T>
+void causal_attention_rows(const T* qkv, std::size_t B, std::size_t P, std::size_t D, std::size_t n_heads,
+                           const std::vector<std::size_t>& rows, T* z) {
+  const std::size_t dh = D / n_heads, ld = 3 * D;
+  const T scale = T(1) / std::sqrt(T(dh));
+#pragma omp parallel for collapse(2) if (B * n_heads * P * dh > kParallelGrain)
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t h = 0; h < n_heads; ++h) {
+      const std::size_t t = rows[b] - b * P;
+      const T* q = qkv + rows[b] * ld + h * dh;
+      const T* keys = qkv + b * P * ld + D + h * dh;
+      const T* values = keys + D;
+      std::vector<T> a(t + 1);  // [t + 1] attention weights
+      // scores = scale * K q, then softmax
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> scores(a.data(), static_cast<Eigen::Index>(t + 1));
+      scores.noalias() = scale * matrix(keys, t + 1, dh, ld) * Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(q, static_cast<Eigen::Index>(dh));
+      const T mx = scores.maxCoeff();
+      scores = (scores.array() - mx).exp().matrix();
+      scores /= scores.sum();
+      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(z + b * D + h * dh, static_cast<Eigen::Index>(dh)).noalias() =
+          scores.transpose() * matrix(values, t + 1, dh, ld);
+    }
 }
 
 }  // namespace circuitry::ops
