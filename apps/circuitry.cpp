@@ -30,6 +30,7 @@ usage:
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--prune-dead-ends]
   circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE
   circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
+  circuitry roc        --scores FILE --ground-truth FILE [--key edges] --out FILE [--svg FILE]
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
 
 Commands that run a model also take --metric logit_diff|prob_diff|kl|loss (default logit_diff;
@@ -211,6 +212,34 @@ void evaluate_command(const Args& a) {
   });
 }
 
+/// ROC of a scores file against a ground-truth edge set (ACDC's evaluation).
+void roc_command(const Args& a) {
+  const Scores scores = read_scores_json(a.get("--scores"));
+  const Graph graph(scores.shape);
+  const std::vector<std::uint8_t> truth = read_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
+  const RocCurve curve = roc(graph, scores.values, truth);
+  Json j;
+  j["method"] = scores.meta.method;
+  j["n_edges"] = graph.n_edges();
+  j["n_true"] = std::count(truth.begin(), truth.end(), 1);
+  j["auc_trapezoid"] = curve.auc_trapezoid;
+  j["auc_pessimistic"] = curve.auc_pessimistic;
+  j["fpr"] = curve.fpr;
+  j["tpr"] = curve.tpr;
+  write_json(a.get("--out"), j);
+  if (a.has("--svg")) {
+    io::LinePlot plot;
+    char title[96];
+    std::snprintf(title, sizeof title, "ROC of %s scores (AUC %.3f)", scores.meta.method.c_str(), curve.auc_trapezoid);
+    plot.title = title;
+    plot.x_label = "false positive rate";
+    plot.y_label = "true positive rate";
+    plot.diagonal = true;
+    plot.series.push_back({scores.meta.method, curve.fpr, curve.tpr, "#d62728", false, false});
+    io::write_line_plot(a.get("--svg"), plot);
+  }
+}
+
 std::vector<std::vector<std::string>> read_paths(const std::string& path) {
   std::ifstream in(path);
   require(bool(in), path + ": cannot open the paths file");
@@ -282,6 +311,7 @@ int run(int argc, char** argv) {
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot"}, {"--prune-dead-ends"}));
   else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg"})));
+  else if (cmd == "roc") roc_command(Args(cmd, argc, argv, 2, {"--scores", "--ground-truth", "--key", "--out", "--svg"}));
   else if (cmd == "discover")
     discover_command(Args(cmd, argc, argv, 2, with_model_options({"--target", "--steps"})));
   else if (cmd == "path-patch")
