@@ -176,3 +176,23 @@ TEST_CASE("norm_linear_ports: per-port gradients sum to the ordinary gradient") 
     CHECK(port_grads[0 * n + i] == 0.0);
   }
 }
+
+TEST_CASE("nested tape scopes: an inner gradient leaves the outer tape as it was") {
+  Arena arena;
+  Tape<double> tape(arena);
+  Context<double, true> ctx(arena, tape);
+  double data[3] = {0.5, -1.0, 2.0};
+  Var<double> x{data, {3}, nullptr};
+  tape.watch(x);
+  Var<double> outer = ops::sum(ctx, ops::mul(ctx, x, x));  // sum x^2
+  const std::size_t entries = tape.size();
+  {
+    Tape<double>::Scope scope(tape);
+    Var<double> inner = ops::sum(ctx, ops::exp(ctx, x));  // sum e^x
+    tape.backward(inner);
+    for (int i = 0; i < 3; ++i) CHECK(tape.grad(x)[i] == doctest::Approx(std::exp(data[i])));
+  }
+  CHECK(tape.size() == entries);
+  tape.backward(outer);
+  for (int i = 0; i < 3; ++i) CHECK(tape.grad(x)[i] == doctest::Approx(2 * data[i]));
+}

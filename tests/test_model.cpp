@@ -158,3 +158,38 @@ TEST_CASE("sequences longer than the context are a clear error") {
     CHECK_THROWS_WITH_AS(model.forward(ctx, Batch::from({tooLong})), doctest::Contains("longer than the context"), Error);
   });
 }
+
+TEST_CASE("gradients w.r.t. any activation by its hook name match finite differences") {
+  Fixture<double> fx("gpt2-tiny");
+  fx.with_model([&](const auto& model) {
+    const Batch batch = fx.clean_batch();
+    const auto data = fx.metric_data(model);
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    Arena arena;
+    Tape<double> tape(arena);
+    Context<double, true> ctx(arena, tape);
+    std::map<std::string, Var<double>> acts;
+    ForwardOptions<double> o;
+    o.activations = &acts;
+    tape.backward(metric(ctx, model.forward(ctx, batch, o), data));
+    for (const char* name : {"blocks.0.hook_attn_out", "blocks.1.mlp.hook_post", "blocks.1.attn.hook_pattern", "hook_pos_embed"}) {
+      CAPTURE(name);
+      REQUIRE(acts.count(name));
+      const Var<double>& v = acts[name];
+      const double* g = tape.grad(v);
+      REQUIRE(g != nullptr);
+      for (std::size_t i : {std::size_t(0), v.numel() / 3, v.numel() - 1}) {
+        auto run = [&](double delta) {  // the metric with activation i moved by delta, through a hook
+          Hooks<double> hooks;
+          hooks.add(name, [&](TensorView<double> t) { t.data[i] += delta; });
+          ForwardOptions<double> p;
+          p.hooks = &hooks;
+          Arena a2;
+          Context<double, false> plain(a2);
+          return metric(plain, model.forward(plain, batch, p), data).value[0];
+        };
+        CHECK((run(1e-6) - run(-1e-6)) / 2e-6 == doctest::Approx(g[i]).epsilon(1e-6).scale(1.0));
+      }
+    }
+  });
+}

@@ -36,6 +36,17 @@ class Arena {
     std::memset(static_cast<void*>(p), 0, n * sizeof(T));
     return p;
   }
+  /// A position in the arena, to return to with rewind() (nested tape scopes).
+  struct Mark {
+    std::size_t block = 0, offset = 0;
+  };
+  Mark mark() const { return {current_, offset_}; }
+  /// Forget every allocation made since `m`.
+  void rewind(Mark m) {
+    current_ = m.block;
+    offset_ = m.offset;
+  }
+
   /// Forget every allocation; keep the memory for the next run.
   void reset() {
     current_ = 0;

@@ -58,17 +58,44 @@ class Tape {
   /// The adjoint of v, allocated zero-filled on first use; nullptr for constants.
   T* grad(const Var<T>& v) {
     if (!v.slot) return nullptr;
-    if (!v.slot->adjoint) v.slot->adjoint = arena_->zeros<T>(v.numel());
+    if (!v.slot->adjoint) {
+      v.slot->adjoint = arena_->zeros<T>(v.numel());
+      if (!scopes_.empty()) allocated_in_scope_.push_back(v.slot);
+    }
     return v.slot->adjoint;
   }
 
-  /// Seeds d out / d out = 1 for a scalar (or `seed` for any shape) and runs the tape backwards.
+  /// Seeds d out / d out = 1 for a scalar (or `seed` for any shape) and runs the tape backwards:
+  /// the whole tape, or inside a nested scope only the entries recorded since it opened.
   void backward(const Var<T>& out, const T* seed = nullptr) {
     require(out.needs_grad(), "backward(): the output does not depend on any watched variable");
     T* g = grad(out);
     for (std::size_t i = 0; i < out.numel(); ++i) g[i] += seed ? seed[i] : T(1);
-    for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) (*it)();
+    const std::size_t first = scopes_.empty() ? 0 : scopes_.back().entries;
+    for (std::size_t i = entries_.size(); i-- > first;) entries_[i]();
   }
+
+  /// A nested computation, as Stan's start_nested / recover_memory_nested: inside the scope,
+  /// backward() runs only the entries recorded since it opened; when it closes, those entries,
+  /// their arena memory and every adjoint allocated inside are dropped, so the outer tape is
+  /// as it was. Open scopes during a forward pass, before the outer backward().
+  class Scope {
+   public:
+    explicit Scope(Tape& tape) : tape_(&tape) { tape.scopes_.push_back({tape.entries_.size(), tape.allocated_in_scope_.size(), tape.arena_->mark()}); }
+    ~Scope() {
+      const Frame f = tape_->scopes_.back();
+      tape_->scopes_.pop_back();
+      tape_->entries_.resize(f.entries);
+      for (std::size_t i = f.adjoints; i < tape_->allocated_in_scope_.size(); ++i) tape_->allocated_in_scope_[i]->adjoint = nullptr;
+      tape_->allocated_in_scope_.resize(f.adjoints);
+      tape_->arena_->rewind(f.arena);
+    }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Tape* tape_;
+  };
 
   /// A reusable buffer of n values for a backward pass's temporaries; valid until the next
   /// call. (Per-port gradients of every layer share it instead of growing the arena.)
@@ -78,11 +105,20 @@ class Tape {
   }
 
   std::size_t size() const { return entries_.size(); }
-  void clear() { entries_.clear(); }
+  void clear() {
+    require(scopes_.empty(), "Tape::clear() inside a nested scope");
+    entries_.clear();
+  }
 
  private:
+  struct Frame {
+    std::size_t entries, adjoints;
+    Arena::Mark arena;
+  };
   Arena* arena_;
   std::vector<std::function<void()>> entries_;
+  std::vector<Frame> scopes_;                           // open nested scopes, innermost last
+  std::vector<AdjointSlot<T>*> allocated_in_scope_;     // adjoints first allocated inside a scope
   std::vector<T, Eigen::aligned_allocator<T>> scratch_;  // aligned like the arena: reductions stay deterministic
 };
 

@@ -8,6 +8,7 @@
 // the gradient of the metric w.r.t. every downstream port's input (ops/norm_linear.hpp).
 #include <cstring>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ struct ForwardOptions {
   /// On a recording run: receives d metric / d (port input) for each port during backward(),
   /// ports [first_port, first_port + n_ports) in Graph::ports() order. grads: [n_ports, batch * pos, d_model]
   std::function<void(std::size_t first_port, const T* grads, std::size_t n_ports)> port_gradients;
+  /// If set, receives every activation at a hook point, by its TransformerLens name
+  /// (blocks.0.hook_attn_out, ...); on a recording run tape.grad(var) is then d metric / d activation.
+  std::map<std::string, Var<T>>* activations = nullptr;
   /// If set, receives the Var holding the input node's output (or the start residual);
   /// after backward() its adjoint is d metric / d input.
   Var<T>* input_var = nullptr;
@@ -85,8 +89,13 @@ class Model {
     const ParamVars<T>& pv = params ? *params : local;
     const T eps = static_cast<T>(config_.layer_norm_epsilon);
     const bool hooked = o.hooks && !o.hooks->empty();
-    auto hook = [&](const std::string& name, TensorView<T> v) {
+    const bool named = hooked || o.activations;  // hook-point names are built only when someone asks
+    auto hook_view = [&](const std::string& name, TensorView<T> v) {
       if (hooked) (*o.hooks)(name, v);
+    };
+    auto hook = [&](const std::string& name, const Var<T>& v) {
+      hook_view(name, v.view());
+      if (o.activations) (*o.activations)[name] = v;
     };
     auto record_residual = [&](std::size_t stage, const Var<T>& r) {
       if (o.residuals) std::memcpy(o.residuals + stage * BPD, r.value, BPD * sizeof(T));
@@ -115,14 +124,16 @@ class Model {
       resid = as_input(o.input_override);
     } else {
       Var<T> tok = ops::embedding(ctx, pv.wte, batch.tokens, {B, P});  // [B, P, D]
-      hook("hook_embed", tok.view());
       std::vector<int> positions(B * P);
       for (std::size_t i = 0; i < B * P; ++i) positions[i] = static_cast<int>(i % P);
       Var<T> pos = ops::embedding(ctx, pv.wpe, positions, {B, P});  // [B, P, D]
-      hook("hook_pos_embed", pos.view());
+      if constexpr (Ctx::records) {  // gradients reach the embeddings even when the tables are constants
+        if (!tok.needs_grad()) ctx.tape().watch(tok);
+        if (!pos.needs_grad()) ctx.tape().watch(pos);
+      }
+      hook("hook_embed", tok);
+      hook("hook_pos_embed", pos);
       resid = ops::add(ctx, tok, pos);
-      if constexpr (Ctx::records)
-        if (!resid.needs_grad()) ctx.tape().watch(resid);
     }
     if (!o.start_residual) record_node(0, resid.value);
     if (o.input_var) *o.input_var = resid;
@@ -130,12 +141,12 @@ class Model {
     // ---- blocks ----------------------------------------------------------------------
     // When nothing but the last positions' logits is wanted (no tape, hooks or recording),
     // the last layer runs its queries, head outputs and MLP on those rows only: [B, D].
-    const bool lean_last_layer = !Ctx::records && !o.all_positions && !hooked && !o.node_outputs && !o.residuals;
+    const bool lean_last_layer = !Ctx::records && !o.all_positions && !named && !o.node_outputs && !o.residuals;
     bool gathered = false;  // resid holds only the last rows  [B, D]
     const std::size_t first_layer = o.start_residual ? o.start_stage / 2 : 0;
     for (std::size_t l = first_layer; l < L; ++l) {
       const LayerVars<T>& w = pv.layers[l];
-      const std::string pre = hooked ? "blocks." + std::to_string(l) + "." : "";
+      const std::string pre = named ? "blocks." + std::to_string(l) + "." : "";
       const std::size_t node0 = 1 + l * (H + (Arch::has_mlp ? 1 : 0));
       const bool lean = lean_last_layer && l + 1 == L;
       if (lean && (!o.start_residual || o.start_stage <= 2 * l)) {
@@ -145,21 +156,21 @@ class Model {
         resid = ops::add(ctx, ops::gather_rows(ctx, resid, batch.last), ops::linear(ctx, z, w.w_o, &w.b_o));  // [B, D]
         gathered = true;
       } else if (!o.start_residual || o.start_stage <= 2 * l) {
-        hook(pre + "hook_resid_pre", resid.view());
+        hook(pre + "hook_resid_pre", resid);
         record_residual(2 * l, resid);
         // q, k, v of every head from LN1(resid); each head's q/k/v is its own port.
         Var<T> qkv = ops::norm_linear_ports(ctx, resid, w.ln1_w, w.ln1_b, eps, &w.w_qkv, &w.b_qkv,
                                             ops::PortSplit::qkv_heads(H, dh), sink_for(l * ports_per_layer()));  // [B, P, 3D]
         if (hooked)
           for (std::size_t j = 0; j < 3; ++j)
-            hook(pre + "attn.hook_" + "qkv"[j], TensorView<T>{qkv.value + j * D, {B, P, H, dh}, {P * 3 * D, 3 * D, dh, 1}});
+            hook_view(pre + "attn.hook_" + "qkv"[j], TensorView<T>{qkv.value + j * D, {B, P, H, dh}, {P * 3 * D, 3 * D, dh, 1}});
         Var<T> pattern = ops::causal_attention_pattern(ctx, qkv, H);  // [B, H, P, P]
-        hook(pre + "attn.hook_pattern", pattern.view());
+        hook(pre + "attn.hook_pattern", pattern);
         Var<T> z = ops::attention_mix(ctx, pattern, qkv, H);  // [B, P, H, dh]
-        hook(pre + "attn.hook_z", z.view());
+        hook(pre + "attn.hook_z", z);
         Var<T> z_flat{z.value, {B, P, D}, z.slot};  // [B, P, H * dh]
         Var<T> attn_out = ops::linear(ctx, z_flat, w.w_o, &w.b_o);  // [B, P, D]
-        hook(pre + "hook_attn_out", attn_out.view());
+        hook(pre + "hook_attn_out", attn_out);
         if (o.node_outputs) {  // head h's node output: z_h W_O[h], without b_O (one small GEMM per head)
           const T sign = o.subtract_node_outputs ? T(-1) : T(1), keep = o.subtract_node_outputs ? T(1) : T(0);
 #pragma omp parallel for if (BPD * dh * H > ops::kParallelGrain * 64)
@@ -168,7 +179,7 @@ class Model {
                     o.node_outputs + (node0 + h) * BPD, D);
         }
         resid = ops::add(ctx, resid, attn_out);
-        hook(pre + "hook_resid_mid", resid.view());
+        hook(pre + "hook_resid_mid", resid);
       }
       if constexpr (Arch::has_mlp) {
         if (lean && !gathered) {
@@ -178,24 +189,24 @@ class Model {
         record_residual(2 * l + 1, resid);
         Var<T> pre_act = ops::norm_linear_ports(ctx, resid, w.ln2_w, w.ln2_b, eps, &w.w_fc, &w.b_fc, ops::PortSplit::single(),
                                                 sink_for(l * ports_per_layer() + 3 * H));  // [B, P, d_mlp]
-        hook(pre + "mlp.hook_pre", pre_act.view());
+        hook(pre + "mlp.hook_pre", pre_act);
         Var<T> post = ops::gelu_new(ctx, pre_act);  // [B, P, d_mlp]
-        hook(pre + "mlp.hook_post", post.view());
+        hook(pre + "mlp.hook_post", post);
         Var<T> mlp_out = ops::linear(ctx, post, w.w_proj, &w.b_proj);  // [B, P, D]
-        hook(pre + "hook_mlp_out", mlp_out.view());
+        hook(pre + "hook_mlp_out", mlp_out);
         record_node(node0 + H, mlp_out.value);
         resid = ops::add(ctx, resid, mlp_out);
       } else {
         record_residual(2 * l + 1, resid);
       }
-      hook(pre + "hook_resid_post", resid.view());
+      hook(pre + "hook_resid_post", resid);
     }
 
     // ---- final norm and unembedding --------------------------------------------------
     record_residual(2 * L, resid);
     Var<T> normed = ops::norm_linear_ports(ctx, resid, pv.lnf_w, pv.lnf_b, eps, nullptr, nullptr, ops::PortSplit::single(),
                                            sink_for(L * ports_per_layer()));  // [B, P, D]
-    hook("ln_final.hook_normalized", normed.view());
+    hook("ln_final.hook_normalized", normed);
     Var<T> rows = o.all_positions ? Var<T>{normed.value, {B * P, D}, normed.slot}
                   : gathered      ? normed
                                   : ops::gather_rows(ctx, normed, batch.last);
