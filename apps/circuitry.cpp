@@ -27,7 +27,7 @@ usage:
   circuitry discover   --model DIR --task FILE [--out DIR] [--target F]   the same pipeline on any model
   circuitry forward    --model DIR --task FILE --out FILE
   circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
-  circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--prune-dead-ends]
+  circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]
   circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE
   circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
   circuitry roc        --scores FILE --ground-truth FILE [--key edges] --out FILE [--svg FILE]
@@ -46,7 +46,20 @@ std::set<std::string> with_model_options(std::set<std::string> extra) {
   return extra;
 }
 
+/// Throws when the result holds a NaN or an infinity (nlohmann would write null), naming the key.
+void require_finite(const Json& j, const std::string& where) {
+  if (j.is_number_float()) {
+    require(std::isfinite(j.get<double>()), "the result " + where + " is not finite (" + std::to_string(j.get<double>()) +
+                                                "): the model's numbers overflow or are NaN; check the checkpoint's weights");
+  } else if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) require_finite(value, where.empty() ? key : where + "." + key);
+  } else if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i) require_finite(j[i], where + "[" + std::to_string(i) + "]");
+  }
+}
+
 void write_json(const std::string& path, const Json& j) {
+  require_finite(j, "");
   std::ofstream out(path);
   require(bool(out), path + ": cannot open for writing");
   out << j.dump(1) << "\n";
@@ -56,7 +69,8 @@ void write_json(const std::string& path, const Json& j) {
 /// Loads --model in the requested dtype and architecture and calls f(model).
 template <class F>
 void with_model(const Args& a, F&& f) {
-  set_num_threads(static_cast<int>(a.integer("--threads", 0)));
+  a.need({"--model", "--task", "--out"});
+  set_num_threads(a.threads());
   const std::string dtype = a.get("--dtype", "float32");
   require(dtype == "float32" || dtype == "float64", "unknown --dtype '" + dtype + "' (choose float32 or float64)");
   auto run = [&]<class T>() {
@@ -77,9 +91,9 @@ auto load_task(const Args& a, const M& model) {
 }
 
 void forward(const Args& a) {
+  const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
-    const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
     Arena arena;
     using T = typename std::decay_t<decltype(model)>::scalar;
     Context<T, false> ctx(arena);
@@ -126,20 +140,24 @@ Attribution run_method(const M& model, const PatchingTask<T>& task, const Builti
 
 void attribute_command(const Args& a) {
   const std::string method = a.get("--method");
-  const long long steps = a.integer("--steps", 5);
-  require(steps > 0, "--steps must be positive");
+  require(method == "eap" || method == "eap-ig" || method == "clean-corrupted" || method == "exact",
+          "unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
+  const std::size_t steps = a.positive("--steps", 5);
+  const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
-    const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
-    const Attribution r = run_method(model, task, metric, method, static_cast<std::size_t>(steps));
+    const Attribution r = run_method(model, task, metric, method, steps);
     ScoresMeta meta{r.method, metric_name(metric.kind), r.clean_metric, r.corrupted_metric};
     if (method == "eap-ig") meta.extra["steps"] = steps;
+    meta.extra["d_model"] = model.config().n_embd;  // EAP-IG's circuit cfg needs it (prune)
     write_scores_json(a.get("--out"), model.graph(), r.edge_scores, meta);
   });
 }
 
 void prune_command(const Args& a) {
-  const Scores scores = read_scores_json(a.get("--scores"));
+  a.need({"--scores", "--out"});
+  const std::string scores_path = a.get("--scores");
+  const Scores scores = read_scores_json(scores_path);
   const Graph graph(scores.shape);
   const int modes = int(a.has("--top-n")) + int(a.has("--threshold")) + int(a.has("--greedy"));
   require(modes == 1, "prune: give exactly one of --top-n N, --threshold T or --greedy N");
@@ -148,11 +166,21 @@ void prune_command(const Args& a) {
     require(n >= 0, "prune: " + key + " must not be negative");
     return static_cast<std::size_t>(n);
   };
+  // EAP-IG's circuit cfg carries d_model: from the scores file (circuitry attribute writes it) or --d-model.
+  std::size_t d_model = 0;
+  if (a.has("--d-model")) {
+    d_model = a.positive("--d-model", 0);
+  } else {
+    const auto& extra = scores.meta.extra;
+    require(extra.contains("d_model"), scores_path + ": no \"d_model\" key (circuitry attribute writes one); pass --d-model N");
+    require(extra["d_model"].is_number_unsigned() && extra["d_model"].get<std::size_t>() > 0,
+            scores_path + ": \"d_model\" must be a positive integer");
+    d_model = extra["d_model"].get<std::size_t>();
+  }
   Circuit circuit = a.has("--top-n")       ? top_n(graph, scores.values, count("--top-n"))
                     : a.has("--threshold") ? threshold(graph, scores.values, a.number("--threshold"))
                                            : greedy(graph, scores.values, count("--greedy"));
-  if (a.flag("--prune-dead-ends")) prune_dead_ends(circuit);
-  const std::size_t d_model = scores.meta.extra.contains("d_model") ? scores.meta.extra["d_model"].get<std::size_t>() : 0;
+  if (!a.flag("--no-prune")) prune_dead_ends(circuit);  // EAP-IG's apply_topn / apply_greedy prune by default
   write_circuit_json(a.get("--out"), circuit, scores.values, d_model);
   if (a.has("--dot")) {
     write_dot(a.get("--dot"), circuit, scores.values);
@@ -164,9 +192,9 @@ void prune_command(const Args& a) {
 
 void evaluate_command(const Args& a) {
   require(a.has("--circuit") != a.has("--scores"), "evaluate: give either --circuit FILE or --scores FILE (for the MIB curve)");
+  const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
-    const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
     const Graph graph = model.graph();
     Json j;
     j["metric"] = metric_name(metric.kind);
@@ -201,7 +229,9 @@ void evaluate_command(const Args& a) {
       const auto source = ablation_source(model, task, Ablation::Resample);
       const double full = metric_value(metric, task.clean_logits, task.data);
       const double empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
-      const double m = evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
+      // The empty and the full circuit are the reference runs themselves (faithfulness exactly 0 and 1).
+      const std::size_t n = circuit.n_edges();
+      const double m = n == 0 ? empty : n == graph.n_edges() ? full : evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
       j["clean_metric"] = full;
       j["corrupted_metric"] = empty;
       j["circuit_metric"] = m;
@@ -214,6 +244,7 @@ void evaluate_command(const Args& a) {
 
 /// ROC of a scores file against a ground-truth edge set (ACDC's evaluation).
 void roc_command(const Args& a) {
+  a.need({"--scores", "--ground-truth", "--out"});
   const Scores scores = read_scores_json(a.get("--scores"));
   const Graph graph(scores.shape);
   const std::vector<std::uint8_t> truth = read_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
@@ -268,12 +299,14 @@ std::vector<std::vector<std::string>> read_paths(const std::string& path) {
 void path_patch_command(const Args& a) {
   const bool sets = a.has("--paths");
   require(sets != (a.has("--senders") || a.has("--receivers")), "path-patch: give either --senders and --receivers, or --paths FILE");
+  if (!sets) a.need({"--senders", "--receivers"});
+  const MetricKind kind = parse_metric(a.get("--metric", sets ? "kl" : "logit_diff"));
+  const auto paths = sets ? read_paths(a.get("--paths")) : std::vector<std::vector<std::string>>{};
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
     Json j;
     if (sets) {
-      const auto paths = read_paths(a.get("--paths"));
-      const MetricKind delta = parse_metric(a.get("--metric", "kl"));
+      const MetricKind delta = kind;
       PathSetResult r;
       try {
         r = evaluate_path_set(model, task, paths, delta);
@@ -285,7 +318,7 @@ void path_patch_command(const Args& a) {
       j["ate"] = r.ate;
       j["proportion_explained"] = r.proportion_explained;
     } else {
-      const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+      const BuiltinMetric metric{kind};
       const auto r = path_patch(model, task, metric, a.list("--senders"), a.list("--receivers"), a.flag("--recompute-mlps"));
       j["metric"] = metric_name(metric.kind);
       j["effect"] = r.effect;
@@ -309,7 +342,7 @@ int run(int argc, char** argv) {
   if (cmd == "forward") forward(Args(cmd, argc, argv, 2, kModelOptions));
   else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps"})));
   else if (cmd == "prune")
-    prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot"}, {"--prune-dead-ends"}));
+    prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot", "--d-model"}, {"--no-prune"}));
   else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg"})));
   else if (cmd == "roc") roc_command(Args(cmd, argc, argv, 2, {"--scores", "--ground-truth", "--key", "--out", "--svg"}));
   else if (cmd == "discover")

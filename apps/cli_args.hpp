@@ -1,6 +1,7 @@
 #pragma once
 // A small command-line parser: `--key value` options and `--flag` switches, each checked
 // against the command's list so a typo is an error that names the option.
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <string>
@@ -31,6 +32,23 @@ class Args {
     }
   }
   bool has(const std::string& key) const { return values_.count(key) > 0; }
+  /// Checks up front that every required option is there, so a long run never ends in
+  /// "missing --out".
+  void need(std::initializer_list<const char*> keys) const {
+    for (const char* key : keys) require(has(key), command_ + ": missing required option " + std::string(key));
+  }
+  /// --threads N, 1..1024, or 0 (all cores) when absent.
+  int threads() const {
+    const long long n = integer("--threads", 0);
+    require(!has("--threads") || (n >= 1 && n <= 1024), command_ + ": --threads must be between 1 and 1024, got " + std::to_string(n));
+    return static_cast<int>(n);
+  }
+  /// A positive integer option (counts such as --steps).
+  std::size_t positive(const std::string& key, long long fallback) const {
+    const long long n = integer(key, fallback);
+    require(n >= 1 && n <= 1'000'000, command_ + ": " + key + " must be a positive integer (at most 1000000), got " + std::to_string(n));
+    return static_cast<std::size_t>(n);
+  }
   bool flag(const std::string& key) const { return flags_.count(key) > 0; }
   std::string get(const std::string& key) const {
     auto it = values_.find(key);

@@ -142,7 +142,7 @@ std::size_t induction_half_length(const M& model) {
 /// `circuitry` with no arguments, or `circuitry [--out DIR] [--model DIR]`.
 inline void main_job(const Args& a) {
   const auto start = std::chrono::steady_clock::now();
-  set_num_threads(static_cast<int>(a.integer("--threads", 0)));
+  set_num_threads(a.threads());
   DiscoveryOptions opt;
   opt.out_dir = a.get("--out", "circuitry-out");
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
@@ -175,12 +175,15 @@ inline void main_job(const Args& a) {
 
 /// `circuitry discover --model DIR --task FILE [--out DIR] [--metric M] [--target F] [--steps M]`
 inline void discover_command(const Args& a) {
-  set_num_threads(static_cast<int>(a.integer("--threads", 0)));
+  a.need({"--model", "--task"});
+  set_num_threads(a.threads());
   DiscoveryOptions opt;
   opt.out_dir = a.get("--out", "circuitry-out");
   opt.metric = parse_metric(a.get("--metric", "logit_diff"));
-  opt.eap_ig_steps = static_cast<std::size_t>(a.integer("--steps", 5));
+  opt.eap_ig_steps = a.positive("--steps", 5);
   if (a.has("--target")) opt.target_faithfulness = a.number("--target");
+  require(opt.target_faithfulness > 0 && opt.target_faithfulness <= 1.5, "discover: --target must be in (0, 1.5], got " +
+                                                                           std::to_string(opt.target_faithfulness));
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
   auto checkpoint = io::load_checkpoint<float>(a.get("--model"));
   with_architecture(checkpoint.config, [&]<class Arch>() {

@@ -120,6 +120,8 @@ TEST_CASE("safetensors: header entries are validated like the reference implemen
               "spanning 20 bytes", "shape [2, 3] of F32 needs 24 bytes");
   CHECK_ERROR(open_header(R"({"x":{"dtype":"F64","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", 8),
               "overflows");
+  // The element count is formed first, as in the reference: a huge extent times 0 is an empty tensor.
+  CHECK_NOTHROW(open_header(R"({"x":{"dtype":"F32","shape":[4611686018427387904,0],"data_offsets":[0,0]}})", 0));
   CHECK_ERROR(open_header(R"({"x":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}})", 1), "whole number of bytes");
   CHECK_ERROR(open_header(R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8), where, "tensor 'x'",
               "past the end of the data section");

@@ -72,18 +72,17 @@ struct BuiltinMetric {
       case MetricKind::Loss:
         return ops::scale(ctx, ops::mean(ctx, ops::pick(ctx, ops::log_softmax(ctx, logits), d.answer)), T(-1));
       case MetricKind::KL: {
-        // KL(p_c || p) = sum_v p_c (log p_c - log p): the entropy term is a constant.
+        // KL(p_c || p) = (1/B) sum_b sum_v p_c (log p_c - log p), the difference taken before
+        // the weighted sum: close to the clean run the terms are tiny and nothing cancels.
         require(d.clean_log_probs.size() == B * V, "kl metric: clean log-probabilities are missing");
-        T* pc = ctx.arena().template alloc<T>(B * V);
-        T entropy_term = 0;
+        T* logp_clean = ctx.arena().template alloc<T>(B * V);
+        T* p_clean = ctx.arena().template alloc<T>(B * V);
         for (std::size_t i = 0; i < B * V; ++i) {
-          pc[i] = std::exp(d.clean_log_probs[i]);
-          entropy_term += pc[i] * d.clean_log_probs[i];
+          logp_clean[i] = d.clean_log_probs[i];
+          p_clean[i] = std::exp(logp_clean[i]);
         }
-        T* c = ctx.arena().template alloc<T>(1);
-        c[0] = entropy_term / T(B);
-        Var<T> cross = ops::sum(ctx, ops::mul(ctx, ops::log_softmax(ctx, logits), Var<T>{pc, {B, V}, nullptr}));
-        return ops::add(ctx, ops::scale(ctx, cross, T(-1) / T(B)), Var<T>{c, Shape{}, nullptr});
+        Var<T> gap = ops::add(ctx, Var<T>{logp_clean, {B, V}, nullptr}, ops::scale(ctx, ops::log_softmax(ctx, logits), T(-1)));
+        return ops::scale(ctx, ops::sum(ctx, ops::mul(ctx, gap, Var<T>{p_clean, {B, V}, nullptr})), T(1) / T(B));
       }
     }
     throw Error("unknown metric");

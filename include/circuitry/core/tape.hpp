@@ -119,7 +119,7 @@ class Tape {
   std::vector<std::function<void()>> entries_;
   std::vector<Frame> scopes_;                           // open nested scopes, innermost last
   std::vector<AdjointSlot<T>*> allocated_in_scope_;     // adjoints first allocated inside a scope
-  std::vector<T, Eigen::aligned_allocator<T>> scratch_;  // aligned like the arena: reductions stay deterministic
+  AlignedVector<T> scratch_;  // aligned like the arena: reductions stay deterministic
 };
 
 /// Everything an op needs: the arena for outputs and, when recording, the tape.

@@ -7,12 +7,20 @@
 #include <cstddef>
 #include <initializer_list>
 #include <string>
+#include <vector>
+
+#include <Eigen/Core>
 
 #include "circuitry/core/error.hpp"
 
 namespace circuitry {
 
 inline constexpr std::size_t kMaxRank = 4;
+
+/// A std::vector aligned like Eigen's packets: vectorised loops over it take the same path on
+/// every run, so results do not depend on where the allocator put it.
+template <class T>
+using AlignedVector = std::vector<T, Eigen::aligned_allocator<T>>;
 
 /// A shape of rank <= 4, e.g. {batch, pos, d_model}.
 struct Shape {

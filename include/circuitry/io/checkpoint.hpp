@@ -193,6 +193,13 @@ Weights<T> load_weights(const std::filesystem::path& dir, const ModelConfig& con
   const SafetensorsFile file = SafetensorsFile::open(path);
   const std::string where = path.string();
 
+  // Every layer has at least its six attention tensors: a config.json claiming more layers than
+  // the file can hold is refused before anything is allocated for them.
+  const std::string last_layer = "h." + std::to_string(config.n_layer - 1) + ".ln_1.weight";
+  if (!file.contains(last_layer) && !file.contains("transformer." + last_layer))
+    throw Error(where + ": missing tensor '" + last_layer + "': config.json says n_layer = " + std::to_string(config.n_layer) +
+                " but the file holds " + std::to_string(file.names().size()) + " tensors; does config.json belong to this model?");
+
   Weights<T> weights;
   weights.layers.resize(config.n_layer);
   std::set<std::string> used;

@@ -315,10 +315,13 @@ inline SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) 
                   std::to_string(info.end));
 
     // Byte length = product(shape) * bits / 8, each step checked: a header may claim any shape.
-    std::size_t bits = detail::spec(info.dtype).bits;
+    // As the reference does, the element count comes first (so [2^62, 0] is a valid empty tensor).
+    std::size_t elements = 1, bits = 0;
     for (std::size_t extent : info.shape)
-      if (!detail::checked_multiply(bits, extent, bits))
-        throw Error(tensor + " has shape " + detail::format_shape(info.shape) + " whose byte size overflows");
+      if (!detail::checked_multiply(elements, extent, elements))
+        throw Error(tensor + " has shape " + detail::format_shape(info.shape) + " whose element count overflows");
+    if (!detail::checked_multiply(elements, std::size_t(detail::spec(info.dtype).bits), bits))
+      throw Error(tensor + " has shape " + detail::format_shape(info.shape) + " whose byte size overflows");
     if (bits % 8 != 0)
       throw Error(tensor + " of dtype " + std::string(known->name) + " and shape " + detail::format_shape(info.shape) +
                   " does not fill a whole number of bytes");

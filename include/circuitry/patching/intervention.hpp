@@ -29,8 +29,8 @@ class Intervention {
 template <class T>
 struct InterventionRun {
   std::vector<T> logits;        // [batch, vocab] at each sequence's last position
-  std::vector<T> node_outputs;  // [n_upstream, batch, pos, d_model]
-  std::vector<T> residuals;     // [2L + 1, batch, pos, d_model] the ordinary residual at every stage
+  AlignedVector<T> node_outputs;  // [n_upstream, batch, pos, d_model]
+  AlignedVector<T> residuals;     // [2L + 1, batch, pos, d_model] the ordinary residual at every stage
 };
 
 template <class M, class T = typename M::scalar>
@@ -45,7 +45,7 @@ InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>&
   run.node_outputs.assign(model.n_upstream() * BPD, T(0));
   run.residuals.assign(residual_stages(L) * BPD, T(0));
   T* outs = run.node_outputs.data();
-  std::vector<T> resid(BPD), ports(3 * H * BPD);
+  AlignedVector<T> resid(BPD), ports(3 * H * BPD);
   Arena arena;
   Context<T, false> ctx(arena);
   const auto params = ParamVars<T>::view(model.weights());
