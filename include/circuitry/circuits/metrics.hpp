@@ -40,19 +40,14 @@ struct MetricData {
   std::vector<T> clean_log_probs;       // [batch, vocab]: log-softmax of the clean run (for kl)
 };
 
+/// log-softmax of each row of logits [rows, V], by the same kernel the kl metric applies to a
+/// run's logits, so that the clean run's KL to itself is exactly 0.
 template <class T>
 std::vector<T> log_softmax_rows(const T* logits, std::size_t rows, std::size_t V) {
-  std::vector<T> out(rows * V);
-  for (std::size_t r = 0; r < rows; ++r) {
-    const T* x = logits + r * V;
-    T mx = x[0];
-    for (std::size_t v = 1; v < V; ++v) mx = std::max(mx, x[v]);
-    T s = 0;
-    for (std::size_t v = 0; v < V; ++v) s += std::exp(x[v] - mx);
-    const T lse = mx + std::log(s);
-    for (std::size_t v = 0; v < V; ++v) out[r * V + v] = x[v] - lse;
-  }
-  return out;
+  Arena arena;
+  Context<T, false> ctx(arena);
+  const Var<T> logp = ops::log_softmax(ctx, Var<T>{const_cast<T*>(logits), {rows, V}, nullptr});
+  return std::vector<T>(logp.value, logp.value + rows * V);
 }
 
 struct BuiltinMetric {
