@@ -28,7 +28,7 @@ usage:
   circuitry forward    --model DIR --task FILE --out FILE
   circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]
-  circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE
+  circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE [--ablation resample|zero|mean]
   circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
   circuitry roc        --scores FILE --ground-truth FILE [--key edges] --out FILE [--svg FILE]
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
@@ -193,6 +193,10 @@ void prune_command(const Args& a) {
 void evaluate_command(const Args& a) {
   require(a.has("--circuit") != a.has("--scores"), "evaluate: give either --circuit FILE or --scores FILE (for the MIB curve)");
   const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+  const std::string ablation_name = a.get("--ablation", "resample");
+  require(ablation_name == "resample" || ablation_name == "zero" || ablation_name == "mean",
+          "unknown --ablation '" + ablation_name + "' (choose resample, zero or mean)");
+  const Ablation ablation = ablation_name == "zero" ? Ablation::Zero : ablation_name == "mean" ? Ablation::Mean : Ablation::Resample;
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
     const Graph graph = model.graph();
@@ -226,12 +230,15 @@ void evaluate_command(const Args& a) {
       }
     } else {
       const Circuit circuit = read_circuit_json(a.get("--circuit")).on(graph);
-      const auto source = ablation_source(model, task, Ablation::Resample);
+      // Edges outside the circuit read the corrupted run (resample), zero, or their mean over the
+      // task's corrupted sequences at each position (mean).
+      const auto source = ablation_source(model, task, ablation, &task.corrupted);
       const double full = metric_value(metric, task.clean_logits, task.data);
       const double empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
       // The empty and the full circuit are the reference runs themselves (faithfulness exactly 0 and 1).
       const std::size_t n = circuit.n_edges();
       const double m = n == 0 ? empty : n == graph.n_edges() ? full : evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
+      j["ablation"] = ablation_name;
       j["clean_metric"] = full;
       j["corrupted_metric"] = empty;
       j["circuit_metric"] = m;
@@ -343,7 +350,7 @@ int run(int argc, char** argv) {
   else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps"})));
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot", "--d-model"}, {"--no-prune"}));
-  else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg"})));
+  else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg", "--ablation"})));
   else if (cmd == "roc") roc_command(Args(cmd, argc, argv, 2, {"--scores", "--ground-truth", "--key", "--out", "--svg"}));
   else if (cmd == "discover")
     discover_command(Args(cmd, argc, argv, 2, with_model_options({"--target", "--steps"})));

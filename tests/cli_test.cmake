@@ -36,6 +36,7 @@ expect_ok(forward64 "\"corrupted_metric\"" ${WORK}/f64.json forward --model ${A}
 expect_ok(attribute "\"a0.h1->a1.h0<k>\"" ${WORK}/eap.json attribute --model ${M} --task ${M}/task.jsonl --method eap-ig --steps 3 --out ${WORK}/eap.json)
 expect_ok(prune "\"in_graph\"" ${WORK}/circuit.json prune --scores ${WORK}/eap.json --top-n 5 --out ${WORK}/circuit.json --dot ${WORK}/circuit.dot)
 expect_ok(evaluate "\"faithfulness\"" ${WORK}/eval.json evaluate --model ${M} --task ${M}/task.jsonl --circuit ${WORK}/circuit.json --out ${WORK}/eval.json)
+expect_ok(evaluate_zero "\"ablation\": \"zero\"" ${WORK}/eval0.json evaluate --model ${M} --task ${M}/task.jsonl --circuit ${WORK}/circuit.json --ablation zero --out ${WORK}/eval0.json)
 expect_ok(mib_curve "\"cpr\"" ${WORK}/curve.json evaluate --model ${M} --task ${M}/task.jsonl --scores ${WORK}/eap.json --out ${WORK}/curve.json --svg ${WORK}/curve.svg)
 file(WRITE ${WORK}/truth.json "{\"edges\": [\"a0.h1->a1.h0<k>\", \"a1.h0->logits\", \"input->logits\"]}")
 expect_ok(roc "\"auc_pessimistic\"" ${WORK}/roc.json roc --scores ${WORK}/eap.json --ground-truth ${WORK}/truth.json --out ${WORK}/roc.json --svg ${WORK}/roc.svg)
