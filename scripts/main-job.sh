@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-cmake --preset release -DCIRCUITRY_BUILD_TESTS=OFF -DCIRCUITRY_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --preset release -DCIRCUITRY_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build/release --target circuitry_cli -j "$(nproc)"
 exec build/release/bin/circuitry "$@"
