@@ -79,8 +79,14 @@ inline void print_files(const DiscoveryReport& r) {
 /// The induction story: which heads attend to the previous token / the earlier copy, and
 /// which paths carry the effect (path patching on the treeified model), for two corruptions:
 /// the earlier B (what the induction heads copy) and the earlier A (where they look).
+struct InductionFindings {
+  std::string prev_heads, ind_heads;
+  double value_on_answer = 0, key_on_trigger = 0;  // proportions explained
+};
+
 template <class M, class T = typename M::scalar>
-void explain_induction(const M& model, const PatchingTask<T>& answer_task, const PatchingTask<T>& trigger_task, std::size_t half) {
+InductionFindings explain_induction(const M& model, const PatchingTask<T>& answer_task, const PatchingTask<T>& trigger_task,
+                                    std::size_t half) {
   const auto& c = model.config();
   std::mt19937 rng(7);
   const Batch repeated = Batch::from(induction_training_batch(c.vocab_size, half, 64, rng));
@@ -127,11 +133,43 @@ void explain_induction(const M& model, const PatchingTask<T>& answer_task, const
   std::printf("\nPath patching on the treeified model: the listed paths read the clean input, every other path\n"
               "the corrupted one; proportion explained = 1 - KL(clean || hypothesis) / KL(clean || corrupted).\n");
   std::printf("  %-62s %11s %11s\n", "hypothesis", "B -> C", "A -> C");
-  for (const auto& [what, paths] : hypotheses)
-    std::printf("  %-62s %10.1f%% %10.1f%%\n", what.c_str(), 100 * evaluate_path_set(model, answer_task, paths).proportion_explained,
-                100 * evaluate_path_set(model, trigger_task, paths).proportion_explained);
+  InductionFindings found{join(prev_heads), join(ind_heads)};
+  auto percent = [](double x) { return std::abs(x) < 5e-4 ? 0.0 : 100 * x; };  // no "-0.0%"
+  for (std::size_t i = 0; i < hypotheses.size(); ++i) {
+    const double on_answer = evaluate_path_set(model, answer_task, hypotheses[i].second).proportion_explained;
+    const double on_trigger = evaluate_path_set(model, trigger_task, hypotheses[i].second).proportion_explained;
+    if (i == 0) found.value_on_answer = on_answer;
+    if (i == 1) found.key_on_trigger = on_trigger;
+    std::printf("  %-62s %10.1f%% %10.1f%%\n", hypotheses[i].first.c_str(), percent(on_answer), percent(on_trigger));
+  }
   std::printf("  (B -> C corrupts what the induction heads copy, A -> C where they look: the value path\n"
               "   should carry the first, the previous-token -> key path the second.)\n");
+  return found;
+}
+
+/// What a student should take away, in words, from the numbers above.
+inline void print_summary(const DiscoveryReport& r, const InductionFindings& f) {
+  const auto& g = *r.circuit.graph;
+  std::size_t top = 0;
+  for (std::size_t e = 1; e < g.n_edges(); ++e)
+    if (std::abs(r.exact.edge_scores[e]) > std::abs(r.exact.edge_scores[top])) top = e;
+  const double auc = r.comparisons.empty() || r.comparisons[0].roc.fpr.empty() ? 0.0 : r.comparisons[0].roc.auc_trapezoid;
+  std::printf("\nSummary\n");
+  std::printf("  The model copies a repeated token with two attention layers. Previous-token heads (%s)\n"
+              "  write \"the token before me\" into every position; induction heads (%s) match the current\n"
+              "  token against that, attend to the position right after its earlier copy, and move the token\n"
+              "  found there to the logits through their values.\n",
+              f.prev_heads.c_str(), f.ind_heads.c_str());
+  std::printf("  Path patching confirms both halves: the value path alone explains %.0f%% of the effect of\n"
+              "  changing the copied token, the previous-token -> key path %.0f%% of the effect of hiding\n"
+              "  where to look.\n",
+              100 * f.value_on_answer, 100 * f.key_on_trigger);
+  std::printf("  A %zu-edge circuit keeps %.0f%% of the behaviour. The one-backward estimates rank the\n"
+              "  important edges well (eap ROC AUC %.2f) but underestimate large effects: on the top edge\n"
+              "  %s, eap gives %.1f and eap-ig %.1f against an exact %.1f, because a first-order estimate\n"
+              "  cannot follow the saturating softmax all the way from clean to corrupted.\n",
+              r.circuit.n_edges(), 100 * r.circuit_faithfulness, auc, g.edges()[top].name.c_str(), r.eap.edge_scores[top],
+              r.eap_ig.edge_scores[top], r.exact.edge_scores[top]);
 }
 
 template <class M>
@@ -166,8 +204,9 @@ inline void main_job(const Args& a) {
     const DiscoveryReport r = discover(model, ptask, opt);
     print_discovery(model, r, opt);
     const Task trigger = make_induction_task(c.vocab_size, half, 64, 2024, 2, InductionCorruption::Trigger);
-    explain_induction(model, ptask, make_patching_task(model, trigger), half);
+    const InductionFindings found = explain_induction(model, ptask, make_patching_task(model, trigger), half);
     print_files(r);
+    print_summary(r, found);
     std::printf("\nDone in %.1f s. Read the circuit in %s/circuit.svg (or circuit.dot) and the curves in faithfulness.svg and roc.svg.\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), opt.out_dir.c_str());
   });

@@ -462,7 +462,8 @@ TEST_CASE("circuit json: EAP-IG layout, round trip and errors") {
   CHECK(back.d_model == 768);
   CHECK(back.scores == s);
   CHECK(back.on(g).in_graph == c.in_graph);
-  CHECK_ERROR(back.on(Graph(shape_of(2, 1))), "c.json", "2 layers x 1 heads");
+  const Graph other(shape_of(2, 1));
+  CHECK_ERROR(back.on(other), "c.json", "2 layers x 1 heads");
 
   // An empty circuit still marks logits in the graph, as EAP-IG does.
   CHECK(circuit_to_json(Circuit(g), s, 16)["nodes"]["logits"]["in_graph"] == true);

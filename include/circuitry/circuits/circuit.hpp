@@ -75,6 +75,8 @@ struct Circuit {
   Circuit() = default;
   /// The empty circuit on `g` (every edge out).
   explicit Circuit(const Graph& g) : graph(&g), in_graph(g.n_edges(), 0) {}
+  /// A circuit keeps a pointer to its graph: a temporary graph would leave it dangling.
+  explicit Circuit(const Graph&&) = delete;
 
   /// Number of edges in the circuit.
   std::size_t n_edges() const {

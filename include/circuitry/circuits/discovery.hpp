@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -43,6 +44,7 @@ struct MethodComparison {
 };
 
 struct DiscoveryReport {
+  std::unique_ptr<const Graph> graph;          // owned here: `circuit` points at it
   Attribution eap, eap_ig, exact;
   std::vector<MethodComparison> comparisons;
   std::size_t n_large = 0;                     // edges with a large exact effect
@@ -63,9 +65,10 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
   };
-  const Graph graph = model.graph();
-  const BuiltinMetric metric{opt.metric};
   DiscoveryReport r;
+  r.graph = std::make_unique<const Graph>(model.graph());
+  const Graph& graph = *r.graph;
+  const BuiltinMetric metric{opt.metric};
 
   log("scoring " + std::to_string(graph.n_edges()) + " edges with eap, eap-ig (" + std::to_string(opt.eap_ig_steps) +
       " steps) and exact patching");

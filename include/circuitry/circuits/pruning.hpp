@@ -49,6 +49,11 @@ inline std::vector<std::size_t> rank_edges(const Graph& graph, const std::vector
 }
 
 /// The n highest-ranked edges (EAP-IG apply_topn, level='edge').
+// The circuit points at the graph, so the graph must outlive it: no temporaries.
+Circuit top_n(const Graph&&, const std::vector<double>&, std::size_t, bool = true) = delete;
+Circuit threshold(const Graph&&, const std::vector<double>&, double, bool = true) = delete;
+Circuit greedy(const Graph&&, const std::vector<double>&, std::size_t, bool = true) = delete;
+
 inline Circuit top_n(const Graph& graph, const std::vector<double>& scores, std::size_t n, bool absolute = true) {
   require(n <= graph.n_edges(),
           "asked for the top " + std::to_string(n) + " edges of a graph with only " + std::to_string(graph.n_edges()));

@@ -68,6 +68,7 @@ struct CircuitFile {
   std::vector<double> scores;          // one per edge, same order
 
   /// The circuit on `graph`, which must have the file's shape.
+  Circuit on(const Graph&&) const = delete;  // the circuit would point at a temporary
   Circuit on(const Graph& graph) const {
     require(same_shape(shape, graph.shape()), source + ": the circuit is for a model of " + describe(shape) +
                                                   ", but the model has " + describe(graph.shape()));
