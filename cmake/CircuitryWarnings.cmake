@@ -7,3 +7,11 @@ function(circuitry_strict_target target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Werror
     -Wno-unused-parameter -Wno-maybe-uninitialized -Wno-error=uninitialized -Wno-restrict)
 endfunction()
+
+# Sanitizers (the asan preset) on the project's own programs: the tests and the CLI the tests run.
+function(circuitry_sanitize target)
+  if(CIRCUITRY_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${CIRCUITRY_SANITIZE} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${CIRCUITRY_SANITIZE})
+  endif()
+endfunction()
