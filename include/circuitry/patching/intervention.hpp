@@ -19,11 +19,11 @@ class Intervention {
   /// are about to read `resid` [B*P*D]; `outputs` [n_upstream, B*P*D] holds this run's node
   /// outputs so far. Return false to let them read `resid`, or write each port's input into
   /// `inputs` [n, B*P*D] and return true.
-  virtual bool port_inputs(std::size_t first, std::size_t n, const T* resid, const T* outputs, T* inputs) {
+  virtual bool port_inputs(std::size_t /*first*/, std::size_t /*n*/, const T* /*resid*/, const T* /*outputs*/, T* /*inputs*/) {
     return false;
   }
   /// May replace `value` [B*P*D], node `node`'s output in this run, before it enters the residual.
-  virtual void node_output(std::size_t node, const T* outputs, T* value) {}
+  virtual void node_output(std::size_t /*node*/, const T* /*outputs*/, T* /*value*/) {}
 };
 
 template <class T>

@@ -30,7 +30,8 @@ AttentionDims attention_dims(const Var<T>& qkv, std::size_t n_heads) {
 /// qkv [B, P, 3D] -> pattern [B, H, P, P] (row i attends to keys 0..i).
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> causal_attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads) {
-  const auto [B, P, H, dh, D] = detail::attention_dims(qkv, n_heads);
+  const detail::AttentionDims dims = detail::attention_dims(qkv, n_heads);
+  const std::size_t B = dims.B, P = dims.P, H = dims.H, dh = dims.dh, D = dims.D;  // plain names: lambdas capture them
   const T scale = T(1) / std::sqrt(T(dh));
   Var<T> pattern = ctx.output({B, H, P, P}, qkv.needs_grad());
   const std::size_t ld = 3 * D;
@@ -84,7 +85,8 @@ Var<T> causal_attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n
 /// pattern [B, H, P, P], qkv [B, P, 3D] -> z [B, P, H, d_head].
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> attention_mix(const Ctx& ctx, const Var<T>& pattern, const Var<T>& qkv, std::size_t n_heads) {
-  const auto [B, P, H, dh, D] = detail::attention_dims(qkv, n_heads);
+  const detail::AttentionDims dims = detail::attention_dims(qkv, n_heads);
+  const std::size_t B = dims.B, P = dims.P, H = dims.H, dh = dims.dh, D = dims.D;  // plain names: lambdas capture them
   require(pattern.shape == Shape({B, H, P, P}), "attention_mix: pattern must be " + Shape({B, H, P, P}).str());
   Var<T> z = ctx.output({B, P, H, dh}, any_grad(pattern, qkv));
   const std::size_t ld = 3 * D;
