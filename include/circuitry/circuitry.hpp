@@ -12,6 +12,7 @@
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/io/scores_json.hpp"
 #include "circuitry/io/svg_plot.hpp"
+#include "circuitry/circuits/acdc.hpp"
 #include "circuitry/circuits/circuit.hpp"
 #include "circuitry/circuits/discovery.hpp"
 #include "circuitry/circuits/head_detection.hpp"

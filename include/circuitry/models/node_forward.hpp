@@ -8,15 +8,14 @@
 
 namespace circuitry {
 
-/// Head h of layer l reading its q, k and v inputs from three residual copies
-/// (each [B, P, D]; they may alias). out = z_h W_O[h], without b_O. [B, P, D]
+/// Head h of layer l's q | k | v from three residual copies (each [B, P, D]; they may alias):
+/// LN1, then this head's columns of the fused projection. [B, P, 3 * dh], in the arena.
 template <class M, class T = typename M::scalar>
-void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv, std::size_t B,
-                 std::size_t P, Arena& arena, T* out) {
+T* head_qkv(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv, std::size_t rows,
+            Arena& arena) {
   const auto& c = model.config();
   const auto& w = model.weights().layers[l];
-  const std::size_t D = c.n_embd, dh = c.d_head(), rows = B * P;
-  Context<T, false> ctx(arena);
+  const std::size_t D = c.n_embd, dh = c.d_head();
   T* normed = arena.template alloc<T>(rows * D);
   T* mean = arena.template alloc<T>(rows);
   T* rstd = arena.template alloc<T>(rows);
@@ -31,9 +30,34 @@ void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, cons
       for (std::size_t i = 0; i < dh; ++i) qkv[r * 3 * dh + j * dh + i] = w.b_qkv[col + i];
     gemm<T>(Trans::No, Trans::No, rows, dh, D, T(1), normed, D, w.w_qkv.data() + col, 3 * D, T(1), qkv + j * dh, 3 * dh);
   }
-  Var<T> packed{qkv, {B, P, 3 * dh}, nullptr};
+  return qkv;
+}
+
+/// Head h of layer l reading its q, k and v inputs from three residual copies
+/// (each [B, P, D]; they may alias). out = z_h W_O[h], without b_O. [B, P, D]
+template <class M, class T = typename M::scalar>
+void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv, std::size_t B,
+                 std::size_t P, Arena& arena, T* out) {
+  const auto& c = model.config();
+  const std::size_t D = c.n_embd, dh = c.d_head(), rows = B * P;
+  Context<T, false> ctx(arena);
+  Var<T> packed{head_qkv(model, l, h, xq, xk, xv, rows, arena), {B, P, 3 * dh}, nullptr};
   Var<T> z = ops::attention_mix(ctx, ops::causal_attention_pattern(ctx, packed, 1), packed, 1);  // [B, P, 1, dh]
-  gemm<T>(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
+  gemm<T>(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, model.weights().layers[l].w_o.data() + h * dh * D, D, T(0),
+          out, D);
+}
+
+/// The same head's output at one query row per sequence (`last`: flat row b * P + t), the
+/// last layer of a run that wants only the last positions' logits. out [B, D]
+template <class M, class T = typename M::scalar>
+void head_output_last(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv,
+                      std::size_t B, std::size_t P, const std::vector<std::size_t>& last, Arena& arena, T* out) {
+  const auto& c = model.config();
+  const std::size_t D = c.n_embd, dh = c.d_head();
+  const T* qkv = head_qkv(model, l, h, xq, xk, xv, B * P, arena);  // [B, P, 3 * dh]
+  T* z = arena.template alloc<T>(B * dh);                          // [B, dh]
+  ops::causal_attention_rows(qkv, B, P, dh, 1, last, z);
+  gemm<T>(Trans::No, Trans::No, B, D, dh, T(1), z, dh, model.weights().layers[l].w_o.data() + h * dh * D, D, T(0), out, D);
 }
 
 /// MLP l reading x [B, P, D]; out = W_proj gelu(LN2(x) W_fc + b_fc) + b_proj. [B, P, D]

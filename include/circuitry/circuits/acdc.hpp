@@ -1,0 +1,208 @@
+#pragma once
+// ACDC, Automatic Circuit DisCovery (Conmy et al. 2023, "Towards Automated Circuit Discovery
+// for Mechanistic Interpretability", Algorithm 1), as DESIGN.md section 2 defines it:
+//
+//   start with every edge in the circuit and d = D(clean run)
+//   for each receiver p, in the reverse of Graph::ports() order (logits, then layer L-1's
+//   ports from the last back to the first, ..., layer 0):
+//     for each edge u->p, from the latest upstream node back to `input`:
+//       patch u->p on top of every edge removed so far, giving d'
+//       if d' - d < tau: remove the edge, d = d'       else: keep it
+//
+// D is the distance from the clean behaviour: KL(p_clean || p_run) for kl; M(clean) - M(run)
+// for logit_diff, prob_diff and logit_diff_max (the behaviour lost); M(run) - M(clean) for loss.
+// Patched edges read the corrupted run's output (resample ablation), zero or a mean.
+//
+// Speed: the pass is sequential, but most candidates get removed, so the next k candidates of
+// a receiver are evaluated at once as lanes of one batched run (patching/staged_runs.hpp),
+// lane i assuming that the candidates before it in the window are removed. The decisions are
+// then read in order; at the first kept edge the lanes after it are void (they assumed it
+// removed) and the window restarts after it. The decisions are those of the one-at-a-time
+// pass (lanes = 1). Every run restarts from the clean residual at the receiver's layer.
+//
+// A sweep over thresholds tau_1 < ... < tau_n runs one pass per tau and scores each edge by
+// the largest tau at which it is still in the circuit (0 if none), so ROC can rank ACDC like
+// any other method; the n circuits are ACDC's own ROC points.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "circuitry/circuits/metrics.hpp"
+#include "circuitry/patching/staged_runs.hpp"
+
+namespace circuitry {
+
+/// D(run) >= 0 for the clean run's neighbourhood, from the metric value of a run.
+struct AcdcDistance {
+  MetricKind kind = MetricKind::KL;
+  double clean_metric = 0;  // M(clean); 0 for kl
+
+  double operator()(double run_metric) const {
+    switch (kind) {
+      case MetricKind::KL: return run_metric;
+      case MetricKind::Loss: return run_metric - clean_metric;
+      default: return clean_metric - run_metric;  // the behaviour lost
+    }
+  }
+};
+
+struct AcdcProgress {
+  std::size_t receiver = 0, n_receivers = 0;  // receivers done so far, of all
+  std::string receiver_name;
+  std::size_t removed = 0;  // edges removed so far
+  double distance = 0;      // d after this receiver
+};
+
+struct AcdcOptions {
+  Ablation ablation = Ablation::Resample;
+  const Batch* mean_reference = nullptr;  // the reference batch of mean ablation
+  std::size_t lanes = 8;                  // candidates evaluated per batched run (1 = one at a time)
+  std::size_t max_lane_bytes = std::size_t{1} << 30;  // memory for one batched run's buffers
+  std::function<void(const AcdcProgress&)> progress;
+};
+
+struct AcdcCircuit {
+  double threshold = 0;
+  std::vector<std::uint8_t> in_graph;  // per edge, in Graph::edges() order
+  std::size_t n_edges = 0;             // edges left in the circuit
+  double distance = 0;                 // D of the circuit (every removed edge patched)
+  double metric = 0;                   // M of the circuit
+  std::size_t runs = 0;                // patched runs evaluated (lanes included)
+};
+
+struct AcdcSweep {
+  std::vector<AcdcCircuit> circuits;  // one per threshold, ascending
+  std::vector<double> edge_scores;    // the largest threshold at which each edge survives, 0 if none
+};
+
+/// Thresholds must be a non-empty, ascending list of finite, non-negative numbers.
+inline void check_acdc_thresholds(const std::vector<double>& thresholds) {
+  require(!thresholds.empty(), "ACDC needs at least one threshold");
+  for (std::size_t i = 0; i < thresholds.size(); ++i) {
+    require(std::isfinite(thresholds[i]) && thresholds[i] >= 0,
+            "ACDC threshold " + std::to_string(thresholds[i]) + " is not a finite number >= 0");
+    require(i == 0 || thresholds[i] > thresholds[i - 1], "ACDC thresholds must be strictly ascending");
+  }
+}
+
+/// The default sweep: log-spaced thresholds as auto-circuit's ACDC experiments use
+/// (tao_bases x 10^tao_exps): {1, 2, 5} x 10^{-5..-1}.
+inline std::vector<double> default_acdc_thresholds() {
+  std::vector<double> t;
+  for (int e = -5; e <= -1; ++e)
+    for (double base : {1.0, 2.0, 5.0}) t.push_back(base * std::pow(10.0, e));
+  return t;
+}
+
+/// ACDC on one model and task: the clean and corrupted runs are cached once, each pass reuses them.
+template <class M, class T = typename M::scalar>
+class Acdc {
+ public:
+  Acdc(const M& model, const PatchingTask<T>& task, MetricKind metric, AcdcOptions options = {})
+      : model_(&model), task_(&task), metric_{metric}, options_(std::move(options)),
+        source_(ablation_source(model, task, options_.ablation, options_.mean_reference)),
+        runs_(model, task, source_), graph_(model.graph()) {
+    require(options_.lanes >= 1, "ACDC needs at least one lane");
+    distance_ = {metric, metric_value(metric_, task.clean_logits, task.data)};
+  }
+
+  const Graph& graph() const { return graph_; }
+  const std::vector<T>& source() const { return source_; }  // what patched edges read  [n_upstream, B*P*D]
+  const AcdcDistance& distance() const { return distance_; }
+
+  /// One greedy pass at threshold tau.
+  AcdcCircuit pass(double tau) const {
+    check_acdc_thresholds({tau});
+    const std::size_t E = graph_.n_edges(), n_ports = graph_.ports().size();
+    std::vector<std::uint8_t> removed(E, 0);
+    AcdcCircuit result;
+    result.threshold = tau;
+    result.metric = distance_.clean_metric;
+    double d = distance_(distance_.clean_metric);
+    std::size_t n_removed = 0;
+    std::vector<std::vector<std::uint8_t>> lane_masks;
+    for (std::size_t visited = 0; visited < n_ports; ++visited) {
+      const int p = static_cast<int>(n_ports - 1 - visited);
+      std::vector<int> candidates(graph_.edges_into(p).rbegin(), graph_.edges_into(p).rend());  // latest upstream first
+      const std::size_t window = lanes_for(p);
+      for (std::size_t i = 0; i < candidates.size();) {
+        const std::size_t K = std::min(window, candidates.size() - i);
+        lane_masks.assign(K, removed);
+        for (std::size_t k = 0; k < K; ++k)
+          for (std::size_t j = 0; j <= k; ++j) lane_masks[k][static_cast<std::size_t>(candidates[i + j])] = 1;
+        std::vector<const std::uint8_t*> lanes;
+        for (const auto& m : lane_masks) lanes.push_back(m.data());
+        const std::vector<T> logits = runs_.run(p, lanes);  // [K * B, vocab]
+        result.runs += K;
+        const std::size_t lane_size = logits.size() / K;
+        std::size_t k = 0;
+        for (; k < K; ++k) {
+          const std::vector<T> lane(logits.begin() + static_cast<std::ptrdiff_t>(k * lane_size),
+                                    logits.begin() + static_cast<std::ptrdiff_t>((k + 1) * lane_size));
+          const double m = metric_value(metric_, lane, task_->data);
+          const double d_new = distance_(m);
+          require(std::isfinite(d_new), "ACDC: the distance of a patched run is not finite (" + std::to_string(d_new) +
+                                            "); check the model's weights and the task");
+          if (!(d_new - d < tau)) break;  // kept: the lanes after this one assumed it removed
+          removed[static_cast<std::size_t>(candidates[i + k])] = 1;
+          ++n_removed;
+          d = d_new;
+          result.metric = m;
+        }
+        i += k < K ? k + 1 : K;
+      }
+      if (options_.progress)
+        options_.progress({visited + 1, n_ports, graph_.ports()[static_cast<std::size_t>(p)].name, n_removed, d});
+    }
+    result.in_graph.resize(E);
+    for (std::size_t e = 0; e < E; ++e) result.in_graph[e] = removed[e] ? 0 : 1;
+    result.n_edges = E - n_removed;
+    result.distance = d;
+    return result;
+  }
+
+  /// One pass per threshold (ascending), and each edge's sweep score.
+  AcdcSweep sweep(const std::vector<double>& thresholds) const {
+    check_acdc_thresholds(thresholds);
+    AcdcSweep s;
+    s.edge_scores.assign(graph_.n_edges(), 0.0);
+    for (double tau : thresholds) {
+      s.circuits.push_back(pass(tau));
+      const auto& in = s.circuits.back().in_graph;
+      for (std::size_t e = 0; e < in.size(); ++e)
+        if (in[e]) s.edge_scores[e] = tau;  // ascending: the last survival is the largest
+    }
+    return s;
+  }
+
+ private:
+  /// The window for a receiver: options.lanes, fewer when one batched run's buffers (the
+  /// later nodes' outputs, the ports' inputs) would exceed the memory budget.
+  std::size_t lanes_for(int port) const {
+    const auto& c = model_->config();
+    const std::size_t BPD = task_->clean.rows() * c.n_embd;
+    const std::size_t layer = static_cast<std::size_t>(graph_.ports()[static_cast<std::size_t>(port)].layer);
+    const std::size_t later_nodes = model_->n_upstream() - std::min(model_->n_upstream(), 1 + layer * (c.n_head + (M::architecture::has_mlp ? 1 : 0)));
+    const std::size_t per_lane = (later_nodes + 3 * c.n_head + 4) * BPD * sizeof(T);
+    return std::clamp<std::size_t>(options_.max_lane_bytes / std::max<std::size_t>(per_lane, 1), 1, options_.lanes);
+  }
+
+  const M* model_;
+  const PatchingTask<T>* task_;
+  BuiltinMetric metric_;
+  AcdcOptions options_;
+  std::vector<T> source_;
+  StagedRuns<M, T> runs_;
+  Graph graph_;
+  AcdcDistance distance_;
+};
+
+/// ACDC at one threshold.
+template <class M, class T = typename M::scalar>
+AcdcCircuit acdc(const M& model, const PatchingTask<T>& task, MetricKind metric, double threshold, AcdcOptions options = {}) {
+  return Acdc<M, T>(model, task, metric, std::move(options)).pass(threshold);
+}
+
+}  // namespace circuitry

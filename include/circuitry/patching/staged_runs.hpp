@@ -1,0 +1,218 @@
+#pragma once
+// Patched runs that restart at a receiver's stage, many at once as "lanes" (ACDC's inner
+// loop; DESIGN.md section 2). When every patched edge points into a port of layer l or later,
+// the residual stream before layer l is the clean run's, so a run restarts from the cached
+// clean residual at layer l and only layers l.. are recomputed:
+//   ports of layer l..L-1 read   resid_run + sum_{u->p patched} (src_u - out_u(run)),
+// where out_u(run) is the clean output for every node before layer l (shared by all lanes)
+// and the lane's own output after it. Lanes are stacked along the batch dimension
+// ([lane, batch, pos, d_model]), each with its own set of patched edges, so the node
+// forwards run as one big batch. Only the last positions' logits are wanted, so the last
+// layer runs its queries, head outputs and MLP on the last rows only, and the logits port
+// reads just those rows.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "circuitry/patching/edge_patching.hpp"
+
+namespace circuitry {
+
+template <class M, class T = typename M::scalar>
+class StagedRuns {
+ public:
+  /// source: what patched edges read, per upstream node [n_upstream, batch, pos, d_model]
+  /// (ablation_source); the task supplies the clean input.
+  StagedRuns(const M& model, const PatchingTask<T>& task, const std::vector<T>& source)
+      : model_(&model), task_(&task), graph_(model.graph()), B_(task.clean.batch), P_(task.clean.pos),
+        D_(model.config().n_embd), L_(model.config().n_layer), N_(model.n_upstream()) {
+    const std::size_t BPD = B_ * P_ * D_;
+    require(source.size() == N_ * BPD, "staged runs: the ablation source has the wrong size");
+    clean_out_.assign(N_ * BPD, T(0));
+    resid_.assign(residual_stages(L_) * BPD, T(0));
+    {
+      Arena arena;
+      Context<T, false> ctx(arena);
+      ForwardOptions<T> o;
+      o.node_outputs = clean_out_.data();
+      o.residuals = resid_.data();
+      model.forward(ctx, task.clean, o);
+    }
+    source_ = source;
+    source_last_ = gather_last(source_.data(), N_);
+    delta_.resize(N_ * BPD);  // src_u - out_u(clean)  [n_upstream, B*P*D]
+    for (std::size_t i = 0; i < delta_.size(); ++i) delta_[i] = source[i] - clean_out_[i];
+    delta_last_ = gather_last(delta_.data(), N_);
+  }
+
+  const Graph& graph() const { return graph_; }
+
+  /// Logits [lanes * batch, vocab] of one patched run per lane. Every edge flagged in a lane's
+  /// mask (one flag per edge) must point into a port of `first_port`'s layer or later.
+  std::vector<T> run(int first_port, const std::vector<const std::uint8_t*>& lanes) const {
+    const std::size_t K = lanes.size(), BPD = B_ * P_ * D_, BD = B_ * D_, KB = K * B_;
+    const auto& port = graph_.ports()[static_cast<std::size_t>(first_port)];
+    const std::size_t l0 = static_cast<std::size_t>(port.layer), H = model_->config().n_head;
+    const std::size_t per_layer = H + (M::architecture::has_mlp ? 1 : 0), ppl = model_->ports_per_layer();
+    const std::size_t n0 = 1 + l0 * per_layer;  // nodes before layer l0: clean in every lane
+    for (const std::uint8_t* mask : lanes)
+      for (std::size_t e = 0; e < graph_.n_edges(); ++e)
+        if (mask[e]) require(graph_.ports()[static_cast<std::size_t>(graph_.edges()[e].port)].layer >= port.layer,
+                             "staged runs: a patched edge points into a port before the restart stage");
+
+    // The lane's diffs src_u - out_u(run) of nodes from layer l0 on, at every row and at the
+    // last rows only: [node - n0][lane][B*P*D] and [node - n0][lane][B*D].
+    const std::size_t n_late = N_ - n0;
+    std::vector<T> late_full(n_late * K * BPD), late_last(n_late * K * BD);
+    Arena arena;
+    // resid [K*B, P, D] (all rows) until the last layer, then [K*B, D] (last rows).
+    std::vector<T> resid(K * BPD);
+    for (std::size_t k = 0; k < K; ++k)
+      std::memcpy(resid.data() + k * BPD, resid_.data() + 2 * std::min(l0, L_) * BPD, BPD * sizeof(T));
+    bool last_rows = false;
+    std::vector<T> inputs, node;
+    // Which upstream node an edge comes from, and whether a lane patches it into port p.
+    auto patches = [&](std::size_t k, std::size_t p) {
+      for (int e : graph_.edges_into(static_cast<int>(p)))
+        if (lanes[k][static_cast<std::size_t>(e)]) return true;
+      return false;
+    };
+    // inputs[i] = resid + sum_u mask[i, u] diff_u for ports first..first+n of one layer, at all
+    // rows or at the last rows. Returns false when no lane patches any of these ports.
+    auto port_inputs = [&](std::size_t first, std::size_t n, bool at_last) {
+      bool any = false;
+      for (std::size_t k = 0; k < K && !any; ++k)
+        for (std::size_t i = 0; i < n && !any; ++i) any = patches(k, first + i);
+      if (!any) return false;
+      const std::size_t R = at_last ? BD : BPD;  // one lane's elements per port
+      const std::size_t U = graph_.edges_into(static_cast<int>(first)).size();
+      inputs.resize(n * K * R);  // [port][lane][R]
+      const T* r = resid.data();
+      std::vector<T> mask(n * U);
+      for (std::size_t k = 0; k < K; ++k) {
+        std::fill(mask.begin(), mask.end(), T(0));
+        for (std::size_t i = 0; i < n; ++i) {
+          for (int e : graph_.edges_into(static_cast<int>(first + i)))
+            if (lanes[k][static_cast<std::size_t>(e)])
+              mask[i * U + static_cast<std::size_t>(graph_.edges()[static_cast<std::size_t>(e)].upstream)] = T(1);
+          // resid is [K, R] at all rows, or [K, B*D] at the last rows; at_last with full resid gathers.
+          T* dst = inputs.data() + (i * K + k) * R;
+          if (at_last && !last_rows) gather_rows(r + k * BPD, dst);
+          else std::memcpy(dst, r + k * R, R * sizeof(T));
+        }
+        const std::size_t early = std::min(U, n0);
+        const T* early_diff = at_last ? delta_last_.data() : delta_.data();
+        gemm<T>(Trans::No, Trans::No, n, R, early, T(1), mask.data(), U, early_diff, R, T(1), inputs.data() + k * R, K * R);
+        if (U > n0) {
+          const T* late = at_last ? late_last.data() + k * BD : late_full.data() + k * BPD;
+          gemm<T>(Trans::No, Trans::No, n, R, U - n0, T(1), mask.data() + n0, U, late, K * R, T(1), inputs.data() + k * R, K * R);
+        }
+      }
+      return true;
+    };
+    // Records node u's output in this run (out [K, B*P*D] or [K, B*D] at the last rows) as diffs.
+    auto record = [&](std::size_t u, const T* out, bool at_last) {
+      const std::size_t j = u - n0;
+      for (std::size_t k = 0; k < K; ++k) {
+        T* last = late_last.data() + (j * K + k) * BD;
+        if (at_last) {
+          const T* src = source_last_.data() + u * BD;
+          for (std::size_t i = 0; i < BD; ++i) last[i] = src[i] - out[k * BD + i];
+        } else {
+          T* full = late_full.data() + (j * K + k) * BPD;
+          const T* src = source_.data() + u * BPD;
+          for (std::size_t i = 0; i < BPD; ++i) full[i] = src[i] - out[k * BPD + i];
+          gather_rows(full, last);
+        }
+      }
+    };
+
+    for (std::size_t l = l0; l < L_; ++l) {
+      arena.reset();
+      const auto& w = model_->weights().layers[l];
+      const std::size_t node0 = 1 + l * per_layer, qkv0 = l * ppl;
+      const bool lean = l + 1 == L_;
+      // ---- heads: q at the rows that are needed, k and v at all rows ----
+      // Port inputs [3H][K][R] where some lane patches; the lane's residual otherwise.
+      // Queries are projected at every row even in the last layer (the packed q | k | v kernel);
+      // attention, head outputs and everything after run on the last rows there.
+      std::vector<T> head_in;  // [3H][K][B*P*D]
+      const bool patched = port_inputs(qkv0, 3 * H, false);
+      if (patched) head_in.swap(inputs);
+      node.resize(H * K * (lean ? BD : BPD));  // [H][K][R]
+      for (std::size_t h = 0; h < H; ++h) {
+        const T* in[3];
+        for (std::size_t j = 0; j < 3; ++j) in[j] = patched ? head_in.data() + (3 * h + j) * K * BPD : resid.data();
+        T* out = node.data() + h * K * (lean ? BD : BPD);
+        if (lean) head_output_last(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_last_rows(K), arena, out);
+        else head_output(*model_, l, h, in[0], in[1], in[2], KB, P_, arena, out);
+      }
+      if (lean) {  // from here on only the last rows
+        std::vector<T> gathered(K * BD);
+        for (std::size_t k = 0; k < K; ++k) gather_rows(resid.data() + k * BPD, gathered.data() + k * BD);
+        resid.swap(gathered);
+        last_rows = true;
+      }
+      const std::size_t R = lean ? BD : BPD;
+      for (std::size_t h = 0; h < H; ++h) {
+        const T* out = node.data() + h * K * R;
+        for (std::size_t i = 0; i < K * R; ++i) resid[i] += out[i];
+        record(node0 + h, out, lean);
+      }
+      for (std::size_t i = 0; i < K * R; ++i) resid[i] += w.b_o[i % D_];
+      // ---- MLP ----
+      if constexpr (M::architecture::has_mlp) {
+        const T* x = port_inputs(qkv0 + 3 * H, 1, lean) ? inputs.data() : resid.data();
+        std::vector<T> out(K * R);
+        mlp_output(*model_, l, x, KB, lean ? 1 : P_, arena, out.data());
+        for (std::size_t i = 0; i < K * R; ++i) resid[i] += out[i];
+        record(node0 + H, out.data(), lean);
+      }
+    }
+    // ---- logits: the final norm's input at the last rows ----
+    const std::size_t logits_port = static_cast<std::size_t>(graph_.logits_port());
+    const T* x = nullptr;
+    std::vector<T> gathered;
+    if (port_inputs(logits_port, 1, true)) {
+      x = inputs.data();
+    } else if (last_rows) {
+      x = resid.data();
+    } else {
+      gathered.resize(K * BD);
+      for (std::size_t k = 0; k < K; ++k) gather_rows(resid.data() + k * BPD, gathered.data() + k * BD);
+      x = gathered.data();
+    }
+    arena.reset();
+    std::vector<std::size_t> rows(KB);
+    for (std::size_t i = 0; i < KB; ++i) rows[i] = i;
+    return logits_from_residual(*model_, x, KB, 1, rows, arena);
+  }
+
+ private:
+  /// The last row of each sequence of one lane: [B*P*D] -> [B*D].
+  void gather_rows(const T* full, T* last) const {
+    for (std::size_t b = 0; b < B_; ++b) std::memcpy(last + b * D_, full + task_->clean.last[b] * D_, D_ * sizeof(T));
+  }
+  std::vector<T> gather_last(const T* nodes, std::size_t n) const {  // [n, B*P*D] -> [n, B*D]
+    std::vector<T> out(n * B_ * D_);
+    for (std::size_t u = 0; u < n; ++u) gather_rows(nodes + u * B_ * P_ * D_, out.data() + u * B_ * D_);
+    return out;
+  }
+  /// Flat last-row indices of K lanes of the task's batch.
+  std::vector<std::size_t> lane_last_rows(std::size_t K) const {
+    std::vector<std::size_t> rows;
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t b = 0; b < B_; ++b) rows.push_back(k * B_ * P_ + task_->clean.last[b]);
+    return rows;
+  }
+
+  const M* model_;
+  const PatchingTask<T>* task_;
+  Graph graph_;
+  std::size_t B_, P_, D_, L_, N_;
+  std::vector<T> clean_out_, resid_;     // the clean run: [n_upstream, B*P*D], [2L + 1, B*P*D]
+  std::vector<T> source_, source_last_;  // what patched edges read: [n_upstream, B*P*D], [n_upstream, B*D]
+  std::vector<T> delta_, delta_last_;    // source - clean output, the same two layouts
+};
+
+}  // namespace circuitry

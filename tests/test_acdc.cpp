@@ -1,0 +1,140 @@
+// acdc: ACDC's greedy pass (batched lanes against the one-at-a-time definition and a
+// from-scratch transcription of DESIGN.md section 2), the threshold sweep, circuit metrics
+// against evaluate, the PyTorch fixtures, and planted-circuit models whose true circuit is
+// known by construction.
+#include <doctest/doctest.h>
+
+#include "error_check.hpp"
+#include "fixtures.hpp"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "circuitry/circuits/acdc.hpp"
+#include "circuitry/patching/task_data.hpp"
+
+using namespace circuitry;
+using circuitry::testing::Fixture;
+
+namespace {
+
+/// DESIGN.md's ACDC, written as plainly as possible: every tentative run is a whole patched
+/// forward from the embeddings (patch_edges), one candidate at a time.
+template <class M, class T>
+std::vector<std::uint8_t> acdc_from_scratch(const M& model, const PatchingTask<T>& task, MetricKind kind, double tau,
+                                            const std::vector<T>& source) {
+  const Graph graph = model.graph();
+  const BuiltinMetric metric{kind};
+  const double clean = metric_value(metric, task.clean_logits, task.data);
+  auto distance = [&](double m) {
+    if (kind == MetricKind::KL) return m;
+    if (kind == MetricKind::Loss) return m - clean;
+    return clean - m;
+  };
+  std::vector<std::uint8_t> patched(graph.n_edges(), 0);
+  double d = distance(clean);
+  for (std::size_t i = graph.ports().size(); i-- > 0;) {
+    const auto& into = graph.edges_into(static_cast<int>(i));
+    for (auto e = into.rbegin(); e != into.rend(); ++e) {
+      patched[static_cast<std::size_t>(*e)] = 1;
+      const double d_new = distance(patch_edges(model, task, metric, patched, source).metric);
+      if (d_new - d < tau) d = d_new;
+      else patched[static_cast<std::size_t>(*e)] = 0;
+    }
+  }
+  std::vector<std::uint8_t> in_graph(patched.size());
+  for (std::size_t e = 0; e < patched.size(); ++e) in_graph[e] = patched[e] ? 0 : 1;
+  return in_graph;
+}
+
+std::size_t count(const std::vector<std::uint8_t>& flags) {
+  std::size_t n = 0;
+  for (auto f : flags) n += f ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("acdc: batched lanes, one at a time and the from-scratch definition agree on every fixture model") {
+  for (const char* name : {"gpt2-tiny", "attn-only", "gpt2-small3"}) {
+    Fixture<double> fx(name);
+    fx.with_model([&](const auto& model) {
+      const auto task = make_patching_task(model, fx.task);
+      for (MetricKind kind : {MetricKind::KL, MetricKind::LogitDiff}) {
+        for (Ablation ablation : {Ablation::Resample, Ablation::Zero}) {
+          AcdcOptions batched;
+          batched.ablation = ablation;
+          batched.lanes = 8;
+          AcdcOptions single = batched;
+          single.lanes = 1;
+          const Acdc<std::decay_t<decltype(model)>, double> lanes(model, task, kind, batched), one(model, task, kind, single);
+          // a threshold that removes some edges and keeps others
+          const double tau = kind == MetricKind::KL ? 1e-3 : 2e-2;
+          INFO(name << " metric " << metric_name(kind) << " ablation " << int(ablation) << " tau " << tau);
+          const AcdcCircuit a = lanes.pass(tau), b = one.pass(tau);
+          const auto reference = acdc_from_scratch(model, task, kind, tau, lanes.source());
+          CHECK(a.in_graph == b.in_graph);
+          CHECK(a.in_graph == reference);
+          CHECK(a.n_edges == count(a.in_graph));
+          CHECK(a.n_edges > 0);
+          CHECK(a.n_edges < lanes.graph().n_edges());
+          CHECK(a.distance == doctest::Approx(b.distance).epsilon(1e-12));
+          CHECK(a.runs >= b.runs);  // voided lanes are extra runs
+          // The circuit's metric is what evaluate says of the same edge set.
+          const double evaluated = evaluate_circuit(model, task, BuiltinMetric{kind}, a.in_graph, lanes.source()).metric;
+          CHECK(a.metric == doctest::Approx(evaluated).epsilon(1e-9));
+        }
+      }
+    });
+  }
+}
+
+TEST_CASE("acdc: float32 gives the same circuit as float64 away from the threshold; tau = 0 keeps every edge that hurts") {
+  Fixture<float> fx("gpt2-tiny");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const AcdcCircuit c = acdc(model, task, MetricKind::KL, 1e-3);
+    const AcdcCircuit one = acdc(model, task, MetricKind::KL, 1e-3, [] { AcdcOptions o; o.lanes = 1; return o; }());
+    CHECK(c.in_graph == one.in_graph);
+    const double evaluated = evaluate_circuit(model, task, BuiltinMetric{MetricKind::KL}, c.in_graph,
+                                              ablation_source(model, task, Ablation::Resample)).metric;
+    CHECK(c.metric == doctest::Approx(evaluated).epsilon(1e-4));
+    // tau = 0: an edge goes only when patching it does not increase the KL.
+    const AcdcCircuit strict = acdc(model, task, MetricKind::KL, 0.0);
+    CHECK(strict.n_edges >= c.n_edges);
+  });
+}
+
+TEST_CASE("acdc sweep: each edge scores the largest threshold it survives; larger thresholds keep fewer edges") {
+  Fixture<double> fx("attn-only");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const Acdc<std::decay_t<decltype(model)>, double> acdc_run(model, task, MetricKind::KL);
+    const std::vector<double> taus = {1e-4, 1e-3, 1e-2, 1e-1};
+    const AcdcSweep s = acdc_run.sweep(taus);
+    REQUIRE(s.circuits.size() == taus.size());
+    CHECK(s.circuits.front().n_edges > s.circuits.back().n_edges);
+    for (std::size_t e = 0; e < s.edge_scores.size(); ++e) {
+      double expected = 0;
+      for (const auto& c : s.circuits)
+        if (c.in_graph[e]) expected = c.threshold;
+      CHECK(s.edge_scores[e] == expected);
+    }
+    std::vector<int> progress_seen;
+    AcdcOptions o;
+    o.progress = [&](const AcdcProgress& p) { progress_seen.push_back(static_cast<int>(p.receiver)); };
+    acdc(model, task, MetricKind::KL, 1e-3, o);
+    CHECK(progress_seen.size() == acdc_run.graph().ports().size());
+  });
+}
+
+TEST_CASE("acdc: thresholds that are empty, negative, NaN or not ascending are refused") {
+  CHECK_ERROR(check_acdc_thresholds({}), "at least one threshold");
+  CHECK_ERROR(check_acdc_thresholds({-1e-3}), "not a finite number >= 0");
+  CHECK_ERROR(check_acdc_thresholds({std::nan("")}), "not a finite number");
+  CHECK_ERROR(check_acdc_thresholds({1e-2, 1e-3}), "ascending");
+  const auto t = default_acdc_thresholds();
+  CHECK_NOTHROW(check_acdc_thresholds(t));
+  CHECK(t.front() == doctest::Approx(1e-5));
+}
