@@ -8,6 +8,7 @@
 #include "fixtures.hpp"
 
 #include <cmath>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -137,4 +138,28 @@ TEST_CASE("acdc: thresholds that are empty, negative, NaN or not ascending are r
   const auto t = default_acdc_thresholds();
   CHECK_NOTHROW(check_acdc_thresholds(t));
   CHECK(t.front() == doctest::Approx(1e-5));
+}
+
+TEST_CASE("acdc: the removed edges of the PyTorch transcription (tests/make_acdc_fixtures.py) on every fixture model") {
+  for (const char* name : {"gpt2-tiny", "gpt2-small3", "attn-only"}) {
+    Fixture<double> fx(name);
+    std::ifstream in(fx.dir + "/acdc.json");
+    REQUIRE(in.good());
+    const nlohmann::json expected = nlohmann::json::parse(in);
+    fx.with_model([&](const auto& model) {
+      const auto task = make_patching_task(model, fx.task);
+      for (const auto& c : expected["cases"]) {
+        const MetricKind kind = parse_metric(c["metric"].get<std::string>());
+        const double tau = c["threshold"].get<double>();
+        INFO(name << " " << c["metric"].get<std::string>() << " tau " << tau);
+        const AcdcCircuit got = acdc(model, task, kind, tau);
+        const Graph graph = model.graph();
+        std::vector<std::uint8_t> want(graph.n_edges(), 1);
+        for (const auto& edge : c["removed"]) want[static_cast<std::size_t>(graph.find_edge(edge.get<std::string>()))] = 0;
+        CHECK(got.in_graph == want);
+        CHECK(got.n_edges == c["n_edges_in_graph"].get<std::size_t>());
+        CHECK(got.distance == doctest::Approx(c["distance"].get<double>()).epsilon(1e-9));
+      }
+    });
+  }
 }
