@@ -12,6 +12,7 @@
 #include <circuitry/circuitry.hpp>
 
 #include "cli_args.hpp"
+#include "embedded_ground_truth.hpp"
 #include "main_job.hpp"
 
 namespace circuitry::cli {
@@ -31,6 +32,8 @@ usage:
   circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE [--ablation resample|zero|mean]
   circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
   circuitry roc        --scores FILE --ground-truth FILE [--key edges] --out FILE [--svg FILE]
+  circuitry acdc       --model DIR --task FILE (--threshold T | --thresholds T1,T2,...) --out DIR [--ablation resample|zero|mean] [--lanes K]
+  circuitry compare    --model DIR --task FILE --ground-truth FILE|NAME [--methods eap,eap-ig,clean-corrupted,exact,acdc] --out DIR
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
 
 Commands that run a model also take --metric logit_diff|prob_diff|kl|loss (default logit_diff;
@@ -249,12 +252,38 @@ void evaluate_command(const Args& a) {
   });
 }
 
+/// A ground truth by file, or by the name of one that ships inside the executable
+/// (data/ground-truth: ioi, greaterthan, docstring, tracr-reverse, tracr-proportion).
+std::vector<std::uint8_t> resolve_ground_truth(const Graph& graph, const std::string& value, const std::string& key) {
+  namespace gt = embedded_ground_truth;
+  struct Shipped {
+    const char* name;
+    const unsigned char* data;
+    std::size_t size;
+  };
+  const Shipped shipped[] = {{"ioi", gt::ioi, gt::ioi_size},
+                             {"greaterthan", gt::greaterthan, gt::greaterthan_size},
+                             {"greater-than", gt::greaterthan, gt::greaterthan_size},
+                             {"docstring", gt::docstring, gt::docstring_size},
+                             {"tracr-reverse", gt::tracr_reverse, gt::tracr_reverse_size},
+                             {"tracr-proportion", gt::tracr_proportion, gt::tracr_proportion_size}};
+  std::error_code ec;
+  if (!std::filesystem::exists(value, ec))
+    for (const Shipped& s : shipped)
+      if (value == s.name)
+        return ground_truth_from_json(graph, nlohmann::json::parse(s.data, s.data + s.size), "ground truth '" + value + "'", key);
+  require(std::filesystem::exists(value, ec), "--ground-truth '" + value +
+                                                  "' is neither a file nor a shipped ground truth (ioi, greaterthan, "
+                                                  "docstring, tracr-reverse, tracr-proportion)");
+  return read_ground_truth(graph, value, key);
+}
+
 /// ROC of a scores file against a ground-truth edge set (ACDC's evaluation).
 void roc_command(const Args& a) {
   a.need({"--scores", "--ground-truth", "--out"});
   const Scores scores = read_scores_json(a.get("--scores"));
   const Graph graph(scores.shape);
-  const std::vector<std::uint8_t> truth = read_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
+  const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
   const RocCurve curve = roc(graph, scores.values, truth);
   Json j;
   j["method"] = scores.meta.method;
@@ -336,6 +365,149 @@ void path_patch_command(const Args& a) {
   });
 }
 
+/// --threshold T, --thresholds T1,T2,... (ascending), or the default log-spaced sweep.
+std::vector<double> acdc_thresholds(const Args& a) {
+  require(!(a.has("--threshold") && a.has("--thresholds")), "give --threshold T or --thresholds T1,T2,..., not both");
+  std::vector<double> t;
+  if (a.has("--threshold")) t.push_back(a.number("--threshold"));
+  else if (a.has("--thresholds"))
+    for (const std::string& s : a.list("--thresholds")) {
+      std::size_t used = 0;
+      double x = 0;
+      try {
+        x = std::stod(s, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      require(used == s.size() && !s.empty(), "--thresholds: '" + s + "' is not a number");
+      t.push_back(x);
+    }
+  else t = default_acdc_thresholds();
+  check_acdc_thresholds(t);
+  return t;
+}
+
+AcdcOptions acdc_options(const Args& a) {
+  AcdcOptions o;
+  const std::string ablation = a.get("--ablation", "resample");
+  require(ablation == "resample" || ablation == "zero" || ablation == "mean",
+          "unknown --ablation '" + ablation + "' (choose resample, zero or mean)");
+  o.ablation = ablation == "zero" ? Ablation::Zero : ablation == "mean" ? Ablation::Mean : Ablation::Resample;
+  o.lanes = a.positive("--lanes", 8);
+  // Progress on stderr: receiver, edges removed so far, distance; a line every two seconds.
+  auto start = std::chrono::steady_clock::now();
+  auto last = std::make_shared<double>(-10.0);
+  o.progress = [=](const AcdcProgress& p) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (p.receiver == p.n_receivers || s - *last >= 2.0) {
+      *last = s;
+      std::fprintf(stderr, "acdc: receiver %zu/%zu (%s), %zu edges removed, distance %.6g, %.1f s\n", p.receiver, p.n_receivers,
+                   p.receiver_name.c_str(), p.removed, p.distance, s);
+    }
+  };
+  return o;
+}
+
+std::string ablation_name(Ablation a) { return a == Ablation::Zero ? "zero" : a == Ablation::Mean ? "mean" : "resample"; }
+
+/// circuitry acdc: one circuit per threshold, and the sweep scores (DESIGN.md section 4).
+void acdc_command(const Args& a) {
+  const std::vector<double> thresholds = acdc_thresholds(a);
+  const MetricKind kind = parse_metric(a.get("--metric", "kl"));
+  AcdcOptions options = acdc_options(a);
+  const std::filesystem::path out = a.get("--out");
+  with_model(a, [&](const auto& model) {
+    using M = std::decay_t<decltype(model)>;
+    const auto task = load_task(a, model);
+    options.mean_reference = &task.corrupted;
+    std::filesystem::create_directories(out);
+    const Acdc<M, typename M::scalar> acdc_run(model, task, kind, options);
+    const Graph& graph = acdc_run.graph();
+    const auto start = std::chrono::steady_clock::now();
+    const AcdcSweep sweep = acdc_run.sweep(thresholds);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    Json j;
+    j["thresholds"] = thresholds;
+    j["metric"] = metric_name(kind);
+    j["ablation"] = ablation_name(options.ablation);
+    j["clean_metric"] = acdc_run.distance().clean_metric;
+    j["seconds"] = seconds;
+    Json circuits = Json::array();
+    for (std::size_t i = 0; i < sweep.circuits.size(); ++i) {
+      const AcdcCircuit& c = sweep.circuits[i];
+      char file[64];
+      std::snprintf(file, sizeof file, "circuit-%02zu.json", i);
+      Circuit circuit(graph);
+      circuit.in_graph = c.in_graph;
+      write_circuit_json(out / file, circuit, sweep.edge_scores, model.config().n_embd);
+      circuits.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}, {"distance", c.distance}, {"metric", c.metric},
+                          {"runs", c.runs}, {"file", file}});
+      std::printf("tau %-10.4g %6zu of %zu edges   distance %.6g\n", c.threshold, c.n_edges, graph.n_edges(), c.distance);
+    }
+    j["circuits"] = std::move(circuits);
+    Json edges = Json::object();
+    for (std::size_t e = 0; e < graph.n_edges(); ++e) edges[graph.edges()[e].name] = sweep.edge_scores[e];
+    j["edges"] = std::move(edges);
+    write_json((out / "acdc.json").string(), j);
+  });
+}
+
+/// circuitry compare: every method's ROC against one ground truth (the EAP paper's figure, one task).
+void compare_command(const Args& a) {
+  a.need({"--ground-truth"});
+  ComparisonOptions options;
+  if (a.has("--methods")) options.methods = a.list("--methods");
+  if (!options.methods.empty()) check_comparison_methods(options.methods);
+  options.metric = parse_metric(a.get("--metric", "logit_diff"));
+  options.acdc_metric = parse_metric(a.get("--acdc-metric", "kl"));
+  options.thresholds = acdc_thresholds(a);
+  options.eap_ig_steps = a.positive("--steps", 5);
+  options.acdc = acdc_options(a);
+  options.acdc.progress = nullptr;
+  options.log = [](const std::string& m) { std::fprintf(stderr, "compare: running %s\n", m.c_str()); };
+  const std::filesystem::path out = a.get("--out");
+  with_model(a, [&](const auto& model) {
+    const auto task = load_task(a, model);
+    options.acdc.mean_reference = &task.corrupted;
+    const Graph graph = model.graph();
+    const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
+    std::filesystem::create_directories(out);
+    const auto results = compare_methods(model, task, truth, options);
+    Json j;
+    j["ground_truth"] = a.get("--ground-truth");
+    j["n_edges"] = graph.n_edges();
+    j["n_true"] = std::count(truth.begin(), truth.end(), 1);
+    j["metric"] = metric_name(options.metric);
+    j["acdc_metric"] = metric_name(options.acdc_metric);
+    Json methods = Json::object();
+    io::LinePlot plot;
+    plot.title = "ROC against the ground truth (" + a.get("--ground-truth") + ")";
+    plot.x_label = "false positive rate";
+    plot.y_label = "true positive rate";
+    plot.diagonal = true;
+    plot.x_min = 0, plot.x_max = 1, plot.y_min = 0, plot.y_max = 1;
+    std::printf("%-16s %8s %12s %10s %8s\n", "method", "auc", "pessimistic", "seconds", "edges");
+    for (const auto& r : results) {
+      Json m = {{"auc", r.auc}, {"auc_pessimistic", r.auc_pessimistic}, {"seconds", r.seconds}, {"edges_scored", r.edges_scored},
+                {"fpr", r.fpr}, {"tpr", r.tpr}};
+      if (r.acdc) {
+        Json points = Json::array();
+        for (const auto& c : r.acdc->circuits) points.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}});
+        m["circuits"] = std::move(points);
+      }
+      methods[r.method] = std::move(m);
+      char label[96];
+      std::snprintf(label, sizeof label, "%s (AUC %.3f)", r.method.c_str(), r.auc);
+      plot.series.push_back({label, r.fpr, r.tpr, "", false, r.method == "acdc"});
+      std::printf("%-16s %8.4f %12.4f %10.3f %8zu\n", r.method.c_str(), r.auc, r.auc_pessimistic, r.seconds, r.edges_scored);
+    }
+    j["methods"] = std::move(methods);
+    write_json((out / "compare.json").string(), j);
+    io::write_line_plot(out / "roc.svg", plot);
+    std::fprintf(stderr, "wrote %s and %s\n", (out / "compare.json").c_str(), (out / "roc.svg").c_str());
+  });
+}
+
 int run(int argc, char** argv) {
   const std::string cmd = argc < 2 ? "" : argv[1];
   if (cmd.empty() || cmd.rfind("--", 0) == 0 && cmd != "--help") {
@@ -354,6 +526,11 @@ int run(int argc, char** argv) {
   else if (cmd == "roc") roc_command(Args(cmd, argc, argv, 2, {"--scores", "--ground-truth", "--key", "--out", "--svg"}));
   else if (cmd == "discover")
     discover_command(Args(cmd, argc, argv, 2, with_model_options({"--target", "--steps"})));
+  else if (cmd == "acdc")
+    acdc_command(Args(cmd, argc, argv, 2, with_model_options({"--threshold", "--thresholds", "--ablation", "--lanes"})));
+  else if (cmd == "compare")
+    compare_command(Args(cmd, argc, argv, 2, with_model_options({"--ground-truth", "--key", "--methods", "--acdc-metric", "--threshold",
+                                                                 "--thresholds", "--ablation", "--lanes", "--steps"})));
   else if (cmd == "path-patch")
     path_patch_command(Args(cmd, argc, argv, 2, with_model_options({"--senders", "--receivers", "--paths"}), {"--recompute-mlps"}));
   else throw Error("unknown command '" + cmd + "' (run `circuitry --help` for the list)");

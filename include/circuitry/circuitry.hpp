@@ -18,6 +18,7 @@
 #include "circuitry/circuits/head_detection.hpp"
 #include "circuitry/circuits/evaluation.hpp"
 #include "circuitry/circuits/faithfulness_curve.hpp"
+#include "circuitry/circuits/method_comparison.hpp"
 #include "circuitry/circuits/metrics.hpp"
 #include "circuitry/circuits/pruning.hpp"
 #include "circuitry/patching.hpp"

@@ -152,10 +152,11 @@ inline CircuitFile read_circuit_json(const std::filesystem::path& path) {
 /// names; see the README beside them). `key` picks the edge list: a top-level list ("edges",
 /// "edges_no_mlp") or a variant under "variants" ("auto_circuit", ...). The file's "model"
 /// block, when present, must match the graph's shape, and every name must be an edge of it.
-inline std::vector<std::uint8_t> read_ground_truth(const Graph& graph, const std::filesystem::path& path,
-                                                   const std::string& key = "edges") {
-  const nlohmann::json j = detail::read_json_document(path);
-  const std::string where = path.string() + ": ";
+/// The same, from the parsed document (`source` names it in errors: a path, or the name of a
+/// ground truth embedded in a program).
+inline std::vector<std::uint8_t> ground_truth_from_json(const Graph& graph, const nlohmann::json& j, const std::string& source,
+                                                        const std::string& key = "edges") {
+  const std::string where = source + ": ";
   require(j.is_object(), where + "expected a JSON object, got " + j.type_name());
 
   if (j.contains("model") && j["model"].is_object()) {
@@ -184,11 +185,28 @@ inline std::vector<std::uint8_t> read_ground_truth(const Graph& graph, const std
   require(list != nullptr, where + "no edge list '" + key + "' (neither a top-level list nor a variant)");
 
   std::vector<std::uint8_t> truth(graph.n_edges(), 0);
+  std::vector<std::string> unknown;  // every name that is not an edge of the graph, reported together
   for (const nlohmann::json& name : *list) {
     require(name.is_string(), where + key + ": edge names must be strings, got " + name.dump());
-    truth[detail::edge_id_in(graph, name.get<std::string>(), where + key + ": ")] = 1;
+    try {
+      truth[detail::edge_id_in(graph, name.get<std::string>(), where + key + ": ")] = 1;
+    } catch (const Error&) {
+      unknown.push_back(name.get<std::string>());
+    }
+  }
+  if (!unknown.empty()) {
+    std::string first;
+    for (std::size_t i = 0; i < std::min<std::size_t>(unknown.size(), 5); ++i) first += (i ? ", '" : "'") + unknown[i] + "'";
+    throw Error(where + key + ": " + std::to_string(unknown.size()) + " of " + std::to_string(list->size()) +
+                " edges are not in the model's graph (" + describe(graph.shape()) + "): " + first +
+                (unknown.size() > 5 ? ", ..." : "") + "; is this the ground truth of another model?");
   }
   return truth;
+}
+
+inline std::vector<std::uint8_t> read_ground_truth(const Graph& graph, const std::filesystem::path& path,
+                                                   const std::string& key = "edges") {
+  return ground_truth_from_json(graph, detail::read_json_document(path), path.string(), key);
 }
 
 }  // namespace circuitry::io
