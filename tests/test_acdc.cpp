@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "circuitry/circuits/acdc.hpp"
+#include "circuitry/circuits/method_comparison.hpp"
+#include "circuitry/models/planted_circuit.hpp"
 #include "circuitry/patching/task_data.hpp"
 
 using namespace circuitry;
@@ -162,4 +164,67 @@ TEST_CASE("acdc: the removed edges of the PyTorch transcription (tests/make_acdc
       }
     });
   }
+}
+
+TEST_CASE("planted circuits: every edge outside the circuit has no effect, every planted edge a large one") {
+  for (PlantedShape shape : {PlantedShape::Chain, PlantedShape::Fork})
+    for (std::size_t layers : {1u, 2u, 3u}) {
+      PlantedSpec spec;
+      spec.n_layers = layers;
+      spec.n_heads = 3;
+      spec.shape = shape;
+      spec.seed = static_cast<unsigned>(7 + layers);
+      const PlantedModel<double> planted = make_planted_model<double>(spec);
+      const Model<AttnOnly, double> model(planted.config, planted.weights);
+      const auto task = make_patching_task(model, planted.task);
+      const Graph graph = model.graph();
+      std::vector<std::uint8_t> truth(graph.n_edges(), 0);
+      for (const auto& name : planted.true_edges) truth[static_cast<std::size_t>(graph.find_edge(name))] = 1;
+      INFO("layers " << layers << " shape " << int(shape));
+      CHECK(planted.true_edges.size() == layers + 1 + (shape == PlantedShape::Fork ? 2 : 0));
+      for (MetricKind kind : {MetricKind::LogitDiff, MetricKind::KL}) {
+        const Attribution exact = attribute(model, task, BuiltinMetric{kind}, ExactPatching{});
+        double outside = 0, inside = 1e9;
+        for (std::size_t e = 0; e < graph.n_edges(); ++e) {
+          if (truth[e]) inside = std::min(inside, std::fabs(exact.edge_scores[e]));
+          else outside = std::max(outside, std::fabs(exact.edge_scores[e]));
+        }
+        CHECK(outside < 1e-6);
+        CHECK(inside > 0.1);
+      }
+      // The clean behaviour is the copy: the answer's logit beats the wrong token's by far.
+      CHECK(metric_value(BuiltinMetric{MetricKind::LogitDiff}, task.clean_logits, task.data) > 4);
+    }
+}
+
+TEST_CASE("compare on planted circuits: ACDC and exact patching recover the circuit exactly; bad input is refused") {
+  PlantedSpec spec;
+  spec.n_layers = 2;
+  spec.n_heads = 3;
+  spec.shape = PlantedShape::Fork;
+  const PlantedModel<double> planted = make_planted_model<double>(spec);
+  const Model<AttnOnly, double> model(planted.config, planted.weights);
+  const auto task = make_patching_task(model, planted.task);
+  const Graph graph = model.graph();
+  std::vector<std::uint8_t> truth(graph.n_edges(), 0);
+  for (const auto& name : planted.true_edges) truth[static_cast<std::size_t>(graph.find_edge(name))] = 1;
+  ComparisonOptions o;
+  o.thresholds = {1e-4, 1e-2};
+  const auto results = compare_methods(model, task, truth, o);
+  REQUIRE(results.size() == 5);
+  for (const auto& r : results) {
+    INFO(r.method);
+    CHECK(r.edges_scored == graph.n_edges());
+    CHECK(r.auc >= 0);
+    CHECK(r.auc <= 1);
+    CHECK(r.fpr.front() == 0);
+    CHECK(r.tpr.back() == 1);
+    if (r.method == "exact" || r.method == "acdc") CHECK(r.auc == doctest::Approx(1.0));
+  }
+  // ACDC's circuit at a small threshold is exactly the planted one.
+  const AcdcCircuit c = acdc(model, task, MetricKind::KL, 1e-4);
+  CHECK(c.in_graph == truth);
+  CHECK_ERROR(check_comparison_methods({"eap", "acdc-fast"}), "unknown method 'acdc-fast'");
+  CHECK_ERROR(check_comparison_methods({"eap", "eap"}), "listed twice");
+  CHECK_ERROR(compare_methods(model, task, std::vector<std::uint8_t>(3, 1)), "flags for a graph of");
 }
