@@ -34,6 +34,7 @@ usage:
   circuitry roc        --scores FILE --ground-truth FILE [--key edges] --out FILE [--svg FILE]
   circuitry acdc       --model DIR --task FILE (--threshold T | --thresholds T1,T2,...) --out DIR [--ablation resample|zero|mean] [--lanes K]
   circuitry compare    --model DIR --task FILE --ground-truth FILE|NAME [--methods eap,eap-ig,clean-corrupted,exact,acdc] --out DIR
+  circuitry planted    --out DIR [--layers L] [--heads H] [--shape chain|fork] [--seed S]   a model with a known circuit
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
 
 Commands that run a model also take --metric logit_diff|prob_diff|kl|loss (default logit_diff;
@@ -508,6 +509,35 @@ void compare_command(const Args& a) {
   });
 }
 
+/// circuitry planted: a planted-circuit model (models/planted_circuit.hpp) with its task and
+/// ground truth, ready for `compare --ground-truth DIR/ground-truth.json`.
+void planted_command(const Args& a) {
+  a.need({"--out"});
+  PlantedSpec spec;
+  spec.n_layers = a.positive("--layers", 2);
+  spec.n_heads = a.positive("--heads", 4);
+  spec.vocab = a.positive("--vocab", 8);
+  spec.n_ctx = a.positive("--context", 8);
+  spec.n_examples = a.positive("--examples", 16);
+  spec.shape = parse_planted_shape(a.get("--shape", "chain"));
+  spec.seed = static_cast<unsigned>(a.integer("--seed", 1));
+  const PlantedModel<float> planted = make_planted_model<float>(spec);
+  const std::filesystem::path out = a.get("--out");
+  std::filesystem::create_directories(out);
+  io::save_checkpoint(out, planted.config, planted.weights);
+  write_task(out / "task.jsonl", planted.task);
+  Json gt;
+  gt["name"] = "planted-" + a.get("--shape", "chain");
+  gt["model"] = {{"n_layers", spec.n_layers}, {"n_heads", spec.n_heads}, {"attn_only", true}};
+  gt["source"] = "circuitry planted (models/planted_circuit.hpp), seed " + std::to_string(spec.seed);
+  gt["edges"] = planted.true_edges;
+  gt["n_edges"] = planted.true_edges.size();
+  write_json((out / "ground-truth.json").string(), gt);
+  std::printf("planted %s circuit, %zu layers x %zu heads: %zu true edges of %zu\n", a.get("--shape", "chain").c_str(), spec.n_layers,
+              spec.n_heads, planted.true_edges.size(), Graph(AttnOnly::graph_shape(planted.config)).n_edges());
+  for (const auto& e : planted.true_edges) std::printf("  %s\n", e.c_str());
+}
+
 int run(int argc, char** argv) {
   const std::string cmd = argc < 2 ? "" : argv[1];
   if (cmd.empty() || cmd.rfind("--", 0) == 0 && cmd != "--help") {
@@ -531,6 +561,8 @@ int run(int argc, char** argv) {
   else if (cmd == "compare")
     compare_command(Args(cmd, argc, argv, 2, with_model_options({"--ground-truth", "--key", "--methods", "--acdc-metric", "--threshold",
                                                                  "--thresholds", "--ablation", "--lanes", "--steps"})));
+  else if (cmd == "planted")
+    planted_command(Args(cmd, argc, argv, 2, {"--layers", "--heads", "--vocab", "--context", "--examples", "--shape", "--seed", "--out"}));
   else if (cmd == "path-patch")
     path_patch_command(Args(cmd, argc, argv, 2, with_model_options({"--senders", "--receivers", "--paths"}), {"--recompute-mlps"}));
   else throw Error("unknown command '" + cmd + "' (run `circuitry --help` for the list)");

@@ -65,3 +65,17 @@ expect_error(too_long "n_positions|context" forward --model ${M} --task ${WORK}/
 file(WRITE ${WORK}/scores.json "{\"method\": \"eap\"}")
 expect_error(bad_scores "scores.json" prune --scores ${WORK}/scores.json --top-n 3 --out ${WORK}/x.json)
 expect_error(bad_circuit "circuit" evaluate --model ${A} --task ${A}/task.jsonl --circuit ${WORK}/circuit.json --out ${WORK}/x.json)
+
+# ACDC, the method comparison and planted-circuit models.
+expect_ok(acdc "\"distance\"" ${WORK}/acdc/acdc.json acdc --model ${M} --task ${M}/task.jsonl --thresholds 0.001,0.01 --out ${WORK}/acdc)
+expect_ok(acdc_circuit "\"in_graph\"" ${WORK}/acdc/circuit-01.json acdc --model ${M} --task ${M}/task.jsonl --threshold 0.01 --lanes 3 --out ${WORK}/acdc)
+expect_ok(planted "\"edges\"" ${WORK}/planted/ground-truth.json planted --layers 2 --heads 3 --shape fork --seed 5 --out ${WORK}/planted)
+expect_ok(compare "\"auc_pessimistic\"" ${WORK}/cmp/compare.json compare --model ${WORK}/planted --task ${WORK}/planted/task.jsonl --ground-truth ${WORK}/planted/ground-truth.json --thresholds 0.0001,0.01 --out ${WORK}/cmp)
+expect_ok(compare_svg "<svg" ${WORK}/cmp/roc.svg compare --model ${WORK}/planted --task ${WORK}/planted/task.jsonl --ground-truth ${WORK}/planted/ground-truth.json --methods eap,acdc --threshold 0.001 --out ${WORK}/cmp)
+expect_error(acdc_negative "not a finite number >= 0" acdc --model ${M} --task ${M}/task.jsonl --thresholds 0.01,-0.5 --out ${WORK}/x)
+expect_error(acdc_empty "needs a comma-separated list" acdc --model ${M} --task ${M}/task.jsonl --thresholds , --out ${WORK}/x)
+expect_error(acdc_order "ascending" acdc --model ${M} --task ${M}/task.jsonl --thresholds 0.1,0.01 --out ${WORK}/x)
+expect_error(compare_method "unknown method 'acdcx'" compare --model ${M} --task ${M}/task.jsonl --ground-truth ${WORK}/truth.json --methods eap,acdcx --out ${WORK}/x)
+expect_error(compare_truth "edges are not in the model's graph.*'a0.h1->a5.h0<k>'" compare --model ${M} --task ${M}/task.jsonl --ground-truth ${WORK}/bad-truth.json --methods eap --out ${WORK}/x)
+expect_error(compare_shape "12 layers x 12 heads" compare --model ${M} --task ${M}/task.jsonl --ground-truth ioi --methods eap --out ${WORK}/x)
+expect_error(planted_shape "unknown planted-circuit shape 'ring'" planted --shape ring --out ${WORK}/x)

@@ -6,6 +6,7 @@
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/models/model.hpp"
 #include "circuitry/models/node_forward.hpp"
+#include "circuitry/models/planted_circuit.hpp"
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/circuit_json.hpp"
 #include "circuitry/io/dot.hpp"
