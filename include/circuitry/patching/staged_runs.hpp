@@ -60,66 +60,82 @@ class StagedRuns {
         if (mask[e]) require(graph_.ports()[static_cast<std::size_t>(graph_.edges()[e].port)].layer >= port.layer,
                              "staged runs: a patched edge points into a port before the restart stage");
 
-    // The lane's diffs src_u - out_u(run) of nodes from layer l0 on, at every row and at the
+    // The lanes' diffs src_u - out_u(run) of nodes from layer l0 on, at every row and at the
     // last rows only: [node - n0][lane][B*P*D] and [node - n0][lane][B*D].
     const std::size_t n_late = N_ - n0;
-    std::vector<T> late_full(n_late * K * BPD), late_last(n_late * K * BD);
-    Arena arena;
-    // resid [K*B, P, D] (all rows) until the last layer, then [K*B, D] (last rows).
-    std::vector<T> resid(K * BPD);
+    Workspace& w = workspace_;
+    w.late_full.resize(n_late * K * BPD), w.late_last.resize(n_late * K * BD);
+    // resid [K*B, P, D] (all rows) until the last layer's heads, then [K*B, D] (last rows).
+    w.resid.resize(K * BPD);
     for (std::size_t k = 0; k < K; ++k)
-      std::memcpy(resid.data() + k * BPD, resid_.data() + 2 * std::min(l0, L_) * BPD, BPD * sizeof(T));
+      std::memcpy(w.resid.data() + k * BPD, resid_.data() + 2 * std::min(l0, L_) * BPD, BPD * sizeof(T));
     bool last_rows = false;
-    std::vector<T> inputs, node;
-    // Which upstream node an edge comes from, and whether a lane patches it into port p.
-    auto patches = [&](std::size_t k, std::size_t p) {
+
+    auto diff_row = [&](std::size_t u, std::size_t k, bool at_last) -> const T* {
+      if (u < n0) return at_last ? delta_last_.data() + u * BD : delta_.data() + u * BPD;
+      return at_last ? w.late_last.data() + ((u - n0) * K + k) * BD : w.late_full.data() + ((u - n0) * K + k) * BPD;
+    };
+    auto patched_in = [&](std::size_t k, std::size_t p) {
       for (int e : graph_.edges_into(static_cast<int>(p)))
         if (lanes[k][static_cast<std::size_t>(e)]) return true;
       return false;
     };
-    // inputs[i] = resid + sum_u mask[i, u] diff_u for ports first..first+n of one layer, at all
-    // rows or at the last rows. Returns false when no lane patches any of these ports.
+    // w.inputs [port][lane][R] = resid + sum over the lane's patched edges u->p of diff_u, for
+    // ports first..first+n of one stage, at all rows (R = B*P*D) or at the last rows (R = B*D).
+    // When most of a port's edges are patched (ACDC removes most), the sum is taken as the
+    // lane's total over all upstream nodes minus the unpatched ones. Returns false when no
+    // lane patches any of these ports (they all read resid).
     auto port_inputs = [&](std::size_t first, std::size_t n, bool at_last) {
       bool any = false;
       for (std::size_t k = 0; k < K && !any; ++k)
-        for (std::size_t i = 0; i < n && !any; ++i) any = patches(k, first + i);
+        for (std::size_t i = 0; i < n && !any; ++i) any = patched_in(k, first + i);
       if (!any) return false;
-      const std::size_t R = at_last ? BD : BPD;  // one lane's elements per port
-      const std::size_t U = graph_.edges_into(static_cast<int>(first)).size();
-      inputs.resize(n * K * R);  // [port][lane][R]
-      const T* r = resid.data();
-      std::vector<T> mask(n * U);
+      const std::size_t R = at_last ? BD : BPD, U = graph_.edges_into(static_cast<int>(first)).size();
+      w.inputs.resize(n * K * R);
+      w.total.resize(R);
+      std::vector<std::uint8_t> upstream_patched(U);
       for (std::size_t k = 0; k < K; ++k) {
-        std::fill(mask.begin(), mask.end(), T(0));
+        bool have_total = false;
         for (std::size_t i = 0; i < n; ++i) {
-          for (int e : graph_.edges_into(static_cast<int>(first + i)))
-            if (lanes[k][static_cast<std::size_t>(e)])
-              mask[i * U + static_cast<std::size_t>(graph_.edges()[static_cast<std::size_t>(e)].upstream)] = T(1);
-          // resid is [K, R] at all rows, or [K, B*D] at the last rows; at_last with full resid gathers.
-          T* dst = inputs.data() + (i * K + k) * R;
-          if (at_last && !last_rows) gather_rows(r + k * BPD, dst);
-          else std::memcpy(dst, r + k * R, R * sizeof(T));
-        }
-        const std::size_t early = std::min(U, n0);
-        const T* early_diff = at_last ? delta_last_.data() : delta_.data();
-        gemm<T>(Trans::No, Trans::No, n, R, early, T(1), mask.data(), U, early_diff, R, T(1), inputs.data() + k * R, K * R);
-        if (U > n0) {
-          const T* late = at_last ? late_last.data() + k * BD : late_full.data() + k * BPD;
-          gemm<T>(Trans::No, Trans::No, n, R, U - n0, T(1), mask.data() + n0, U, late, K * R, T(1), inputs.data() + k * R, K * R);
+          T* dst = w.inputs.data() + (i * K + k) * R;
+          if (at_last && !last_rows) gather_rows(w.resid.data() + k * BPD, dst);
+          else std::memcpy(dst, w.resid.data() + k * R, R * sizeof(T));
+          std::size_t count = 0;
+          for (std::size_t u = 0; u < U; ++u) {
+            const int e = graph_.edge_index(static_cast<int>(u), static_cast<int>(first + i));
+            upstream_patched[u] = lanes[k][static_cast<std::size_t>(e)];
+            count += upstream_patched[u];
+          }
+          if (count == 0) continue;
+          auto out = ops::vec(dst, R);
+          if (count <= U - count + 1) {
+            for (std::size_t u = 0; u < U; ++u)
+              if (upstream_patched[u]) out += ops::vec(diff_row(u, k, at_last), R);
+            continue;
+          }
+          if (!have_total) {  // the lane's sum of every upstream node's diff  [R]
+            auto total = ops::vec(w.total.data(), R);
+            total.setZero();
+            for (std::size_t u = 0; u < U; ++u) total += ops::vec(diff_row(u, k, at_last), R);
+            have_total = true;
+          }
+          out += ops::vec(w.total.data(), R);
+          for (std::size_t u = 0; u < U; ++u)
+            if (!upstream_patched[u]) out -= ops::vec(diff_row(u, k, at_last), R);
         }
       }
       return true;
     };
-    // Records node u's output in this run (out [K, B*P*D] or [K, B*D] at the last rows) as diffs.
+    // Records node u's output in this run (out [K, B*P*D], or [K, B*D] at the last rows) as diffs.
     auto record = [&](std::size_t u, const T* out, bool at_last) {
       const std::size_t j = u - n0;
       for (std::size_t k = 0; k < K; ++k) {
-        T* last = late_last.data() + (j * K + k) * BD;
+        T* last = w.late_last.data() + (j * K + k) * BD;
         if (at_last) {
           const T* src = source_last_.data() + u * BD;
           for (std::size_t i = 0; i < BD; ++i) last[i] = src[i] - out[k * BD + i];
         } else {
-          T* full = late_full.data() + (j * K + k) * BPD;
+          T* full = w.late_full.data() + (j * K + k) * BPD;
           const T* src = source_.data() + u * BPD;
           for (std::size_t i = 0; i < BPD; ++i) full[i] = src[i] - out[k * BPD + i];
           gather_rows(full, last);
@@ -128,64 +144,71 @@ class StagedRuns {
     };
 
     for (std::size_t l = l0; l < L_; ++l) {
-      arena.reset();
-      const auto& w = model_->weights().layers[l];
+      w.arena.reset();
+      const auto& weights = model_->weights().layers[l];
       const std::size_t node0 = 1 + l * per_layer, qkv0 = l * ppl;
-      const bool lean = l + 1 == L_;
-      // ---- heads: q at the rows that are needed, k and v at all rows ----
-      // Port inputs [3H][K][R] where some lane patches; the lane's residual otherwise.
-      // Queries are projected at every row even in the last layer (the packed q | k | v kernel);
-      // attention, head outputs and everything after run on the last rows there.
-      std::vector<T> head_in;  // [3H][K][B*P*D]
+      const bool lean = l + 1 == L_;  // the last layer: attention, heads and MLP at the last rows
+      const std::size_t R = lean ? BD : BPD;
+      // ---- heads: port inputs [3H][K][B*P*D] where some lane patches, else the residual ----
       const bool patched = port_inputs(qkv0, 3 * H, false);
-      if (patched) head_in.swap(inputs);
-      node.resize(H * K * (lean ? BD : BPD));  // [H][K][R]
+      if (patched) w.head_in.swap(w.inputs);
+      w.node.resize(H * K * R);  // [H][K][R]
       for (std::size_t h = 0; h < H; ++h) {
+        T* out = w.node.data() + h * K * R;
+        bool changed = l > l0;  // in the restart layer a head without patched ports is clean
+        for (std::size_t k = 0; k < K && !changed; ++k)
+          for (std::size_t j = 0; j < 3 && !changed; ++j) changed = patched_in(k, qkv0 + 3 * h + j);
+        if (!changed) {
+          const T* clean = clean_out_.data() + (node0 + h) * BPD;
+          for (std::size_t k = 0; k < K; ++k)
+            if (lean) gather_rows(clean, out + k * BD);
+            else std::memcpy(out + k * BPD, clean, BPD * sizeof(T));
+          continue;
+        }
         const T* in[3];
-        for (std::size_t j = 0; j < 3; ++j) in[j] = patched ? head_in.data() + (3 * h + j) * K * BPD : resid.data();
-        T* out = node.data() + h * K * (lean ? BD : BPD);
-        if (lean) head_output_last(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_last_rows(K), arena, out);
-        else head_output(*model_, l, h, in[0], in[1], in[2], KB, P_, arena, out);
+        for (std::size_t j = 0; j < 3; ++j) in[j] = patched ? w.head_in.data() + (3 * h + j) * K * BPD : w.resid.data();
+        // Queries are projected at every row even in the last layer (the packed q | k | v kernel).
+        if (lean) head_output_last(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_last_rows(K), w.arena, out);
+        else head_output(*model_, l, h, in[0], in[1], in[2], KB, P_, w.arena, out);
       }
       if (lean) {  // from here on only the last rows
-        std::vector<T> gathered(K * BD);
-        for (std::size_t k = 0; k < K; ++k) gather_rows(resid.data() + k * BPD, gathered.data() + k * BD);
-        resid.swap(gathered);
+        w.gathered.resize(K * BD);
+        for (std::size_t k = 0; k < K; ++k) gather_rows(w.resid.data() + k * BPD, w.gathered.data() + k * BD);
+        w.resid.swap(w.gathered);
         last_rows = true;
       }
-      const std::size_t R = lean ? BD : BPD;
+      auto resid = ops::vec(w.resid.data(), K * R);
       for (std::size_t h = 0; h < H; ++h) {
-        const T* out = node.data() + h * K * R;
-        for (std::size_t i = 0; i < K * R; ++i) resid[i] += out[i];
+        const T* out = w.node.data() + h * K * R;
+        resid += ops::vec(out, K * R);
         record(node0 + h, out, lean);
       }
-      for (std::size_t i = 0; i < K * R; ++i) resid[i] += w.b_o[i % D_];
+      for (std::size_t i = 0; i < K * R; ++i) w.resid[i] += weights.b_o[i % D_];
       // ---- MLP ----
       if constexpr (M::architecture::has_mlp) {
-        const T* x = port_inputs(qkv0 + 3 * H, 1, lean) ? inputs.data() : resid.data();
-        std::vector<T> out(K * R);
-        mlp_output(*model_, l, x, KB, lean ? 1 : P_, arena, out.data());
-        for (std::size_t i = 0; i < K * R; ++i) resid[i] += out[i];
-        record(node0 + H, out.data(), lean);
+        const T* x = port_inputs(qkv0 + 3 * H, 1, lean) ? w.inputs.data() : w.resid.data();
+        w.mlp.resize(K * R);
+        mlp_output(*model_, l, x, KB, lean ? 1 : P_, w.arena, w.mlp.data());
+        resid += ops::vec(w.mlp.data(), K * R);
+        record(node0 + H, w.mlp.data(), lean);
       }
     }
     // ---- logits: the final norm's input at the last rows ----
     const std::size_t logits_port = static_cast<std::size_t>(graph_.logits_port());
     const T* x = nullptr;
-    std::vector<T> gathered;
     if (port_inputs(logits_port, 1, true)) {
-      x = inputs.data();
+      x = w.inputs.data();
     } else if (last_rows) {
-      x = resid.data();
+      x = w.resid.data();
     } else {
-      gathered.resize(K * BD);
-      for (std::size_t k = 0; k < K; ++k) gather_rows(resid.data() + k * BPD, gathered.data() + k * BD);
-      x = gathered.data();
+      w.gathered.resize(K * BD);
+      for (std::size_t k = 0; k < K; ++k) gather_rows(w.resid.data() + k * BPD, w.gathered.data() + k * BD);
+      x = w.gathered.data();
     }
-    arena.reset();
+    w.arena.reset();
     std::vector<std::size_t> rows(KB);
     for (std::size_t i = 0; i < KB; ++i) rows[i] = i;
-    return logits_from_residual(*model_, x, KB, 1, rows, arena);
+    return logits_from_residual(*model_, x, KB, 1, rows, w.arena);
   }
 
  private:
@@ -213,6 +236,12 @@ class StagedRuns {
   std::vector<T> clean_out_, resid_;     // the clean run: [n_upstream, B*P*D], [2L + 1, B*P*D]
   std::vector<T> source_, source_last_;  // what patched edges read: [n_upstream, B*P*D], [n_upstream, B*D]
   std::vector<T> delta_, delta_last_;    // source - clean output, the same two layouts
+  /// Buffers of run(), kept between runs so that repeated runs do not fault in fresh pages.
+  struct Workspace {
+    Arena arena;
+    std::vector<T> late_full, late_last, resid, inputs, head_in, node, mlp, gathered, total;
+  };
+  mutable Workspace workspace_;
 };
 
 }  // namespace circuitry
