@@ -167,8 +167,9 @@ TEST_CASE("acdc: the removed edges of the PyTorch transcription (tests/make_acdc
 }
 
 TEST_CASE("planted circuits: every edge outside the circuit has no effect, every planted edge a large one") {
-  for (PlantedShape shape : {PlantedShape::Chain, PlantedShape::Fork})
+  for (PlantedShape shape : {PlantedShape::Chain, PlantedShape::Fork, PlantedShape::Induction})
     for (std::size_t layers : {1u, 2u, 3u}) {
+      if (shape == PlantedShape::Induction && layers == 1) continue;
       PlantedSpec spec;
       spec.n_layers = layers;
       spec.n_heads = 3;
@@ -181,7 +182,7 @@ TEST_CASE("planted circuits: every edge outside the circuit has no effect, every
       std::vector<std::uint8_t> truth(graph.n_edges(), 0);
       for (const auto& name : planted.true_edges) truth[static_cast<std::size_t>(graph.find_edge(name))] = 1;
       INFO("layers " << layers << " shape " << int(shape));
-      CHECK(planted.true_edges.size() == layers + 1 + (shape == PlantedShape::Fork ? 2 : 0));
+      CHECK(planted.true_edges.size() == (shape == PlantedShape::Induction ? 5 : layers + 1 + (shape == PlantedShape::Fork ? 2 : 0)));
       for (MetricKind kind : {MetricKind::LogitDiff, MetricKind::KL}) {
         const Attribution exact = attribute(model, task, BuiltinMetric{kind}, ExactPatching{});
         double outside = 0, inside = 1e9;
@@ -227,4 +228,28 @@ TEST_CASE("compare on planted circuits: ACDC and exact patching recover the circ
   CHECK_ERROR(check_comparison_methods({"eap", "acdc-fast"}), "unknown method 'acdc-fast'");
   CHECK_ERROR(check_comparison_methods({"eap", "eap"}), "listed twice");
   CHECK_ERROR(compare_methods(model, task, std::vector<std::uint8_t>(3, 1)), "flags for a graph of");
+}
+
+TEST_CASE("planted induction: activation patching finds the q and k edges that attribution patching cannot see") {
+  PlantedSpec spec;
+  spec.n_layers = 2;
+  spec.n_heads = 4;
+  spec.shape = PlantedShape::Induction;
+  const PlantedModel<double> planted = make_planted_model<double>(spec);
+  const Model<AttnOnly, double> model(planted.config, planted.weights);
+  const auto task = make_patching_task(model, planted.task);
+  const Graph graph = model.graph();
+  std::vector<std::uint8_t> truth(graph.n_edges(), 0);
+  for (const auto& name : planted.true_edges) truth[static_cast<std::size_t>(graph.find_edge(name))] = 1;
+  ComparisonOptions o;
+  o.methods = {"eap", "exact", "acdc"};
+  o.thresholds = {1e-3, 1e-1};
+  const auto results = compare_methods(model, task, truth, o);
+  CHECK(results[0].auc < 0.9);                         // eap: the saturated attention hides q and k
+  CHECK(results[1].auc == doctest::Approx(1.0));       // exact patching sees every planted edge
+  CHECK(results[2].auc == doctest::Approx(1.0));       // and so does ACDC
+  // The key edge of the induction head: a large true effect, a vanishing gradient.
+  const int key = graph.find_edge(planted.true_edges[1]);
+  CHECK(std::fabs(results[1].edge_scores[static_cast<std::size_t>(key)]) > 1);
+  CHECK(std::fabs(results[0].edge_scores[static_cast<std::size_t>(key)]) < 1e-3);
 }

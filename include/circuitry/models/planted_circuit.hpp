@@ -26,7 +26,13 @@
 // answer's logit.
 // Shapes: `chain` (one head per layer, each reading the previous one; the last feeds the
 // logits), `fork` (the chain plus one head of the last layer that copies the same token
-// straight from the embedding; both feed the logits).
+// straight from the embedding; both feed the logits), `induction` (Olsson et al. 2022: a
+// previous-token head in layer 0 and an induction head in the last layer whose query reads
+// the current token and whose key the previous-token head's output; it attends to the
+// position after the earlier copy of the current token, or to position 0 when there is
+// none, and copies that token). Induction's attention is content-based and saturated, so its
+// q and k edges matter while their gradients vanish: the case where attribution patching
+// fails and activation patching does not (Syed et al. 2023, section 5).
 // Resample ablation only: zero and mean ablation write vectors that are not pair codes.
 #include <algorithm>
 #include <cmath>
@@ -40,12 +46,13 @@
 
 namespace circuitry {
 
-enum class PlantedShape { Chain, Fork };
+enum class PlantedShape { Chain, Fork, Induction };
 
 inline PlantedShape parse_planted_shape(const std::string& name) {
   if (name == "chain") return PlantedShape::Chain;
   if (name == "fork") return PlantedShape::Fork;
-  throw Error("unknown planted-circuit shape '" + name + "' (choose chain or fork)");
+  if (name == "induction") return PlantedShape::Induction;
+  throw Error("unknown planted-circuit shape '" + name + "' (choose chain, fork or induction)");
 }
 
 struct PlantedSpec {
@@ -105,13 +112,20 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
   for (std::size_t i = 0; i < P; ++i) put_code(w.wpe.data() + i * D, position_block, i, T(1));
 
   // The circuit heads and each head's offset r and source block.
+  const bool induction = spec.shape == PlantedShape::Induction;
+  require(!induction || (L >= 2 && V + 1 >= P), "planted induction model: needs at least 2 layers and vocab >= context - 1");
   std::vector<std::size_t> chain(L), offset(L * H), source(L * H);
   for (std::size_t l = 0; l < L; ++l) chain[l] = detail::planted_draw(rng, H);
+  // Induction: the chain is the previous-token head chain[0] and the induction head chain[L-1].
+  auto on_circuit = [&](std::size_t l, std::size_t h) { return h == chain[l] && (!induction || l == 0 || l + 1 == L); };
   std::size_t depth = 0;  // how far back the chain copies from
   for (std::size_t l = 0; l < L; ++l)
     for (std::size_t h = 0; h < H; ++h) {
       offset[l * H + h] = 1 + detail::planted_draw(rng, 2);
-      if (h == chain[l]) {
+      if (induction && on_circuit(l, h)) {  // both copy from the embedding
+        source[l * H + h] = token_block;
+        offset[l * H + h] = 1;
+      } else if (on_circuit(l, h)) {
         source[l * H + h] = l == 0 ? token_block : head_block(l - 1, chain[l - 1]);
         depth += offset[l * H + h];
       } else {  // busy but unread: copies from the embedding or from any head of an earlier layer
@@ -139,6 +153,23 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
     for (std::size_t h = 0; h < H; ++h) {
       const std::size_t r = offset[l * H + h];
       T* wq = layer.w_qkv.data();  // [D, 3D]: columns q | k | v, head h at h * dh
+      if (induction && l + 1 == L && h == chain[l]) {
+        // q_i = score (e_{token i} + e_V); k_j = score (e_{previous token at j} + [j = 0] e_V / 2):
+        // 200 where the previous token matches the current one, 100 at position 0, else 0.
+        const std::size_t previous = head_block(0, chain[0]);
+        for (std::size_t t = 0; t < V; ++t) {
+          wq[(token_block + 2 * t) * 3 * D + h * dh + t] = T(score * s / 2);
+          wq[(token_block + 2 * t + 1) * 3 * D + h * dh + t] = T(-score * s / 2);
+          wq[(previous + 2 * t) * 3 * D + D + h * dh + t] = T(score * s / 2);
+          wq[(previous + 2 * t + 1) * 3 * D + D + h * dh + t] = T(-score * s / 2);
+        }
+        for (std::size_t i = 0; i < P; ++i) {
+          wq[(position_block + 2 * i) * 3 * D + h * dh + V] = T(score * s / 2);
+          wq[(position_block + 2 * i + 1) * 3 * D + h * dh + V] = T(-score * s / 2);
+        }
+        wq[position_block * 3 * D + D + h * dh + V] = T(score * s / 4);
+        wq[(position_block + 1) * 3 * D + D + h * dh + V] = T(-score * s / 4);
+      } else {
       for (std::size_t i = 0; i < P; ++i) {
         const std::size_t target = i >= r ? i - r : 0;
         // q_i = score * e_i;  k_j = score * sum over the queries i that target j of e_i
@@ -146,6 +177,7 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
         wq[(position_block + 2 * i + 1) * 3 * D + h * dh + i] = T(-score * s / 2);
         wq[(position_block + 2 * target) * 3 * D + D + h * dh + i] = T(score * s / 2);
         wq[(position_block + 2 * target + 1) * 3 * D + D + h * dh + i] = T(-score * s / 2);
+      }
       }
       for (std::size_t v = 0; v < V; ++v) {  // value: e_v for code v of the source block; out: code v of the own block
         wq[(source[l * H + h] + 2 * v) * 3 * D + 2 * D + h * dh + v] = T(s / 2);
@@ -164,7 +196,13 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
   // The planted edges.
   auto head = [](std::size_t l, std::size_t h) { return "a" + std::to_string(l) + ".h" + std::to_string(h); };
   m.true_edges.push_back("input->" + head(0, chain[0]) + "<v>");
-  for (std::size_t l = 1; l < L; ++l) m.true_edges.push_back(head(l - 1, chain[l - 1]) + "->" + head(l, chain[l]) + "<v>");
+  if (induction) {
+    const std::string ind = head(L - 1, chain[L - 1]);
+    m.true_edges.push_back(head(0, chain[0]) + "->" + ind + "<k>");
+    m.true_edges.push_back("input->" + ind + "<q>");
+    m.true_edges.push_back("input->" + ind + "<v>");
+  }
+  for (std::size_t l = 1; l < L && !induction; ++l) m.true_edges.push_back(head(l - 1, chain[l - 1]) + "->" + head(l, chain[l]) + "<v>");
   m.true_edges.push_back(head(L - 1, chain[L - 1]) + "->logits");
   if (fork_head < H) {
     m.true_edges.push_back("input->" + head(L - 1, fork_head) + "<v>");
@@ -173,7 +211,27 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
 
   // The task: random tokens; the corrupted run resamples every token, with a different one at
   // the copied position; answer = the clean token there, wrong = the corrupted one.
-  for (std::size_t n = 0; n < spec.n_examples; ++n) {
+  // Induction: distinct tokens x_0..x_{n-2}, then x_a again (1 <= a <= n-3); the answer is
+  // x_{a+1}. The corrupted sequence is drawn the same way, with another answer.
+  auto induction_sequence = [&](std::size_t len, int& answer) {
+    std::vector<int> tokens(V);
+    for (std::size_t t = 0; t < V; ++t) tokens[t] = static_cast<int>(t);
+    for (std::size_t t = V; t-- > 1;) std::swap(tokens[t], tokens[detail::planted_draw(rng, t + 1)]);
+    tokens.resize(len - 1);
+    const std::size_t a = 1 + detail::planted_draw(rng, len - 3);
+    tokens.push_back(tokens[a]);
+    answer = tokens[a + 1];
+    return tokens;
+  };
+  for (std::size_t n = 0; n < spec.n_examples && induction; ++n) {
+    const std::size_t len = P - detail::planted_draw(rng, std::min<std::size_t>(3, P - 3));
+    TaskExample e;
+    e.clean = induction_sequence(len, e.answer);
+    do e.corrupted = induction_sequence(len, e.wrong);
+    while (e.wrong == e.answer);
+    m.task.examples.push_back(std::move(e));
+  }
+  for (std::size_t n = 0; n < spec.n_examples && !induction; ++n) {
     const std::size_t len = P - detail::planted_draw(rng, std::min<std::size_t>(3, P - depth));
     TaskExample e;
     for (std::size_t i = 0; i < len; ++i) {
