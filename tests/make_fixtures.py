@@ -38,6 +38,7 @@ torch.set_default_dtype(torch.float64)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 METRICS = ["logit_diff", "prob_diff", "kl", "loss"]
+SET_METRICS = METRICS + ["logit_diff_max"]  # the answer-set fixture also checks the docstring metric
 METHODS = ["eap", "eap-ig", "clean-corrupted", "exact"]
 IG_STEPS = 5
 
@@ -281,26 +282,37 @@ class Example:
         self.corr_logits = logits[-1].detach()
 
 
+def token_set(value):
+    """A task line's answer or wrong field (one id or a non-empty list) as a list of ids."""
+    ids = value if isinstance(value, list) else [value]
+    assert len(ids) > 0
+    return ids
+
+
 def metric_value(name, last_logits, ex):
-    """Per-example metric from the run's last-position logits [V]."""
+    """Per-example metric from the run's last-position logits [V], with the answer set A
+    and the wrong set W (DESIGN.md section 2; with one id each, the single-token metrics)."""
     logp = torch.log_softmax(last_logits, -1)
+    A, W = token_set(ex.answer), token_set(ex.wrong)
     if name == "logit_diff":
-        return last_logits[ex.answer] - last_logits[ex.wrong]
+        return last_logits[A].mean() - last_logits[W].mean()
+    if name == "logit_diff_max":
+        return last_logits[A].mean() - last_logits[W].max()
     if name == "prob_diff":
-        return logp[ex.answer].exp() - logp[ex.wrong].exp()
+        return logp[A].exp().sum() - logp[W].exp().sum()
     if name == "kl":  # KL(p_clean || p_run)
         return (ex.clean_logp.exp() * (ex.clean_logp - logp)).sum()
     if name == "loss":
-        return -logp[ex.answer]
+        return -torch.logsumexp(logp[A], 0)
     raise ValueError(name)
 
 
-def mean_metrics(task, last_logits_of):
+def mean_metrics(task, last_logits_of, metrics=METRICS):
     """{metric: M} where M = mean over examples; last_logits_of(ex) -> [V]."""
-    totals = {name: 0.0 for name in METRICS}
+    totals = {name: 0.0 for name in metrics}
     for ex in task:
         last = last_logits_of(ex)
-        for name in METRICS:
+        for name in metrics:
             totals[name] += metric_value(name, last, ex).item() / len(task)
     return totals
 
@@ -316,7 +328,7 @@ def patched_last_logits(model, graph, ex, patched_edges):
 # 5. Scores
 # ----------------------------------------------------------------------------
 
-def port_gradients(model, graph, ex, tokens, node_values=None):
+def port_gradients(model, graph, ex, tokens, node_values=None, metrics=METRICS):
     """{metric: {port: d M_b / d in_port [P, D]}} for one example, in the run on
     `tokens` (with optional node overrides).  The gradient is the total derivative:
     it includes everything downstream of the port."""
@@ -324,7 +336,7 @@ def port_gradients(model, graph, ex, tokens, node_values=None):
     deltas = {p: torch.zeros(P, model.d_model, requires_grad=True) for p in graph.ports}
     logits, _, _ = run(model, graph, tokens, node_values=node_values, port_deltas=deltas)
     grads = {}
-    for name in METRICS:
+    for name in metrics:
         m = metric_value(name, logits[-1], ex)
         g = torch.autograd.grad(m, [deltas[p] for p in graph.ports], retain_graph=True)
         grads[name] = dict(zip(graph.ports, g))
@@ -334,10 +346,10 @@ def port_gradients(model, graph, ex, tokens, node_values=None):
 def average_grads(list_of_grads):
     n = len(list_of_grads)
     return {name: {p: sum(g[name][p] for g in list_of_grads) / n for p in list_of_grads[0][name]}
-            for name in METRICS}
+            for name in list_of_grads[0]}
 
 
-def gradient_scores(model, graph, task, method, steps=IG_STEPS):
+def gradient_scores(model, graph, task, method, steps=IG_STEPS, metrics=METRICS):
     """eap, eap-ig, clean-corrupted:
     score(u->p) = (1/B) sum_b sum_pos (out_u(x'_b) - out_u(x_b)) . G_b[p]
     where G_b[p] is
@@ -346,34 +358,34 @@ def gradient_scores(model, graph, task, method, steps=IG_STEPS):
                        input node outputs e(x') + (k/steps) (e(x) - e(x'))
       clean-corrupted: mean of the clean-run and the corrupted-run gradients
     Returns {metric: {edge_name: score}}."""
-    scores = {name: {n: 0.0 for n in graph.edge_names} for name in METRICS}
+    scores = {name: {n: 0.0 for n in graph.edge_names} for name in metrics}
     for ex in task:
         if method == "eap":
-            grads = port_gradients(model, graph, ex, ex.clean)
+            grads = port_gradients(model, graph, ex, ex.clean, metrics=metrics)
         elif method == "clean-corrupted":
-            grads = average_grads([port_gradients(model, graph, ex, ex.clean),
-                                   port_gradients(model, graph, ex, ex.corrupted)])
+            grads = average_grads([port_gradients(model, graph, ex, ex.clean, metrics=metrics),
+                                   port_gradients(model, graph, ex, ex.corrupted, metrics=metrics)])
         elif method == "eap-ig":
             e_clean, e_corr = ex.clean_out["input"], ex.corr_out["input"]
             grads = average_grads([
                 port_gradients(model, graph, ex, ex.clean,
-                               node_values={"input": e_corr + (k / steps) * (e_clean - e_corr)})
+                               node_values={"input": e_corr + (k / steps) * (e_clean - e_corr)}, metrics=metrics)
                 for k in range(steps)])
         else:
             raise ValueError(method)
-        for name in METRICS:
+        for name in metrics:
             for (u, p), n in zip(graph.edges, graph.edge_names):
                 diff = ex.corr_out[u] - ex.clean_out[u]
                 scores[name][n] += (diff * grads[name][p]).sum().item() / len(task)
     return scores
 
 
-def exact_scores(model, graph, task, clean_metrics):
+def exact_scores(model, graph, task, clean_metrics, metrics=METRICS):
     """exact: M(clean run with just that edge patched) - M(clean)."""
-    scores = {name: {} for name in METRICS}
+    scores = {name: {} for name in metrics}
     for edge, n in zip(graph.edges, graph.edge_names):
-        m = mean_metrics(task, lambda ex: patched_last_logits(model, graph, ex, [edge]))
-        for name in METRICS:
+        m = mean_metrics(task, lambda ex: patched_last_logits(model, graph, ex, [edge]), metrics)
+        for name in metrics:
             scores[name][n] = m[name] - clean_metrics[name]
     return scores
 
@@ -606,6 +618,79 @@ def random_task(V, lengths, seed):
         lines.append({"clean": [int(t) for t in clean], "corrupted": [int(t) for t in corrupted],
                       "answer": int(answer), "wrong": int(wrong)})
     return lines
+
+
+def random_set_task(V, lengths, seed):
+    """Like random_task, with answer and wrong SETS: disjoint, of 1 to 4 ids each, written
+    as a plain id when the set has one (so both spellings are read)."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for P in lengths:
+        clean = rng.integers(0, V, size=P)
+        corrupted = clean.copy()
+        for i in rng.choice(P, size=max(1, P // 2), replace=False):
+            corrupted[i] = (clean[i] + rng.integers(1, V)) % V
+        n_answer, n_wrong = rng.integers(1, 5, size=2)
+        ids = [int(t) for t in rng.choice(V, size=n_answer + n_wrong, replace=False)]
+        answer, wrong = ids[:n_answer], ids[n_answer:]
+        lines.append({"clean": [int(t) for t in clean], "corrupted": [int(t) for t in corrupted],
+                      "answer": answer[0] if len(answer) == 1 else answer,
+                      "wrong": wrong[0] if len(wrong) == 1 else wrong})
+    return lines
+
+
+def build_answer_set_fixture(name, lines):
+    """Answer sets on an existing fixture model: <name>/answer-sets.jsonl and
+    <name>/answer-sets.json with every metric of SET_METRICS for the clean and corrupted
+    runs, eap, eap-ig and exact scores, and the evaluation of one circuit (the third of
+    the edges with the largest |exact logit_diff| score; every other edge patched)."""
+    out = FIXTURES / name
+    config = json.loads((out / "config.json").read_text())
+    stored = read_safetensors(out / "model.safetensors")
+    prefix = "transformer." if any(k.startswith("transformer.") for k in stored) else ""
+    values = {k[len(prefix):] if k.startswith(prefix) and k != "lm_head.weight" else k: a
+              for k, a in stored.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    with open(out / "answer-sets.jsonl", "w") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+    model = Model(config, values)
+    graph = Graph(model)
+    task = [Example(model, graph, line) for line in lines]
+    clean = mean_metrics(task, lambda ex: ex.clean_logits, SET_METRICS)
+    corrupted = mean_metrics(task, lambda ex: ex.corr_logits, SET_METRICS)
+    scores = {m: gradient_scores(model, graph, task, m, metrics=SET_METRICS) for m in ["eap", "eap-ig"]}
+    scores["exact"] = exact_scores(model, graph, task, clean, SET_METRICS)
+    # The eap score is the derivative of the exact effect (the self-check, for sets too).
+    for n in graph.edge_names[::5]:
+        u, p = graph.edge_of_name[n]
+
+        def M(alpha):
+            def last(ex):
+                value = ex.clean_out[u] + alpha * (ex.corr_out[u] - ex.clean_out[u])
+                return run(model, graph, ex.clean, edge_values={(u, p): value})[0][-1]
+            return mean_metrics(task, last, SET_METRICS)
+        h = 1e-4
+        plus, minus = M(h), M(-h)
+        for m in SET_METRICS:
+            if m != "logit_diff_max":  # max is not differentiable at a tie; none here, but keep it simple
+                fd = (plus[m] - minus[m]) / (2 * h)
+                assert abs(fd - scores["eap"][m][n]) < 1e-7, (n, m, fd, scores["eap"][m][n])
+    ranked = sorted(graph.edge_names, key=lambda n: -abs(scores["exact"]["logit_diff"][n]))
+    circuit = set(ranked[:len(ranked) // 3])
+    patched = [graph.edge_of_name[n] for n in graph.edge_names if n not in circuit]
+    evaluated = mean_metrics(task, lambda ex: patched_last_logits(model, graph, ex, patched), SET_METRICS)
+    expected = {
+        "model": name,
+        "task": "answer-sets.jsonl",
+        "eap_ig_steps": IG_STEPS,
+        "metrics": {m: {"clean_metric": clean[m], "corrupted_metric": corrupted[m]} for m in SET_METRICS},
+        "scores": scores,
+        "circuit": [n for n in graph.edge_names if n in circuit],
+        "circuit_metric": evaluated,
+    }
+    write_json(out / "answer-sets.json", expected)
+    print(f"{name} answer sets: " + ", ".join(f"{m} {clean[m]:.4f}/{corrupted[m]:.4f}/{evaluated[m]:.4f}"
+                                              for m in SET_METRICS))
 
 
 def close(a, b, tol=1e-9):
@@ -855,6 +940,9 @@ def main():
     c3 = make_config(2, 3, 24, 12, 37, None, 1e-4, True, False)
     summary("attn-only", build_fixture("attn-only", c3, random_weights(c3, seed=3),
                                        random_task(37, [4, 8, 3, 6], seed=103)))
+
+    # (4) Answer sets (DESIGN.md section 2) on the first model.
+    build_answer_set_fixture("gpt2-tiny", random_set_task(41, [4, 7, 3, 6, 5], seed=104))
 
     total = sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file())
     print(f"fixtures: {total} bytes")

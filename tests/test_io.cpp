@@ -461,8 +461,8 @@ TEST_CASE("task: read_task and write_task round trip; bad lines name the line an
   REQUIRE(task.examples.size() == 2);
   CHECK(task.examples[0].clean == std::vector<int>{1, 2, 3});
   CHECK(task.examples[0].corrupted == std::vector<int>{1, 4, 3});
-  CHECK(task.examples[0].answer == 7);
-  CHECK(task.examples[1].wrong == 49);
+  CHECK(task.examples[0].answer == std::vector<int>{7});
+  CHECK(task.examples[1].wrong == std::vector<int>{49});
 
   circuitry::write_task(dir / "copy.jsonl", task);
   const circuitry::Task copy = circuitry::read_task(dir / "copy.jsonl", 50, 6);

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <fstream>
 
 #include <circuitry/circuits/faithfulness_curve.hpp>
 #include <circuitry/patching.hpp>
@@ -59,6 +60,39 @@ TEST_CASE_TEMPLATE("eap, eap-ig, clean-corrupted and exact match PyTorch", T, fl
       }
     });
   }
+}
+
+TEST_CASE_TEMPLATE("answer sets: metrics, eap, eap-ig, exact and evaluate match PyTorch", T, float, double) {
+  Fixture<T> fx("gpt2-tiny");
+  const Task sets = read_task(fx.dir + "/answer-sets.jsonl", fx.checkpoint.config.vocab_size, fx.checkpoint.config.n_positions);
+  std::ifstream in(fx.dir + "/answer-sets.json");
+  const nlohmann::json expected = nlohmann::json::parse(in);
+  bool some_set = false;
+  for (const auto& e : sets.examples) some_set = some_set || e.answer.size() > 1 || e.wrong.size() > 1;
+  REQUIRE(some_set);
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, sets);
+    const Graph g = model.graph();
+    std::vector<std::uint8_t> circuit(g.n_edges(), 0);
+    for (const auto& name : expected["circuit"]) circuit[static_cast<std::size_t>(g.find_edge(name.get<std::string>()))] = 1;
+    const auto source = ablation_source(model, task, Ablation::Resample);
+    for (auto kind : {MetricKind::LogitDiff, MetricKind::ProbDiff, MetricKind::LogitDiffMax, MetricKind::KL, MetricKind::Loss}) {
+      const BuiltinMetric metric{kind};
+      const std::string m = metric_name(kind);
+      CAPTURE(m);
+      const auto& scores = expected["scores"];
+      const auto eap = attribute(model, task, metric, Eap{});
+      CHECK(score_error(g, eap.edge_scores, scores["eap"][m]) < tolerance<T>());
+      CHECK(score_error(g, attribute(model, task, metric, EapIg{5}).edge_scores, scores["eap-ig"][m]) < tolerance<T>());
+      const auto ex = attribute(model, task, metric, ExactPatching{});
+      CHECK(score_error(g, ex.edge_scores, scores["exact"][m]) < tolerance<T>());
+      CHECK(ex.clean_metric == doctest::Approx(expected["metrics"][m]["clean_metric"].template get<double>()).epsilon(tolerance<T>()));
+      CHECK(eap.corrupted_metric ==
+            doctest::Approx(expected["metrics"][m]["corrupted_metric"].template get<double>()).epsilon(tolerance<T>()));
+      CHECK(evaluate_circuit(model, task, metric, circuit, source).metric ==
+            doctest::Approx(expected["circuit_metric"][m].template get<double>()).epsilon(tolerance<T>()));
+    }
+  });
 }
 
 TEST_CASE_TEMPLATE("path patching and path sets match PyTorch", T, float, double) {

@@ -70,7 +70,9 @@ TEST_CASE("induction task: answer follows the last token's earlier occurrence, c
     CHECK(in_range(e.clean, vocab));
     CHECK(in_range(e.corrupted, vocab));
     CHECK(e.answer != e.wrong);
-    CHECK(in_range({e.answer, e.wrong}, vocab));
+    REQUIRE(e.answer.size() == 1);
+    REQUIRE(e.wrong.size() == 1);
+    CHECK(in_range({e.answer[0], e.wrong[0]}, vocab));
 
     // The first half has no repeats and the rest repeats its beginning.
     const std::vector<int> first(e.clean.begin(), e.clean.begin() + n);
@@ -81,16 +83,16 @@ TEST_CASE("induction task: answer follows the last token's earlier occurrence, c
     const int a = e.clean.back();
     const auto at = std::find(e.clean.begin(), e.clean.end(), a);
     CHECK(static_cast<std::size_t>(at - e.clean.begin()) == k - 1);
-    CHECK(*(at + 1) == e.answer);
+    CHECK(*(at + 1) == e.answer[0]);
     // C appears nowhere in the clean sequence; corrupted differs in one position, which held B.
-    CHECK(std::find(e.clean.begin(), e.clean.end(), e.wrong) == e.clean.end());
+    CHECK(std::find(e.clean.begin(), e.clean.end(), e.wrong[0]) == e.clean.end());
     std::vector<std::size_t> diffs;
     for (std::size_t i = 0; i < len; ++i)
       if (e.clean[i] != e.corrupted[i]) diffs.push_back(i);
     REQUIRE(diffs.size() == 1);
     CHECK(diffs[0] == k);
-    CHECK(e.clean[k] == e.answer);
-    CHECK(e.corrupted[k] == e.wrong);
+    CHECK(e.clean[k] == e.answer[0]);
+    CHECK(e.corrupted[k] == e.wrong[0]);
   }
   CHECK(lengths.size() == n - min_prefix);  // every cut in [min_prefix, n - 1] occurs
 
@@ -267,7 +269,7 @@ TEST_CASE("induction task: the trigger corruption replaces the earlier copy of t
       if (e.clean[i] != e.corrupted[i]) ++changed, where = i;
     CHECK(changed == 1);
     CHECK(e.clean[where] == e.clean.back());  // the earlier A
-    CHECK(e.clean[where + 1] == e.answer);    // followed by B
-    CHECK(e.corrupted[where] == e.wrong);
+    CHECK(e.clean[where + 1] == e.answer[0]);  // followed by B
+    CHECK(e.corrupted[where] == e.wrong[0]);
   }
 }

@@ -1,8 +1,13 @@
 #pragma once
 // Metrics M (DESIGN.md section 2): the mean over examples of a per-example value at the
-// last position of the clean sequence.
-//   logit_diff = logit[answer] - logit[wrong]        prob_diff = p[answer] - p[wrong]
-//   kl = KL(p_clean || p_run)                        loss = -log p[answer]
+// last position of the clean sequence. The answer A and the wrong set W of an example are
+// each one token id or a non-empty set of ids:
+//   logit_diff     = mean_{a in A} logit[a] - mean_{w in W} logit[w]   (IOI: IO minus S)
+//   prob_diff      = sum_{a in A} p[a] - sum_{w in W} p[w]             (Greater-Than)
+//   logit_diff_max = mean_{a in A} logit[a] - max_{w in W} logit[w]    (docstring)
+//   kl             = KL(p_clean || p_run)
+//   loss           = -log sum_{a in A} p[a]
+// With one id each these are the single-token definitions, bit for bit (ops::pick_reduce).
 // A metric is any callable (ctx, logits [batch, vocab], MetricData) -> scalar Var built
 // from ops, so gradients flow through it on the tape; BuiltinMetric is one such callable.
 #include <cmath>
@@ -13,14 +18,15 @@
 
 namespace circuitry {
 
-enum class MetricKind { LogitDiff, ProbDiff, KL, Loss };
+enum class MetricKind { LogitDiff, ProbDiff, KL, Loss, LogitDiffMax };
 
 inline MetricKind parse_metric(const std::string& name) {
   if (name == "logit_diff") return MetricKind::LogitDiff;
   if (name == "prob_diff") return MetricKind::ProbDiff;
   if (name == "kl") return MetricKind::KL;
   if (name == "loss") return MetricKind::Loss;
-  throw Error("unknown metric '" + name + "' (choose logit_diff, prob_diff, kl or loss)");
+  if (name == "logit_diff_max") return MetricKind::LogitDiffMax;
+  throw Error("unknown metric '" + name + "' (choose logit_diff, prob_diff, logit_diff_max, kl or loss)");
 }
 
 inline std::string metric_name(MetricKind k) {
@@ -29,6 +35,7 @@ inline std::string metric_name(MetricKind k) {
     case MetricKind::ProbDiff: return "prob_diff";
     case MetricKind::KL: return "kl";
     case MetricKind::Loss: return "loss";
+    case MetricKind::LogitDiffMax: return "logit_diff_max";
   }
   return "?";
 }
@@ -36,7 +43,7 @@ inline std::string metric_name(MetricKind k) {
 /// What a metric may read besides the run's logits.
 template <class T>
 struct MetricData {
-  std::vector<int> answer, wrong;       // per example
+  std::vector<std::vector<int>> answer, wrong;  // per example: the answer set A and the wrong set W
   std::vector<T> clean_log_probs;       // [batch, vocab]: log-softmax of the clean run (for kl)
 };
 
@@ -58,14 +65,21 @@ struct BuiltinMetric {
     const std::size_t B = logits.shape[0], V = logits.shape[1];
     switch (kind) {
       case MetricKind::LogitDiff:
-        return ops::mean(ctx, ops::add(ctx, ops::pick(ctx, logits, d.answer), ops::scale(ctx, ops::pick(ctx, logits, d.wrong), T(-1))));
+        return ops::mean(ctx, ops::add(ctx, ops::pick_reduce(ctx, logits, d.answer, ops::SetReduce::Mean),
+                                       ops::scale(ctx, ops::pick_reduce(ctx, logits, d.wrong, ops::SetReduce::Mean), T(-1))));
+      case MetricKind::LogitDiffMax:
+        return ops::mean(ctx, ops::add(ctx, ops::pick_reduce(ctx, logits, d.answer, ops::SetReduce::Mean),
+                                       ops::scale(ctx, ops::pick_reduce(ctx, logits, d.wrong, ops::SetReduce::Max), T(-1))));
       case MetricKind::ProbDiff: {
+        // p(A) = sum_{a in A} p[a] = exp(logsumexp_{a in A} log p[a])
         Var<T> logp = ops::log_softmax(ctx, logits);
-        Var<T> pa = ops::exp(ctx, ops::pick(ctx, logp, d.answer)), pw = ops::exp(ctx, ops::pick(ctx, logp, d.wrong));
+        Var<T> pa = ops::exp(ctx, ops::pick_reduce(ctx, logp, d.answer, ops::SetReduce::LogSumExp));
+        Var<T> pw = ops::exp(ctx, ops::pick_reduce(ctx, logp, d.wrong, ops::SetReduce::LogSumExp));
         return ops::mean(ctx, ops::add(ctx, pa, ops::scale(ctx, pw, T(-1))));
       }
       case MetricKind::Loss:
-        return ops::scale(ctx, ops::mean(ctx, ops::pick(ctx, ops::log_softmax(ctx, logits), d.answer)), T(-1));
+        return ops::scale(
+            ctx, ops::mean(ctx, ops::pick_reduce(ctx, ops::log_softmax(ctx, logits), d.answer, ops::SetReduce::LogSumExp)), T(-1));
       case MetricKind::KL: {
         // KL(p_c || p) = (1/B) sum_b sum_v p_c (log p_c - log p), the difference taken before
         // the weighted sum: close to the clean run the terms are tiny and nothing cancels.

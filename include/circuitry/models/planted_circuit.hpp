@@ -226,9 +226,12 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
   for (std::size_t n = 0; n < spec.n_examples && induction; ++n) {
     const std::size_t len = P - detail::planted_draw(rng, std::min<std::size_t>(3, P - 3));
     TaskExample e;
-    e.clean = induction_sequence(len, e.answer);
-    do e.corrupted = induction_sequence(len, e.wrong);
-    while (e.wrong == e.answer);
+    int answer = 0, wrong = 0;
+    e.clean = induction_sequence(len, answer);
+    do e.corrupted = induction_sequence(len, wrong);
+    while (wrong == answer);
+    e.answer = {answer};
+    e.wrong = {wrong};
     m.task.examples.push_back(std::move(e));
   }
   for (std::size_t n = 0; n < spec.n_examples && !induction; ++n) {
@@ -240,8 +243,8 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
     }
     const std::size_t copied = len - 1 - depth;
     while (e.corrupted[copied] == e.clean[copied]) e.corrupted[copied] = static_cast<int>(detail::planted_draw(rng, V));
-    e.answer = e.clean[copied];
-    e.wrong = e.corrupted[copied];
+    e.answer = {e.clean[copied]};
+    e.wrong = {e.corrupted[copied]};
     m.task.examples.push_back(std::move(e));
   }
   return m;

@@ -1,6 +1,6 @@
 #pragma once
 // A task ready for patching: clean and corrupted batches (right-padded), and what the
-// metric needs (answer and wrong tokens, the clean run's log-probabilities for kl).
+// metric needs (answer and wrong token sets, the clean run's log-probabilities for kl).
 #include "circuitry/circuits/metrics.hpp"
 #include "circuitry/models/model.hpp"
 #include "circuitry/text/task.hpp"
@@ -23,6 +23,8 @@ PatchingTask<T> make_patching_task(const M& model, const Task& task) {
     const auto& e = task.examples[i];
     require(e.clean.size() == e.corrupted.size(), "task example " + std::to_string(i + 1) +
                                                       ": clean and corrupted must have equal length");
+    require(!e.answer.empty() && !e.wrong.empty(),
+            "task example " + std::to_string(i + 1) + ": the answer and wrong sets must each hold at least one token id");
     clean.push_back(e.clean);
     corrupted.push_back(e.corrupted);
     t.data.answer.push_back(e.answer);

@@ -117,10 +117,10 @@ inline Task make_induction_task(std::size_t vocab_size, std::size_t half_length,
     TaskExample ex;
     ex.clean.assign(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(half_length));
     ex.clean.insert(ex.clean.end(), ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k));
-    ex.answer = ids[k];
-    ex.wrong = ids[half_length];
+    ex.answer = {ids[k]};
+    ex.wrong = {ids[half_length]};
     ex.corrupted = ex.clean;
-    ex.corrupted[corruption == InductionCorruption::Answer ? k : k - 1] = ex.wrong;
+    ex.corrupted[corruption == InductionCorruption::Answer ? k : k - 1] = ids[half_length];
     task.examples.push_back(std::move(ex));
   }
   return task;

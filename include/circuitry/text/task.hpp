@@ -1,7 +1,11 @@
 #pragma once
 // Task files (DESIGN.md section 3): JSON Lines, one example a line,
-//   {"clean": [ids], "corrupted": [ids], "answer": id, "wrong": id}
-// Extra keys are allowed and ignored. Examples may differ in length from one another.
+//   {"clean": [ids], "corrupted": [ids], "answer": id or [ids], "wrong": id or [ids]}
+// or the same as text, tokenized with the model's GPT-2 tokenizer:
+//   {"clean_text": "...", "corrupted_text": "...", "answer_text": " Mary" or [...], "wrong_text": ...}
+// Each key may come as ids or as text; where a line has both (the files `circuitry task`
+// writes), the ids are read and the text is documentation. Extra keys are allowed and
+// ignored. Examples may differ in length from one another.
 #include <algorithm>
 #include <climits>
 #include <cstddef>
@@ -15,12 +19,14 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/core/error.hpp"
+#include "circuitry/text/bpe_tokenizer.hpp"
 
 namespace circuitry {
 
 struct TaskExample {
   std::vector<int> clean, corrupted;  // token ids, equal length
-  int answer = 0, wrong = 0;          // the metric compares these two tokens at the last position
+  std::vector<int> answer, wrong;     // the answer set A and the wrong set W (non-empty; one id each for
+                                      // single-token tasks), compared by the metric at the last position
 };
 
 struct Task {
@@ -52,26 +58,115 @@ inline std::vector<int> read_token_ids(const nlohmann::json& value, std::size_t 
   return ids;
 }
 
-/// The value of a required key. A text variant ("clean_text") in its place is recognised and
-/// explained: those need a tokenizer.
-inline const nlohmann::json& required_key(const nlohmann::json& line, const std::string& where,
-                                          const std::string& key) {
-  const auto found = line.find(key);
-  if (found != line.end()) return *found;
-  if (line.contains(key + "_text"))
-    throw Error(where + ": \"" + key +
-                "_text\" needs a tokenizer, which circuitry does not have yet; give token ids in \"" + key +
+/// An answer or wrong set: one id, or a non-empty list of ids.
+inline std::vector<int> read_token_set(const nlohmann::json& value, std::size_t vocab_size, const std::string& where,
+                                       const std::string& key) {
+  if (value.is_array()) {
+    if (value.empty()) throw Error(where + ": \"" + key + "\" is an empty list; give one token id or a non-empty list of ids");
+    return read_token_ids(value, vocab_size, where, key);
+  }
+  return {read_token_id(value, vocab_size, where, key)};
+}
+
+/// "s" as a JSON string literal, for messages.
+inline std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
+
+/// The ids of a text, each checked against the model's vocabulary. Tokenizer errors (invalid
+/// UTF-8) are reported with the line and the key.
+inline std::vector<int> tokenize_text(const text::Gpt2Tokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
+                                      const std::string& where, const std::string& key) {
+  std::vector<int> ids;
+  try {
+    ids = tokenizer.encode(text);
+  } catch (const Error& e) {
+    throw Error(where + ": \"" + key + "\": " + e.what());
+  }
+  for (int id : ids)
+    if (static_cast<std::size_t>(id) >= vocab_size)
+      throw Error(where + ": \"" + key + "\" tokenizes to id " + std::to_string(id) + " (" + quoted(tokenizer.token_text(id)) +
+                  "), outside the model's vocab_size " + std::to_string(vocab_size) + "; is this the model's tokenizer?");
+  return ids;
+}
+
+/// The one token of an answer or wrong text; anything else is an error that shows how the
+/// text tokenizes.
+inline int single_token(const text::Gpt2Tokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
+                        const std::string& where, const std::string& key) {
+  const std::vector<int> ids = tokenize_text(tokenizer, text, vocab_size, where, key);
+  if (ids.size() == 1) return ids[0];
+  std::string pieces;
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    pieces += (i ? ", " : "") + quoted(tokenizer.token_text(ids[i])) + " (" + std::to_string(ids[i]) + ")";
+  throw Error(where + ": \"" + key + "\" " + quoted(text) + " is " + std::to_string(ids.size()) + " tokens" +
+              (ids.empty() ? "" : " [" + pieces + "]") +
+              "; each answer or wrong text must be exactly one token (GPT-2 words usually carry their leading space)");
+}
+
+/// A text set: one string or a non-empty list of strings, each exactly one token.
+inline std::vector<int> read_text_set(const nlohmann::json& value, const text::Gpt2Tokenizer& tokenizer, std::size_t vocab_size,
+                                      const std::string& where, const std::string& key) {
+  if (value.is_string()) return {single_token(tokenizer, value.get<std::string>(), vocab_size, where, key)};
+  if (!value.is_array()) throw Error(where + ": \"" + key + "\" must be a string or a list of strings, got " + value.dump());
+  if (value.empty()) throw Error(where + ": \"" + key + "\" is an empty list; give one string or a non-empty list of strings");
+  std::vector<int> ids;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const std::string item = key + "[" + std::to_string(i) + "]";
+    if (!value[i].is_string()) throw Error(where + ": \"" + item + "\" must be a string, got " + value[i].dump());
+    ids.push_back(single_token(tokenizer, value[i].get<std::string>(), vocab_size, where, item));
+  }
+  return ids;
+}
+
+/// The value of "key" (ids) or else of "key_text" (text, which needs a tokenizer).
+/// `set` says whether it is an answer/wrong set or a sequence.
+inline std::vector<int> read_field(const nlohmann::json& line, const text::Gpt2Tokenizer* tokenizer, std::size_t vocab_size,
+                                   const std::string& where, const std::string& key, bool set) {
+  const auto ids = line.find(key);
+  if (ids != line.end()) return set ? read_token_set(*ids, vocab_size, where, key) : read_token_ids(*ids, vocab_size, where, key);
+  const std::string text_key = key + "_text";
+  const auto text = line.find(text_key);
+  if (text == line.end())
+    throw Error(where + ": missing key \"" + key + "\" (or \"" + text_key +
+                "\"); each line needs {\"clean\": [ids], \"corrupted\": [ids], \"answer\": id, \"wrong\": id}");
+  if (tokenizer == nullptr)
+    throw Error(where + ": \"" + text_key + "\" needs a tokenizer, and none was given; give token ids in \"" + key +
                 "\" instead");
-  throw Error(where + ": missing key \"" + key +
-              "\"; each line needs {\"clean\": [ids], \"corrupted\": [ids], \"answer\": id, \"wrong\": id}");
+  if (set) return read_text_set(*text, *tokenizer, vocab_size, where, text_key);
+  if (!text->is_string()) throw Error(where + ": \"" + text_key + "\" must be a string, got " + text->dump());
+  std::vector<int> seq = tokenize_text(*tokenizer, text->get<std::string>(), vocab_size, where, text_key);
+  if (seq.empty()) throw Error(where + ": \"" + text_key + "\" is empty; give at least one token's worth of text");
+  return seq;
+}
+
+/// One task line as an example, checked: clean and corrupted of equal length, at most
+/// n_positions long.
+inline TaskExample read_example(const nlohmann::json& line, const text::Gpt2Tokenizer* tokenizer, std::size_t vocab_size,
+                                std::size_t n_positions, const std::string& where) {
+  TaskExample example;
+  example.clean = read_field(line, tokenizer, vocab_size, where, "clean", false);
+  example.corrupted = read_field(line, tokenizer, vocab_size, where, "corrupted", false);
+  example.answer = read_field(line, tokenizer, vocab_size, where, "answer", true);
+  example.wrong = read_field(line, tokenizer, vocab_size, where, "wrong", true);
+  if (example.clean.size() != example.corrupted.size()) {
+    const bool text = !line.contains("clean") || !line.contains("corrupted");
+    throw Error(where + ": clean" + (text ? " tokenizes to " : " has ") + std::to_string(example.clean.size()) +
+                " tokens but corrupted" + (text ? " to " : " has ") + std::to_string(example.corrupted.size()) +
+                "; clean and corrupted must have equal length");
+  }
+  if (example.clean.size() > n_positions)
+    throw Error(where + ": the example has " + std::to_string(example.clean.size()) +
+                " tokens but the model's context is n_positions = " + std::to_string(n_positions) + "; shorten it");
+  return example;
 }
 
 }  // namespace detail
 
 /// Reads a task file, checking every example against the model: ids in [0, vocab_size),
-/// clean and corrupted non-empty, of equal length and at most n_positions long. Blank lines are
-/// skipped; a file without examples is an error.
-inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size, std::size_t n_positions) {
+/// clean and corrupted non-empty, of equal length and at most n_positions long; answer and wrong
+/// sets non-empty. Text fields are tokenized with `tokenizer` (an error without one). Blank
+/// lines are skipped; a file without examples is an error.
+inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size, std::size_t n_positions,
+                      const text::Gpt2Tokenizer* tokenizer) {
   const std::string file = path.string();
   std::ifstream in(path);
   if (!in) {
@@ -95,23 +190,21 @@ inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size,
     }
     if (!json.is_object()) throw Error(where + ": expected a JSON object, got " + std::string(json.type_name()));
 
-    TaskExample example;
-    example.clean = detail::read_token_ids(detail::required_key(json, where, "clean"), vocab_size, where, "clean");
-    example.corrupted =
-        detail::read_token_ids(detail::required_key(json, where, "corrupted"), vocab_size, where, "corrupted");
-    example.answer = detail::read_token_id(detail::required_key(json, where, "answer"), vocab_size, where, "answer");
-    example.wrong = detail::read_token_id(detail::required_key(json, where, "wrong"), vocab_size, where, "wrong");
-    if (example.clean.size() != example.corrupted.size())
-      throw Error(where + ": clean has " + std::to_string(example.clean.size()) + " tokens but corrupted has " +
-                  std::to_string(example.corrupted.size()) + "; clean and corrupted must have equal length");
-    if (example.clean.size() > n_positions)
-      throw Error(where + ": the example has " + std::to_string(example.clean.size()) +
-                  " tokens but the model's context is n_positions = " + std::to_string(n_positions) + "; shorten it");
-    task.examples.push_back(std::move(example));
+    task.examples.push_back(detail::read_example(json, tokenizer, vocab_size, n_positions, where));
   }
   if (task.examples.empty())
     throw Error(file + ": no examples (the file is empty or has only blank lines); write one JSON object per line");
   return task;
+}
+
+/// An id-only task file (text fields are an error: they need a tokenizer).
+inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size, std::size_t n_positions) {
+  return read_task(path, vocab_size, n_positions, nullptr);
+}
+
+/// An answer or wrong set as JSON: a single id as a number, a set as a list.
+inline nlohmann::ordered_json token_set_json(const std::vector<int>& ids) {
+  return ids.size() == 1 ? nlohmann::ordered_json(ids[0]) : nlohmann::ordered_json(ids);
 }
 
 /// Writes one example a line, in the format read_task reads.
@@ -121,8 +214,8 @@ inline void write_task(const std::filesystem::path& path, const Task& task) {
   for (const TaskExample& example : task.examples) {
     const nlohmann::ordered_json line = {{"clean", example.clean},
                                          {"corrupted", example.corrupted},
-                                         {"answer", example.answer},
-                                         {"wrong", example.wrong}};
+                                         {"answer", token_set_json(example.answer)},
+                                         {"wrong", token_set_json(example.wrong)}};
     out << line.dump() << '\n';
   }
   if (!out) throw Error(path.string() + ": writing failed (disk full?)");
