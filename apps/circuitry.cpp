@@ -14,6 +14,7 @@
 #include "cli_args.hpp"
 #include "embedded_ground_truth.hpp"
 #include "main_job.hpp"
+#include "tokenizer_source.hpp"
 
 namespace circuitry::cli {
 namespace {
@@ -35,6 +36,7 @@ usage:
   circuitry acdc       --model DIR --task FILE (--threshold T | --thresholds T1,T2,...) --out DIR [--ablation resample|zero|mean] [--lanes K]
   circuitry compare    --model DIR --task FILE --ground-truth FILE|NAME [--methods eap,eap-ig,clean-corrupted,exact,acdc] --out DIR
   circuitry planted    --out DIR [--layers L] [--heads H] [--shape chain|fork] [--seed S]   a model with a known circuit
+  circuitry tokenize   [--model DIR | --tokenizer DIR] --in FILE --out FILE   JSON Lines {"text": ...} -> the same with "ids"
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
 
 Commands that run a model also take --metric logit_diff|prob_diff|kl|loss (default logit_diff;
@@ -333,6 +335,44 @@ std::vector<std::vector<std::string>> read_paths(const std::string& path) {
   return paths;
 }
 
+/// JSON Lines {"text": "..."} in, the same lines with "ids": [...] added out (other keys kept).
+void tokenize_command(const Args& a) {
+  a.need({"--in", "--out"});
+  require(!(a.has("--model") && a.has("--tokenizer")), "tokenize: give --model or --tokenizer, not both");
+  if (a.has("--tokenizer"))  // named explicitly, it must hold one (a model directory may fall back)
+    require(text::Gpt2Tokenizer::directory_has_tokenizer(a.get("--tokenizer")),
+            a.get("--tokenizer") + ": no tokenizer here (expected vocab.json + merges.txt, or tokenizer.json)");
+  const text::Gpt2Tokenizer& tokenizer = cli_tokenizer(a.get("--tokenizer", a.get("--model", "")));
+  const std::string in_path = a.get("--in"), out_path = a.get("--out");
+  std::ifstream in(in_path, std::ios::binary);
+  require(bool(in), in_path + ": cannot open for reading");
+  std::string lines;
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string where = in_path + " line " + std::to_string(number);
+    Json j;
+    try {
+      j = Json::parse(line);
+    } catch (const Json::parse_error& e) {
+      throw Error(where + ": not valid JSON (" + e.what() + ")");
+    }
+    require(j.is_object() && j.contains("text") && j["text"].is_string(), where + ": expected an object with a string \"text\"");
+    try {
+      j["ids"] = tokenizer.encode(j["text"].get<std::string>());
+    } catch (const Error& e) {
+      throw Error(where + ": " + e.what());
+    }
+    lines += j.dump() + "\n";
+  }
+  require(!in.bad(), in_path + ": read failed");
+  std::ofstream out(out_path, std::ios::binary);
+  require(bool(out), out_path + ": cannot open for writing");
+  out << lines;
+  require(bool(out), out_path + ": write failed");
+}
+
 void path_patch_command(const Args& a) {
   const bool sets = a.has("--paths");
   require(sets != (a.has("--senders") || a.has("--receivers")), "path-patch: give either --senders and --receivers, or --paths FILE");
@@ -553,6 +593,7 @@ int run(int argc, char** argv) {
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot", "--d-model"}, {"--no-prune"}));
   else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg", "--ablation"})));
+  else if (cmd == "tokenize") tokenize_command(Args(cmd, argc, argv, 2, {"--model", "--tokenizer", "--in", "--out"}));
   else if (cmd == "roc") roc_command(Args(cmd, argc, argv, 2, {"--scores", "--ground-truth", "--key", "--out", "--svg"}));
   else if (cmd == "discover")
     discover_command(Args(cmd, argc, argv, 2, with_model_options({"--target", "--steps"})));

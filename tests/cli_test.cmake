@@ -79,3 +79,11 @@ expect_error(compare_method "unknown method 'acdcx'" compare --model ${M} --task
 expect_error(compare_truth "edges are not in the model's graph.*'a0.h1->a5.h0<k>'" compare --model ${M} --task ${M}/task.jsonl --ground-truth ${WORK}/bad-truth.json --methods eap --out ${WORK}/x)
 expect_error(compare_shape "12 layers x 12 heads" compare --model ${M} --task ${M}/task.jsonl --ground-truth ioi --methods eap --out ${WORK}/x)
 expect_error(planted_shape "unknown planted-circuit shape 'ring'" planted --shape ring --out ${WORK}/x)
+
+# tokenize: JSON Lines text in, the same lines with ids out (the embedded GPT-2 vocabulary).
+file(WRITE ${WORK}/texts.jsonl "{\"text\": \"Hello world\", \"id\": 7}\n{\"text\": \"a<|endoftext|>b\"}\n")
+expect_ok(tokenize "\"id\":7,\"ids\":\\[15496,995\\]" ${WORK}/tokens.jsonl tokenize --in ${WORK}/texts.jsonl --out ${WORK}/tokens.jsonl)
+expect_ok(tokenize_dir "50256" ${WORK}/tokens2.jsonl tokenize --tokenizer ${FIXTURES}/../../data/gpt2-bpe --in ${WORK}/texts.jsonl --out ${WORK}/tokens2.jsonl)
+file(WRITE ${WORK}/bad-texts.jsonl "{\"text\": \"fine\"}\n{\"txt\": \"no text key\"}\n")
+expect_error(tokenize_no_text "bad-texts.jsonl line 2" tokenize --in ${WORK}/bad-texts.jsonl --out ${WORK}/x.jsonl)
+expect_error(tokenize_no_tokenizer "no tokenizer here" tokenize --tokenizer ${WORK} --in ${WORK}/texts.jsonl --out ${WORK}/x.jsonl)
