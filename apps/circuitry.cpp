@@ -38,11 +38,13 @@ usage:
   circuitry planted    --out DIR [--layers L] [--heads H] [--shape chain|fork] [--seed S]   a model with a known circuit
   circuitry tokenize   [--model DIR | --tokenizer DIR] --in FILE --out FILE   JSON Lines {"text": ...} -> the same with "ids"
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
+  circuitry task       ioi|greater-than|docstring|induction --n N [--seed S] [--model DIR] --out FILE   a generated task
 
-Commands that run a model also take --metric logit_diff|prob_diff|kl|loss (default logit_diff;
+Commands that run a model also take --metric logit_diff|prob_diff|logit_diff_max|kl|loss (default logit_diff;
 kl for --paths), --dtype float32|float64 (default float32) and --threads N.
 A model is a Hugging Face GPT-2 directory (config.json + model.safetensors); a task is JSON Lines
-{"clean": [ids], "corrupted": [ids], "answer": id, "wrong": id}.
+{"clean": [ids], "corrupted": [ids], "answer": id or [ids], "wrong": id or [ids]}, or the same as
+"clean_text", "corrupted_text", "answer_text", "wrong_text" (tokenized with the model's tokenizer).
 )";
 
 const std::set<std::string> kModelOptions = {"--model", "--task", "--out", "--metric", "--dtype", "--threads"};
@@ -92,7 +94,7 @@ void with_model(const Args& a, F&& f) {
 
 template <class M>
 auto load_task(const Args& a, const M& model) {
-  const Task task = read_task(a.get("--task"), model.config().vocab_size, model.config().n_positions);
+  const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);
   return make_patching_task(model, task);
 }
 
@@ -578,6 +580,24 @@ void planted_command(const Args& a) {
   for (const auto& e : planted.true_edges) std::printf("  %s\n", e.c_str());
 }
 
+/// circuitry task ioi|greater-than|docstring|induction: a generated task file whose lines carry
+/// the text fields and their ids (text/ioi.hpp, greater_than.hpp, docstring.hpp, induction_text.hpp).
+void task_command(const Args& a, const std::string& kind) {
+  a.need({"--n", "--out"});
+  const std::size_t n = a.positive("--n", 1);
+  const auto seed = static_cast<unsigned>(a.integer("--seed", 1));
+  const text::Gpt2Tokenizer& tokenizer = cli_tokenizer(a.get("--model", ""));
+  std::vector<text::TextExample> examples;
+  if (kind == "ioi") examples = text::make_ioi(n, seed, tokenizer);
+  else if (kind == "greater-than") examples = text::make_greater_than(n, seed, tokenizer);
+  else if (kind == "docstring") examples = text::make_docstring(n, seed, tokenizer);
+  else if (kind == "induction") examples = text::make_induction_text(n, seed, tokenizer);
+  else throw Error("task: unknown task '" + kind + "' (choose ioi, greater-than, docstring or induction)");
+  text::write_text_task(a.get("--out"), examples, tokenizer);
+  const char* metric = kind == "greater-than" ? "prob_diff" : kind == "docstring" ? "logit_diff_max" : "logit_diff";
+  std::fprintf(stderr, "wrote %zu %s examples to %s (the task's metric: --metric %s)\n", n, kind.c_str(), a.get("--out").c_str(), metric);
+}
+
 int run(int argc, char** argv) {
   const std::string cmd = argc < 2 ? "" : argv[1];
   if (cmd.empty() || cmd.rfind("--", 0) == 0 && cmd != "--help") {
@@ -604,6 +624,11 @@ int run(int argc, char** argv) {
                                                                  "--thresholds", "--ablation", "--lanes", "--steps"})));
   else if (cmd == "planted")
     planted_command(Args(cmd, argc, argv, 2, {"--layers", "--heads", "--vocab", "--context", "--examples", "--shape", "--seed", "--out"}));
+  else if (cmd == "task") {
+    const std::string kind = argc < 3 ? "" : argv[2];
+    require(!kind.empty() && kind[0] != '-', "task: name the task first: circuitry task ioi|greater-than|docstring|induction --n N --out FILE");
+    task_command(Args(cmd, argc, argv, 3, {"--n", "--seed", "--model", "--out"}), kind);
+  }
   else if (cmd == "path-patch")
     path_patch_command(Args(cmd, argc, argv, 2, with_model_options({"--senders", "--receivers", "--paths"}), {"--recompute-mlps"}));
   else throw Error("unknown command '" + cmd + "' (run `circuitry --help` for the list)");

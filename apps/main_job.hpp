@@ -13,6 +13,7 @@
 
 #include "cli_args.hpp"
 #include "embedded_model.hpp"
+#include "task_source.hpp"
 
 namespace circuitry::cli {
 
@@ -293,7 +294,7 @@ inline void discover_command(const Args& a) {
   auto checkpoint = io::load_checkpoint<float>(a.get("--model"));
   with_architecture(checkpoint.config, [&]<class Arch>() {
     const Model<Arch, float> model(checkpoint.config, std::move(checkpoint.weights));
-    const Task task = read_task(a.get("--task"), model.config().vocab_size, model.config().n_positions);
+    const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);
     const auto ptask = make_patching_task(model, task);
     const DiscoveryReport r = discover(model, ptask, opt);
     print_discovery(model, r, opt);

@@ -87,3 +87,23 @@ expect_ok(tokenize_dir "50256" ${WORK}/tokens2.jsonl tokenize --tokenizer ${FIXT
 file(WRITE ${WORK}/bad-texts.jsonl "{\"text\": \"fine\"}\n{\"txt\": \"no text key\"}\n")
 expect_error(tokenize_no_text "bad-texts.jsonl line 2" tokenize --in ${WORK}/bad-texts.jsonl --out ${WORK}/x.jsonl)
 expect_error(tokenize_no_tokenizer "no tokenizer here" tokenize --tokenizer ${WORK} --in ${WORK}/texts.jsonl --out ${WORK}/x.jsonl)
+
+# task: generated tasks with both the text and the ids (the embedded GPT-2 vocabulary).
+expect_ok(task_ioi "\"task\":\"ioi\",\"template\"" ${WORK}/ioi.jsonl task ioi --n 5 --seed 1 --out ${WORK}/ioi.jsonl)
+expect_ok(task_greater_than "\"answer_text\":\\[" ${WORK}/gt.jsonl task greater-than --n 3 --out ${WORK}/gt.jsonl)
+expect_ok(task_docstring ":param" ${WORK}/doc.jsonl task docstring --n 3 --seed 2 --out ${WORK}/doc.jsonl)
+expect_ok(task_induction "\"task\":\"induction\"" ${WORK}/ind.jsonl task induction --n 3 --out ${WORK}/ind.jsonl)
+expect_error(task_unknown "unknown task 'ioi2'" task ioi2 --n 5 --out ${WORK}/x.jsonl)
+expect_error(task_unnamed "name the task first" task --n 5 --out ${WORK}/x.jsonl)
+# GPT-2 ids do not fit the fixture's 41-token vocabulary: a clear error, not a wrong number.
+expect_error(task_vocab "ioi.jsonl line 1: clean\\[0\\] = [0-9]+ is out of range" attribute --model ${M} --task ${WORK}/ioi.jsonl --method eap --out ${WORK}/x.json)
+# Text fields on the fixture model: GPT-2 gives "A" "!" "B" ... the ids 32, 0, 33 ..., inside its vocabulary.
+file(WRITE ${WORK}/text.jsonl "{\"clean_text\": \"A!B!C\", \"corrupted_text\": \"A!D!C\", \"answer_text\": \"E\", \"wrong_text\": [\"F\", \"G\"]}\n")
+expect_ok(text_attribute "\"metric\": \"logit_diff_max\"" ${WORK}/text-eap.json attribute --model ${M} --task ${WORK}/text.jsonl --method eap --metric logit_diff_max --out ${WORK}/text-eap.json)
+expect_ok(text_evaluate "\"faithfulness\"" ${WORK}/text-eval.json evaluate --model ${M} --task ${WORK}/text.jsonl --circuit ${WORK}/circuit.json --metric prob_diff --out ${WORK}/text-eval.json)
+file(WRITE ${WORK}/unequal.jsonl "{\"clean_text\": \"A!B!C\", \"corrupted_text\": \"A!B\", \"answer_text\": \"E\", \"wrong_text\": \"F\"}\n")
+expect_error(text_unequal "unequal.jsonl line 1: clean tokenizes to 5 tokens but corrupted to 3" forward --model ${M} --task ${WORK}/unequal.jsonl --out ${WORK}/x.json)
+file(WRITE ${WORK}/multi.jsonl "{\"clean_text\": \"A!B\", \"corrupted_text\": \"A!C\", \"answer_text\": \"A!\", \"wrong_text\": \"F\"}\n")
+expect_error(text_multi_token "multi.jsonl line 1: \"answer_text\" \"A!\" is 2 tokens" forward --model ${M} --task ${WORK}/multi.jsonl --out ${WORK}/x.json)
+file(WRITE ${WORK}/empty-set.jsonl "{\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": [], \"wrong\": 4}\n")
+expect_error(empty_answer_set "empty-set.jsonl line 1: \"answer\" is an empty list" attribute --model ${M} --task ${WORK}/empty-set.jsonl --method eap --out ${WORK}/x.json)

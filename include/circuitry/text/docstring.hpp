@@ -1,0 +1,113 @@
+#pragma once
+// Docstring (Heimersheim and Janiak 2023, "A circuit for Python docstrings in a 4-layer
+// attention-only transformer", LessWrong/Alignment Forum; the task of ACDC, Conmy et al.
+// 2023, arXiv:2304.14997, acdc/docstring/prompts.py).
+//
+//   def port(self, state, size, load, files, last, item):
+//       """oil column piece
+//
+//       :param load: crime population
+//       :param files: unit dark
+//       :param                                  -> " last"
+//
+// The def has 2 leading parameters, 3 "matching" ones and 1 trailing one; the docstring
+// documents the first two matching parameters, and the model should name the third. These
+// are ACDC's settings (n_def_prefix_args=2, n_matching_args=3, n_def_suffix_args=1,
+// n_doc_prefix_args=0, met_desc_len=3, arg_desc_len=2). answer = the third matching
+// parameter, wrong = the def's other parameters, metric logit_diff_max (answer minus the best
+// wrong token, ACDC's docstring metric).
+// Corruption: ACDC's default, "random_random": every parameter name in the def and every
+// one in the docstring is replaced by a fresh random word (all distinct), so the docstring
+// no longer tells which def parameter comes next; the function name and descriptions stay.
+// Every word is one GPT-2 token with its leading space (checked). Extra keys: "task":
+// "docstring".
+#include <array>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "circuitry/text/induction.hpp"
+#include "circuitry/text/text_example.hpp"
+
+namespace circuitry::text {
+
+inline constexpr std::size_t kDocstringDefPrefix = 2, kDocstringMatching = 3, kDocstringDefSuffix = 1;
+inline constexpr std::size_t kDocstringMethodDescription = 3, kDocstringArgDescription = 2;
+
+// Parameter and function names, and description words: short common English words, each a
+// single GPT-2 token with a leading space, as in Heimersheim and Janiak's prompts.
+inline constexpr std::array<std::string_view, 60> kDocstringWords = {
+    "load",   "size",   "files",  "last",    "port",   "data",  "name",   "value", "count",  "index",
+    "item",   "key",    "path",   "mode",    "text",   "user",  "state",  "type",  "line",   "node",
+    "file",   "result", "page",   "time",    "word",   "list",  "table",  "order", "group",  "form",
+    "field",  "image",  "token",  "label",   "model",  "color", "score",  "level", "point",  "start",
+    "stop",   "limit",  "total",  "source",  "target", "parent", "child", "shape", "width",  "height",
+    "offset", "range",  "query",  "filter",  "format", "prefix", "number", "title", "content", "message",
+};
+inline constexpr std::array<std::string_view, 40> kDocstringDescriptionWords = {
+    "crime", "population", "unit",  "dark",  "oil",   "column", "piece", "house",  "river", "tree",
+    "stone", "fire",       "water", "wind",  "rain",  "snow",   "light", "sound",  "voice", "music",
+    "song",  "game",       "ball",  "card",  "ship",  "boat",   "train", "car",    "road",  "bridge",
+    "wall",  "door",       "window", "room", "floor", "box",    "bag",   "bottle", "cup",   "glass",
+};
+
+namespace detail {
+
+/// The prompt: def with `def_args`, docstring documenting `doc_args` with `descriptions`
+/// (method description first, then kDocstringArgDescription words per documented argument).
+inline std::string docstring_prompt(std::string_view function, const std::vector<std::string_view>& def_args,
+                                    const std::vector<std::string_view>& doc_args,
+                                    const std::vector<std::string_view>& descriptions) {
+  std::string s = "def " + std::string(function) + "(self";
+  for (auto a : def_args) s += ", " + std::string(a);
+  s += "):\n    \"\"\"";
+  std::size_t d = 0;
+  for (std::size_t i = 0; i < kDocstringMethodDescription; ++i) s += (i ? " " : "") + std::string(descriptions[d++]);
+  s += "\n";
+  for (auto a : doc_args) {
+    s += "\n    :param " + std::string(a) + ":";
+    for (std::size_t i = 0; i < kDocstringArgDescription; ++i) s += " " + std::string(descriptions[d++]);
+  }
+  s += "\n    :param";
+  return s;
+}
+
+}  // namespace detail
+
+/// n docstring examples (see the top of this file). Deterministic in seed.
+inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, const Gpt2Tokenizer& tokenizer) {
+  check_single_tokens(tokenizer, kDocstringWords, "docstring");
+  check_single_tokens(tokenizer, kDocstringDescriptionWords, "docstring");
+  constexpr std::size_t n_def = kDocstringDefPrefix + kDocstringMatching + kDocstringDefSuffix;
+  constexpr std::size_t n_doc = kDocstringMatching - 1;
+  constexpr std::size_t n_desc = kDocstringMethodDescription + n_doc * kDocstringArgDescription;
+  std::mt19937 rng(seed);
+  std::vector<TextExample> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    // Distinct words: the function name, the def's parameters, and the corrupted prompt's
+    // fresh def and docstring parameters.
+    const std::vector<int> w = circuitry::detail::distinct_tokens(kDocstringWords.size(), 1 + 2 * n_def + n_doc, rng);
+    const std::vector<int> dw = circuitry::detail::distinct_tokens(kDocstringDescriptionWords.size(), n_desc, rng);
+    auto word = [&](std::size_t k) { return kDocstringWords[std::size_t(w[k])]; };
+    std::vector<std::string_view> def_args, doc_args, fresh_def, fresh_doc, descriptions;
+    for (std::size_t k = 0; k < n_def; ++k) def_args.push_back(word(1 + k));
+    for (std::size_t k = 0; k < n_doc; ++k) doc_args.push_back(def_args[kDocstringDefPrefix + k]);
+    for (std::size_t k = 0; k < n_def; ++k) fresh_def.push_back(word(1 + n_def + k));
+    for (std::size_t k = 0; k < n_doc; ++k) fresh_doc.push_back(word(1 + 2 * n_def + k));
+    for (int k : dw) descriptions.push_back(kDocstringDescriptionWords[std::size_t(k)]);
+    const std::size_t answer = kDocstringDefPrefix + n_doc;  // the third matching parameter
+    TextExample e;
+    e.clean = detail::docstring_prompt(word(0), def_args, doc_args, descriptions);
+    e.corrupted = detail::docstring_prompt(word(0), fresh_def, fresh_doc, descriptions);
+    e.answer = {" " + std::string(def_args[answer])};
+    for (std::size_t k = 0; k < n_def; ++k)
+      if (k != answer) e.wrong.push_back(" " + std::string(def_args[k]));
+    e.extra = {{"task", "docstring"}};
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace circuitry::text

@@ -1,0 +1,94 @@
+#pragma once
+// A task example as text, the form the generators (IOI, Greater-Than, docstring, induction)
+// produce, and its way to token ids and to a task file line (DESIGN.md section 3):
+//   {"clean_text", "corrupted_text", "answer_text", "wrong_text", "clean", "corrupted",
+//    "answer", "wrong", ...extra keys such as "task" and "template"}
+// Tokenizing goes through the same checks as reading a task file (equal lengths, one token
+// per answer or wrong text), so a generated line and a hand-written one fail the same way.
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "circuitry/core/error.hpp"
+#include "circuitry/text/bpe_tokenizer.hpp"
+#include "circuitry/text/task.hpp"
+
+namespace circuitry::text {
+
+struct TextExample {
+  std::string clean, corrupted;            // prompts; the metric reads the position after their last token
+  std::vector<std::string> answer, wrong;  // the answer set and the wrong set, each text one token
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // kept keys: "task", "template", ...
+};
+
+/// The one token of `word` (a word of a generator's list, with its leading space), or an Error
+/// that names the generator, the word and how it tokenizes.
+inline int word_token(const Gpt2Tokenizer& tokenizer, const std::string& word, const std::string& generator) {
+  const std::vector<int> ids = tokenizer.encode(word);
+  if (ids.size() == 1) return ids[0];
+  std::string pieces;
+  for (std::size_t i = 0; i < ids.size(); ++i) pieces += (i ? " " : "") + nlohmann::json(tokenizer.token_text(ids[i])).dump();
+  throw Error(generator + ": the word " + nlohmann::json(word).dump() + " is " + std::to_string(ids.size()) +
+              " GPT-2 tokens (" + pieces + "), not one; every word of the generator's lists must be a single token");
+}
+
+/// Checks a whole word list, each word with a leading space.
+template <class List>
+void check_single_tokens(const Gpt2Tokenizer& tokenizer, const List& words, const std::string& generator) {
+  for (const auto& w : words) word_token(tokenizer, " " + std::string(w), generator);
+}
+
+namespace detail {
+
+inline nlohmann::json text_set_json(const std::vector<std::string>& texts) {
+  return texts.size() == 1 ? nlohmann::json(texts[0]) : nlohmann::json(texts);
+}
+
+inline nlohmann::json text_fields(const TextExample& e) {
+  return {{"clean_text", e.clean},
+          {"corrupted_text", e.corrupted},
+          {"answer_text", text_set_json(e.answer)},
+          {"wrong_text", text_set_json(e.wrong)}};
+}
+
+}  // namespace detail
+
+/// The token ids of a text example, checked as a task file line is; `where` names it in errors.
+inline TaskExample tokenize_example(const TextExample& e, const Gpt2Tokenizer& tokenizer, const std::string& where) {
+  return circuitry::detail::read_example(detail::text_fields(e), &tokenizer, tokenizer.vocab_size(),
+                                         std::numeric_limits<std::size_t>::max(), where);
+}
+
+/// One task file line with the text fields, the ids and the extra keys.
+inline nlohmann::ordered_json task_line(const TextExample& e, const TaskExample& ids) {
+  nlohmann::ordered_json line = {{"clean_text", e.clean},
+                                 {"corrupted_text", e.corrupted},
+                                 {"answer_text", detail::text_set_json(e.answer)},
+                                 {"wrong_text", detail::text_set_json(e.wrong)},
+                                 {"clean", ids.clean},
+                                 {"corrupted", ids.corrupted},
+                                 {"answer", token_set_json(ids.answer)},
+                                 {"wrong", token_set_json(ids.wrong)}};
+  for (const auto& [key, value] : e.extra.items()) line[key] = value;
+  return line;
+}
+
+/// Writes a generated task: one line per example, text and ids (what `circuitry task` writes).
+inline void write_text_task(const std::filesystem::path& path, const std::vector<TextExample>& examples,
+                            const Gpt2Tokenizer& tokenizer) {
+  std::ofstream out(path);
+  if (!out) throw Error(path.string() + ": cannot open the file for writing (does the directory exist?)");
+  for (std::size_t i = 0; i < examples.size(); ++i)
+    out << task_line(examples[i], tokenize_example(examples[i], tokenizer, "generated example " + std::to_string(i + 1)))
+               .dump()
+        << '\n';
+  if (!out) throw Error(path.string() + ": writing failed (disk full?)");
+}
+
+}  // namespace circuitry::text

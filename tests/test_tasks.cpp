@@ -1,0 +1,216 @@
+// Tasks from text: the generators (IOI, Greater-Than, docstring, induction) and text task
+// files, with the real GPT-2 vocabulary (data/gpt2-bpe); a random GPT-2-vocabulary model runs
+// a generated task end to end.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <circuitry/circuitry.hpp>
+#include <circuitry/patching.hpp>
+
+#include "error_check.hpp"
+
+namespace {
+
+using namespace circuitry;
+using text::Gpt2Tokenizer;
+using text::TextExample;
+
+const Gpt2Tokenizer& gpt2() {
+  static const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::from_directory(CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe");
+  return tokenizer;
+}
+
+/// Writes `content` to a fresh file under the temporary folder and returns its path.
+std::filesystem::path task_file(const std::string& name, const std::string& content) {
+  const auto dir = std::filesystem::temp_directory_path() / "circuitry_test_tasks";
+  std::filesystem::create_directories(dir);
+  const auto path = dir / name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+/// Every generated example tokenizes (equal lengths, one token per answer and wrong text),
+/// its answer and wrong sets are disjoint, and the same seed gives the same examples.
+template <class Make>
+std::vector<TaskExample> check_generator(Make make) {
+  const std::vector<TextExample> examples = make(40, 7u);
+  REQUIRE(examples.size() == 40);
+  std::vector<TaskExample> ids;
+  for (std::size_t i = 0; i < examples.size(); ++i) {
+    const TaskExample e = text::tokenize_example(examples[i], gpt2(), "example " + std::to_string(i));
+    CHECK(e.clean.size() == e.corrupted.size());
+    CHECK(e.clean != e.corrupted);
+    CHECK(e.answer.size() == examples[i].answer.size());
+    for (int a : e.answer) CHECK(std::find(e.wrong.begin(), e.wrong.end(), a) == e.wrong.end());
+    ids.push_back(e);
+  }
+  const std::vector<TextExample> again = make(40, 7u), other = make(40, 8u);
+  bool same = true, differs = false;
+  for (std::size_t i = 0; i < examples.size(); ++i) {
+    same = same && again[i].clean == examples[i].clean && again[i].corrupted == examples[i].corrupted &&
+           again[i].answer == examples[i].answer && again[i].wrong == examples[i].wrong;
+    differs = differs || other[i].clean != examples[i].clean;
+  }
+  CHECK(same);
+  CHECK(differs);
+  return ids;
+}
+
+std::size_t count(const std::vector<int>& seq, int id) { return static_cast<std::size_t>(std::count(seq.begin(), seq.end(), id)); }
+
+}  // namespace
+
+TEST_SUITE("tasks") {
+
+TEST_CASE("IOI: S twice and IO once in the clean prompt, three distinct fresh names in ABC") {
+  const auto ids = check_generator([](std::size_t n, unsigned seed) { return text::make_ioi(n, seed, gpt2()); });
+  const auto texts = text::make_ioi(40, 7, gpt2());
+  std::set<std::string> orders;
+  std::set<int> templates;
+  std::set<int> names;
+  for (const auto& w : text::kIoiNames) names.insert(text::word_token(gpt2(), " " + std::string(w), "test"));
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const TaskExample& e = ids[i];
+    REQUIRE(e.answer.size() == 1);
+    REQUIRE(e.wrong.size() == 1);
+    const int io = e.answer[0], s = e.wrong[0];
+    CHECK(count(e.clean, io) == 1);
+    CHECK(count(e.clean, s) == 2);
+    std::vector<int> abc;
+    for (int t : e.corrupted)
+      if (names.count(t)) abc.push_back(t);
+    REQUIRE(abc.size() == 3);
+    CHECK(std::set<int>(abc.begin(), abc.end()).size() == 3);
+    for (int t : abc) CHECK((t != io && t != s));
+    CHECK(texts[i].extra["task"] == "ioi");
+    orders.insert(texts[i].extra["order"].get<std::string>());
+    templates.insert(texts[i].extra["template"].get<int>());
+    CHECK(texts[i].clean.substr(texts[i].clean.size() - 3) == " to");
+  }
+  CHECK(orders.size() == 2);  // both BABA and ABBA
+  CHECK(templates.size() > 5);
+}
+
+TEST_CASE("Greater-Than: the years split as [' XX', 'YY']; answers are the later two-digit tokens") {
+  const auto ids = check_generator([](std::size_t n, unsigned seed) { return text::make_greater_than(n, seed, gpt2()); });
+  const auto texts = text::make_greater_than(40, 7, gpt2());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const int year = texts[i].extra["year"].get<int>(), century = year / 100, yy = year % 100;
+    CHECK(century >= 11);
+    CHECK(century <= 17);
+    CHECK(yy >= 2);
+    CHECK(yy <= 98);
+    CHECK(ids[i].answer.size() == std::size_t(99 - yy));
+    CHECK(ids[i].answer.size() + ids[i].wrong.size() == 100);
+    CHECK(gpt2().token_text(ids[i].clean.back()) == " " + std::to_string(century));
+    CHECK(gpt2().token_text(ids[i].answer.front()) == (yy + 1 < 10 ? "0" : "") + std::to_string(yy + 1));
+    CHECK(texts[i].corrupted.find(std::to_string(century) + "01 to") != std::string::npos);
+  }
+}
+
+TEST_CASE("docstring: the answer is the next def parameter; the corrupted docstring names other words") {
+  const auto ids = check_generator([](std::size_t n, unsigned seed) { return text::make_docstring(n, seed, gpt2()); });
+  const auto texts = text::make_docstring(40, 7, gpt2());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const TaskExample& e = ids[i];
+    REQUIRE(e.answer.size() == 1);
+    CHECK(e.wrong.size() == 5);
+    CHECK(count(e.clean, e.answer[0]) == 1);      // in the def, not yet in the docstring
+    CHECK(count(e.corrupted, e.answer[0]) == 0);  // random_random: every parameter name replaced
+    CHECK(gpt2().token_text(e.clean.back()) == "param");
+    CHECK(texts[i].clean.rfind("def ", 0) == 0);
+  }
+}
+
+TEST_CASE("induction as text: the id task's structure over single-token words") {
+  const auto ids = check_generator([](std::size_t n, unsigned seed) { return text::make_induction_text(n, seed, gpt2()); });
+  for (const TaskExample& e : ids) {
+    REQUIRE(e.answer.size() == 1);
+    const auto first = std::find(e.clean.begin(), e.clean.end(), e.clean.back());
+    CHECK(*(first + 1) == e.answer[0]);
+    CHECK(count(e.clean, e.wrong[0]) == 0);
+  }
+}
+
+TEST_CASE("a generator's word that is not one token is an error naming the word") {
+  const std::vector<std::string> words = {"Mary", "Zaphod"};
+  CHECK_ERROR(text::check_single_tokens(gpt2(), words, "ioi"), "ioi", "\" Zaphod\"", "not one");
+}
+
+TEST_CASE("text task files: tokenized as ids; equal lengths, one-token answers, non-empty sets") {
+  const auto path = task_file("text.jsonl",
+                              "{\"clean_text\": \"When Mary and John went to the store, John gave a drink to\", "
+                              "\"corrupted_text\": \"When Alice and Bob went to the store, Carl gave a drink to\", "
+                              "\"answer_text\": \" Mary\", \"wrong_text\": [\" John\", \" Bob\"]}\n"
+                              "{\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": [4, 5], \"wrong\": 6}\n");
+  const Task task = read_task(path, 50257, 1024, &gpt2());
+  REQUIRE(task.examples.size() == 2);
+  CHECK(task.examples[0].clean == gpt2().encode("When Mary and John went to the store, John gave a drink to"));
+  CHECK(task.examples[0].answer == std::vector<int>{gpt2().encode(" Mary")[0]});
+  CHECK(task.examples[0].wrong.size() == 2);
+  CHECK(task.examples[1].answer == std::vector<int>{4, 5});
+  CHECK(task.examples[1].wrong == std::vector<int>{6});
+  CHECK_ERROR(read_task(path, 50257, 1024), "line 1", "clean_text", "tokenizer");
+
+  const auto unequal = task_file("unequal.jsonl",
+                                 "{\"clean_text\": \"When Mary and John\", \"corrupted_text\": \"When Zaphod and John\", "
+                                 "\"answer_text\": \" Mary\", \"wrong_text\": \" John\"}\n");
+  CHECK_ERROR(read_task(unequal, 50257, 1024, &gpt2()), "unequal.jsonl line 1", "clean tokenizes to 4 tokens",
+              "corrupted to 5");
+  const auto multi = task_file("multi.jsonl",
+                               "{\"clean_text\": \"a b\", \"corrupted_text\": \"a c\", \"answer_text\": \" Zaphod\", "
+                               "\"wrong_text\": \" John\"}\n");
+  CHECK_ERROR(read_task(multi, 50257, 1024, &gpt2()), "multi.jsonl line 1", "answer_text", "\" Zaphod\"", "2 tokens",
+              "exactly one token");
+  const auto empty = task_file("empty.jsonl", "{\"clean\": [1], \"corrupted\": [2], \"answer\": [], \"wrong\": 3}\n");
+  CHECK_ERROR(read_task(empty, 50, 8), "empty.jsonl line 1", "\"answer\" is an empty list");
+  const auto empty_text = task_file("empty_text.jsonl",
+                                    "{\"clean_text\": \"a b\", \"corrupted_text\": \"a c\", \"answer_text\": \" x\", "
+                                    "\"wrong_text\": []}\n");
+  CHECK_ERROR(read_task(empty_text, 50257, 1024, &gpt2()), "empty_text.jsonl line 1", "\"wrong_text\" is an empty list");
+  // (A JSON file cannot hold invalid UTF-8; a generated example can.)
+  TextExample bad{"a \xff b", "a c d", {" x"}, {" y"}};
+  CHECK_ERROR(text::tokenize_example(bad, gpt2(), "example 3"), "example 3", "clean_text", "UTF-8");
+  const auto small_vocab = task_file("vocab.jsonl",
+                                     "{\"clean_text\": \"When Mary\", \"corrupted_text\": \"When John\", "
+                                     "\"answer_text\": \" Mary\", \"wrong_text\": \" John\"}\n");
+  CHECK_ERROR(read_task(small_vocab, 41, 16, &gpt2()), "line 1", "outside the model's vocab_size 41");
+}
+
+TEST_CASE("write_task writes a single id as a number and a set as a list") {
+  Task task;
+  task.examples.push_back({{1, 2}, {1, 3}, {4}, {5, 6}});
+  const auto path = task_file("written.jsonl", "");
+  write_task(path, task);
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  CHECK(line == "{\"clean\":[1,2],\"corrupted\":[1,3],\"answer\":4,\"wrong\":[5,6]}");
+  const Task back = read_task(path, 10, 4);
+  CHECK(back.examples[0].answer == std::vector<int>{4});
+  CHECK(back.examples[0].wrong == std::vector<int>{5, 6});
+}
+
+TEST_CASE("a generated Greater-Than task runs on a random GPT-2-vocabulary model (EAP, answer-set metrics)") {
+  ModelConfig c;
+  c.n_layer = 1, c.n_head = 2, c.n_embd = 8, c.n_positions = 64, c.vocab_size = 50257, c.n_inner = 16;
+  const auto model = Model<GPT2, double>::random(c, 3, 0.5);
+  Task task;
+  const auto examples = text::make_greater_than(4, 1, gpt2());
+  for (std::size_t i = 0; i < examples.size(); ++i) task.examples.push_back(text::tokenize_example(examples[i], gpt2(), "gt"));
+  const auto ptask = make_patching_task(model, task);
+  for (auto kind : {MetricKind::LogitDiff, MetricKind::ProbDiff, MetricKind::LogitDiffMax, MetricKind::Loss}) {
+    const auto eap = attribute(model, ptask, BuiltinMetric{kind}, Eap{});
+    CHECK(std::isfinite(eap.clean_metric));
+    CHECK(eap.clean_metric != eap.corrupted_metric);
+  }
+}
+
+}  // TEST_SUITE("tasks")
