@@ -13,9 +13,10 @@ They are disjoint, so each code point gets one of four classes: 0 other, 1 lette
 2 number, 3 space. The table is stage1[cp >> 8] -> a block of 256 classes, with equal
 blocks stored once (most of the 4352 blocks are unassigned or all one class).
 
-Unicode version: 16.0, the version of the engines we must agree with (Oniguruma 6.9.10 in
-Hugging Face tokenizers 0.2x and Rust's regex-syntax 0.8 in tiktoken both classify the letters
-Unicode 16 added, and not those of 17). Python 3.11's own unicodedata is Unicode 14, so the
+Unicode version: 16.0, the version of the engines we must agree with: Hugging Face tokenizers
+0.23 (Oniguruma) and tiktoken 0.14 (Rust's regex crate) both treat the letters Unicode 16 added
+(U+13609, Egyptian hieroglyphs extended-A) as \\p{L}, and those of Unicode 17 (U+323B0, CJK
+extension J) as unassigned. Python 3.11's own unicodedata is Unicode 14, so the
 script reads the unicodedata2 backport, pinned to 16.0.0. Unassigned code points are "other",
 as in both engines.
 
