@@ -133,9 +133,10 @@ void report_task(const Model<AttnOnly, float>& model, unsigned seed) {
     const float* c = lc.value + i * kVocab;
     const float* x = lx.value + i * kVocab;
     const auto& e = task.examples[i];
-    correct += std::max_element(c, c + kVocab) - c == e.answer;
-    diff_clean += c[e.answer] - c[e.wrong];
-    diff_corrupted += x[e.answer] - x[e.wrong];
+    const int answer = e.answer[0], wrong = e.wrong[0];  // the induction task has one token each
+    correct += std::max_element(c, c + kVocab) - c == answer;
+    diff_clean += c[answer] - c[wrong];
+    diff_corrupted += x[answer] - x[wrong];
   }
   const double n = static_cast<double>(task.examples.size());
   std::printf("induction task (%zu examples, half %zu): top-1 %.1f%%, logit diff clean %.2f, corrupted %.2f\n",
