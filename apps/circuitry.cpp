@@ -413,18 +413,7 @@ std::vector<double> acdc_thresholds(const Args& a) {
   require(!(a.has("--threshold") && a.has("--thresholds")), "give --threshold T or --thresholds T1,T2,..., not both");
   std::vector<double> t;
   if (a.has("--threshold")) t.push_back(a.number("--threshold"));
-  else if (a.has("--thresholds"))
-    for (const std::string& s : a.list("--thresholds")) {
-      std::size_t used = 0;
-      double x = 0;
-      try {
-        x = std::stod(s, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      require(used == s.size() && !s.empty(), "--thresholds: '" + s + "' is not a number");
-      t.push_back(x);
-    }
+  else if (a.has("--thresholds")) t = a.numbers("--thresholds");
   else t = default_acdc_thresholds();
   check_acdc_thresholds(t);
   return t;

@@ -69,8 +69,14 @@ class Args {
     require(used == v.size() && !v.empty(), command_ + ": " + key + " needs an integer, got '" + v + "'");
     return n;
   }
-  double number(const std::string& key) const {
-    const std::string v = get(key);
+  double number(const std::string& key) const { return parse_number(key, get(key)); }
+  /// A comma-separated list of numbers.
+  std::vector<double> numbers(const std::string& key) const {
+    std::vector<double> out;
+    for (const std::string& v : list(key)) out.push_back(parse_number(key, v));
+    return out;
+  }
+  double parse_number(const std::string& key, const std::string& v) const {
     std::size_t used = 0;
     double x = 0;
     try {

@@ -199,9 +199,7 @@ inline void planted_auc_table(std::size_t n_layers, std::size_t n_heads) {
     const Model<AttnOnly, float> model(planted.config, planted.weights);
     const auto task = make_patching_task(model, planted.task);
     const Graph graph = model.graph();
-    std::vector<std::uint8_t> truth(graph.n_edges(), 0);
-    for (const auto& e : planted.true_edges) truth[static_cast<std::size_t>(graph.find_edge(e))] = 1;
-    const auto results = compare_methods(model, task, truth);
+    const auto results = compare_methods(model, task, planted.truth(graph));
     std::printf("  %-10s %6zu %6zu", shape == PlantedShape::Fork ? "fork" : "induction", graph.n_edges(), planted.true_edges.size());
     for (const auto& r : results) std::printf(" %16.3f", r.auc);
     std::printf("\n");

@@ -179,8 +179,7 @@ TEST_CASE("planted circuits: every edge outside the circuit has no effect, every
       const Model<AttnOnly, double> model(planted.config, planted.weights);
       const auto task = make_patching_task(model, planted.task);
       const Graph graph = model.graph();
-      std::vector<std::uint8_t> truth(graph.n_edges(), 0);
-      for (const auto& name : planted.true_edges) truth[static_cast<std::size_t>(graph.find_edge(name))] = 1;
+      const std::vector<std::uint8_t> truth = planted.truth(graph);
       INFO("layers " << layers << " shape " << int(shape));
       CHECK(planted.true_edges.size() == (shape == PlantedShape::Induction ? 5 : layers + 1 + (shape == PlantedShape::Fork ? 2 : 0)));
       for (MetricKind kind : {MetricKind::LogitDiff, MetricKind::KL}) {
@@ -207,8 +206,7 @@ TEST_CASE("compare on planted circuits: ACDC and exact patching recover the circ
   const Model<AttnOnly, double> model(planted.config, planted.weights);
   const auto task = make_patching_task(model, planted.task);
   const Graph graph = model.graph();
-  std::vector<std::uint8_t> truth(graph.n_edges(), 0);
-  for (const auto& name : planted.true_edges) truth[static_cast<std::size_t>(graph.find_edge(name))] = 1;
+  const std::vector<std::uint8_t> truth = planted.truth(graph);
   ComparisonOptions o;
   o.thresholds = {1e-4, 1e-2};
   const auto results = compare_methods(model, task, truth, o);
@@ -239,8 +237,7 @@ TEST_CASE("planted induction: activation patching finds the q and k edges that a
   const Model<AttnOnly, double> model(planted.config, planted.weights);
   const auto task = make_patching_task(model, planted.task);
   const Graph graph = model.graph();
-  std::vector<std::uint8_t> truth(graph.n_edges(), 0);
-  for (const auto& name : planted.true_edges) truth[static_cast<std::size_t>(graph.find_edge(name))] = 1;
+  const std::vector<std::uint8_t> truth = planted.truth(graph);
   ComparisonOptions o;
   o.methods = {"eap", "exact", "acdc"};
   o.thresholds = {1e-3, 1e-1};

@@ -70,6 +70,13 @@ struct PlantedModel {
   Weights<T> weights;
   Task task;                            // clean/corrupted pairs; answer = the copied token
   std::vector<std::string> true_edges;  // the planted circuit, in graph names
+
+  /// The planted circuit as one flag per edge of the model's graph.
+  std::vector<std::uint8_t> truth(const Graph& graph) const {
+    std::vector<std::uint8_t> flags(graph.n_edges(), 0);
+    for (const std::string& name : true_edges) flags[static_cast<std::size_t>(graph.find_edge(name))] = 1;
+    return flags;
+  }
 };
 
 namespace detail {
