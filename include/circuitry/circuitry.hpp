@@ -23,6 +23,7 @@
 #include "circuitry/circuits/metrics.hpp"
 #include "circuitry/circuits/pruning.hpp"
 #include "circuitry/patching.hpp"
+#include "circuitry/text/bpe_tokenizer.hpp"
 #include "circuitry/text/task.hpp"
 #include "circuitry/text/induction.hpp"
 #include "circuitry/text/text_example.hpp"
