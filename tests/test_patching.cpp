@@ -91,6 +91,13 @@ TEST_CASE_TEMPLATE("answer sets: metrics, eap, eap-ig, exact and evaluate match 
             doctest::Approx(expected["metrics"][m]["corrupted_metric"].template get<double>()).epsilon(tolerance<T>()));
       CHECK(evaluate_circuit(model, task, metric, circuit, source).metric ==
             doctest::Approx(expected["circuit_metric"][m].template get<double>()).epsilon(tolerance<T>()));
+      // Path patching one sender into one receiver (MLPs frozen) is patching that edge.
+      for (const char* edge : {"a0.h1->a1.h0<k>", "input->m1", "m0->logits"}) {
+        const auto& e = g.edges()[static_cast<std::size_t>(g.find_edge(edge))];
+        const auto r = path_patch(model, task, metric, {g.upstream()[static_cast<std::size_t>(e.upstream)].name},
+                                  {g.ports()[static_cast<std::size_t>(e.port)].name});
+        CHECK(r.effect == doctest::Approx(scores["exact"][m][edge].template get<double>()).epsilon(tolerance<T>()).scale(1.0));
+      }
     }
   });
 }
