@@ -90,13 +90,17 @@ inline std::vector<TextExample> make_greater_than(std::size_t n, unsigned seed, 
   auto draw = [&rng](int lo, int hi) { return lo + static_cast<int>(circuitry::detail::uniform_below(rng, std::size_t(hi - lo + 1))); };
   std::vector<TextExample> out;
   out.reserve(n);
-  while (out.size() < n) {
+  for (std::size_t redraws = 0; out.size() < n;) {
     const std::string_view noun = kGreaterThanNouns[circuitry::detail::uniform_below(rng, kGreaterThanNouns.size())];
     const int century = draw(kGreaterThanFirstCentury, kGreaterThanLastCentury);
     const int year = draw(kGreaterThanFirstYear, kGreaterThanLastYear);
     if (!detail::splits_as_century_and_year(tokenizer, century, year) ||
-        !detail::splits_as_century_and_year(tokenizer, century, kGreaterThanCorruptedYear))
-      continue;  // drawn again, as the paper filters such years
+        !detail::splits_as_century_and_year(tokenizer, century, kGreaterThanCorruptedYear)) {
+      // Drawn again, as the paper filters such years; a tokenizer that splits none is an error.
+      require(++redraws < 10000, "greater-than: the tokenizer does not split years like \" " + std::to_string(century) +
+                                     detail::two_digits(year) + "\" into [\" XX\", \"YY\"]; is it GPT-2's?");
+      continue;
+    }
     TextExample e;
     e.clean = detail::greater_than_prompt(noun, century, year);
     e.corrupted = detail::greater_than_prompt(noun, century, kGreaterThanCorruptedYear);
