@@ -121,11 +121,17 @@ TEST_CASE("docstring: the answer is the next def parameter; the corrupted docstr
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const TaskExample& e = ids[i];
     REQUIRE(e.answer.size() == 1);
-    CHECK(e.wrong.size() == 5);
+    CHECK(e.wrong.size() == 13);                  // ACDC's wrong_answers: every other name drawn
     CHECK(count(e.clean, e.answer[0]) == 1);      // in the def, not yet in the docstring
-    CHECK(count(e.corrupted, e.answer[0]) == 0);  // random_random: every parameter name replaced
+    CHECK(count(e.corrupted, e.answer[0]) == 0);  // random_random: the matching parameters replaced
     CHECK(gpt2().token_text(e.clean.back()) == "param");
-    CHECK(texts[i].clean.rfind("def ", 0) == 0);
+    CHECK(texts[i].clean.rfind("\ndef ", 0) == 0);
+    // The leading and trailing def parameters stay: the def lines differ only in the middle three.
+    const std::string clean_def = texts[i].clean.substr(0, texts[i].clean.find(')'));
+    const std::string corrupted_def = texts[i].corrupted.substr(0, texts[i].corrupted.find(')'));
+    const std::string first_param = clean_def.substr(clean_def.find("self, ") + 6, clean_def.find(',', clean_def.find("self, ") + 6) - clean_def.find("self, ") - 6);
+    CHECK(corrupted_def.find(", " + first_param + ",") != std::string::npos);
+    CHECK(clean_def.substr(clean_def.rfind(", ")) == corrupted_def.substr(corrupted_def.rfind(", ")));
   }
 }
 

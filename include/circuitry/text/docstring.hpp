@@ -13,12 +13,17 @@
 // The def has 2 leading parameters, 3 "matching" ones and 1 trailing one; the docstring
 // documents the first two matching parameters, and the model should name the third. These
 // are ACDC's settings (n_def_prefix_args=2, n_matching_args=3, n_def_suffix_args=1,
-// n_doc_prefix_args=0, met_desc_len=3, arg_desc_len=2). answer = the third matching
-// parameter, wrong = the def's other parameters, metric logit_diff_max (answer minus the best
-// wrong token, ACDC's docstring metric).
-// Corruption: ACDC's default, "random_random": every parameter name in the def and every
-// one in the docstring is replaced by a fresh random word (all distinct), so the docstring
-// no longer tells which def parameter comes next; the function name and descriptions stay.
+// n_doc_prefix_args=0, met_desc_len=3, arg_desc_len=2). The prompt starts with a newline, as
+// ACDC's template does. Each example draws distinct names in ACDC's groups: the function
+// name, a random answer, 3 random def and 2 random doc parameters (for the corruption), 2
+// non-matching ones, the 3 matching ones, 2 leading and 1 trailing def parameter. answer =
+// the third matching parameter; wrong = every other name drawn for the example except the
+// function's (13 names, as ACDC's wrong_answers); metric logit_diff_max (answer minus the
+// best wrong token, ACDC's docstring metric).
+// Corruption: ACDC's default, "random_random": the 3 matching def parameters are replaced by
+// the random def ones and the documented ones by the random doc ones; the leading and
+// trailing def parameters, the function name and the descriptions stay, so the docstring no
+// longer tells which def parameter comes next.
 // Every word is one GPT-2 token with its leading space (checked). Extra keys: "task":
 // "docstring".
 #include <array>
@@ -59,7 +64,7 @@ namespace detail {
 inline std::string docstring_prompt(std::string_view function, const std::vector<std::string_view>& def_args,
                                     const std::vector<std::string_view>& doc_args,
                                     const std::vector<std::string_view>& descriptions) {
-  std::string s = "def " + std::string(function) + "(self";
+  std::string s = "\ndef " + std::string(function) + "(self";
   for (auto a : def_args) s += ", " + std::string(a);
   s += "):\n    \"\"\"";
   std::size_t d = 0;
@@ -79,31 +84,44 @@ inline std::string docstring_prompt(std::string_view function, const std::vector
 inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, const Gpt2Tokenizer& tokenizer) {
   check_single_tokens(tokenizer, kDocstringWords, "docstring");
   check_single_tokens(tokenizer, kDocstringDescriptionWords, "docstring");
-  constexpr std::size_t n_def = kDocstringDefPrefix + kDocstringMatching + kDocstringDefSuffix;
   constexpr std::size_t n_doc = kDocstringMatching - 1;
   constexpr std::size_t n_desc = kDocstringMethodDescription + n_doc * kDocstringArgDescription;
   std::mt19937 rng(seed);
   std::vector<TextExample> out;
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    // Distinct words: the function name, the def's parameters, and the corrupted prompt's
-    // fresh def and docstring parameters.
-    const std::vector<int> w = circuitry::detail::distinct_tokens(kDocstringWords.size(), 1 + 2 * n_def + n_doc, rng);
+    // Distinct words in ACDC's groups (see the top of this file).
+    constexpr std::size_t n_not_matching = kDocstringMatching - 1;
+    constexpr std::size_t n_names = 1 + 1 + kDocstringMatching + n_not_matching + n_not_matching + kDocstringMatching +
+                                    kDocstringDefPrefix + kDocstringDefSuffix;
+    const std::vector<int> w = circuitry::detail::distinct_tokens(kDocstringWords.size(), n_names, rng);
     const std::vector<int> dw = circuitry::detail::distinct_tokens(kDocstringDescriptionWords.size(), n_desc, rng);
-    auto word = [&](std::size_t k) { return kDocstringWords[std::size_t(w[k])]; };
-    std::vector<std::string_view> def_args, doc_args, fresh_def, fresh_doc, descriptions;
-    for (std::size_t k = 0; k < n_def; ++k) def_args.push_back(word(1 + k));
-    for (std::size_t k = 0; k < n_doc; ++k) doc_args.push_back(def_args[kDocstringDefPrefix + k]);
-    for (std::size_t k = 0; k < n_def; ++k) fresh_def.push_back(word(1 + n_def + k));
-    for (std::size_t k = 0; k < n_doc; ++k) fresh_doc.push_back(word(1 + 2 * n_def + k));
+    std::size_t next = 0;
+    auto take = [&](std::size_t count) {
+      std::vector<std::string_view> group;
+      for (std::size_t k = 0; k < count; ++k) group.push_back(kDocstringWords[std::size_t(w[next++])]);
+      return group;
+    };
+    const std::string_view function = take(1)[0];
+    const std::vector<std::string_view> random_answer = take(1), random_def = take(kDocstringMatching),
+                                        random_doc = take(n_not_matching), not_matching = take(n_not_matching),
+                                        matching = take(kDocstringMatching), prefix = take(kDocstringDefPrefix),
+                                        suffix = take(kDocstringDefSuffix);
+    auto def_with = [&](const std::vector<std::string_view>& middle) {
+      std::vector<std::string_view> args(prefix);
+      args.insert(args.end(), middle.begin(), middle.end());
+      args.insert(args.end(), suffix.begin(), suffix.end());
+      return args;
+    };
+    const std::vector<std::string_view> doc_args(matching.begin(), matching.begin() + n_doc);
+    std::vector<std::string_view> descriptions;
     for (int k : dw) descriptions.push_back(kDocstringDescriptionWords[std::size_t(k)]);
-    const std::size_t answer = kDocstringDefPrefix + n_doc;  // the third matching parameter
     TextExample e;
-    e.clean = detail::docstring_prompt(word(0), def_args, doc_args, descriptions);
-    e.corrupted = detail::docstring_prompt(word(0), fresh_def, fresh_doc, descriptions);
-    e.answer = {" " + std::string(def_args[answer])};
-    for (std::size_t k = 0; k < n_def; ++k)
-      if (k != answer) e.wrong.push_back(" " + std::string(def_args[k]));
+    e.clean = detail::docstring_prompt(function, def_with(matching), doc_args, descriptions);
+    e.corrupted = detail::docstring_prompt(function, def_with(random_def), random_doc, descriptions);
+    e.answer = {" " + std::string(matching.back())};
+    for (std::size_t k = 1; k < n_names; ++k)
+      if (kDocstringWords[std::size_t(w[k])] != matching.back()) e.wrong.push_back(" " + std::string(kDocstringWords[std::size_t(w[k])]));
     e.extra = {{"task", "docstring"}};
     out.push_back(std::move(e));
   }
