@@ -22,7 +22,7 @@ PatchingTask<float> random_task(const M& model, std::size_t B, std::size_t P) {
   Task task;
   const auto& c = model.config();
   const auto clean = bench::random_sequences(B, P, c.vocab_size, 2), corrupted = bench::random_sequences(B, P, c.vocab_size, 3);
-  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], int(b), int(b + 1)});
+  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
   return make_patching_task(model, task);
 }
 

@@ -9,7 +9,7 @@ int main() {
   const auto model = Model<GPT2, float>::random(c, 1);
   Task task;
   const auto clean = bench::random_sequences(B, P, c.vocab_size, 2), corrupted = bench::random_sequences(B, P, c.vocab_size, 3);
-  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], int(b), int(b + 1)});
+  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
   const auto patching_task = make_patching_task(model, task);
   const BuiltinMetric metric{MetricKind::LogitDiff};
   Attribution r;

@@ -10,7 +10,7 @@ int main() {
   const auto model = Model<GPT2, float>::random(c, 1, 0.05);
   Task task;
   const auto clean = bench::random_sequences(B, P, c.vocab_size, 2), corrupted = bench::random_sequences(B, P, c.vocab_size, 3);
-  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], int(b), int(b + 1)});
+  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
   const auto patching_task = make_patching_task(model, task);
   const BuiltinMetric metric{MetricKind::LogitDiff};
   const std::size_t n_edges = model.graph().n_edges();
