@@ -57,6 +57,23 @@ std::size_t count(const std::vector<std::uint8_t>& flags) {
   return n;
 }
 
+/// A two-layer planted-circuit model, its task and its truth.
+struct PlantedCase {
+  PlantedModel<double> planted;
+  Model<AttnOnly, double> model;
+  PatchingTask<double> task;
+  Graph graph;
+  std::vector<std::uint8_t> truth;
+  PlantedCase(std::size_t heads, PlantedShape shape)
+      : planted(make_planted_model<double>([&] {
+          PlantedSpec spec;
+          spec.n_layers = 2, spec.n_heads = heads, spec.shape = shape;
+          return spec;
+        }())),
+        model(planted.config, planted.weights), task(make_patching_task(model, planted.task)), graph(model.graph()),
+        truth(planted.truth(graph)) {}
+};
+
 }  // namespace
 
 TEST_CASE("acdc: batched lanes, one at a time and the from-scratch definition agree on every fixture model") {
@@ -198,15 +215,11 @@ TEST_CASE("planted circuits: every edge outside the circuit has no effect, every
 }
 
 TEST_CASE("compare on planted circuits: ACDC and exact patching recover the circuit exactly; bad input is refused") {
-  PlantedSpec spec;
-  spec.n_layers = 2;
-  spec.n_heads = 3;
-  spec.shape = PlantedShape::Fork;
-  const PlantedModel<double> planted = make_planted_model<double>(spec);
-  const Model<AttnOnly, double> model(planted.config, planted.weights);
-  const auto task = make_patching_task(model, planted.task);
-  const Graph graph = model.graph();
-  const std::vector<std::uint8_t> truth = planted.truth(graph);
+  const PlantedCase planted_case(3, PlantedShape::Fork);
+  const auto& model = planted_case.model;
+  const auto& task = planted_case.task;
+  const Graph& graph = planted_case.graph;
+  const auto& truth = planted_case.truth;
   ComparisonOptions o;
   o.thresholds = {1e-4, 1e-2};
   const auto results = compare_methods(model, task, truth, o);
@@ -229,15 +242,11 @@ TEST_CASE("compare on planted circuits: ACDC and exact patching recover the circ
 }
 
 TEST_CASE("planted induction: activation patching finds the q and k edges that attribution patching cannot see") {
-  PlantedSpec spec;
-  spec.n_layers = 2;
-  spec.n_heads = 4;
-  spec.shape = PlantedShape::Induction;
-  const PlantedModel<double> planted = make_planted_model<double>(spec);
-  const Model<AttnOnly, double> model(planted.config, planted.weights);
-  const auto task = make_patching_task(model, planted.task);
-  const Graph graph = model.graph();
-  const std::vector<std::uint8_t> truth = planted.truth(graph);
+  const PlantedCase planted_case(4, PlantedShape::Induction);
+  const auto& model = planted_case.model;
+  const auto& task = planted_case.task;
+  const Graph& graph = planted_case.graph;
+  const auto& truth = planted_case.truth;
   ComparisonOptions o;
   o.methods = {"eap", "exact", "acdc"};
   o.thresholds = {1e-3, 1e-1};
@@ -246,7 +255,7 @@ TEST_CASE("planted induction: activation patching finds the q and k edges that a
   CHECK(results[1].auc == doctest::Approx(1.0));       // exact patching sees every planted edge
   CHECK(results[2].auc == doctest::Approx(1.0));       // and so does ACDC
   // The key edge of the induction head: a large true effect, a vanishing gradient.
-  const int key = graph.find_edge(planted.true_edges[1]);
+  const int key = graph.find_edge(planted_case.planted.true_edges[1]);
   CHECK(std::fabs(results[1].edge_scores[static_cast<std::size_t>(key)]) > 1);
   CHECK(std::fabs(results[0].edge_scores[static_cast<std::size_t>(key)]) < 1e-3);
 }
