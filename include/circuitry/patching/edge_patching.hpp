@@ -29,6 +29,27 @@ std::vector<T> node_outputs(const M& model, const Batch& batch) {
   return out;
 }
 
+/// An unpatched run's node outputs and its residual stream at every stage, what runs that
+/// restart at a stage (exact patching, ACDC) start from.
+template <class T>
+struct RecordedRun {
+  std::vector<T> node_outputs;  // [n_upstream, batch, pos, d_model]
+  std::vector<T> residuals;     // [2L + 1, batch, pos, d_model]
+};
+
+template <class M, class T = typename M::scalar>
+RecordedRun<T> record_run(const M& model, const Batch& batch) {
+  const std::size_t BPD = batch.rows() * model.config().n_embd;
+  RecordedRun<T> run{std::vector<T>(model.n_upstream() * BPD), std::vector<T>(residual_stages(model.config().n_layer) * BPD)};
+  Arena arena;
+  Context<T, false> ctx(arena);
+  ForwardOptions<T> o;
+  o.node_outputs = run.node_outputs.data();
+  o.residuals = run.residuals.data();
+  model.forward(ctx, batch, o);
+  return run;
+}
+
 /// What patched edges read instead of their upstream node's output. [n_upstream, batch, pos, d_model]
 /// Mean ablation averages each node's output over the reference batch at each position
 /// (the reference needs at least as many positions as the task).

@@ -29,15 +29,9 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
   const std::size_t BPD = B * P * D;
 
   // Clean run with residuals and node outputs; corrupted node outputs; Delta.
-  std::vector<T> clean_out(model.n_upstream() * BPD), resid(residual_stages(L) * BPD);
-  {
-    Arena arena;
-    Context<T, false> ctx(arena);
-    ForwardOptions<T> o;
-    o.node_outputs = clean_out.data();
-    o.residuals = resid.data();
-    model.forward(ctx, task.clean, o);
-  }
+  RecordedRun<T> clean = record_run(model, task.clean);
+  const std::vector<T>& clean_out = clean.node_outputs;  // [n_upstream, B*P*D]
+  const std::vector<T>& resid = clean.residuals;         // [2L + 1, B*P*D]
   std::vector<T> delta = node_outputs(model, task.corrupted);
   for (std::size_t i = 0; i < delta.size(); ++i) delta[i] -= clean_out[i];
 

@@ -28,16 +28,9 @@ class StagedRuns {
         D_(model.config().n_embd), L_(model.config().n_layer), N_(model.n_upstream()) {
     const std::size_t BPD = B_ * P_ * D_;
     require(source.size() == N_ * BPD, "staged runs: the ablation source has the wrong size");
-    clean_out_.assign(N_ * BPD, T(0));
-    resid_.assign(residual_stages(L_) * BPD, T(0));
-    {
-      Arena arena;
-      Context<T, false> ctx(arena);
-      ForwardOptions<T> o;
-      o.node_outputs = clean_out_.data();
-      o.residuals = resid_.data();
-      model.forward(ctx, task.clean, o);
-    }
+    RecordedRun<T> clean = record_run(model, task.clean);
+    clean_out_ = std::move(clean.node_outputs);
+    resid_ = std::move(clean.residuals);
     source_ = source;
     source_last_ = gather_last(source_.data(), N_);
     delta_.resize(N_ * BPD);  // src_u - out_u(clean)  [n_upstream, B*P*D]
