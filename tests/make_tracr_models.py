@@ -275,7 +275,9 @@ def main():
             json.dump(cfg, f, indent=2)
             f.write("\n")
         save_file(sd, os.path.join(d, "model.safetensors"),
-                  metadata={"format": "transformer_lens", "source": "tracr", "acdc": ACDC_COMMIT})
+                  # one key only: safetensors writes metadata in hash order, so several
+                  # keys would make the file differ byte-wise from run to run
+                  metadata={"source": "tracr via ACDC's port, " + ACDC_COMMIT})
 
         # Sanity: model.apply on a BOS-led input equals forward on its ids and our own forward.
         probe = [BOS, 1, 2, 3] if name == "reverse" else [BOS, "x", "w", "w", "x"]
