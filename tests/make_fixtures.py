@@ -8,11 +8,15 @@ Run with Debian's Python (torch and numpy, no `transformers` needed):
 It builds a few tiny random GPT-2 style models, writes them in the Hugging Face
 layout (config.json + model.safetensors), writes a task file for each, and computes
 with an independent float64 PyTorch implementation of /work/shared/DESIGN.md
-section 2 the numbers the C++ tests compare against (expected.json).  The output is
+section 2 the numbers the C++ tests compare against (expected.json).  It also reads
+the TransformerLens checkpoints tests/make_tl_fixtures.py writes (fixtures/tl-*/:
+HookedTransformerConfig fields + the state_dict), checks its logits against
+TransformerLens's own, and writes their expected.json the same way.  The output is
 deterministic (fixed seeds); see tests/fixtures/README.md for the file contents.
 
 The code is meant to be read.  In order:
-  1. the model (plain GPT-2 forward, and its pieces),
+  1. the models (GPT-2 in the HF layout, TransformerLens checkpoints; their pieces
+     behind one interface, and a plain forward),
   2. the graph (nodes, ports, edges with their DESIGN.md names),
   3. the forward pass as an explicit residual decomposition, with overrides for
      edges, nodes and ports, and a zero "delta" per port for gradients,
@@ -20,7 +24,7 @@ The code is meant to be read.  In order:
   5. scores: eap, eap-ig, clean-corrupted, exact,
   6. path patching (sender -> receiver) and path sets (treeified model),
   7. file writers (safetensors by hand, json),
-  8. the fixtures and the self-checks.
+  8. the fixtures and the self-checks (section 8 ends with the TransformerLens ones).
 Every reference run handles one example at a time (batch 1, no padding); metrics and
 scores are means over examples.
 """
@@ -44,13 +48,27 @@ IG_STEPS = 5
 
 
 # ----------------------------------------------------------------------------
-# 1. The model: GPT-2 with Hugging Face semantics, computed in float64
+# 1. The models, computed in float64
 # ----------------------------------------------------------------------------
+#
+# Two checkpoint layouts (DESIGN.md section 3), one interface.  Everything below
+# section 1 sees a model only through these members:
+#   n_layer, n_head, d_model, d_head, attn_only, causal
+#   embed(tokens)                     the `input` node, [P] -> [P, D]
+#   ln1(l, x), ln2(l, x), ln_final(x) the norms (layer norm, LNPre or none)
+#   head_weights(l, h)                W_Q, b_Q, W_K, b_K, W_V, b_V ([D, dh] / [dh]) and W_O [dh, D]
+#   b_O(l)                            attention output bias [D] (a constant of the residual)
+#   mlp_weights(l)                    W_in [D, F], b_in, W_out [F, D], b_out
+#   act(x)                            the MLP activation
+#   W_U [D, V], b_U [V] or None       the unembedding
 
 class Model:
-    """Config plus weights.  Weights are keyed by HF names WITHOUT the
-    `transformer.` prefix and held as float64 tensors (exact copies of the stored
-    float32 / float16 / bfloat16 values)."""
+    """GPT-2 in the Hugging Face layout: config plus weights.  Weights are keyed by HF
+    names WITHOUT the `transformer.` prefix and held as float64 tensors (exact copies
+    of the stored float32 / float16 / bfloat16 values)."""
+
+    causal = True
+    b_U = None
 
     def __init__(self, config, weights):
         self.config = config
@@ -62,80 +80,202 @@ class Model:
         self.attn_only = bool(config.get("attn_only", False))
         self.w = {k: torch.tensor(np.asarray(v, dtype=np.float64)) for k, v in weights.items()}
         tied = config.get("tie_word_embeddings", True)
-        self.W_U = self.w["wte.weight"] if tied else self.w["lm_head.weight"]  # [V, D]
+        self.W_U = (self.w["wte.weight"] if tied else self.w["lm_head.weight"]).T  # [D, V]
 
     def __getitem__(self, name):
         return self.w[name]
 
+    def embed(self, tokens):
+        """wte[tok] + wpe[pos]."""
+        positions = torch.arange(len(tokens))
+        return self["wte.weight"][tokens] + self["wpe.weight"][positions]
+
+    def ln1(self, l, x):
+        return layer_norm(x, self[f"h.{l}.ln_1.weight"], self[f"h.{l}.ln_1.bias"], self.eps)
+
+    def ln2(self, l, x):
+        return layer_norm(x, self[f"h.{l}.ln_2.weight"], self[f"h.{l}.ln_2.bias"], self.eps)
+
+    def ln_final(self, x):
+        return layer_norm(x, self["ln_f.weight"], self["ln_f.bias"], self.eps)
+
+    def head_weights(self, l, h):
+        """c_attn (Conv1D, y = x W + b) has columns q | k | v, each split into heads of
+        d_head columns; head h's rows of c_proj.weight map its z back to the residual."""
+        D, dh = self.d_model, self.d_head
+        W = self[f"h.{l}.attn.c_attn.weight"]  # [D, 3D]
+        b = self[f"h.{l}.attn.c_attn.bias"]    # [3D]
+
+        def cols(part):  # part 0 = q, 1 = k, 2 = v
+            return slice(part * D + h * dh, part * D + (h + 1) * dh)
+        W_O = self[f"h.{l}.attn.c_proj.weight"][h * dh:(h + 1) * dh, :]
+        return W[:, cols(0)], b[cols(0)], W[:, cols(1)], b[cols(1)], W[:, cols(2)], b[cols(2)], W_O
+
+    def b_O(self, l):
+        return self[f"h.{l}.attn.c_proj.bias"]
+
+    def mlp_weights(self, l):
+        p = f"h.{l}.mlp."
+        return self[p + "c_fc.weight"], self[p + "c_fc.bias"], self[p + "c_proj.weight"], self[p + "c_proj.bias"]
+
+    @staticmethod
+    def act(x):
+        return gelu_new(x)
+
+
+# The TransformerLens configurations the reference computes (DESIGN.md section 3);
+# anything else is refused, as circuitry must refuse it.
+TL_NORMS = {"LN", "LNPre", None}
+TL_ACTS = {"gelu_new", "gelu", "relu"}
+
+
+class TLModel:
+    """A TransformerLens checkpoint: HookedTransformerConfig fields plus the state_dict
+    (`embed.W_E`, `blocks.{l}.attn.W_Q` [H, D, dh], ...).  The state_dict's buffers
+    (`blocks.{l}.attn.mask`, `attn.IGNORE`) are not weights: the mask is rebuilt from
+    attention_dir (TransformerLens keeps a lower-triangular mask even for bidirectional
+    models and never applies it there), IGNORE is TransformerLens's -inf."""
+
+    def __init__(self, config, weights):
+        refuse = [f"{k} {config.get(k)!r}" for k, ok in (
+            ("normalization_type", config.get("normalization_type") in TL_NORMS),
+            ("act_fn", config.get("act_fn") in TL_ACTS or config.get("attn_only")),
+            ("positional_embedding_type", config.get("positional_embedding_type", "standard") == "standard"),
+            ("attention_dir", config.get("attention_dir", "causal") in ("causal", "bidirectional")),
+            ("parallel_attn_mlp", not config.get("parallel_attn_mlp", False)),
+            ("gated_mlp", not config.get("gated_mlp", False)),
+            ("n_key_value_heads", config.get("n_key_value_heads") is None),
+            ("attn_scale", config.get("use_attn_scale", True)
+             and math.isclose(config.get("attn_scale", math.sqrt(config["d_head"])), math.sqrt(config["d_head"]))),
+        ) if not ok]
+        assert not refuse, f"unsupported TransformerLens config: {', '.join(refuse)}"
+        self.config = config
+        self.n_layer = config["n_layers"]
+        self.n_head = config["n_heads"]
+        self.d_model = config["d_model"]
+        self.d_head = config["d_head"]  # need not be d_model / n_heads
+        self.eps = config["eps"]
+        self.attn_only = bool(config.get("attn_only", False))
+        self.causal = config.get("attention_dir", "causal") == "causal"
+        self.norm = config.get("normalization_type")
+        self.w = {k: torch.tensor(np.asarray(v, dtype=np.float64)) for k, v in weights.items()
+                  if not k.endswith((".attn.mask", ".attn.IGNORE"))}
+        self.W_U = self["unembed.W_U"]  # [D, d_vocab_out]
+        self.b_U = self["unembed.b_U"]  # [d_vocab_out]
+
+    def __getitem__(self, name):
+        return self.w[name]
+
+    def embed(self, tokens):
+        """W_E[tok] + W_pos[pos] (no W_pos: token embedding only)."""
+        x = self["embed.W_E"][tokens]
+        if "pos_embed.W_pos" in self.w:
+            x = x + self["pos_embed.W_pos"][torch.arange(len(tokens))]
+        return x
+
+    def _norm(self, prefix, x):
+        if self.norm == "LN":
+            return layer_norm(x, self[prefix + ".w"], self[prefix + ".b"], self.eps)
+        if self.norm == "LNPre":  # normalisation only, no weight or bias
+            return layer_norm_pre(x, self.eps)
+        return x  # normalization_type None
+
+    def ln1(self, l, x):
+        return self._norm(f"blocks.{l}.ln1", x)
+
+    def ln2(self, l, x):
+        return self._norm(f"blocks.{l}.ln2", x)
+
+    def ln_final(self, x):
+        return self._norm("ln_final", x)
+
+    def head_weights(self, l, h):
+        p = f"blocks.{l}.attn."
+        return tuple(self[p + n][h] for n in ("W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V", "W_O"))
+
+    def b_O(self, l):
+        return self[f"blocks.{l}.attn.b_O"]
+
+    def mlp_weights(self, l):
+        p = f"blocks.{l}.mlp."
+        return self[p + "W_in"], self[p + "b_in"], self[p + "W_out"], self[p + "b_out"]
+
+    def act(self, x):
+        return {"gelu_new": gelu_new, "gelu": gelu, "relu": torch.relu}[self.config["act_fn"]](x)
+
+
+def layer_norm_pre(x, eps):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)  # biased variance, as torch/HF/TL
+    return (x - mean) / torch.sqrt(var + eps)
+
 
 def layer_norm(x, weight, bias, eps):
-    mean = x.mean(-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(-1, keepdim=True)  # biased variance, as torch/HF
-    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+    return layer_norm_pre(x, eps) * weight + bias
 
 
 def gelu_new(x):
+    """GPT-2's tanh approximation."""
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def gelu(x):
+    """The exact GELU, x Phi(x)."""
+    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
 def embed(model, tokens):
-    """The `input` node: wte[tok] + wpe[pos].  tokens: [P] -> [P, D]."""
-    positions = torch.arange(len(tokens))
-    return model["wte.weight"][tokens] + model["wpe.weight"][positions]
+    """The `input` node: token embedding + learned position embedding.  [P] -> [P, D]."""
+    return model.embed(tokens)
+
+
+def attention_pattern(model, q, k):
+    """softmax(q k^T / sqrt(d_head)), causal or not.  q, k: [..., P, dh] -> [..., P, P]."""
+    P = q.shape[-2]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(model.d_head)
+    if model.causal:
+        causal = torch.ones(P, P, dtype=torch.bool).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+    return torch.softmax(scores, dim=-1)
 
 
 def head_output(model, l, h, q_in, k_in, v_in):
     """Head h of layer l.  It reads its own residual copy for each of q, k, v
-    ([P, D] each, each through its own ln_1) and returns z_h @ c_proj.weight[h rows]
-    ([P, D]), WITHOUT c_proj.bias (that bias is a constant of the residual)."""
-    D, dh = model.d_model, model.d_head
-    W = model[f"h.{l}.attn.c_attn.weight"]  # [D, 3D], columns q | k | v
-    b = model[f"h.{l}.attn.c_attn.bias"]    # [3D]
-
-    def ln1(x):
-        return layer_norm(x, model[f"h.{l}.ln_1.weight"], model[f"h.{l}.ln_1.bias"], model.eps)
-
-    def cols(part):  # part 0 = q, 1 = k, 2 = v
-        return slice(part * D + h * dh, part * D + (h + 1) * dh)
-
-    q = ln1(q_in) @ W[:, cols(0)] + b[cols(0)]  # [P, dh]
-    k = ln1(k_in) @ W[:, cols(1)] + b[cols(1)]
-    v = ln1(v_in) @ W[:, cols(2)] + b[cols(2)]
-    P = q.shape[0]
-    scores = q @ k.T / math.sqrt(dh)  # [P, P]
-    causal = torch.ones(P, P, dtype=torch.bool).tril()
-    pattern = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
-    z = pattern @ v  # [P, dh]
-    return z @ model[f"h.{l}.attn.c_proj.weight"][h * dh:(h + 1) * dh, :]  # [P, D]
+    ([P, D] each, each through its own ln1) and returns z_h @ W_O[h] ([P, D]),
+    WITHOUT the attention output bias (a constant of the residual)."""
+    W_Q, b_Q, W_K, b_K, W_V, b_V, W_O = model.head_weights(l, h)
+    q = model.ln1(l, q_in) @ W_Q + b_Q  # [P, dh]
+    k = model.ln1(l, k_in) @ W_K + b_K
+    v = model.ln1(l, v_in) @ W_V + b_V
+    z = attention_pattern(model, q, k) @ v  # [P, dh]
+    return z @ W_O  # [P, D]
 
 
 def mlp_output(model, l, x):
-    """MLP l from its input residual x ([P, D], before ln_2), including its output bias."""
-    a = layer_norm(x, model[f"h.{l}.ln_2.weight"], model[f"h.{l}.ln_2.bias"], model.eps)
-    hidden = gelu_new(a @ model[f"h.{l}.mlp.c_fc.weight"] + model[f"h.{l}.mlp.c_fc.bias"])
-    return hidden @ model[f"h.{l}.mlp.c_proj.weight"] + model[f"h.{l}.mlp.c_proj.bias"]
+    """MLP l from its input residual x ([P, D], before ln2), including its output bias."""
+    W_in, b_in, W_out, b_out = model.mlp_weights(l)
+    hidden = model.act(model.ln2(l, x) @ W_in + b_in)
+    return hidden @ W_out + b_out
 
 
 def unembed(model, x):
-    """`logits` port: ln_f then W_U.  [P, D] -> [P, V]."""
-    return layer_norm(x, model["ln_f.weight"], model["ln_f.bias"], model.eps) @ model.W_U.T
+    """`logits` port: the final norm, then W_U (+ b_U).  [P, D] -> [P, V]."""
+    logits = model.ln_final(x) @ model.W_U
+    return logits if model.b_U is None else logits + model.b_U
 
 
 def plain_forward(model, tokens):
-    """An ordinary GPT-2 forward (all heads at once), used only to check that the
-    residual decomposition below computes the same logits."""
-    D, H, dh = model.d_model, model.n_head, model.d_head
-    P = len(tokens)
-    x = embed(model, tokens)
-    causal = torch.ones(P, P, dtype=torch.bool).tril()
+    """An ordinary forward (all heads of a layer at once, their outputs summed by one
+    matrix product), used only to check that the residual decomposition below computes
+    the same logits."""
+    x = model.embed(tokens)
     for l in range(model.n_layer):
-        a = layer_norm(x, model[f"h.{l}.ln_1.weight"], model[f"h.{l}.ln_1.bias"], model.eps)
-        qkv = a @ model[f"h.{l}.attn.c_attn.weight"] + model[f"h.{l}.attn.c_attn.bias"]
-        q, k, v = (t.reshape(P, H, dh).transpose(0, 1) for t in qkv.split(D, dim=-1))  # [H, P, dh]
-        scores = q @ k.transpose(-1, -2) / math.sqrt(dh)
-        pattern = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
-        z = (pattern @ v).transpose(0, 1).reshape(P, D)
-        x = x + z @ model[f"h.{l}.attn.c_proj.weight"] + model[f"h.{l}.attn.c_proj.bias"]
+        a = model.ln1(l, x)
+        weights = [model.head_weights(l, h) for h in range(model.n_head)]
+        q, k, v = (torch.stack([a @ w[i] + w[i + 1] for w in weights]) for i in (0, 2, 4))  # [H, P, dh]
+        z = attention_pattern(model, q, k) @ v  # [H, P, dh]
+        W_O = torch.cat([w[6] for w in weights])  # [H dh, D]
+        x = x + torch.cat(list(z), dim=-1) @ W_O + model.b_O(l)
         if not model.attn_only:
             x = x + mlp_output(model, l, x)
     return unembed(model, x)
@@ -166,7 +306,7 @@ class Graph:
             self.upstream[port] = list(before)
             self.owner[port] = owner
             self.ports_of.setdefault(owner, []).append(port)
-            self.layer_of_port[port] = n_attn_biases  # how many c_proj.biases it sees
+            self.layer_of_port[port] = n_attn_biases  # how many attention output biases it sees
 
         for l in range(model.n_layer):
             heads = [f"a{l}.h{h}" for h in range(model.n_head)]
@@ -202,11 +342,11 @@ def layer_of(node):
 
 
 def residual_bias(model, graph, port):
-    """Sum of the c_proj.bias of every attention layer before `port` (the constant
-    part of its residual stream).  [D]"""
+    """Sum of the attention output bias (c_proj.bias, b_O) of every attention layer
+    before `port` (the constant part of its residual stream).  [D]"""
     bias = torch.zeros(model.d_model)
     for l in range(graph.layer_of_port[port]):
-        bias = bias + model[f"h.{l}.attn.c_proj.bias"]
+        bias = bias + model.b_O(l)
     return bias
 
 
@@ -532,7 +672,8 @@ def write_safetensors(path, tensors, dtype):
 
 
 def read_safetensors(path):
-    """Minimal reader, used to check the writer round-trips.  -> {name: float32 array}"""
+    """Minimal reader, used to check the writer round-trips and to read the
+    TransformerLens checkpoints.  -> {name: float32 array (bool for BOOL)}"""
     data = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
@@ -543,9 +684,12 @@ def read_safetensors(path):
             continue
         b, e = info["data_offsets"]
         raw = body[b:e]
-        kind = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}[info["dtype"]]
+        kind = {"F32": "<f4", "F16": "<f2", "BF16": "<u2", "BOOL": "|b1"}[info["dtype"]]
         a = np.frombuffer(raw, dtype=kind).reshape(info["shape"])
-        out[name] = from_bf16_bits(a) if info["dtype"] == "BF16" else a.astype(np.float32)
+        if info["dtype"] == "BOOL":  # TransformerLens's attn.mask buffers
+            out[name] = a.copy()
+        else:
+            out[name] = from_bf16_bits(a) if info["dtype"] == "BF16" else a.astype(np.float32)
         end = max(end, e)
     assert end == len(body), "data section not tiled exactly"
     return out
@@ -863,7 +1007,14 @@ def build_fixture(name, config, weights, lines, prefix="", buffers=False, dtype=
         for line in lines:
             f.write(json.dumps(line) + "\n")
 
-    model = Model(config, values)
+    expected = reference(name, Model(config, values), lines, full=dtype == "F32")
+    write_json(out / "expected.json", expected)
+    return expected
+
+
+def reference(name, model, lines, full=True):
+    """The expected.json object of one model and task: logits and metrics, and with
+    `full` the graph, every score, path patching and path sets (self-checked)."""
     graph = Graph(model)
     task = [Example(model, graph, line) for line in lines]
     clean = mean_metrics(task, lambda ex: ex.clean_logits)
@@ -875,8 +1026,7 @@ def build_fixture(name, config, weights, lines, prefix="", buffers=False, dtype=
         "corrupted_logits": [ex.corr_logits.tolist() for ex in task],
         "metrics": metrics,
     }
-    if dtype != "F32":
-        write_json(out / "expected.json", expected)
+    if not full:
         return expected
 
     scores = {m: gradient_scores(model, graph, task, m) for m in ["eap", "eap-ig", "clean-corrupted"]}
@@ -905,8 +1055,38 @@ def build_fixture(name, config, weights, lines, prefix="", buffers=False, dtype=
         "path_patching": pp,
         "path_sets": ps,
     })
-    write_json(out / "expected.json", expected)
     return expected
+
+
+def read_tl_checkpoint(directory):
+    """A TransformerLens checkpoint directory (DESIGN.md section 3): config.json with
+    HookedTransformerConfig's fields and model.safetensors with the state_dict."""
+    config = json.loads((directory / "config.json").read_text())
+    return TLModel(config, read_safetensors(directory / "model.safetensors"))
+
+
+def build_tl_fixture(directory):
+    """expected.json for a TransformerLens checkpoint written by make_tl_fixtures.py.
+    First our logits (the residual decomposition, every position) must equal
+    TransformerLens's own float64 logits (tl-logits.json) to 1e-9.
+    Returns (expected, max |ours - TL float64|, max |ours - TL float32|)."""
+    model = read_tl_checkpoint(directory)
+    lines = [json.loads(s) for s in (directory / "task.jsonl").read_text().splitlines() if s.strip()]
+    tl = json.loads((directory / "tl-logits.json").read_text())
+    graph = Graph(model)
+    gaps = {"float64": 0.0, "float32": 0.0}
+    for i, line in enumerate(lines):
+        for key, tokens in (("all_logits", line["clean"]), ("all_corrupted_logits", line["corrupted"])):
+            ours = run(model, graph, torch.tensor(tokens))[0].detach()  # [P, d_vocab_out]
+            for dtype in gaps:
+                theirs = torch.tensor(tl[dtype][key][i])
+                assert theirs.shape == ours.shape, (directory.name, key, i, theirs.shape, ours.shape)
+                gaps[dtype] = max(gaps[dtype], (ours - theirs).abs().max().item())
+    assert gaps["float64"] < 1e-9, (directory.name, gaps)
+    assert gaps["float32"] < 1e-4, (directory.name, gaps)
+    expected = reference(directory.name, model, lines)
+    write_json(directory / "expected.json", expected)
+    return expected, gaps["float64"], gaps["float32"]
 
 
 def summary(name, e):
@@ -943,6 +1123,21 @@ def main():
 
     # (4) Answer sets (DESIGN.md section 2) on the first model.
     build_answer_set_fixture("gpt2-tiny", random_set_task(41, [4, 7, 3, 6, 5], seed=104))
+
+    # (5) TransformerLens checkpoints (written by make_tl_fixtures.py), and the
+    # configurations the reference refuses as circuitry must.
+    for directory in sorted(FIXTURES.glob("tl-*")):
+        if (directory / "model.safetensors").exists():
+            e, gap64, gap32 = build_tl_fixture(directory)
+            summary(directory.name, e)
+            print(f"  max |reference - TransformerLens| logits: float64 {gap64:.1e}, float32 {gap32:.1e}")
+    for path in sorted((FIXTURES / "tl-unsupported").glob("*.json")):
+        try:
+            TLModel(json.loads(path.read_text()), {})
+        except AssertionError as refused:
+            print(f"tl-unsupported/{path.name}: {refused}")
+        else:
+            raise AssertionError(f"{path} was not refused")
 
     total = sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file())
     print(f"fixtures: {total} bytes")
