@@ -82,7 +82,7 @@ void with_model(const Args& a, F&& f) {
   const std::string dtype = a.get("--dtype", "float32");
   require(dtype == "float32" || dtype == "float64", "unknown --dtype '" + dtype + "' (choose float32 or float64)");
   auto run = [&]<class T>() {
-    auto checkpoint = io::load_checkpoint<T>(a.get("--model"));
+    auto checkpoint = io::load_model_directory<T>(a.get("--model"));
     with_architecture(checkpoint.config, [&]<class Arch>() {
       const Model<Arch, T> model(checkpoint.config, std::move(checkpoint.weights));
       f(model);
@@ -109,7 +109,7 @@ void forward(const Args& a) {
     j["metric"] = metric_name(metric.kind);
     j["clean_metric"] = metric_value(metric, task.clean_logits, task.data);
     j["corrupted_metric"] = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
-    const std::size_t V = model.config().vocab_size;
+    const std::size_t V = model.config().n_outputs();
     Json rows = Json::array();
     for (std::size_t b = 0; b < task.clean.batch; ++b)
       rows.push_back(std::vector<double>(task.clean_logits.begin() + static_cast<std::ptrdiff_t>(b * V),

@@ -289,7 +289,7 @@ inline void discover_command(const Args& a) {
   require(opt.target_faithfulness > 0 && opt.target_faithfulness <= 1.5, "discover: --target must be in (0, 1.5], got " +
                                                                            std::to_string(opt.target_faithfulness));
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
-  auto checkpoint = io::load_checkpoint<float>(a.get("--model"));
+  auto checkpoint = io::load_model_directory<float>(a.get("--model"));
   with_architecture(checkpoint.config, [&]<class Arch>() {
     const Model<Arch, float> model(checkpoint.config, std::move(checkpoint.weights));
     const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);

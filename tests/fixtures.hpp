@@ -7,14 +7,14 @@
 #include <nlohmann/json.hpp>
 
 #include <circuitry/circuits/metrics.hpp>
-#include <circuitry/io/checkpoint.hpp>
+#include <circuitry/io/transformer_lens.hpp>
 #include <circuitry/models/model.hpp>
 #include <circuitry/text/task.hpp>
 
 namespace circuitry::testing {
 
 using io::Checkpoint;
-using io::load_checkpoint;
+using io::load_model_directory;
 
 template <class T>
 struct Fixture {
@@ -24,15 +24,17 @@ struct Fixture {
   nlohmann::json expected;
 
   explicit Fixture(const std::string& name)
-      : dir(std::string(CIRCUITRY_FIXTURES_DIR) + "/" + name), checkpoint(load_checkpoint<T>(dir)) {
+      : dir(std::string(CIRCUITRY_FIXTURES_DIR) + "/" + name), checkpoint(load_model_directory<T>(dir)) {
     task = read_task(dir + "/task.jsonl", checkpoint.config.vocab_size, checkpoint.config.n_positions);
     std::ifstream in(dir + "/expected.json");
     expected = nlohmann::json::parse(in);
   }
 
-  template <class F>
+  /// Calls f(model) with the fixture's model; List names the architectures a test unit
+  /// instantiates (each one compiles everything f uses once more).
+  template <class List = ArchitectureList<GPT2, AttnOnly>, class F>
   void with_model(F&& f) {
-    with_architecture(checkpoint.config, [&]<class Arch>() { f(Model<Arch, T>(checkpoint.config, checkpoint.weights)); });
+    with_architecture<List>(checkpoint.config, [&]<class Arch>() { f(Model<Arch, T>(checkpoint.config, checkpoint.weights)); });
   }
 
   Batch clean_batch() const { return batch(true); }

@@ -5,6 +5,7 @@
 
 #include <circuitry/core/gradcheck.hpp>
 #include <circuitry/core/ops.hpp>
+#include <circuitry/models/components.hpp>
 
 using namespace circuitry;
 
@@ -69,25 +70,59 @@ TEST_CASE("gradients: broadcast add, mul, scale") {
                             {random_input({5}, 14)}));
 }
 
-TEST_CASE("gradients: layer norm and gelu_new") {
+TEST_CASE("gradients: layer norm and the MLP activations (gelu_new, gelu, relu)") {
   expect_ok(check_gradients(
       [](const auto& ctx, auto& v) { return ops::layer_norm(ctx, v[0], v[1], v[2], 1e-5); },
       {random_input({2, 3, 6}, 15, 2.0, 0.5), random_input({6}, 16, 0.3, 1.0), random_input({6}, 17)}));
-  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::gelu_new(ctx, v[0]); },
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::activation<GeluNew>(ctx, v[0]); },
                             {random_input({3, 7}, 18, 2.0)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::activation<Gelu>(ctx, v[0]); },
+                            {random_input({3, 7}, 118, 2.0)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::activation<Relu>(ctx, v[0]); },
+                            {random_input({3, 7}, 119, 2.0)}));
+  // Known values: gelu(1) = Phi(1) = 0.841344746..., gelu_new(1) = 0.841191990..., relu(-2) = 0.
+  Arena arena;
+  Context<double, false> ctx(arena);
+  std::vector<double> x{1.0, -2.0};
+  const Var<double> in{x.data(), {2}, nullptr};
+  CHECK(ops::activation<Gelu>(ctx, in).value[0] == doctest::Approx(0.8413447460685429).epsilon(1e-14));
+  CHECK(ops::activation<GeluNew>(ctx, in).value[0] == doctest::Approx(0.8411919906082768).epsilon(1e-14));
+  CHECK(ops::activation<Relu>(ctx, in).value[1] == 0.0);
 }
 
-TEST_CASE("gradients: causal attention pattern and mix") {
+TEST_CASE("gradients: attention pattern (causal, bidirectional with padding) and mix") {
   const std::size_t H = 2;
-  expect_ok(check_gradients(
-      [H](const auto& ctx, auto& v) { return ops::causal_attention_pattern(ctx, v[0], H); },
-      {random_input({2, 4, 3 * 6}, 19)}));
-  expect_ok(check_gradients(
-      [H](const auto& ctx, auto& v) {
-        auto pattern = ops::causal_attention_pattern(ctx, v[0], H);
-        return ops::attention_mix(ctx, pattern, v[0], H);
-      },
-      {random_input({2, 5, 3 * 6}, 20)}));
+  for (const ops::KeyMask& mask : {ops::KeyMask::causal_mask(), ops::KeyMask::bidirectional({4, 2})}) {
+    CAPTURE(mask.causal);
+    expect_ok(check_gradients([&](const auto& ctx, auto& v) { return ops::attention_pattern(ctx, v[0], H, mask); },
+                              {random_input({2, 4, 3 * 6}, 19)}));
+    expect_ok(check_gradients(
+        [&](const auto& ctx, auto& v) {
+          auto pattern = ops::attention_pattern(ctx, v[0], H, mask);
+          return ops::attention_mix(ctx, pattern, v[0], H);
+        },
+        {random_input({2, 4, 3 * 6}, 20)}));
+  }
+}
+
+TEST_CASE("bidirectional attention: every row sees exactly its sequence's real positions") {
+  Arena arena;
+  Context<double, false> ctx(arena);
+  auto in = random_input({2, 4, 3 * 4}, 121);
+  auto qkv = Context<double, false>::constant(in.values.data(), in.shape);
+  auto pattern = ops::attention_pattern(ctx, qkv, 2, ops::KeyMask::bidirectional({4, 3}));
+  for (std::size_t b = 0; b < 2; ++b)
+    for (std::size_t h = 0; h < 2; ++h)
+      for (std::size_t i = 0; i < 4; ++i) {
+        double s = 0;
+        for (std::size_t j = 0; j < 4; ++j) {
+          const double a = pattern.view()(b, h, i, j);
+          if (j >= (b == 0 ? 4u : 3u)) CHECK(a == 0.0);
+          else CHECK(a > 0.0);
+          s += a;
+        }
+        CHECK(s == doctest::Approx(1.0));
+      }
 }
 
 TEST_CASE("causal attention: rows sum to one and never look ahead") {
@@ -95,7 +130,7 @@ TEST_CASE("causal attention: rows sum to one and never look ahead") {
   Context<double, false> ctx(arena);
   auto in = random_input({1, 4, 3 * 4}, 21);
   auto qkv = Context<double, false>::constant(in.values.data(), in.shape);
-  auto pattern = ops::causal_attention_pattern(ctx, qkv, 2);
+  auto pattern = ops::attention_pattern(ctx, qkv, 2, ops::KeyMask::causal_mask());
   for (std::size_t h = 0; h < 2; ++h)
     for (std::size_t i = 0; i < 4; ++i) {
       double s = 0;
@@ -172,7 +207,14 @@ TEST_CASE("norm_linear_ports: per-port gradients sum to the ordinary gradient") 
   // The fused op's gradients match finite differences...
   expect_ok(check_gradients(
       [&](const auto& ctx, auto& v) {
-        return ops::norm_linear_ports(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], ops::PortSplit::qkv_heads(H, dh));
+        return ops::norm_linear_ports<LayerNorm>(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], ops::PortSplit::qkv_heads(H, dh));
+      },
+      in));
+  // With no norm (tracr) the op is a plain projection with the same port split.
+  expect_ok(check_gradients(
+      [&](const auto& ctx, auto& v) {
+        return ops::norm_linear_ports<NoNorm>(ctx, v[0], Var<double>{}, Var<double>{}, 1e-5, &v[3], &v[4],
+                                              ops::PortSplit::qkv_heads(H, dh));
       },
       in));
   // ...and each port's gradient equals the gradient through that port's columns alone.
@@ -187,7 +229,7 @@ TEST_CASE("norm_linear_ports: per-port gradients sum to the ordinary gradient") 
     tape.watch(v.back());
   }
   std::vector<double> port_grads;
-  auto y = ops::norm_linear_ports(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], ops::PortSplit::qkv_heads(H, dh),
+  auto y = ops::norm_linear_ports<LayerNorm>(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], ops::PortSplit::qkv_heads(H, dh),
                                   [&](const double* g, std::size_t n, std::size_t rows, std::size_t d) {
                                     port_grads.assign(g, g + n * rows * d);
                                   });

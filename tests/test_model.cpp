@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <circuitry/circuits/metrics.hpp>
-#include <circuitry/io/checkpoint.hpp>
+#include <circuitry/io/transformer_lens.hpp>
 #include <circuitry/models/model.hpp>
 #include <circuitry/text/task.hpp>
 
@@ -45,13 +45,30 @@ TEST_CASE_TEMPLATE("forward logits and metrics match PyTorch", T, float, double)
   }
 }
 
-TEST_CASE("whole-model gradients match finite differences (double)") {
+// An architecture no checkpoint format names, composed only for this test: adding one is a `using`.
+using NoPositionsGelu = Architecture<NoPositions, PreNorm<LayerNorm>, Attention<Causal>, Mlp<Gelu>, Unembed<LayerNorm>>;
+
+TEST_CASE_TEMPLATE("whole-model gradients match finite differences (double), every architecture", Arch, GPT2, AttnOnly,
+                   GeluTransformer, BidirectionalRelu, Tracr, NoPositionsGelu) {
   ModelConfig c;
   c.n_layer = 2, c.n_head = 2, c.n_embd = 6, c.n_positions = 8, c.vocab_size = 11, c.n_inner = 10;
-  auto model = Model<GPT2, double>::random(c, 3, 0.4);
+  c.normalization = std::string(Arch::norm::name), c.attention_dir = std::string(Arch::attention::name);
+  c.positional = std::string(Arch::embed::name), c.attn_only = !Arch::has_mlp;
+  if constexpr (Arch::has_mlp) c.act_fn = std::string(Arch::mlp::name);
+  if constexpr (!std::is_same_v<Arch, GPT2>) {  // d_head free, untied unembedding with a bias, fewer outputs
+    c.head_dim = 4, c.tie_word_embeddings = false, c.unembed_bias = true, c.vocab_out = 9;
+  }
+  auto model = Model<Arch, double>::random(c, 3, 0.4);
+  std::mt19937 rng(5);
+  std::normal_distribution<double> normal(0.0, 0.3);
+  // Random biases and gains too, so every parameter's gradient is exercised away from 0 / 1.
+  ParamVars<double>::view(model.weights()).for_each(model.weights(), [&](Var<double>&, auto& t) {
+    if (t.dimension() == 1)
+      for (auto& v : t) v += normal(rng);
+  });
   const Batch batch = Batch::from({{1, 4, 2, 7}, {3, 3, 9}});
-  const std::vector<int> targets{0, 5, 2, 8, 1, 1, 6, 10};  // one per position (padded rows included)
-  auto loss_of = [&](Model<GPT2, double>& m) {
+  const std::vector<int> targets{0, 5, 2, 8, 1, 1, 6, 7};  // one per position (padded rows included)
+  auto loss_of = [&](Model<Arch, double>& m) {
     Arena arena;
     Context<double, false> ctx(arena);
     ForwardOptions<double> o;
@@ -69,10 +86,11 @@ TEST_CASE("whole-model gradients match finite differences (double)") {
   o.input_var = &input;
   tape.backward(ops::cross_entropy(ctx, model.forward(ctx, batch, o, &params), targets));
 
-  std::mt19937 rng(5);
   double worst = 0, largest = 0;
+  std::size_t n_params = 0;
   params.for_each(model.weights(), [&](Var<double>& v, auto& tensor) {
     const double* g = tape.grad(v);
+    ++n_params;
     for (int k = 0; k < 6; ++k) {
       const std::size_t i = rng() % tensor.size();
       const double x0 = tensor.data()[i], h = 1e-6;
@@ -86,6 +104,9 @@ TEST_CASE("whole-model gradients match finite differences (double)") {
       largest = std::max(largest, std::abs(numeric));
     }
   });
+  std::size_t declared = 0;
+  Arch::parameters(c, model.weights(), [&](const std::string&, auto&, const ParamShape&, ParamKind) { ++declared; });
+  CHECK(n_params == declared);
   CHECK(largest > 1e-3);
   CHECK(worst < 1e-7);
 
@@ -108,6 +129,109 @@ TEST_CASE("whole-model gradients match finite differences (double)") {
     worst = std::max(worst, std::abs((run(1e-6) - run(-1e-6)) / 2e-6 - g_in[i]));
   }
   CHECK(worst < 1e-7);
+}
+
+TEST_CASE("bidirectional attention: padding never changes a real position, and later tokens reach earlier ones") {
+  ModelConfig c;
+  c.n_layer = 2, c.n_head = 2, c.n_embd = 8, c.n_positions = 8, c.vocab_size = 11, c.n_inner = 12;
+  c.normalization = "none", c.attention_dir = "bidirectional", c.act_fn = "relu";
+  const auto model = Model<Tracr, double>::random(c, 4, 0.5);
+  auto logits_all = [&](const Batch& batch) {
+    Arena arena;
+    Context<double, false> ctx(arena);
+    ForwardOptions<double> o;
+    o.all_positions = true;
+    Var<double> y = model.forward(ctx, batch, o);
+    return std::vector<double>(y.value, y.value + y.numel());
+  };
+  const auto alone = logits_all(Batch::from({{1, 4, 2}}));
+  const auto padded = logits_all(Batch::from({{1, 4, 2}, {3, 3, 9, 5, 6}}));  // first sequence padded to 5
+  const std::size_t V = c.n_outputs();
+  for (std::size_t i = 0; i < 3 * V; ++i) CHECK(padded[i] == doctest::Approx(alone[i]).epsilon(1e-12));
+  const auto changed = logits_all(Batch::from({{1, 4, 7}}));  // only the last token differs
+  double moved = 0;
+  for (std::size_t i = 0; i < V; ++i) moved = std::max(moved, std::abs(changed[i] - alone[i]));
+  CHECK(moved > 1e-6);  // position 0 sees position 2
+}
+
+TEST_CASE_TEMPLATE("TransformerLens checkpoints: logits match TransformerLens and the reference", T, float, double) {
+  const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-9;
+  for (const char* name : {"tl-gelu-new", "tl-gelu", "tl-relu-bidir", "tl-nonorm-relu", "tl-attn-only", "tl-lnpre"}) {
+    CAPTURE(name);
+    Fixture<T> fx(name);
+    std::ifstream in(fx.dir + "/tl-logits.json");
+    const nlohmann::json tl = nlohmann::json::parse(in)[std::is_same_v<T, float> ? "float32" : "float64"];
+    fx.template with_model<RegisteredArchitectures>([&](const auto& model) {
+      for (bool clean : {true, false}) {
+        Arena arena;
+        Context<T, false> ctx(arena);
+        Var<T> last = model.forward(ctx, fx.batch(clean));
+        const auto& reference = fx.expected[clean ? "logits" : "corrupted_logits"];
+        const auto& theirs = tl[clean ? "logits" : "corrupted_logits"];
+        REQUIRE(last.shape[0] == reference.size());
+        REQUIRE(last.shape[1] == model.config().n_outputs());
+        double worst = 0;
+        for (std::size_t b = 0; b < reference.size(); ++b)
+          for (std::size_t v = 0; v < last.shape[1]; ++v) {
+            const double ours = last.value[b * last.shape[1] + v];
+            worst = std::max({worst, std::abs(ours - reference[b][v].template get<double>()),
+                              std::abs(ours - theirs[b][v].template get<double>())});
+          }
+        CHECK(worst < tol);
+        // Every position of every example, against TransformerLens' own run.
+        const auto& all = tl[clean ? "all_logits" : "all_corrupted_logits"];
+        for (std::size_t b = 0; b < all.size(); ++b) {
+          const Batch one = Batch::from({clean ? fx.task.examples[b].clean : fx.task.examples[b].corrupted});
+          ForwardOptions<T> o;
+          o.all_positions = true;
+          Var<T> y = model.forward(ctx, one, o);
+          for (std::size_t p = 0; p < all[b].size(); ++p)
+            for (std::size_t v = 0; v < y.shape[1]; ++v)
+              CHECK(std::abs(double(y.value[p * y.shape[1] + v]) - all[b][p][v].template get<double>()) < tol);
+        }
+      }
+    });
+  }
+}
+
+TEST_CASE("TransformerLens configs circuitry cannot run are refused, naming the field") {
+  const std::string dir = std::string(CIRCUITRY_FIXTURES_DIR) + "/tl-unsupported/";
+  for (auto [file, field] : {std::pair{"rotary.json", "positional_embedding_type"}, {"shortformer.json", "positional_embedding_type"},
+                             {"solu.json", "act_fn"}, {"rms.json", "normalization_type"}}) {
+    CAPTURE(file);
+    try {
+      read_transformer_lens_config(dir + file);
+      FAIL("accepted " << file);
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find(field) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("tracr's compiled models: circuitry reproduces tracr's own outputs", T, float, double) {
+  for (const char* name : {"reverse", "proportion"}) {
+    CAPTURE(name);
+    const auto checkpoint = load_model_directory<T>(std::string(CIRCUITRY_SOURCE_DIR) + "/data/tracr/" + name);
+    const Model<Tracr, T> model(checkpoint.config, checkpoint.weights);
+    std::ifstream in(std::string(CIRCUITRY_FIXTURES_DIR) + "/tracr/" + name + "-expected.json");
+    const nlohmann::json expected = nlohmann::json::parse(in);
+    double worst = 0;
+    for (const auto& example : expected["examples"])
+      for (bool clean : {true, false}) {
+        Arena arena;
+        Context<T, false> ctx(arena);
+        ForwardOptions<T> o;
+        o.all_positions = true;
+        Var<T> y = model.forward(ctx, Batch::from({example[clean ? "clean" : "corrupted"].template get<std::vector<int>>()}), o);
+        const auto& want = example[clean ? "clean_logits" : "corrupted_logits"];
+        REQUIRE(y.shape[0] == want.size());
+        REQUIRE(y.shape[1] == want[0].size());
+        for (std::size_t p = 0; p < want.size(); ++p)
+          for (std::size_t v = 0; v < want[p].size(); ++v)
+            worst = std::max(worst, std::abs(double(y.value[p * y.shape[1] + v]) - want[p][v].template get<double>()));
+      }
+    CHECK(worst < 1e-5);
+  }
 }
 
 TEST_CASE("hooks read and replace activations by TransformerLens names") {

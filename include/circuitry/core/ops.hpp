@@ -3,7 +3,7 @@
 #include "circuitry/core/ops/attention.hpp"
 #include "circuitry/core/ops/elementwise.hpp"
 #include "circuitry/core/ops/embedding.hpp"
-#include "circuitry/core/ops/gelu.hpp"
+#include "circuitry/core/ops/activations.hpp"
 #include "circuitry/core/ops/layer_norm.hpp"
 #include "circuitry/core/ops/matmul.hpp"
 #include "circuitry/core/ops/norm_linear.hpp"

@@ -1,5 +1,7 @@
 #pragma once
-// A GPT-2-family model: an architecture type, a config and weights, and the forward pass.
+// A model: an architecture type (models/architectures.hpp), a config and weights, and the
+// forward pass that composes the architecture's components. Nothing here knows a particular
+// architecture: the embedding, attention, MLP, norms and unembedding are the components' code.
 //
 // The forward is written once against the op library and a Context, so the same code
 // runs with the tape (gradients) or without it (Context<T, false> compiles the tape away).
@@ -15,7 +17,7 @@
 
 #include "circuitry/core/ops.hpp"
 #include "circuitry/models/batch.hpp"
-#include "circuitry/models/components.hpp"
+#include "circuitry/models/architectures.hpp"
 #include "circuitry/models/hooks.hpp"
 #include "circuitry/models/parameters.hpp"
 
@@ -53,21 +55,22 @@ struct ForwardOptions {
   Var<T>* input_var = nullptr;
 };
 
-template <class T>
-void check_weights(const ModelConfig& c, const Weights<T>& w, bool has_mlp);
-
 template <ArchitectureSpec Arch, class T>
 class Model {
  public:
   using architecture = Arch;
   using scalar = T;
+  using norm = typename Arch::norm;
+  using attention = typename Arch::attention;
+  using mlp = typename Arch::mlp;
+  using unembed = typename Arch::unembed;
 
-  Model(ModelConfig config, Weights<T> weights) : config_(config), weights_(std::move(weights)) {
+  Model(ModelConfig config, Weights<T> weights) : config_(std::move(config)), weights_(std::move(weights)) {
     Arch::check_config(config_);
-    check_weights(config_, weights_, Arch::has_mlp);
+    check_weights();
   }
 
-  /// GPT-2's initialisation: N(0, 0.02) weights, unit norms, zero biases (seeded).
+  /// Random weights (seeded): matrices and embeddings N(0, stddev), norm gains one, biases zero.
   static Model random(const ModelConfig& c, unsigned seed, double stddev = 0.02);
 
   const ModelConfig& config() const { return config_; }
@@ -76,18 +79,22 @@ class Model {
   Graph graph() const { return Graph(Arch::graph_shape(config_)); }
   std::size_t n_upstream() const { return 1 + config_.n_layer * (config_.n_head + (Arch::has_mlp ? 1 : 0)); }
   std::size_t ports_per_layer() const { return 3 * config_.n_head + (Arch::has_mlp ? 1 : 0); }
+  /// The attention mask of `lanes` copies of a batch stacked one after another.
+  ops::KeyMask key_mask(const Batch& batch, std::size_t lanes = 1) const { return attention::mask(batch, lanes); }
 
-  /// Logits at each sequence's last position [batch, vocab] (or every position, see options).
+  /// Logits at each sequence's last position [batch, vocab_out] (or every position, see options).
   template <class Ctx>
   Var<T> forward(const Ctx& ctx, const Batch& batch, const ForwardOptions<T>& o = {},
                  const ParamVars<T>* params = nullptr) const {
-    const std::size_t B = batch.batch, P = batch.pos, D = config_.n_embd, H = config_.n_head, dh = D / H;
-    const std::size_t L = config_.n_layer, BPD = B * P * D;
-    require(P <= config_.n_positions, "sequence of " + std::to_string(P) + " tokens is longer than the context (n_positions = " +
-                                          std::to_string(config_.n_positions) + ")");
+    static_assert(!Arch::parallel_attn_mlp, "Model::forward composes sequential (PreNorm) blocks only");
+    const ModelConfig& c = config_;
+    const std::size_t B = batch.batch, P = batch.pos, D = c.n_embd, H = c.n_head, A = c.d_attn(), dh = c.d_head();
+    const std::size_t L = c.n_layer, BPD = B * P * D;
+    require(P <= c.n_positions, "sequence of " + std::to_string(P) + " tokens is longer than the context (n_positions = " +
+                                    std::to_string(c.n_positions) + ")");
     const ParamVars<T> local = params ? ParamVars<T>{} : ParamVars<T>::view(weights_);
     const ParamVars<T>& pv = params ? *params : local;
-    const T eps = static_cast<T>(config_.layer_norm_epsilon);
+    const ops::KeyMask mask = key_mask(batch);
     const bool hooked = o.hooks && !o.hooks->empty();
     const bool named = hooked || o.activations;  // hook-point names are built only when someone asks
     auto hook_view = [&](const std::string& name, TensorView<T> v) {
@@ -115,7 +122,7 @@ class Model {
       return v;
     };
 
-    // ---- input node: token + position embedding --------------------------------------
+    // ---- input node --------------------------------------------------------------------
     Var<T> resid;  // [B, P, D]
     if (o.start_residual) {
       require(o.start_stage < residual_stages(L), "start stage out of range");
@@ -123,17 +130,7 @@ class Model {
     } else if (o.input_override) {
       resid = as_input(o.input_override);
     } else {
-      Var<T> tok = ops::embedding(ctx, pv.wte, batch.tokens, {B, P});  // [B, P, D]
-      std::vector<int> positions(B * P);
-      for (std::size_t i = 0; i < B * P; ++i) positions[i] = static_cast<int>(i % P);
-      Var<T> pos = ops::embedding(ctx, pv.wpe, positions, {B, P});  // [B, P, D]
-      if constexpr (Ctx::records) {  // gradients reach the embeddings even when the tables are constants
-        if (!tok.needs_grad()) ctx.tape().watch(tok);
-        if (!pos.needs_grad()) ctx.tape().watch(pos);
-      }
-      hook("hook_embed", tok);
-      hook("hook_pos_embed", pos);
-      resid = ops::add(ctx, tok, pos);
+      resid = Arch::embed::input(ctx, pv, batch, hook);
     }
     if (!o.start_residual) record_node(0, resid.value);
     if (o.input_var) *o.input_var = resid;
@@ -150,34 +147,26 @@ class Model {
       const std::size_t node0 = 1 + l * (H + (Arch::has_mlp ? 1 : 0));
       const bool lean = lean_last_layer && l + 1 == L;
       if (lean && (!o.start_residual || o.start_stage <= 2 * l)) {
-        Var<T> qkv = ops::norm_linear_ports(ctx, resid, w.ln1_w, w.ln1_b, eps, &w.w_qkv, &w.b_qkv, ops::PortSplit::qkv_heads(H, dh));
-        Var<T> z = ctx.output({B, D}, false);  // [B, H * dh] at the last rows
-        ops::causal_attention_rows(qkv.value, B, P, D, H, batch.last, z.value);
-        resid = ops::add(ctx, ops::gather_rows(ctx, resid, batch.last), ops::linear(ctx, z, w.w_o, &w.b_o));  // [B, D]
+        Var<T> qkv = attention::template qkv<norm>(ctx, resid, w, c);  // [B, P, 3A]
+        Var<T> z = ctx.output({B, A}, false);                          // [B, H * dh] at the last rows
+        ops::attention_rows(qkv.value, B, P, A, H, batch.last, mask, z.value);
+        resid = ops::add(ctx, ops::gather_rows(ctx, resid, batch.last), attention::output(ctx, z, w));  // [B, D]
         gathered = true;
       } else if (!o.start_residual || o.start_stage <= 2 * l) {
         hook(pre + "hook_resid_pre", resid);
         record_residual(2 * l, resid);
-        // q, k, v of every head from LN1(resid); each head's q/k/v is its own port.
-        Var<T> qkv = ops::norm_linear_ports(ctx, resid, w.ln1_w, w.ln1_b, eps, &w.w_qkv, &w.b_qkv,
-                                            ops::PortSplit::qkv_heads(H, dh), sink_for(l * ports_per_layer()));  // [B, P, 3D]
+        Var<T> qkv = attention::template qkv<norm>(ctx, resid, w, c, sink_for(l * ports_per_layer()));  // [B, P, 3A]
         if (hooked)
           for (std::size_t j = 0; j < 3; ++j)
-            hook_view(pre + "attn.hook_" + "qkv"[j], TensorView<T>{qkv.value + j * D, {B, P, H, dh}, {P * 3 * D, 3 * D, dh, 1}});
-        Var<T> pattern = ops::causal_attention_pattern(ctx, qkv, H);  // [B, H, P, P]
+            hook_view(pre + "attn.hook_" + "qkv"[j], TensorView<T>{qkv.value + j * A, {B, P, H, dh}, {P * 3 * A, 3 * A, dh, 1}});
+        Var<T> pattern = attention::pattern(ctx, qkv, c, mask);  // [B, H, P, P]
         hook(pre + "attn.hook_pattern", pattern);
-        Var<T> z = ops::attention_mix(ctx, pattern, qkv, H);  // [B, P, H, dh]
+        Var<T> z = attention::mix(ctx, pattern, qkv, c);  // [B, P, H, dh]
         hook(pre + "attn.hook_z", z);
-        Var<T> z_flat{z.value, {B, P, D}, z.slot};  // [B, P, H * dh]
-        Var<T> attn_out = ops::linear(ctx, z_flat, w.w_o, &w.b_o);  // [B, P, D]
+        Var<T> attn_out = attention::output(ctx, Var<T>{z.value, {B, P, A}, z.slot}, w);  // [B, P, D]
         hook(pre + "hook_attn_out", attn_out);
-        if (o.node_outputs) {  // head h's node output: z_h W_O[h], without b_O (one small GEMM per head)
-          const T sign = o.subtract_node_outputs ? T(-1) : T(1), keep = o.subtract_node_outputs ? T(1) : T(0);
-#pragma omp parallel for if (BPD * dh * H > ops::kParallelGrain * 64)
-          for (std::size_t h = 0; h < H; ++h)
-            gemm<T>(Trans::No, Trans::No, B * P, D, dh, sign, z.value + h * dh, D, w.w_o.value + h * dh * D, D, keep,
-                    o.node_outputs + (node0 + h) * BPD, D);
-        }
+        if (o.node_outputs)
+          attention::head_outputs(z.value, w.w_o.value, c, B * P, o.node_outputs + node0 * BPD, BPD, o.subtract_node_outputs);
         resid = ops::add(ctx, resid, attn_out);
         hook(pre + "hook_resid_mid", resid);
       }
@@ -187,12 +176,11 @@ class Model {
           gathered = true;
         }
         record_residual(2 * l + 1, resid);
-        Var<T> pre_act = ops::norm_linear_ports(ctx, resid, w.ln2_w, w.ln2_b, eps, &w.w_fc, &w.b_fc, ops::PortSplit::single(),
-                                                sink_for(l * ports_per_layer() + 3 * H));  // [B, P, d_mlp]
+        Var<T> pre_act = mlp::template pre<norm>(ctx, resid, w, c, sink_for(l * ports_per_layer() + 3 * H));  // [B, P, d_mlp]
         hook(pre + "mlp.hook_pre", pre_act);
-        Var<T> post = ops::gelu_new(ctx, pre_act);  // [B, P, d_mlp]
+        Var<T> post = mlp::act(ctx, pre_act);  // [B, P, d_mlp]
         hook(pre + "mlp.hook_post", post);
-        Var<T> mlp_out = ops::linear(ctx, post, w.w_proj, &w.b_proj);  // [B, P, D]
+        Var<T> mlp_out = mlp::output(ctx, post, w);  // [B, P, D]
         hook(pre + "hook_mlp_out", mlp_out);
         record_node(node0 + H, mlp_out.value);
         resid = ops::add(ctx, resid, mlp_out);
@@ -204,78 +192,58 @@ class Model {
 
     // ---- final norm and unembedding --------------------------------------------------
     record_residual(2 * L, resid);
-    Var<T> normed = ops::norm_linear_ports(ctx, resid, pv.lnf_w, pv.lnf_b, eps, nullptr, nullptr, ops::PortSplit::single(),
-                                           sink_for(L * ports_per_layer()));  // [B, P, D]
+    Var<T> normed = unembed::normalize(ctx, resid, pv, c, sink_for(L * ports_per_layer()));  // [B, P, D]
     hook("ln_final.hook_normalized", normed);
     Var<T> rows = o.all_positions ? Var<T>{normed.value, {B * P, D}, normed.slot}
                   : gathered      ? normed
                                   : ops::gather_rows(ctx, normed, batch.last);
-    return ops::matmul_transposed(ctx, rows, pv.unembed);  // [batch or batch * pos, vocab]
+    return unembed::project(ctx, rows, pv);  // [batch or batch * pos, vocab_out]
   }
 
  private:
+  /// Every parameter the components declare must be there with its shape; no other slot may
+  /// hold a tensor (a weight the architecture would silently ignore).
+  void check_weights() const {
+    const ModelConfig& c = config_;
+    require(c.n_layer > 0 && c.n_head > 0 && c.n_embd > 0 && c.d_head() > 0 && c.n_positions > 0 && c.vocab_size > 0,
+            "model config: every size must be positive");
+    require(c.tie_word_embeddings ? c.n_outputs() == c.vocab_size : true,
+            "model config: a tied unembedding needs d_vocab_out (" + std::to_string(c.n_outputs()) + ") = d_vocab (" +
+                std::to_string(c.vocab_size) + ")");
+    require(weights_.layers.size() == c.n_layer, "weights have " + std::to_string(weights_.layers.size()) +
+                                                     " layers, config says " + std::to_string(c.n_layer));
+    std::size_t declared = 0;
+    auto& weights = const_cast<Weights<T>&>(weights_);  // the visitors only read
+    Arch::parameters(c, weights, [&](const std::string& name, const auto& t, const ParamShape& shape, ParamKind) {
+      const ParamShape actual(t.shape().begin(), t.shape().end());
+      require(actual == shape, "weight " + name + " has shape " + shape_string(actual) + ", expected " + shape_string(shape));
+      ++declared;
+    });
+    std::size_t held = 0;
+    ParamVars<T>::view(weights_).for_each(weights, [&](auto&, const auto&) { ++held; });
+    require(held == declared, "weights hold " + std::to_string(held) + " tensors but the architecture (" + Arch::name() +
+                                  ") has " + std::to_string(declared) + " parameters");
+  }
+
   ModelConfig config_;
   Weights<T> weights_;
 };
-
-template <class T>
-void check_weights(const ModelConfig& c, const Weights<T>& w, bool has_mlp) {
-  const std::size_t D = c.n_embd, F = c.n_inner, V = c.vocab_size;
-  require(c.n_layer > 0 && c.n_head > 0 && D > 0 && D % c.n_head == 0,
-          "model config: n_embd (" + std::to_string(D) + ") must be a positive multiple of n_head (" + std::to_string(c.n_head) + ")");
-  auto check = [](const auto& t, std::initializer_list<std::size_t> shape, const std::string& name) {
-    bool same = t.dimension() == shape.size();
-    std::size_t i = 0;
-    for (std::size_t s : shape) same = same && t.shape()[i++] == s;
-    require(same, "weight " + name + " has the wrong shape (expected " + Shape(shape).str() + ")");
-  };
-  check(w.wte, {V, D}, "wte");
-  check(w.wpe, {c.n_positions, D}, "wpe");
-  require(w.layers.size() == c.n_layer, "weights have " + std::to_string(w.layers.size()) + " layers, config says " + std::to_string(c.n_layer));
-  for (std::size_t l = 0; l < c.n_layer; ++l) {
-    const auto& x = w.layers[l];
-    const std::string p = "h." + std::to_string(l) + ".";
-    check(x.ln1_w, {D}, p + "ln_1.weight"), check(x.ln1_b, {D}, p + "ln_1.bias");
-    check(x.w_qkv, {D, 3 * D}, p + "attn.c_attn.weight"), check(x.b_qkv, {3 * D}, p + "attn.c_attn.bias");
-    check(x.w_o, {D, D}, p + "attn.c_proj.weight"), check(x.b_o, {D}, p + "attn.c_proj.bias");
-    if (has_mlp) {
-      check(x.ln2_w, {D}, p + "ln_2.weight"), check(x.ln2_b, {D}, p + "ln_2.bias");
-      check(x.w_fc, {D, F}, p + "mlp.c_fc.weight"), check(x.b_fc, {F}, p + "mlp.c_fc.bias");
-      check(x.w_proj, {F, D}, p + "mlp.c_proj.weight"), check(x.b_proj, {D}, p + "mlp.c_proj.bias");
-    }
-  }
-  check(w.lnf_w, {D}, "ln_f.weight"), check(w.lnf_b, {D}, "ln_f.bias");
-  if (!c.tie_word_embeddings) check(w.lm_head, {V, D}, "lm_head.weight");
-}
 
 template <ArchitectureSpec Arch, class T>
 Model<Arch, T> Model<Arch, T>::random(const ModelConfig& c, unsigned seed, double stddev) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> normal(0.0, stddev);
-  const std::size_t D = c.n_embd, F = c.n_inner, V = c.vocab_size;
-  auto randn = [&](auto shape) {
-    ParamTensor<T, std::tuple_size_v<decltype(shape)>> t(shape);
-    for (auto& v : t) v = static_cast<T>(normal(rng));
-    return t;
-  };
-  auto fill = [](std::size_t n, T v) { return ParamTensor<T, 1>(std::array<std::size_t, 1>{n}, v); };
   Weights<T> w;
-  w.wte = randn(std::array<std::size_t, 2>{V, D});
-  w.wpe = randn(std::array<std::size_t, 2>{c.n_positions, D});
-  for (std::size_t l = 0; l < c.n_layer; ++l) {
-    LayerWeights<T> x;
-    x.ln1_w = fill(D, 1), x.ln1_b = fill(D, 0);
-    x.w_qkv = randn(std::array<std::size_t, 2>{D, 3 * D}), x.b_qkv = fill(3 * D, 0);
-    x.w_o = randn(std::array<std::size_t, 2>{D, D}), x.b_o = fill(D, 0);
-    if (Arch::has_mlp) {
-      x.ln2_w = fill(D, 1), x.ln2_b = fill(D, 0);
-      x.w_fc = randn(std::array<std::size_t, 2>{D, F}), x.b_fc = fill(F, 0);
-      x.w_proj = randn(std::array<std::size_t, 2>{F, D}), x.b_proj = fill(D, 0);
-    }
-    w.layers.push_back(std::move(x));
-  }
-  w.lnf_w = fill(D, 1), w.lnf_b = fill(D, 0);
-  if (!c.tie_word_embeddings) w.lm_head = randn(std::array<std::size_t, 2>{V, D});
+  w.layers.resize(c.n_layer);
+  Arch::parameters(c, w, [&](const std::string&, auto& t, const ParamShape& shape, ParamKind kind) {
+    typename std::remove_reference_t<decltype(t)>::shape_type extents;
+    std::copy(shape.begin(), shape.end(), extents.begin());
+    t.resize(extents);
+    for (auto& v : t)
+      v = kind == ParamKind::matrix || kind == ParamKind::embedding ? static_cast<T>(normal(rng))
+          : kind == ParamKind::norm_gain                            ? T(1)
+                                                                    : T(0);
+  });
   return Model(c, std::move(w));
 }
 

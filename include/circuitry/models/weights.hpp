@@ -1,6 +1,7 @@
 #pragma once
-// Parameters of a GPT-2-family model in the Hugging Face Conv1D layout (y = x W + b).
-// The same struct holds gradients during training (one tensor per parameter).
+// Parameter storage of every architecture, in the Conv1D layout (y = x W + b). Which slots
+// a model uses, with which shapes and names, the components declare (Architecture::parameters);
+// the others stay empty. The same struct holds gradients during training.
 #include <vector>
 #include <Eigen/Core>
 #include <xtensor/xtensor.hpp>
@@ -17,9 +18,9 @@ using ParamTensor = xt::xtensor<T, N, xt::layout_type::row_major, Eigen::aligned
 template <class T>
 struct LayerWeights {
   ParamTensor<T, 1> ln1_w, ln1_b;  // [d_model]
-  ParamTensor<T, 2> w_qkv;         // [d_model, 3 d_model]; columns q | k | v, each split into heads
-  ParamTensor<T, 1> b_qkv;         // [3 d_model]
-  ParamTensor<T, 2> w_o;           // [d_model, d_model]; rows h*d_head..(h+1)*d_head belong to head h
+  ParamTensor<T, 2> w_qkv;         // [d_model, 3 H d_head]; columns q | k | v, each split into heads
+  ParamTensor<T, 1> b_qkv;         // [3 H d_head]
+  ParamTensor<T, 2> w_o;           // [H d_head, d_model]; rows h*d_head..(h+1)*d_head belong to head h
   ParamTensor<T, 1> b_o;           // [d_model]
   // MLP (empty tensors in attention-only models)
   ParamTensor<T, 1> ln2_w, ln2_b;  // [d_model]
@@ -34,10 +35,11 @@ struct Weights {
   ParamTensor<T, 2> wte;           // [vocab, d_model] token embedding (also the tied unembedding)
   ParamTensor<T, 2> wpe;           // [n_positions, d_model] learned positions
   std::vector<LayerWeights<T>> layers;
-  ParamTensor<T, 1> lnf_w, lnf_b;  // [d_model] final layer norm
-  ParamTensor<T, 2> lm_head;       // [vocab, d_model] only when !tie_word_embeddings, else empty
+  ParamTensor<T, 1> lnf_w, lnf_b;  // [d_model] final norm
+  ParamTensor<T, 2> lm_head;       // [vocab_out, d_model] only when !tie_word_embeddings, else empty
+  ParamTensor<T, 1> b_unembed;     // [vocab_out] only with an unembedding bias, else empty
 
-  /// The unembedding matrix as stored: [vocab, d_model] (logits = x lm_head^T).
+  /// The unembedding matrix as stored: [vocab_out, d_model] (logits = x lm_head^T).
   const ParamTensor<T, 2>& unembed() const { return lm_head.size() ? lm_head : wte; }
 };
 

@@ -59,6 +59,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
   const std::size_t lanes_per_run = std::max<std::size_t>(1, policy.max_rows / (B * P));
   std::size_t done = 0;
   Arena arena;
+  const ops::KeyMask mask = model.key_mask(task.clean);
   std::vector<T> x(BPD), node(BPD);
   for (std::size_t stage = 0; stage < by_stage.size(); ++stage) {
     const auto& edges = by_stage[stage];
@@ -79,7 +80,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         const std::size_t l = static_cast<std::size_t>(port.layer);
         if (port.kind == PortKind::Mlp) {
           for (std::size_t i = 0; i < BPD; ++i) x[i] = resid[(2 * l + 1) * BPD + i] + d[i];
-          if constexpr (Arch::has_mlp) mlp_output(model, l, x.data(), B, P, arena, node.data());
+          if constexpr (Arch::has_mlp) mlp_output(model, l, x.data(), B * P, arena, node.data());
           const T* old = clean_out.data() + static_cast<std::size_t>(graph.mlp_node(l)) * BPD;
           for (std::size_t i = 0; i < BPD; ++i) s[i] = resid[(2 * l + 2) * BPD + i] + node[i] - old[i];
         } else {
@@ -88,7 +89,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
           for (std::size_t i = 0; i < BPD; ++i) x[i] = pre[i] + d[i];
           const T* in[3] = {pre, pre, pre};
           in[static_cast<std::size_t>(port.kind)] = x.data();
-          head_output(model, l, h, in[0], in[1], in[2], B, P, arena, node.data());
+          head_output(model, l, h, in[0], in[1], in[2], B, P, mask, arena, node.data());
           const T* old = clean_out.data() + static_cast<std::size_t>(graph.head_node(l, h)) * BPD;
           for (std::size_t i = 0; i < BPD; ++i) s[i] = resid[(2 * l + 1) * BPD + i] + node[i] - old[i];
         }
@@ -109,7 +110,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         Var<T> out = model.forward(ctx, lanes, o);
         logits.assign(out.value, out.value + out.numel());
       }
-      const std::size_t V = c.vocab_size;
+      const std::size_t V = c.n_outputs();
       for (std::size_t k = 0; k < K; ++k) {
         std::vector<T> lane(logits.begin() + static_cast<std::ptrdiff_t>(k * B * V),
                             logits.begin() + static_cast<std::ptrdiff_t>((k + 1) * B * V));

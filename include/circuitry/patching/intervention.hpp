@@ -36,8 +36,9 @@ struct InterventionRun {
 template <class M, class T = typename M::scalar>
 InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>& iv) {
   using Arch = typename M::architecture;
+  using Attn = typename M::attention;
   const auto& c = model.config();
-  const std::size_t B = batch.batch, P = batch.pos, D = c.n_embd, H = c.n_head, dh = c.d_head(), L = c.n_layer;
+  const std::size_t B = batch.batch, P = batch.pos, D = c.n_embd, H = c.n_head, L = c.n_layer;
   const std::size_t BPD = B * P * D, ppl = model.ports_per_layer();
   require(P <= c.n_positions, "sequence of " + std::to_string(P) + " tokens is longer than the context (n_positions = " +
                                   std::to_string(c.n_positions) + ")");
@@ -49,13 +50,10 @@ InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>&
   Arena arena;
   Context<T, false> ctx(arena);
   const auto params = ParamVars<T>::view(model.weights());
-  const T eps = static_cast<T>(c.layer_norm_epsilon);
+  const ops::KeyMask mask = model.key_mask(batch);
 
   {  // input node
-    Var<T> tok = ops::embedding(ctx, params.wte, batch.tokens, {B, P});
-    std::vector<int> positions(B * P);
-    for (std::size_t i = 0; i < B * P; ++i) positions[i] = static_cast<int>(i % P);
-    Var<T> x = ops::add(ctx, tok, ops::embedding(ctx, params.wpe, positions, {B, P}));
+    Var<T> x = Arch::embed::input(ctx, params, batch, [](const std::string&, const Var<T>&) {});  // [B, P, D]
     std::memcpy(outs, x.value, BPD * sizeof(T));
     iv.node_output(0, outs, outs);
     std::memcpy(resid.data(), outs, BPD * sizeof(T));
@@ -72,22 +70,19 @@ InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>&
     if (iv.port_inputs(l * ppl, 3 * H, resid.data(), outs, ports.data())) {
       for (std::size_t h = 0; h < H; ++h) {
         const T* in = ports.data() + 3 * h * BPD;
-        head_output(model, l, h, in, in + BPD, in + 2 * BPD, B, P, arena, outs + (node0 + h) * BPD);
+        head_output(model, l, h, in, in + BPD, in + 2 * BPD, B, P, mask, arena, outs + (node0 + h) * BPD);
       }
-    } else {
-      Var<T> r{resid.data(), {B, P, D}, nullptr};
-      Var<T> qkv = ops::norm_linear_ports(ctx, r, w.ln1_w, w.ln1_b, eps, &w.w_qkv, &w.b_qkv, ops::PortSplit::qkv_heads(H, dh));
-      Var<T> z = ops::attention_mix(ctx, ops::causal_attention_pattern(ctx, qkv, H), qkv, H);  // [B, P, H, dh]
-      for (std::size_t h = 0; h < H; ++h)
-        gemm<T>(Trans::No, Trans::No, B * P, D, dh, T(1), z.value + h * dh, D, w.w_o.value + h * dh * D, D, T(0),
-                outs + (node0 + h) * BPD, D);
+    } else {  // every port reads the ordinary residual: the whole layer at once
+      Var<T> qkv = Attn::template qkv<typename M::norm>(ctx, Var<T>{resid.data(), {B, P, D}, nullptr}, w, c);  // [B, P, 3A]
+      Var<T> z = Attn::mix(ctx, Attn::pattern(ctx, qkv, c, mask), qkv, c);  // [B, P, H, dh]
+      Attn::head_outputs(z.value, w.w_o.value, c, B * P, outs + node0 * BPD, BPD, false);
     }
     for (std::size_t h = 0; h < H; ++h) add_node(node0 + h);
     for (std::size_t i = 0; i < BPD; ++i) resid[i] += w.b_o.value[i % D];
     std::memcpy(run.residuals.data() + (2 * l + 1) * BPD, resid.data(), BPD * sizeof(T));
     if constexpr (Arch::has_mlp) {
       const T* x = iv.port_inputs(l * ppl + 3 * H, 1, resid.data(), outs, ports.data()) ? ports.data() : resid.data();
-      mlp_output(model, l, x, B, P, arena, outs + (node0 + H) * BPD);
+      mlp_output(model, l, x, B * P, arena, outs + (node0 + H) * BPD);
       add_node(node0 + H);
     }
   }

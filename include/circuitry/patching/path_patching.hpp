@@ -180,12 +180,12 @@ class TreeifiedModel {
     std::vector<T> out(bpd_);
     if (node.kind == NodeKind::Mlp) {
       const auto x = port_input(g_.mlp_port(l), s);
-      mlp_output(model_, l, x.data(), B, P, arena_, out.data());
+      mlp_output(model_, l, x.data(), B * P, arena_, out.data());
     } else {
       const std::size_t h = static_cast<std::size_t>(node.head);
       const auto q = port_input(g_.head_port(l, h, PortKind::Q), s), k = port_input(g_.head_port(l, h, PortKind::K), s),
                  v = port_input(g_.head_port(l, h, PortKind::V), s);
-      head_output(model_, l, h, q.data(), k.data(), v.data(), B, P, arena_, out.data());
+      head_output(model_, l, h, q.data(), k.data(), v.data(), B, P, model_.key_mask(task_.clean), arena_, out.data());
     }
     arena_.reset();
     return memo_[key] = out;

@@ -136,6 +136,7 @@ class StagedRuns {
       }
     };
 
+    const ops::KeyMask mask = model_->key_mask(task_->clean, K);  // K lanes of the task's batch
     for (std::size_t l = l0; l < L_; ++l) {
       w.arena.reset();
       const auto& weights = model_->weights().layers[l];
@@ -161,8 +162,8 @@ class StagedRuns {
         const T* in[3];
         for (std::size_t j = 0; j < 3; ++j) in[j] = patched ? w.head_in.data() + (3 * h + j) * K * BPD : w.resid.data();
         // Queries are projected at every row even in the last layer (the packed q | k | v kernel).
-        if (lean) head_output_last(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_last_rows(K), w.arena, out);
-        else head_output(*model_, l, h, in[0], in[1], in[2], KB, P_, w.arena, out);
+        if (lean) head_output_last(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_last_rows(K), mask, w.arena, out);
+        else head_output(*model_, l, h, in[0], in[1], in[2], KB, P_, mask, w.arena, out);
       }
       if (lean) {  // from here on only the last rows
         w.gathered.resize(K * BD);
@@ -181,7 +182,7 @@ class StagedRuns {
       if constexpr (M::architecture::has_mlp) {
         const T* x = port_inputs(qkv0 + 3 * H, 1, lean) ? w.inputs.data() : w.resid.data();
         w.mlp.resize(K * R);
-        mlp_output(*model_, l, x, KB, lean ? 1 : P_, w.arena, w.mlp.data());
+        mlp_output(*model_, l, x, KB * (lean ? 1 : P_), w.arena, w.mlp.data());
         resid += ops::vec(w.mlp.data(), K * R);
         record(node0 + H, w.mlp.data(), lean);
       }

@@ -1,10 +1,12 @@
 #pragma once
-// Causal multi-head attention in two ops, so a hook can read or replace the pattern
-// between them (TransformerLens' hook_pattern):
-//   pattern[b, h] = softmax(q_bh k_bh^T / sqrt(d_head) + causal mask)     [B, H, P, P]
-//   z[b, :, h]    = pattern[b, h] v_bh                                      [B, P, H, d_head]
-// q, k and v are read in place from the fused projection qkv [B, P, 3 d_model] (columns
-// q | k | v, head h at columns h*d_head..(h+1)*d_head of each block).
+// Multi-head attention in two ops, so a hook can read or replace the pattern between them
+// (TransformerLens' hook_pattern):
+//   pattern[b, h] = softmax(q_bh k_bh^T / sqrt(d_head) + mask)     [B, H, P, P]
+//   z[b, :, h]    = pattern[b, h] v_bh                               [B, P, H, d_head]
+// q, k and v are read in place from the fused projection qkv [B, P, 3 H d_head] (columns
+// q | k | v, head h at columns h*d_head..(h+1)*d_head of each block; H d_head need not be
+// d_model). The mask is causal (row i sees keys 0..i) or bidirectional (every row sees the
+// keys of its sequence's real positions 0..len_b - 1, so right-padding is never read).
 // Softmax backward: dS = A * (dA - rowsum(dA * A)); masked entries have A = 0, so dS = 0.
 #include <cmath>
 #include <vector>
@@ -16,22 +18,37 @@ namespace circuitry::ops {
 
 namespace detail {
 struct AttentionDims {
-  std::size_t B, P, H, dh, D;
+  std::size_t B, P, H, dh, D;  // D = H * dh, the width of each of the q, k, v blocks
 };
 template <class T>
 AttentionDims attention_dims(const Var<T>& qkv, std::size_t n_heads) {
-  require(qkv.shape.rank == 3 && qkv.shape[2] % 3 == 0, "attention: qkv must be [batch, pos, 3 d_model], got " + qkv.shape.str());
+  require(qkv.shape.rank == 3 && qkv.shape[2] % 3 == 0, "attention: qkv must be [batch, pos, 3 H d_head], got " + qkv.shape.str());
   const std::size_t D = qkv.shape[2] / 3;
-  require(n_heads > 0 && D % n_heads == 0, "attention: d_model " + std::to_string(D) + " is not divisible by n_heads");
+  require(n_heads > 0 && D % n_heads == 0, "attention: q width " + std::to_string(D) + " is not divisible by n_heads");
   return {qkv.shape[0], qkv.shape[1], n_heads, D / n_heads, D};
 }
 }  // namespace detail
 
-/// qkv [B, P, 3D] -> pattern [B, H, P, P] (row i attends to keys 0..i).
+/// Which keys a query row may attend to.
+struct KeyMask {
+  bool causal = true;
+  /// Bidirectional only: per sequence, the number of real (unpadded) positions; empty = all P.
+  std::vector<std::size_t> lengths;
+
+  static KeyMask causal_mask() { return {}; }
+  static KeyMask bidirectional(std::vector<std::size_t> lengths) { return {false, std::move(lengths)}; }
+  /// Keys 0..end-1 are visible to query row i of sequence b.
+  std::size_t end(std::size_t b, std::size_t i, std::size_t P) const {
+    return causal ? i + 1 : (lengths.empty() ? P : lengths[b]);
+  }
+};
+
+/// qkv [B, P, 3D] -> pattern [B, H, P, P] (row i attends to the keys the mask allows).
 template <class Ctx, class T = typename Ctx::scalar>
-Var<T> causal_attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads) {
+Var<T> attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads, const KeyMask& mask) {
   const detail::AttentionDims dims = detail::attention_dims(qkv, n_heads);
   const std::size_t B = dims.B, P = dims.P, H = dims.H, dh = dims.dh, D = dims.D;  // plain names: lambdas capture them
+  require(mask.causal || mask.lengths.empty() || mask.lengths.size() == B, "attention: one key length per sequence");
   const T scale = T(1) / std::sqrt(T(dh));
   Var<T> pattern = ctx.output({B, H, P, P}, qkv.needs_grad());
   const std::size_t ld = 3 * D;
@@ -44,17 +61,18 @@ Var<T> causal_attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n
       gemm<T>(Trans::No, Trans::Yes, P, P, dh, scale, q, ld, k, ld, T(0), A, P);
       for (std::size_t i = 0; i < P; ++i) {
         T* row = A + i * P;
+        const std::size_t end = mask.end(b, i, P);
         T mx = row[0];
-        for (std::size_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
+        for (std::size_t j = 1; j < end; ++j) mx = std::max(mx, row[j]);
         T sum = 0;
-        for (std::size_t j = 0; j <= i; ++j) sum += (row[j] = std::exp(row[j] - mx));
-        for (std::size_t j = 0; j <= i; ++j) row[j] /= sum;
-        for (std::size_t j = i + 1; j < P; ++j) row[j] = 0;
+        for (std::size_t j = 0; j < end; ++j) sum += (row[j] = std::exp(row[j] - mx));
+        for (std::size_t j = 0; j < end; ++j) row[j] /= sum;
+        for (std::size_t j = end; j < P; ++j) row[j] = 0;
       }
     }
   if constexpr (Ctx::records) {
     if (pattern.needs_grad())
-      ctx.on_backward([ctx, qkv, pattern, B, P, H, dh, D, scale, ld] {
+      ctx.on_backward([ctx, qkv, pattern, B, P, H, dh, D, scale, ld, mask] {
         const T* dA_all = ctx.grad(pattern);
         T* dqkv = ctx.grad(qkv);
         T* dS_all = ctx.arena().template alloc<T>(B * H * P * P);
@@ -66,9 +84,10 @@ Var<T> causal_attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n
             const T* dA = dA_all + bh * P * P;
             T* dS = dS_all + bh * P * P;
             for (std::size_t i = 0; i < P; ++i) {
+              const std::size_t end = mask.end(b, i, P);
               T dot = 0;
-              for (std::size_t j = 0; j <= i; ++j) dot += dA[i * P + j] * A[i * P + j];
-              for (std::size_t j = 0; j < P; ++j) dS[i * P + j] = j <= i ? scale * A[i * P + j] * (dA[i * P + j] - dot) : T(0);
+              for (std::size_t j = 0; j < end; ++j) dot += dA[i * P + j] * A[i * P + j];
+              for (std::size_t j = 0; j < P; ++j) dS[i * P + j] = j < end ? scale * A[i * P + j] * (dA[i * P + j] - dot) : T(0);
             }
             const T* q = qkv.value + b * P * ld + h * dh;
             const T* k = q + D;
@@ -122,29 +141,29 @@ namespace circuitry::ops {
 
 /// Forward-only kernel for a run that needs one query row per sequence (the last layer when
 /// only the last position's logits are wanted): for sequence b the query at flat row rows[b]
-/// (= b * P + t) attends causally to keys 0..t of its own sequence.
-///   qkv [B, P, 3D] (q | k | v) -> z [B, D] (heads side by side, as z of the full op)
+/// (= b * P + t) attends to the keys the mask allows (causal: 0..t) of its own sequence.
+///   qkv [B, P, 3D] (q | k | v, D = H d_head) -> z [B, D] (heads side by side, as z of the full op)
 template <class T>
-void causal_attention_rows(const T* qkv, std::size_t B, std::size_t P, std::size_t D, std::size_t n_heads,
-                           const std::vector<std::size_t>& rows, T* z) {
+void attention_rows(const T* qkv, std::size_t B, std::size_t P, std::size_t D, std::size_t n_heads,
+                    const std::vector<std::size_t>& rows, const KeyMask& mask, T* z) {
   const std::size_t dh = D / n_heads, ld = 3 * D;
   const T scale = T(1) / std::sqrt(T(dh));
 #pragma omp parallel for collapse(2) if (B * n_heads * P * dh > kParallelGrain)
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t h = 0; h < n_heads; ++h) {
-      const std::size_t t = rows[b] - b * P;
+      const std::size_t n_keys = mask.end(b, rows[b] - b * P, P);
       const T* q = qkv + rows[b] * ld + h * dh;
       const T* keys = qkv + b * P * ld + D + h * dh;
       const T* values = keys + D;
-      std::vector<T> a(t + 1);  // [t + 1] attention weights
+      std::vector<T> a(n_keys);  // [n_keys] attention weights
       // scores = scale * K q, then softmax
-      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> scores(a.data(), static_cast<Eigen::Index>(t + 1));
-      scores.noalias() = scale * matrix(keys, t + 1, dh, ld) * Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(q, static_cast<Eigen::Index>(dh));
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> scores(a.data(), static_cast<Eigen::Index>(n_keys));
+      scores.noalias() = scale * matrix(keys, n_keys, dh, ld) * Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(q, static_cast<Eigen::Index>(dh));
       const T mx = scores.maxCoeff();
       scores = (scores.array() - mx).exp().matrix();
       scores /= scores.sum();
       Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(z + b * D + h * dh, static_cast<Eigen::Index>(dh)).noalias() =
-          scores.transpose() * matrix(values, t + 1, dh, ld);
+          scores.transpose() * matrix(values, n_keys, dh, ld);
     }
 }
 

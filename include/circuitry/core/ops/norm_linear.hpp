@@ -9,14 +9,27 @@
 //   g_p = LN'(x)^T ( dY[:, cols_p] W[:, cols_p]^T )            [rows, d_model]
 // This op computes y = LN(x) W + b in one go and, in the backward, hands every g_p to a
 // PortGradientSink before summing them into dx (sum_p g_p is the ordinary gradient).
-// With W absent it is a plain layer norm with a single port (the final norm: `logits`).
+// With W absent it is a plain norm with a single port (the final norm: `logits`).
+// The norm is a policy (models/components/norms.hpp: LayerNorm, NoNorm, ...) that supplies
+// the kernels the NormKernels concept names.
 #include <algorithm>
+#include <concepts>
 #include <functional>
 
 #include "circuitry/core/gemm.hpp"
 #include "circuitry/core/ops/layer_norm.hpp"
 
 namespace circuitry::ops {
+
+/// A norm over the last dimension, as kernels on [rows, D] buffers with per-row statistics
+/// mean, rstd [rows] that the forward fills and the backward reads.
+template <class N, class T = double>
+concept NormKernels = requires(const T* cx, T* x, std::size_t n, T eps) {
+  N::forward(cx, cx, cx, x, x, x, n, n, eps);           // (x, w, b, y, mean, rstd, rows, D, eps)
+  N::backward_input(cx, cx, cx, cx, cx, x, n, n);       // dx += (dy, x, w, mean, rstd, dx, rows, D)
+  N::backward_in_place(x, cx, cx, cx, cx, n, n);        // g := (g, x, w, mean, rstd, rows, D)
+  N::backward_params(cx, cx, cx, cx, x, x, n, n);       // dw, db += (dy, x, mean, rstd, dw, db, rows, D)
+};
 
 /// How the output columns split into ports: either one port for all columns, or q/k/v
 /// per head (port 3h + j reads columns j*d_model + h*d_head .. + d_head, j = q, k, v).
@@ -33,8 +46,9 @@ struct PortSplit {
 template <class T>
 using PortGradientSink = std::function<void(const T* port_grads, std::size_t n_ports, std::size_t rows, std::size_t d_model)>;
 
-/// y = LN(x) W + b  (or LN(x) when w is null): x [..., D] -> [..., N].
-template <class Ctx, class T = typename Ctx::scalar>
+/// y = Norm(x) W + b  (or Norm(x) when w is null): x [..., D] -> [..., N].
+template <class Norm, class Ctx, class T = typename Ctx::scalar>
+  requires NormKernels<Norm, T>
 Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, const Var<T>& ln_b, std::type_identity_t<T> eps,
                          const std::type_identity_t<Var<T>>* w, const std::type_identity_t<Var<T>>* bias, PortSplit split, std::type_identity_t<PortGradientSink<T>> sink = {}) {
   const std::size_t D = x.shape.cols(), rows = x.shape.rows();
@@ -45,7 +59,7 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
   Var<T> normed = ctx.output(x.shape, diff);
   T* mean = ctx.arena().template alloc<T>(rows);
   T* rstd = ctx.arena().template alloc<T>(rows);
-  layer_norm_forward(x.value, ln_w.value, ln_b.value, normed.value, mean, rstd, rows, D, eps);
+  Norm::forward(x.value, ln_w.value, ln_b.value, normed.value, mean, rstd, rows, D, eps);
   Var<T> y = normed;
   if (w) {
     Shape ys = x.shape;
@@ -70,18 +84,18 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
         gemm<T>(Trans::No, Trans::Yes, rows, D, N, T(1), dy, N, W.value, N, T(0), dnormed, D);
       }
       if (ln_w.needs_grad() || ln_b.needs_grad())
-        layer_norm_backward_params(dnormed, x.value, mean, rstd, ctx.grad(ln_w), ctx.grad(ln_b), rows, D);
+        Norm::backward_params(dnormed, x.value, mean, rstd, ctx.grad(ln_w), ctx.grad(ln_b), rows, D);
       if (!x.needs_grad() && !sink) return;
       const std::size_t P = split.n_ports();
       if (!sink) {
-        layer_norm_backward_input(dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
+        Norm::backward_input(dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
         return;
       }
       // Per-port gradients g_p [P, rows, D], in the tape's scratch buffer (reused by every layer).
       T* g = ctx.scratch(P * rows * D);
       if (P == 1) {
         std::fill(g, g + rows * D, T(0));
-        layer_norm_backward_input(dnormed, x.value, ln_w.value, mean, rstd, g, rows, D);
+        Norm::backward_input(dnormed, x.value, ln_w.value, mean, rstd, g, rows, D);
       } else {
         // Ports run in parallel; each GEMM is small (inner dimension d_head), so one thread each.
         const std::size_t dh = split.d_head, Dm = split.n_heads * dh;
@@ -90,7 +104,7 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
           const std::size_t col = (p % 3) * Dm + (p / 3) * dh;
           T* gp = g + p * rows * D;
           gemm<T>(Trans::No, Trans::Yes, rows, D, dh, T(1), dy + col, N, W.value + col, N, T(0), gp, D);
-          layer_norm_backward_in_place(gp, x.value, ln_w.value, mean, rstd, rows, D);
+          Norm::backward_in_place(gp, x.value, ln_w.value, mean, rstd, rows, D);
         }
       }
       sink(g, P, rows, D);

@@ -1,0 +1,233 @@
+#pragma once
+// TransformerLens checkpoints (DESIGN.md section 3): config.json with HookedTransformerConfig's
+// fields and model.safetensors with the model's state_dict() names:
+//   embed.W_E [d_vocab, d_model]              pos_embed.W_pos [n_ctx, d_model]
+//   blocks.{l}.ln1.w / .b [d_model]           blocks.{l}.ln2.w / .b
+//   blocks.{l}.attn.W_Q / W_K / W_V [n_heads, d_model, d_head]   b_Q / b_K / b_V [n_heads, d_head]
+//   blocks.{l}.attn.W_O [n_heads, d_head, d_model]               b_O [d_model]
+//   blocks.{l}.mlp.W_in [d_model, d_mlp], b_in, W_out [d_mlp, d_model], b_out
+//   ln_final.w / .b                           unembed.W_U [d_model, d_vocab_out], unembed.b_U
+// Buffers (blocks.{l}.attn.mask, IGNORE) are ignored. The loader converts to circuitry's
+// storage: W_Q | W_K | W_V fused into one [d_model, 3 H d_head] matrix, head-major columns;
+// W_U transposed to [d_vocab_out, d_model]. normalization_type "LNPre" (a layer norm whose
+// weights were folded away) loads as a layer norm with w = 1, b = 0.
+// A setting circuitry does not implement (rotary or shortformer positions, RMS norms, SoLU,
+// parallel blocks, grouped-query attention, ...) is one error naming the config field.
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "circuitry/io/checkpoint.hpp"
+
+namespace circuitry::io {
+
+namespace detail {
+
+/// A string-valued setting that must be one of `allowed` (null reads as "null").
+inline std::string choice(const nlohmann::json& config, const std::string& where, const std::string& key,
+                          const std::string& fallback, const std::vector<std::string>& allowed, const std::string& why) {
+  const auto found = config.find(key);
+  if (found == config.end()) return fallback;
+  const std::string value = found->is_null() ? "null" : found->is_string() ? found->get<std::string>() : found->dump();
+  for (const auto& a : allowed)
+    if (value == a) return value;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  throw Error(where + ": \"" + key + "\" is " + found->dump() + ", which circuitry does not implement (it runs " + list + ")" +
+              (why.empty() ? "" : "; " + why));
+}
+
+}  // namespace detail
+
+/// Whether a config.json object holds HookedTransformerConfig fields rather than Hugging Face ones.
+inline bool is_transformer_lens_config(const nlohmann::json& json) {
+  return json.is_object() && json.contains("d_model") && json.contains("n_layers") && !json.contains("model_type");
+}
+
+/// Reads a TransformerLens config.json (HookedTransformerConfig fields).
+inline ModelConfig read_transformer_lens_config(const std::filesystem::path& config_json) {
+  const std::string where = config_json.string();
+  const nlohmann::json json = detail::read_json_file(config_json);
+  if (!json.is_object()) throw Error(where + ": expected a JSON object of model settings, got " + json.type_name());
+  auto required_size = [&](const std::string& key) {
+    const auto found = json.find(key);
+    if (found == json.end())
+      throw Error(where + ": missing key \"" + key +
+                  "\" (a TransformerLens config.json has n_layers, d_model, d_head, n_heads, d_vocab and n_ctx)");
+    return detail::positive_size(*found, where, key);
+  };
+  ModelConfig c;
+  c.n_layer = required_size("n_layers");
+  c.n_embd = required_size("d_model");
+  c.head_dim = required_size("d_head");
+  c.n_head = required_size("n_heads");
+  c.vocab_size = required_size("d_vocab");
+  c.n_positions = required_size("n_ctx");
+  c.attn_only = detail::optional_bool(json, where, "attn_only", false);
+  // d_vocab_out: -1 (TransformerLens' default) or absent means d_vocab.
+  if (const auto out = json.find("d_vocab_out"); out != json.end() && !(out->is_number_integer() && out->get<long long>() == -1))
+    c.vocab_out = detail::positive_size(*out, where, "d_vocab_out");
+  if (!c.attn_only) {
+    c.n_inner = required_size("d_mlp");
+    c.act_fn = detail::choice(json, where, "act_fn", "", {"gelu_new", "gelu", "relu"}, "");
+    if (c.act_fn.empty()) throw Error(where + ": missing key \"act_fn\" (the MLP's activation)");
+  }
+  const std::string norm = detail::choice(json, where, "normalization_type", "LN", {"LN", "LNPre", "null"},
+                                          "RMS norms come with the Llama-family components");
+  c.normalization = norm == "null" ? "none" : "LN";
+  c.attention_dir = detail::choice(json, where, "attention_dir", "causal", {"causal", "bidirectional"}, "");
+  detail::choice(json, where, "positional_embedding_type", "standard", {"standard"},
+                 "rotary and shortformer positions are not components of circuitry yet");
+  if (const auto eps = json.find("eps"); eps != json.end()) {
+    if (!eps->is_number() || !(eps->get<double>() > 0) || !std::isfinite(eps->get<double>()))
+      throw Error(where + ": \"eps\" must be a positive number, got " + eps->dump());
+    c.layer_norm_epsilon = eps->get<double>();
+  }
+  // Settings that change the math: refused unless they hold TransformerLens' default.
+  detail::require_setting(json, where, "use_attn_scale", true);
+  detail::require_setting(json, where, "use_local_attn", false);
+  detail::require_setting(json, where, "gated_mlp", false);
+  detail::require_setting(json, where, "parallel_attn_mlp", false);
+  detail::require_setting(json, where, "n_key_value_heads", nullptr);
+  detail::require_setting(json, where, "use_qk_norm", false);
+  detail::require_setting(json, where, "scale_attn_by_inverse_layer_idx", false);
+  detail::require_setting(json, where, "attn_scores_soft_cap", -1.0);
+  detail::require_setting(json, where, "output_logits_soft_cap", -1.0);
+  if (const auto scale = json.find("attn_scale"); scale != json.end() && scale->is_number() &&
+                                                   std::abs(scale->get<double>() - std::sqrt(double(c.head_dim))) > 1e-9)
+    throw Error(where + ": \"attn_scale\" is " + scale->dump() + "; circuitry scales attention scores by 1/sqrt(d_head) = 1/" +
+                std::to_string(std::sqrt(double(c.head_dim))));
+  c.tie_word_embeddings = false;  // TransformerLens always has its own W_U
+  return c;
+}
+
+/// Reads dir/model.safetensors (TransformerLens names) into circuitry's storage. Every
+/// parameter the config implies must be present with exactly its shape, and every tensor in
+/// the file must be used (except buffers). Sets config.unembed_bias from the file.
+template <class T>
+Weights<T> load_transformer_lens_weights(const std::filesystem::path& dir, ModelConfig& c, bool layer_norm_weights) {
+  const std::filesystem::path path = dir / "model.safetensors";
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw Error(path.string() + ": file does not exist");
+  const SafetensorsFile file = SafetensorsFile::open(path);
+  const std::string where = path.string();
+  const std::string last_layer = "blocks." + std::to_string(c.n_layer - 1) + ".attn.W_Q";
+  if (!file.contains(last_layer))
+    throw Error(where + ": missing tensor '" + last_layer + "': config.json says n_layers = " + std::to_string(c.n_layer) +
+                " but the file holds " + std::to_string(file.names().size()) + " tensors; does config.json belong to this model?");
+  c.unembed_bias = file.contains("unembed.b_U");
+
+  std::set<std::string> used;
+  auto read = [&](const std::string& name, const std::vector<std::size_t>& shape) {
+    if (!file.contains(name)) throw Error(where + ": missing tensor '" + name + "', which config.json requires");
+    const TensorInfo& info = file.info(name);
+    if (info.shape != shape)
+      throw Error(where + ": tensor '" + name + "' has shape " + detail::format_shape(info.shape) + " but config.json implies " +
+                  detail::format_shape(shape));
+    std::vector<T> values = file.read<T>(name);
+    for (std::size_t i = 0; i < values.size(); ++i)
+      if (!std::isfinite(values[i]))
+        throw Error(where + ": tensor '" + name + "' holds a non-finite value (" + std::to_string(double(values[i])) +
+                    ") at flat index " + std::to_string(i));
+    used.insert(name);
+    return values;
+  };
+  auto tensor1 = [&](ParamTensor<T, 1>& t, const std::string& name, std::size_t n) {
+    const std::vector<T> v = read(name, {n});
+    t.resize({n});
+    std::copy(v.begin(), v.end(), t.begin());
+  };
+  auto tensor2 = [&](ParamTensor<T, 2>& t, const std::string& name, std::size_t rows, std::size_t cols) {
+    const std::vector<T> v = read(name, {rows, cols});
+    t.resize({rows, cols});
+    std::copy(v.begin(), v.end(), t.begin());
+  };
+  auto fill = [](ParamTensor<T, 1>& t, std::size_t n, T value) {
+    t.resize({n});
+    std::fill(t.begin(), t.end(), value);
+  };
+  const std::size_t D = c.n_embd, H = c.n_head, dh = c.d_head(), A = c.d_attn(), F = c.n_inner, V = c.n_outputs();
+  auto norm = [&](ParamTensor<T, 1>& w, ParamTensor<T, 1>& b, const std::string& prefix) {
+    if (c.normalization == "none") return;
+    if (layer_norm_weights) tensor1(w, prefix + ".w", D), tensor1(b, prefix + ".b", D);
+    else fill(w, D, T(1)), fill(b, D, T(0));  // LNPre
+  };
+
+  Weights<T> w;
+  tensor2(w.wte, "embed.W_E", c.vocab_size, D);
+  tensor2(w.wpe, "pos_embed.W_pos", c.n_positions, D);
+  w.layers.resize(c.n_layer);
+  for (std::size_t l = 0; l < c.n_layer; ++l) {
+    auto& x = w.layers[l];
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    norm(x.ln1_w, x.ln1_b, p + "ln1");
+    x.w_qkv.resize({D, 3 * A});
+    x.b_qkv.resize({3 * A});
+    for (std::size_t j = 0; j < 3; ++j) {
+      const std::string qkv(1, "QKV"[j]);
+      const std::vector<T> W = read(p + "attn.W_" + qkv, {H, D, dh});  // [H, D, dh]
+      const std::vector<T> b = read(p + "attn.b_" + qkv, {H, dh});     // [H, dh]
+      for (std::size_t h = 0; h < H; ++h)
+        for (std::size_t i = 0; i < dh; ++i) {
+          const std::size_t col = j * A + h * dh + i;
+          x.b_qkv(col) = b[h * dh + i];
+          for (std::size_t d = 0; d < D; ++d) x.w_qkv(d, col) = W[(h * D + d) * dh + i];
+        }
+    }
+    {
+      const std::vector<T> W = read(p + "attn.W_O", {H, dh, D});  // [H, dh, D] is [H dh, D] row-major
+      x.w_o.resize({A, D});
+      std::copy(W.begin(), W.end(), x.w_o.begin());
+    }
+    tensor1(x.b_o, p + "attn.b_O", D);
+    if (c.attn_only) continue;
+    norm(x.ln2_w, x.ln2_b, p + "ln2");
+    tensor2(x.w_fc, p + "mlp.W_in", D, F);
+    tensor1(x.b_fc, p + "mlp.b_in", F);
+    tensor2(x.w_proj, p + "mlp.W_out", F, D);
+    tensor1(x.b_proj, p + "mlp.b_out", D);
+  }
+  norm(w.lnf_w, w.lnf_b, "ln_final");
+  {
+    const std::vector<T> W = read("unembed.W_U", {D, V});  // [D, V] -> lm_head [V, D]
+    w.lm_head.resize({V, D});
+    for (std::size_t d = 0; d < D; ++d)
+      for (std::size_t v = 0; v < V; ++v) w.lm_head(v, d) = W[d * V + v];
+  }
+  if (c.unembed_bias) tensor1(w.b_unembed, "unembed.b_U", V);
+
+  for (const std::string& name : file.names()) {
+    const bool buffer = name.ends_with(".attn.mask") || name.ends_with(".attn.IGNORE");
+    if (!used.contains(name) && !buffer)
+      throw Error(where + ": unexpected tensor '" + name + "' that config.json has no place for (normalization_type, attn_only"
+                  " and the sizes decide which tensors a model has); does config.json belong to this model?");
+  }
+  return w;
+}
+
+/// Loads a TransformerLens checkpoint directory: dir/config.json and dir/model.safetensors.
+template <class T>
+Checkpoint<T> load_transformer_lens(const std::filesystem::path& dir) {
+  Checkpoint<T> checkpoint;
+  checkpoint.config = read_transformer_lens_config(dir / "config.json");
+  const nlohmann::json json = detail::read_json_file(dir / "config.json");
+  const bool weights = json.value("normalization_type", nlohmann::json("LN")) == "LN";
+  checkpoint.weights = load_transformer_lens_weights<T>(dir, checkpoint.config, weights);
+  return checkpoint;
+}
+
+/// Loads a model directory of either format: Hugging Face (config.json has model_type, or
+/// GPT-2's n_layer) or TransformerLens (config.json has HookedTransformerConfig's n_layers, d_model).
+template <class T>
+Checkpoint<T> load_model_directory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw Error(dir.string() + ": not a directory (expected a model directory with config.json and model.safetensors)");
+  if (is_transformer_lens_config(detail::read_json_file(dir / "config.json"))) return load_transformer_lens<T>(dir);
+  return load_checkpoint<T>(dir);
+}
+
+}  // namespace circuitry::io

@@ -1,0 +1,61 @@
+#pragma once
+// The architectures circuitry runs, each one `using` of components (models/components.hpp).
+// A checkpoint's config.json names its components; with_architecture picks the type here
+// that has them. Adding an architecture is one more line in each of the two lists below,
+// plus new component types where the math is new.
+#include <string>
+
+#include "circuitry/core/error.hpp"
+#include "circuitry/models/components.hpp"
+
+namespace circuitry {
+
+/// GPT-2 (and TransformerLens models of the same shape).
+using GPT2 = Architecture<LearnedPositions, PreNorm<LayerNorm>, Attention<Causal>, Mlp<GeluNew>, Unembed<LayerNorm>>;
+/// Attention-only transformers (TransformerLens attn-only models; circuitry's shipped induction model).
+using AttnOnly = Architecture<LearnedPositions, PreNorm<LayerNorm>, Attention<Causal>, NoMlp, Unembed<LayerNorm>>;
+/// GPT-2's block with the exact GELU (TransformerLens act_fn "gelu").
+using GeluTransformer = Architecture<LearnedPositions, PreNorm<LayerNorm>, Attention<Causal>, Mlp<Gelu>, Unembed<LayerNorm>>;
+/// An encoder-style block: bidirectional attention, ReLU MLP, layer norms.
+using BidirectionalRelu =
+    Architecture<LearnedPositions, PreNorm<LayerNorm>, Attention<Bidirectional>, Mlp<Relu>, Unembed<LayerNorm>>;
+/// tracr's compiled RASP programs (Lindner et al. 2023) as ACDC ports them: no norms,
+/// bidirectional attention, ReLU MLPs.
+using Tracr = Architecture<LearnedPositions, PreNorm<NoNorm>, Attention<Bidirectional>, Mlp<Relu>, Unembed<NoNorm>>;
+
+template <class... Archs>
+struct ArchitectureList {};
+
+using RegisteredArchitectures = ArchitectureList<GPT2, AttnOnly, GeluTransformer, BidirectionalRelu, Tracr>;
+
+namespace detail {
+template <class... Archs>
+std::string architecture_names(ArchitectureList<Archs...>) {
+  std::string names;
+  ((names += (names.empty() ? "" : "; ") + Archs::name()), ...);
+  return names;
+}
+}  // namespace detail
+
+namespace detail {
+template <class Full, class First, class... Rest, class F>
+decltype(auto) dispatch_architecture(ArchitectureList<First, Rest...>, const ModelConfig& c, F&& f) {
+  if (First::matches(c)) return std::forward<F>(f).template operator()<First>();
+  if constexpr (sizeof...(Rest) > 0) {
+    return dispatch_architecture<Full>(ArchitectureList<Rest...>{}, c, std::forward<F>(f));
+  } else {
+    throw Error("no architecture of circuitry has normalization " + c.normalization + ", attention " + c.attention_dir +
+                ", activation " + (c.attn_only ? std::string("none (attn-only)") : c.act_fn) + ", positions " + c.positional +
+                " (circuitry runs: " + architecture_names(Full{}) + ")");
+  }
+}
+}  // namespace detail
+
+/// Calls f.template operator()<Arch>() with the architecture of the list whose components a
+/// config names; an unknown combination is an error that lists the known ones.
+template <class List = RegisteredArchitectures, class F>
+decltype(auto) with_architecture(const ModelConfig& c, F&& f) {
+  return detail::dispatch_architecture<List>(List{}, c, std::forward<F>(f));
+}
+
+}  // namespace circuitry

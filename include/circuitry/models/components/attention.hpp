@@ -1,0 +1,145 @@
+#pragma once
+// The attention component: H heads of width d_head (free: H d_head need not be d_model).
+// Each head h of layer l is an upstream node a{l}.h{h} whose output is z_h W_O[h] (without b_O,
+// a constant of the residual stream) and three downstream ports <q>, <k>, <v>, each reading
+// its own copy of the residual through its own norm (DESIGN.md section 2).
+//   qkv = Norm(x) W_QKV + b_QKV                     [B, P, 3 H d_head]  (q | k | v blocks)
+//   pattern = softmax(q k^T / sqrt(d_head) + mask)  [B, H, P, P]
+//   z = pattern v                                   [B, P, H, d_head]
+//   out = z W_O + b_O = sum_h z_h W_O[h] + b_O      [B, P, D]
+// The mask is the template argument: Causal (GPT-2) or Bidirectional (tracr, BERT-style).
+// The same functions serve the whole-layer forward (models/model.hpp) and the single-head
+// forwards of activation and path patching (models/node_forward.hpp).
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "circuitry/core/arena.hpp"
+#include "circuitry/core/ops.hpp"
+#include "circuitry/models/batch.hpp"
+#include "circuitry/models/components/parameters.hpp"
+#include "circuitry/models/config.hpp"
+
+namespace circuitry {
+
+/// Row i attends to keys 0..i.
+struct Causal {
+  static constexpr std::string_view name = "causal";
+  static ops::KeyMask mask(const Batch&, std::size_t /*lanes*/ = 1) { return ops::KeyMask::causal_mask(); }
+};
+
+/// Every row attends to all real positions of its sequence (padding is never a key).
+struct Bidirectional {
+  static constexpr std::string_view name = "bidirectional";
+  /// The key lengths of `lanes` copies of the batch stacked one after another.
+  static ops::KeyMask mask(const Batch& batch, std::size_t lanes = 1) {
+    std::vector<std::size_t> lengths;
+    for (std::size_t k = 0; k < lanes; ++k)
+      for (std::size_t b = 0; b < batch.batch; ++b) lengths.push_back(batch.last[b] - b * batch.pos + 1);
+    return ops::KeyMask::bidirectional(std::move(lengths));
+  }
+};
+
+template <class Mask>
+struct Attention {
+  using mask_type = Mask;
+  static constexpr std::string_view name = Mask::name;
+
+  template <class LW, class Visit>
+  static void parameters(const ModelConfig& c, const std::string& prefix, LW& w, Visit&& visit) {
+    const std::size_t D = c.n_embd, A = c.d_attn();
+    visit(prefix + "attn.W_QKV", w.w_qkv, ParamShape{D, 3 * A}, ParamKind::matrix);
+    visit(prefix + "attn.b_QKV", w.b_qkv, ParamShape{3 * A}, ParamKind::bias);
+    visit(prefix + "attn.W_O", w.w_o, ParamShape{A, D}, ParamKind::matrix);
+    visit(prefix + "attn.b_O", w.b_o, ParamShape{D}, ParamKind::bias);
+  }
+
+  static ops::KeyMask mask(const Batch& batch, std::size_t lanes = 1) { return Mask::mask(batch, lanes); }
+
+  // ---- the whole layer, on the tape ---------------------------------------------------
+
+  /// q | k | v of every head from Norm(x), each head's q, k, v its own port. [B, P, 3 H d_head]
+  template <class Norm, class Ctx, class LV, class T = typename Ctx::scalar>
+  static Var<T> qkv(const Ctx& ctx, const Var<T>& x, const LV& w, const ModelConfig& c,
+                    ops::PortGradientSink<T> sink = {}) {
+    return ops::norm_linear_ports<Norm>(ctx, x, w.ln1_w, w.ln1_b, static_cast<T>(c.layer_norm_epsilon), &w.w_qkv, &w.b_qkv,
+                                        ops::PortSplit::qkv_heads(c.n_head, c.d_head()), std::move(sink));
+  }
+  /// [B, H, P, P]
+  template <class Ctx, class T = typename Ctx::scalar>
+  static Var<T> pattern(const Ctx& ctx, const Var<T>& qkv, const ModelConfig& c, const ops::KeyMask& mask) {
+    return ops::attention_pattern(ctx, qkv, c.n_head, mask);
+  }
+  /// [B, P, H, d_head]
+  template <class Ctx, class T = typename Ctx::scalar>
+  static Var<T> mix(const Ctx& ctx, const Var<T>& pattern, const Var<T>& qkv, const ModelConfig& c) {
+    return ops::attention_mix(ctx, pattern, qkv, c.n_head);
+  }
+  /// z W_O + b_O: z [rows..., H d_head] -> [rows..., D]
+  template <class Ctx, class LV, class T = typename Ctx::scalar>
+  static Var<T> output(const Ctx& ctx, const Var<T>& z, const LV& w) {
+    return ops::linear(ctx, z, w.w_o, &w.b_o);
+  }
+  /// Every head's node output z_h W_O[h] (no b_O) into dst + h * stride ([rows, D] each), or,
+  /// with subtract, subtracted from what is there (one small GEMM per head).
+  template <class T>
+  static void head_outputs(const T* z, const T* w_o, const ModelConfig& c, std::size_t rows, T* dst, std::size_t stride,
+                           bool subtract) {
+    const std::size_t D = c.n_embd, H = c.n_head, dh = c.d_head(), A = c.d_attn();
+    const T sign = subtract ? T(-1) : T(1), keep = subtract ? T(1) : T(0);
+#pragma omp parallel for if (rows * D * dh * H > ops::kParallelGrain * 64)
+    for (std::size_t h = 0; h < H; ++h)
+      gemm<T>(Trans::No, Trans::No, rows, D, dh, sign, z + h * dh, A, w_o + h * dh * D, D, keep, dst + h * stride, D);
+  }
+
+  // ---- one head, no tape (activation and path patching) -------------------------------
+
+  /// Head h's q | k | v from three residual copies (each [rows, D]; they may alias): the norm,
+  /// then this head's columns of W_QKV. [rows, 3 d_head], in the arena.
+  template <class Norm, class LW, class T>
+  static T* head_qkv(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
+                     std::size_t rows, Arena& arena) {
+    const std::size_t D = c.n_embd, dh = c.d_head(), A = c.d_attn();
+    T* normed = arena.template alloc<T>(rows * D);
+    T* mean = arena.template alloc<T>(rows);
+    T* rstd = arena.template alloc<T>(rows);
+    T* out = arena.template alloc<T>(rows * 3 * dh);  // [rows, 3 dh]: this head's q | k | v
+    const T* inputs[3] = {xq, xk, xv};
+    for (std::size_t j = 0; j < 3; ++j) {
+      if (j == 0 || inputs[j] != inputs[j - 1])
+        Norm::forward(inputs[j], w.ln1_w.data(), w.ln1_b.data(), normed, mean, rstd, rows, D,
+                      static_cast<T>(c.layer_norm_epsilon));
+      const std::size_t col = j * A + h * dh;
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t i = 0; i < dh; ++i) out[r * 3 * dh + j * dh + i] = w.b_qkv[col + i];
+      gemm<T>(Trans::No, Trans::No, rows, dh, D, T(1), normed, D, w.w_qkv.data() + col, 3 * A, T(1), out + j * dh, 3 * dh);
+    }
+    return out;
+  }
+
+  /// Head h reading its q, k, v inputs from three residual copies ([B, P, D] each).
+  /// out = z_h W_O[h], without b_O. [B, P, D]
+  template <class Norm, class LW, class T>
+  static void head_output(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
+                          std::size_t B, std::size_t P, const ops::KeyMask& mask, Arena& arena, T* out) {
+    const std::size_t D = c.n_embd, dh = c.d_head(), rows = B * P;
+    Context<T, false> ctx(arena);
+    Var<T> packed{head_qkv<Norm>(w, c, h, xq, xk, xv, rows, arena), {B, P, 3 * dh}, nullptr};
+    Var<T> z = ops::attention_mix(ctx, ops::attention_pattern(ctx, packed, 1, mask), packed, 1);  // [B, P, 1, dh]
+    gemm<T>(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
+  }
+
+  /// The same head's output at one query row per sequence (`last`: flat row b * P + t).  out [B, D]
+  template <class Norm, class LW, class T>
+  static void head_output_last(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
+                               std::size_t B, std::size_t P, const std::vector<std::size_t>& last, const ops::KeyMask& mask,
+                               Arena& arena, T* out) {
+    const std::size_t D = c.n_embd, dh = c.d_head();
+    const T* packed = head_qkv<Norm>(w, c, h, xq, xk, xv, B * P, arena);  // [B, P, 3 dh]
+    T* z = arena.template alloc<T>(B * dh);                               // [B, dh]
+    ops::attention_rows(packed, B, P, dh, 1, last, mask, z);
+    gemm<T>(Trans::No, Trans::No, B, D, dh, T(1), z, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
+  }
+};
+
+}  // namespace circuitry

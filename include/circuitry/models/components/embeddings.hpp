@@ -1,0 +1,62 @@
+#pragma once
+// Input components: the `input` node of the graph (DESIGN.md section 2), the token
+// embedding plus whatever positional information enters the residual stream there.
+//   LearnedPositions: input = W_E[token] + W_pos[position]  (GPT-2; TL "standard")
+//   NoPositions:      input = W_E[token]                    (positions enter elsewhere, or not at all)
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "circuitry/core/ops.hpp"
+#include "circuitry/models/batch.hpp"
+#include "circuitry/models/components/parameters.hpp"
+#include "circuitry/models/config.hpp"
+
+namespace circuitry {
+
+namespace detail {
+/// Token embedding W_E[tokens] [B, P, D], hooked as hook_embed.
+template <class Ctx, class V, class Hook, class T = typename Ctx::scalar>
+Var<T> token_embedding(const Ctx& ctx, const V& pv, const Batch& batch, Hook&& hook) {
+  Var<T> tok = ops::embedding(ctx, pv.wte, batch.tokens, {batch.batch, batch.pos});  // [B, P, D]
+  if constexpr (Ctx::records)  // gradients reach the embedding even when the table is a constant
+    if (!tok.needs_grad()) ctx.tape().watch(tok);
+  hook("hook_embed", tok);
+  return tok;
+}
+}  // namespace detail
+
+struct LearnedPositions {
+  static constexpr std::string_view name = "standard";
+  template <class W, class Visit>
+  static void parameters(const ModelConfig& c, W& w, Visit&& visit) {
+    visit("embed.W_E", w.wte, ParamShape{c.vocab_size, c.n_embd}, ParamKind::embedding);
+    visit("pos_embed.W_pos", w.wpe, ParamShape{c.n_positions, c.n_embd}, ParamKind::embedding);
+  }
+  /// The input node's output [B, P, D].
+  template <class Ctx, class V, class Hook, class T = typename Ctx::scalar>
+  static Var<T> input(const Ctx& ctx, const V& pv, const Batch& batch, Hook&& hook) {
+    Var<T> tok = detail::token_embedding(ctx, pv, batch, hook);
+    std::vector<int> positions(batch.rows());
+    for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int>(i % batch.pos);
+    Var<T> pos = ops::embedding(ctx, pv.wpe, positions, {batch.batch, batch.pos});  // [B, P, D]
+    if constexpr (Ctx::records)
+      if (!pos.needs_grad()) ctx.tape().watch(pos);
+    hook("hook_pos_embed", pos);
+    return ops::add(ctx, tok, pos);
+  }
+};
+
+struct NoPositions {
+  static constexpr std::string_view name = "none";
+  template <class W, class Visit>
+  static void parameters(const ModelConfig& c, W& w, Visit&& visit) {
+    visit("embed.W_E", w.wte, ParamShape{c.vocab_size, c.n_embd}, ParamKind::embedding);
+  }
+  template <class Ctx, class V, class Hook, class T = typename Ctx::scalar>
+  static Var<T> input(const Ctx& ctx, const V& pv, const Batch& batch, Hook&& hook) {
+    return detail::token_embedding(ctx, pv, batch, hook);
+  }
+};
+
+}  // namespace circuitry

@@ -1,0 +1,93 @@
+#pragma once
+// The MLP component: node m{l} (its output, with b_out) and one port m{l} (the input of its
+// norm):  out = act(Norm(x) W_in + b_in) W_out + b_out   [B, P, D], hidden width d_mlp.
+// The activation is the template argument; NoMlp is an attention-only block (no node, no port).
+#include <algorithm>
+#include <string>
+#include <string_view>
+
+#include "circuitry/core/arena.hpp"
+#include "circuitry/core/ops.hpp"
+#include "circuitry/models/components/parameters.hpp"
+#include "circuitry/models/config.hpp"
+
+namespace circuitry {
+
+/// GPT-2's tanh-approximated GELU (TransformerLens "gelu_new").
+struct GeluNew {
+  static constexpr std::string_view name = "gelu_new";
+  template <class T>
+  static void forward(const T* x, T* y, std::size_t n) { ops::gelu_new_forward(x, y, n); }
+  template <class T>
+  static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::gelu_new_backward(x, dy, dx, n); }
+};
+/// The exact, erf-based GELU (TransformerLens "gelu", torch.nn.functional.gelu).
+struct Gelu {
+  static constexpr std::string_view name = "gelu";
+  template <class T>
+  static void forward(const T* x, T* y, std::size_t n) { ops::gelu_forward(x, y, n); }
+  template <class T>
+  static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::gelu_backward(x, dy, dx, n); }
+};
+struct Relu {
+  static constexpr std::string_view name = "relu";
+  template <class T>
+  static void forward(const T* x, T* y, std::size_t n) { ops::relu_forward(x, y, n); }
+  template <class T>
+  static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::relu_backward(x, dy, dx, n); }
+};
+
+template <class Activation>
+struct Mlp {
+  using activation = Activation;
+  static constexpr bool present = true;
+  static constexpr std::string_view name = Activation::name;
+
+  template <class LW, class Visit>
+  static void parameters(const ModelConfig& c, const std::string& prefix, LW& w, Visit&& visit) {
+    const std::size_t D = c.n_embd, F = c.n_inner;
+    visit(prefix + "mlp.W_in", w.w_fc, ParamShape{D, F}, ParamKind::matrix);
+    visit(prefix + "mlp.b_in", w.b_fc, ParamShape{F}, ParamKind::bias);
+    visit(prefix + "mlp.W_out", w.w_proj, ParamShape{F, D}, ParamKind::matrix);
+    visit(prefix + "mlp.b_out", w.b_proj, ParamShape{D}, ParamKind::bias);
+  }
+
+  /// Norm(x) W_in + b_in, the MLP's one port. [rows..., d_mlp]
+  template <class Norm, class Ctx, class LV, class T = typename Ctx::scalar>
+  static Var<T> pre(const Ctx& ctx, const Var<T>& x, const LV& w, const ModelConfig& c, ops::PortGradientSink<T> sink = {}) {
+    return ops::norm_linear_ports<Norm>(ctx, x, w.ln2_w, w.ln2_b, static_cast<T>(c.layer_norm_epsilon), &w.w_fc, &w.b_fc,
+                                        ops::PortSplit::single(), std::move(sink));
+  }
+  template <class Ctx, class T = typename Ctx::scalar>
+  static Var<T> act(const Ctx& ctx, const Var<T>& pre) {
+    return ops::activation<Activation>(ctx, pre);
+  }
+  /// post W_out + b_out. [rows..., D]
+  template <class Ctx, class LV, class T = typename Ctx::scalar>
+  static Var<T> output(const Ctx& ctx, const Var<T>& post, const LV& w) {
+    return ops::linear(ctx, post, w.w_proj, &w.b_proj);
+  }
+
+  /// The node's output from its input x [rows, D], no tape (activation and path patching). out [rows, D]
+  template <class Norm, class LW, class T>
+  static void node_output(const LW& w, const ModelConfig& c, const T* x, std::size_t rows, Arena& arena, T* out) {
+    Context<T, false> ctx(arena);
+    struct {
+      Var<T> ln2_w, ln2_b, w_fc, b_fc, w_proj, b_proj;
+    } v{constant_var(w.ln2_w), constant_var(w.ln2_b), constant_var(w.w_fc), constant_var(w.b_fc), constant_var(w.w_proj),
+        constant_var(w.b_proj)};
+    Var<T> in{const_cast<T*>(x), {rows, c.n_embd}, nullptr};
+    Var<T> m = output(ctx, act(ctx, pre<Norm>(ctx, in, v, c)), v);
+    std::copy(m.value, m.value + rows * c.n_embd, out);
+  }
+};
+
+/// No MLP sublayer (attention-only models).
+struct NoMlp {
+  static constexpr bool present = false;
+  static constexpr std::string_view name = "none";
+  template <class LW, class Visit>
+  static void parameters(const ModelConfig&, const std::string&, LW&, Visit&&) {}
+};
+
+}  // namespace circuitry

@@ -1,0 +1,41 @@
+#pragma once
+// The unembedding: the `logits` port is the input of the final norm.
+//   logits = FinalNorm(x) W_U (+ b_U)        [rows, d_vocab_out]
+// FinalNorm is a norm component (NoNorm: no final norm). Whether W_U is tied to the token
+// embedding, and whether there is a bias, are facts of the checkpoint (config), not types.
+// W_U is stored transposed, [d_vocab_out, d_model], so a tied W_U is W_E itself.
+#include <string>
+#include <string_view>
+
+#include "circuitry/core/ops.hpp"
+#include "circuitry/models/components/parameters.hpp"
+#include "circuitry/models/config.hpp"
+
+namespace circuitry {
+
+template <class FinalNorm>
+struct Unembed {
+  using norm = FinalNorm;
+
+  template <class W, class Visit>
+  static void parameters(const ModelConfig& c, W& w, Visit&& visit) {
+    FinalNorm::parameters("ln_final", c.n_embd, w.lnf_w, w.lnf_b, visit);
+    if (!c.tie_word_embeddings) visit("unembed.W_U", w.lm_head, ParamShape{c.n_outputs(), c.n_embd}, ParamKind::matrix);
+    if (c.unembed_bias) visit("unembed.b_U", w.b_unembed, ParamShape{c.n_outputs()}, ParamKind::bias);
+  }
+
+  /// FinalNorm(x) with x the `logits` port's input [rows..., D] (sink: d metric / d x).
+  template <class Ctx, class V, class T = typename Ctx::scalar>
+  static Var<T> normalize(const Ctx& ctx, const Var<T>& x, const V& pv, const ModelConfig& c, ops::PortGradientSink<T> sink = {}) {
+    return ops::norm_linear_ports<FinalNorm>(ctx, x, pv.lnf_w, pv.lnf_b, static_cast<T>(c.layer_norm_epsilon), nullptr, nullptr,
+                                             ops::PortSplit::single(), std::move(sink));
+  }
+  /// normed [R, D] -> logits [R, d_vocab_out]
+  template <class Ctx, class V, class T = typename Ctx::scalar>
+  static Var<T> project(const Ctx& ctx, const Var<T>& normed, const V& pv) {
+    Var<T> logits = ops::matmul_transposed(ctx, normed, pv.unembed);
+    return pv.b_unembed.numel() ? ops::add(ctx, logits, pv.b_unembed) : logits;
+  }
+};
+
+}  // namespace circuitry
