@@ -40,14 +40,16 @@ usage:
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
   circuitry task       ioi|greater-than|docstring|induction --n N [--seed S] [--model DIR] --out FILE   a generated task
 
-Commands that run a model also take --metric logit_diff|prob_diff|logit_diff_max|kl|loss (default logit_diff;
-kl for --paths), --dtype float32|float64 (default float32) and --threads N.
-A model is a Hugging Face GPT-2 directory (config.json + model.safetensors); a task is JSON Lines
+Commands that run a model also take --metric logit_diff|prob_diff|logit_diff_max|kl|loss|l2 (default logit_diff;
+kl for --paths), --positions last|all (where metrics read the logits: each example's last position, the default,
+or every position after the first, as tracr's tasks need), --dtype float32|float64 (default float32) and --threads N.
+A model is a Hugging Face GPT-2 directory or a TransformerLens checkpoint (config.json + model.safetensors);
+a task is JSON Lines
 {"clean": [ids], "corrupted": [ids], "answer": id or [ids], "wrong": id or [ids]}, or the same as
 "clean_text", "corrupted_text", "answer_text", "wrong_text" (tokenized with the model's tokenizer).
 )";
 
-const std::set<std::string> kModelOptions = {"--model", "--task", "--out", "--metric", "--dtype", "--threads"};
+const std::set<std::string> kModelOptions = {"--model", "--task", "--out", "--metric", "--positions", "--dtype", "--threads"};
 
 std::set<std::string> with_model_options(std::set<std::string> extra) {
   extra.insert(kModelOptions.begin(), kModelOptions.end());
@@ -95,7 +97,7 @@ void with_model(const Args& a, F&& f) {
 template <class M>
 auto load_task(const Args& a, const M& model) {
   const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);
-  return make_patching_task(model, task);
+  return make_patching_task(model, task, parse_position_mode(a.get("--positions", "last")));
 }
 
 void forward(const Args& a) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 
+#include <circuitry/circuits/acdc.hpp>
 #include <circuitry/circuits/faithfulness_curve.hpp>
 #include <circuitry/patching.hpp>
 
@@ -57,6 +58,38 @@ TEST_CASE_TEMPLATE("eap, eap-ig, clean-corrupted and exact match PyTorch", T, fl
         CHECK(ex.clean_metric == doctest::Approx(fx.expected["metrics"][m]["clean_metric"].template get<double>()).epsilon(tolerance<T>()));
         CHECK(eap.corrupted_metric ==
               doctest::Approx(fx.expected["metrics"][m]["corrupted_metric"].template get<double>()).epsilon(tolerance<T>()));
+      }
+    });
+  }
+}
+
+TEST_CASE("TransformerLens checkpoints: every method and path patching match PyTorch on every architecture (double)") {
+  using T = double;
+  for (const char* name : {"tl-gelu-new", "tl-gelu", "tl-relu-bidir", "tl-nonorm-relu", "tl-attn-only", "tl-lnpre"}) {
+    CAPTURE(name);
+    Fixture<T> fx(name);
+    fx.template with_model<RegisteredArchitectures>([&](const auto& model) {
+      const auto task = make_patching_task(model, fx.task);
+      const Graph g = model.graph();
+      REQUIRE(g.n_edges() == fx.expected["n_edges"].template get<std::size_t>());
+      const auto& scores = fx.expected["scores"];
+      for (auto kind : {MetricKind::LogitDiff, MetricKind::KL}) {
+        const BuiltinMetric metric{kind};
+        const std::string m = metric_name(kind);
+        CAPTURE(m);
+        CHECK(score_error(g, attribute(model, task, metric, Eap{}).edge_scores, scores["eap"][m]) < 1e-9);
+        CHECK(score_error(g, attribute(model, task, metric, EapIg{5}).edge_scores, scores["eap-ig"][m]) < 1e-9);
+        CHECK(score_error(g, attribute(model, task, metric, CleanCorrupted{}).edge_scores, scores["clean-corrupted"][m]) < 1e-9);
+        CHECK(score_error(g, attribute(model, task, metric, ExactPatching{}).edge_scores, scores["exact"][m]) < 1e-9);
+      }
+      for (const auto& c : fx.expected["path_patching"]) {
+        const auto r = path_patch(model, task, BuiltinMetric{parse_metric(c["metric"])}, c["senders"].template get<std::vector<std::string>>(),
+                                  c["receivers"].template get<std::vector<std::string>>(), c["recompute_mlps"].template get<bool>());
+        CHECK(r.effect == doctest::Approx(c["effect"].template get<double>()).epsilon(1e-9).scale(1.0));
+      }
+      for (const auto& c : fx.expected["path_sets"]) {
+        const auto r = evaluate_path_set(model, task, c["paths"].template get<std::vector<std::vector<std::string>>>());
+        CHECK(r.aue == doctest::Approx(c["aue"].template get<double>()).epsilon(1e-9).scale(1.0));
       }
     });
   }
@@ -290,4 +323,60 @@ TEST_CASE("faithfulness curve: the empty circuit scores 0, the full one 1; CPR a
     CHECK(curve.cmd == doctest::Approx(cmd(curve.points)));
     CHECK(curve.cpr > 0.0);
   });
+}
+
+TEST_CASE("tracr, position mode all: l2 matches tracr's outputs; exact, edge patching and ACDC agree") {
+  using T = double;
+  for (const char* name : {"reverse", "proportion"}) {
+    CAPTURE(name);
+    const std::string dir = std::string(CIRCUITRY_SOURCE_DIR) + "/data/tracr/" + name;
+    const auto checkpoint = io::load_model_directory<T>(dir);
+    const Model<Tracr, T> model(checkpoint.config, checkpoint.weights);
+    const Task text = read_task(dir + "/task.jsonl", checkpoint.config.vocab_size, checkpoint.config.n_positions);
+    CHECK(text.outputs == (std::string(name) == "proportion" ? std::vector<int>{0} : std::vector<int>{}));
+    const auto task = make_patching_task(model, text, PositionMode::All);
+    REQUIRE(task.data.rows == task.clean.batch * (task.clean.pos - 1));
+    std::ifstream in(std::string(CIRCUITRY_FIXTURES_DIR) + "/tracr/" + name + "-expected.json");
+    const nlohmann::json expected = nlohmann::json::parse(in);
+    const BuiltinMetric l2{MetricKind::L2};
+    Arena arena;
+    Context<T, false> ctx(arena);
+    const double corrupted = l2(ctx, model.forward(ctx, task.corrupted), task.data).value[0];
+    CHECK(corrupted == doctest::Approx(expected["l2_mean"].get<double>()).epsilon(1e-6));
+    CHECK(metric_value(l2, task.clean_logits, task.data) == 0.0);
+    // A metric that needs answers says so on a task without them.
+    CHECK_THROWS_WITH_AS(attribute(model, task, BuiltinMetric{MetricKind::LogitDiff}, Eap{}), doctest::Contains("needs \"answer\""), Error);
+
+    const Graph g = model.graph();
+    const auto exact = attribute(model, task, l2, ExactPatching{});
+    const auto source = ablation_source(model, task, Ablation::Resample);
+    double moved = 0;
+    for (std::size_t e = 0; e < g.n_edges(); ++e) {
+      std::vector<std::uint8_t> one(g.n_edges(), 0);
+      one[e] = 1;
+      CHECK(exact.edge_scores[e] == doctest::Approx(patch_edges(model, task, l2, one, source).metric).scale(1.0).epsilon(1e-12));
+      moved = std::max(moved, std::abs(exact.edge_scores[e]));
+    }
+    CHECK(moved > 1e-2);
+    // l2 is minimal at the clean run: EAP's clean-run gradient scores nothing; the others do.
+    const auto eap = attribute(model, task, l2, Eap{});
+    for (double s : eap.edge_scores) CHECK(std::abs(s) < 1e-12);
+    double cc = 0;
+    for (double s : attribute(model, task, l2, CleanCorrupted{}).edge_scores) cc = std::max(cc, std::abs(s));
+    CHECK(cc > 1e-3);
+    // ACDC's batched lanes (staged runs restarting mid-model at the readout rows) against one candidate at a time.
+    AcdcOptions one_at_a_time;
+    one_at_a_time.ablation = Ablation::Zero;
+    one_at_a_time.lanes = 1;
+    AcdcOptions lanes = one_at_a_time;
+    lanes.lanes = 8;
+    const auto a = Acdc<Model<Tracr, T>, T>(model, task, MetricKind::L2, one_at_a_time).pass(1e-4);
+    const auto b = Acdc<Model<Tracr, T>, T>(model, task, MetricKind::L2, lanes).pass(1e-4);
+    CHECK(a.in_graph == b.in_graph);
+    CHECK(a.n_edges > 0);
+    CHECK(a.n_edges < g.n_edges());
+    std::vector<std::uint8_t> kept(a.in_graph.begin(), a.in_graph.end());
+    CHECK(evaluate_circuit(model, task, l2, kept, ablation_source(model, task, Ablation::Zero)).metric ==
+          doctest::Approx(a.distance).scale(1.0).epsilon(1e-9));
+  }
 }

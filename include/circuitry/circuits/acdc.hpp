@@ -9,7 +9,8 @@
 //       patch u->p on top of every edge removed so far, giving d'
 //       if d' - d < tau: remove the edge, d = d'       else: keep it
 //
-// D is the distance from the clean behaviour: KL(p_clean || p_run) for kl; M(clean) - M(run)
+// D is the distance from the clean behaviour: KL(p_clean || p_run) for kl, the l2 value itself
+// for l2 (ACDC's tracr metric); M(clean) - M(run)
 // for logit_diff, prob_diff and logit_diff_max (the behaviour lost); M(run) - M(clean) for loss.
 // Patched edges read the corrupted run's output (resample ablation), zero or a mean.
 //
@@ -42,11 +43,12 @@ namespace circuitry {
 /// D(run) >= 0 for the clean run's neighbourhood, from the metric value of a run.
 struct AcdcDistance {
   MetricKind kind = MetricKind::KL;
-  double clean_metric = 0;  // M(clean); 0 for kl
+  double clean_metric = 0;  // M(clean); 0 for kl and l2
 
   double operator()(double run_metric) const {
     switch (kind) {
-      case MetricKind::KL: return run_metric;
+      case MetricKind::KL:
+      case MetricKind::L2: return run_metric;
       case MetricKind::Loss: return run_metric - clean_metric;
       default: return clean_metric - run_metric;  // the behaviour lost
     }

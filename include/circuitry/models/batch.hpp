@@ -1,9 +1,12 @@
 #pragma once
 // A batch of token sequences of possibly different lengths, right-padded to the longest.
-// With causal attention a position never sees later ones, so padding changes nothing at
-// real positions; metrics read each sequence's own last position.
+// Causal attention never sees later positions and bidirectional attention masks the padding
+// (ops::KeyMask), so padding changes nothing at real positions. The logits are read at the
+// `readout` rows: each sequence's own last position (position mode `last`), or every
+// position after the first, BOS (mode `all`, DESIGN.md section 2; tracr's tasks).
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "circuitry/core/error.hpp"
@@ -14,6 +17,7 @@ struct Batch {
   std::size_t batch = 0, pos = 0;
   std::vector<int> tokens;         // [batch, pos], padded with token 0
   std::vector<std::size_t> last;   // per sequence: flat row index b * pos + length - 1
+  std::vector<std::size_t> readout;  // flat rows whose logits runs return, grouped by sequence, in order
 
   static Batch from(const std::vector<std::vector<int>>& seqs) {
     require(!seqs.empty(), "a batch needs at least one sequence");
@@ -28,9 +32,32 @@ struct Batch {
       std::copy(seqs[i].begin(), seqs[i].end(), b.tokens.begin() + static_cast<std::ptrdiff_t>(i * b.pos));
       b.last.push_back(i * b.pos + seqs[i].size() - 1);
     }
+    b.readout = b.last;
     return b;
   }
   std::size_t rows() const { return batch * pos; }
+  std::size_t length(std::size_t b) const { return last[b] - b * pos + 1; }
+
+  /// Reads the logits at positions 1..length-1 of every sequence (mode `all`).
+  void read_all_positions() {
+    readout.clear();
+    for (std::size_t b = 0; b < batch; ++b) {
+      require(length(b) >= 2, "position mode all: sequence " + std::to_string(b + 1) +
+                                  " has one token; it needs positions after the first (position 0 is BOS)");
+      for (std::size_t t = 1; t < length(b); ++t) readout.push_back(b * pos + t);
+    }
+  }
+  /// `lanes` copies of this batch stacked one after another (rows of copy k shifted by k * rows()).
+  Batch lanes(std::size_t k_lanes) const {
+    Batch out;
+    out.batch = k_lanes * batch, out.pos = pos;
+    for (std::size_t k = 0; k < k_lanes; ++k) {
+      out.tokens.insert(out.tokens.end(), tokens.begin(), tokens.end());
+      for (std::size_t r : last) out.last.push_back(k * rows() + r);
+      for (std::size_t r : readout) out.readout.push_back(k * rows() + r);
+    }
+    return out;
+  }
 };
 
 }  // namespace circuitry

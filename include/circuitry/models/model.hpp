@@ -82,7 +82,8 @@ class Model {
   /// The attention mask of `lanes` copies of a batch stacked one after another.
   ops::KeyMask key_mask(const Batch& batch, std::size_t lanes = 1) const { return attention::mask(batch, lanes); }
 
-  /// Logits at each sequence's last position [batch, vocab_out] (or every position, see options).
+  /// Logits at the batch's readout rows (each sequence's last position, or positions 1.. in mode
+  /// `all`) [R, vocab_out], or at every position (options.all_positions) [batch * pos, vocab_out].
   template <class Ctx>
   Var<T> forward(const Ctx& ctx, const Batch& batch, const ForwardOptions<T>& o = {},
                  const ParamVars<T>* params = nullptr) const {
@@ -136,10 +137,10 @@ class Model {
     if (o.input_var) *o.input_var = resid;
 
     // ---- blocks ----------------------------------------------------------------------
-    // When nothing but the last positions' logits is wanted (no tape, hooks or recording),
-    // the last layer runs its queries, head outputs and MLP on those rows only: [B, D].
+    // When nothing but the readout rows' logits is wanted (no tape, hooks or recording),
+    // the last layer runs its queries, head outputs and MLP on those rows only: [R, D].
     const bool lean_last_layer = !Ctx::records && !o.all_positions && !named && !o.node_outputs && !o.residuals;
-    bool gathered = false;  // resid holds only the last rows  [B, D]
+    bool gathered = false;  // resid holds only the readout rows  [R, D]
     const std::size_t first_layer = o.start_residual ? o.start_stage / 2 : 0;
     for (std::size_t l = first_layer; l < L; ++l) {
       const LayerVars<T>& w = pv.layers[l];
@@ -148,9 +149,9 @@ class Model {
       const bool lean = lean_last_layer && l + 1 == L;
       if (lean && (!o.start_residual || o.start_stage <= 2 * l)) {
         Var<T> qkv = attention::template qkv<norm>(ctx, resid, w, c);  // [B, P, 3A]
-        Var<T> z = ctx.output({B, A}, false);                          // [B, H * dh] at the last rows
-        ops::attention_rows(qkv.value, B, P, A, H, batch.last, mask, z.value);
-        resid = ops::add(ctx, ops::gather_rows(ctx, resid, batch.last), attention::output(ctx, z, w));  // [B, D]
+        Var<T> z = ctx.output({batch.readout.size(), A}, false);       // [R, H * dh] at the readout rows
+        ops::attention_rows(qkv.value, B, P, A, H, batch.readout, mask, z.value);
+        resid = ops::add(ctx, ops::gather_rows(ctx, resid, batch.readout), attention::output(ctx, z, w));  // [R, D]
         gathered = true;
       } else if (!o.start_residual || o.start_stage <= 2 * l) {
         hook(pre + "hook_resid_pre", resid);
@@ -172,7 +173,7 @@ class Model {
       }
       if constexpr (Arch::has_mlp) {
         if (lean && !gathered) {
-          resid = ops::gather_rows(ctx, resid, batch.last);  // [B, D]
+          resid = ops::gather_rows(ctx, resid, batch.readout);  // [R, D]
           gathered = true;
         }
         record_residual(2 * l + 1, resid);
@@ -196,8 +197,8 @@ class Model {
     hook("ln_final.hook_normalized", normed);
     Var<T> rows = o.all_positions ? Var<T>{normed.value, {B * P, D}, normed.slot}
                   : gathered      ? normed
-                                  : ops::gather_rows(ctx, normed, batch.last);
-    return unembed::project(ctx, rows, pv);  // [batch or batch * pos, vocab_out]
+                                  : ops::gather_rows(ctx, normed, batch.readout);
+    return unembed::project(ctx, rows, pv);  // [readout rows or batch * pos, vocab_out]
   }
 
  private:

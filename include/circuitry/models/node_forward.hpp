@@ -19,14 +19,14 @@ void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, cons
                                                        arena, out);
 }
 
-/// The same head's output at one query row per sequence (`last`: flat row b * P + t), the
-/// last layer of a run that wants only the last positions' logits. out [B, D]
+/// The same head's output at some query rows only (`rows`: flat b * P + t), the last layer of
+/// a run that wants only the readout rows' logits. out [rows, D]
 template <class M, class T = typename M::scalar>
-void head_output_last(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv,
-                      std::size_t B, std::size_t P, const std::vector<std::size_t>& last, const ops::KeyMask& mask,
+void head_output_rows(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv,
+                      std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
                       Arena& arena, T* out) {
-  M::attention::template head_output_last<typename M::norm>(model.weights().layers[l], model.config(), h, xq, xk, xv, B, P,
-                                                            last, mask, arena, out);
+  M::attention::template head_output_rows<typename M::norm>(model.weights().layers[l], model.config(), h, xq, xk, xv, B, P,
+                                                            rows, mask, arena, out);
 }
 
 /// MLP l reading x [rows, D]; out [rows, D] (with b_out).

@@ -67,7 +67,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
       const std::size_t K = std::min(lanes_per_run, edges.size() - first);
       arena.reset();
       std::vector<T> start(K * BPD);  // [K * B, P, D]
-      std::vector<T> logits;          // [K * B, vocab]
+      std::vector<T> logits;          // [K * R, vocab] (R readout rows per lane)
       for (std::size_t k = 0; k < K; ++k) {
         const Edge& edge = graph.edges()[static_cast<std::size_t>(edges[first + k])];
         const auto& port = graph.ports()[static_cast<std::size_t>(edge.port)];
@@ -95,13 +95,9 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         }
       }
       // One forward for all K lanes from this stage.
-      Batch lanes;
-      lanes.batch = K * B, lanes.pos = P;
-      lanes.tokens.assign(K * B * P, 0);
-      for (std::size_t k = 0; k < K; ++k)
-        for (std::size_t b = 0; b < B; ++b) lanes.last.push_back(k * B * P + task.clean.last[b]);
+      const Batch lanes = task.clean.lanes(K);
       if (stage == residual_stages(L)) {
-        logits = logits_from_residual(model, start.data(), K * B, P, lanes.last, arena);
+        logits = logits_from_residual(model, start.data(), K * B, P, lanes.readout, arena);
       } else {
         Context<T, false> ctx(arena);
         ForwardOptions<T> o;
@@ -110,10 +106,10 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         Var<T> out = model.forward(ctx, lanes, o);
         logits.assign(out.value, out.value + out.numel());
       }
-      const std::size_t V = c.n_outputs();
+      const std::size_t RV = task.clean.readout.size() * c.n_outputs();  // one lane's logits
       for (std::size_t k = 0; k < K; ++k) {
-        std::vector<T> lane(logits.begin() + static_cast<std::ptrdiff_t>(k * B * V),
-                            logits.begin() + static_cast<std::ptrdiff_t>((k + 1) * B * V));
+        std::vector<T> lane(logits.begin() + static_cast<std::ptrdiff_t>(k * RV),
+                            logits.begin() + static_cast<std::ptrdiff_t>((k + 1) * RV));
         result.edge_scores[static_cast<std::size_t>(edges[first + k])] = metric_value(metric, lane, task.data) - result.clean_metric;
       }
       done += K;

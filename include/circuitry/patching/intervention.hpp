@@ -28,7 +28,7 @@ class Intervention {
 
 template <class T>
 struct InterventionRun {
-  std::vector<T> logits;        // [batch, vocab] at each sequence's last position
+  std::vector<T> logits;        // [readout rows, vocab] (each sequence's last position in mode last)
   AlignedVector<T> node_outputs;  // [n_upstream, batch, pos, d_model]
   AlignedVector<T> residuals;     // [2L + 1, batch, pos, d_model] the ordinary residual at every stage
 };
@@ -89,7 +89,7 @@ InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>&
   std::memcpy(run.residuals.data() + 2 * L * BPD, resid.data(), BPD * sizeof(T));
   const T* x = iv.port_inputs(L * ppl, 1, resid.data(), outs, ports.data()) ? ports.data() : resid.data();
   arena.reset();
-  run.logits = logits_from_residual(model, x, B, P, batch.last, arena);
+  run.logits = logits_from_residual(model, x, B, P, batch.readout, arena);
   return run;
 }
 

@@ -157,7 +157,7 @@ class TreeifiedModel {
   /// Last-position logits of the treeified run. [batch, vocab]
   std::vector<T> logits() {
     const std::vector<T> x = port_input(g_.logits_port(), {});
-    return logits_from_residual(model_, x.data(), task_.clean.batch, task_.clean.pos, task_.clean.last, arena_);
+    return logits_from_residual(model_, x.data(), task_.clean.batch, task_.clean.pos, task_.clean.readout, arena_);
   }
 
  private:

@@ -25,7 +25,7 @@ class StagedRuns {
   /// (ablation_source); the task supplies the clean input.
   StagedRuns(const M& model, const PatchingTask<T>& task, const std::vector<T>& source)
       : model_(&model), task_(&task), graph_(model.graph()), B_(task.clean.batch), P_(task.clean.pos),
-        D_(model.config().n_embd), L_(model.config().n_layer), N_(model.n_upstream()) {
+        R_(task.clean.readout.size()), D_(model.config().n_embd), L_(model.config().n_layer), N_(model.n_upstream()) {
     const std::size_t BPD = B_ * P_ * D_;
     require(source.size() == N_ * BPD, "staged runs: the ablation source has the wrong size");
     RecordedRun<T> clean = record_run(model, task.clean);
@@ -40,10 +40,11 @@ class StagedRuns {
 
   const Graph& graph() const { return graph_; }
 
-  /// Logits [lanes * batch, vocab] of one patched run per lane. Every edge flagged in a lane's
+  /// Logits [lanes * readout rows, vocab] of one patched run per lane. Every edge flagged in a lane's
   /// mask (one flag per edge) must point into a port of `first_port`'s layer or later.
   std::vector<T> run(int first_port, const std::vector<const std::uint8_t*>& lanes) const {
-    const std::size_t K = lanes.size(), BPD = B_ * P_ * D_, BD = B_ * D_, KB = K * B_;
+    // BD: one lane's readout rows (the last positions, or every position after the first) [R, D]
+    const std::size_t K = lanes.size(), BPD = B_ * P_ * D_, BD = R_ * D_, KB = K * B_, KR = K * R_;
     const auto& port = graph_.ports()[static_cast<std::size_t>(first_port)];
     const std::size_t l0 = static_cast<std::size_t>(port.layer), H = model_->config().n_head;
     const std::size_t per_layer = H + (M::architecture::has_mlp ? 1 : 0), ppl = model_->ports_per_layer();
@@ -54,11 +55,11 @@ class StagedRuns {
                              "staged runs: a patched edge points into a port before the restart stage");
 
     // The lanes' diffs src_u - out_u(run) of nodes from layer l0 on, at every row and at the
-    // last rows only: [node - n0][lane][B*P*D] and [node - n0][lane][B*D].
+    // last rows only: [node - n0][lane][B*P*D] and [node - n0][lane][R*D].
     const std::size_t n_late = N_ - n0;
     Workspace& w = workspace_;
     w.late_full.resize(n_late * K * BPD), w.late_last.resize(n_late * K * BD);
-    // resid [K*B, P, D] (all rows) until the last layer's heads, then [K*B, D] (last rows).
+    // resid [K*B, P, D] (all rows) until the last layer's heads, then [K*R, D] (readout rows).
     w.resid.resize(K * BPD);
     for (std::size_t k = 0; k < K; ++k)
       std::memcpy(w.resid.data() + k * BPD, resid_.data() + 2 * std::min(l0, L_) * BPD, BPD * sizeof(T));
@@ -74,7 +75,7 @@ class StagedRuns {
       return false;
     };
     // w.inputs [port][lane][R] = resid + sum over the lane's patched edges u->p of diff_u, for
-    // ports first..first+n of one stage, at all rows (R = B*P*D) or at the last rows (R = B*D).
+    // ports first..first+n of one stage, at all rows (R = B*P*D) or at the readout rows (R = R_*D).
     // When most of a port's edges are patched (ACDC removes most), the sum is taken as the
     // lane's total over all upstream nodes minus the unpatched ones. Returns false when no
     // lane patches any of these ports (they all read resid).
@@ -119,7 +120,7 @@ class StagedRuns {
       }
       return true;
     };
-    // Records node u's output in this run (out [K, B*P*D], or [K, B*D] at the last rows) as diffs.
+    // Records node u's output in this run (out [K, B*P*D], or [K, B*D] at the readout rows) as diffs.
     auto record = [&](std::size_t u, const T* out, bool at_last) {
       const std::size_t j = u - n0;
       for (std::size_t k = 0; k < K; ++k) {
@@ -141,7 +142,7 @@ class StagedRuns {
       w.arena.reset();
       const auto& weights = model_->weights().layers[l];
       const std::size_t node0 = 1 + l * per_layer, qkv0 = l * ppl;
-      const bool lean = l + 1 == L_;  // the last layer: attention, heads and MLP at the last rows
+      const bool lean = l + 1 == L_;  // the last layer: attention, heads and MLP at the readout rows
       const std::size_t R = lean ? BD : BPD;
       // ---- heads: port inputs [3H][K][B*P*D] where some lane patches, else the residual ----
       const bool patched = port_inputs(qkv0, 3 * H, false);
@@ -162,7 +163,7 @@ class StagedRuns {
         const T* in[3];
         for (std::size_t j = 0; j < 3; ++j) in[j] = patched ? w.head_in.data() + (3 * h + j) * K * BPD : w.resid.data();
         // Queries are projected at every row even in the last layer (the packed q | k | v kernel).
-        if (lean) head_output_last(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_last_rows(K), mask, w.arena, out);
+        if (lean) head_output_rows(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_readout_rows(K), mask, w.arena, out);
         else head_output(*model_, l, h, in[0], in[1], in[2], KB, P_, mask, w.arena, out);
       }
       if (lean) {  // from here on only the last rows
@@ -182,12 +183,12 @@ class StagedRuns {
       if constexpr (M::architecture::has_mlp) {
         const T* x = port_inputs(qkv0 + 3 * H, 1, lean) ? w.inputs.data() : w.resid.data();
         w.mlp.resize(K * R);
-        mlp_output(*model_, l, x, KB * (lean ? 1 : P_), w.arena, w.mlp.data());
+        mlp_output(*model_, l, x, lean ? KR : KB * P_, w.arena, w.mlp.data());
         resid += ops::vec(w.mlp.data(), K * R);
         record(node0 + H, w.mlp.data(), lean);
       }
     }
-    // ---- logits: the final norm's input at the last rows ----
+    // ---- logits: the final norm's input at the readout rows ----
     const std::size_t logits_port = static_cast<std::size_t>(graph_.logits_port());
     const T* x = nullptr;
     if (port_inputs(logits_port, 1, true)) {
@@ -200,33 +201,28 @@ class StagedRuns {
       x = w.gathered.data();
     }
     w.arena.reset();
-    std::vector<std::size_t> rows(KB);
-    for (std::size_t i = 0; i < KB; ++i) rows[i] = i;
-    return logits_from_residual(*model_, x, KB, 1, rows, w.arena);
+    std::vector<std::size_t> rows(KR);
+    for (std::size_t i = 0; i < KR; ++i) rows[i] = i;
+    return logits_from_residual(*model_, x, KR, 1, rows, w.arena);
   }
 
  private:
-  /// The last row of each sequence of one lane: [B*P*D] -> [B*D].
+  /// The readout rows of one lane: [B*P*D] -> [R*D].
   void gather_rows(const T* full, T* last) const {
-    for (std::size_t b = 0; b < B_; ++b) std::memcpy(last + b * D_, full + task_->clean.last[b] * D_, D_ * sizeof(T));
+    for (std::size_t r = 0; r < R_; ++r) std::memcpy(last + r * D_, full + task_->clean.readout[r] * D_, D_ * sizeof(T));
   }
-  std::vector<T> gather_last(const T* nodes, std::size_t n) const {  // [n, B*P*D] -> [n, B*D]
-    std::vector<T> out(n * B_ * D_);
-    for (std::size_t u = 0; u < n; ++u) gather_rows(nodes + u * B_ * P_ * D_, out.data() + u * B_ * D_);
+  std::vector<T> gather_last(const T* nodes, std::size_t n) const {  // [n, B*P*D] -> [n, R*D]
+    std::vector<T> out(n * R_ * D_);
+    for (std::size_t u = 0; u < n; ++u) gather_rows(nodes + u * B_ * P_ * D_, out.data() + u * R_ * D_);
     return out;
   }
-  /// Flat last-row indices of K lanes of the task's batch.
-  std::vector<std::size_t> lane_last_rows(std::size_t K) const {
-    std::vector<std::size_t> rows;
-    for (std::size_t k = 0; k < K; ++k)
-      for (std::size_t b = 0; b < B_; ++b) rows.push_back(k * B_ * P_ + task_->clean.last[b]);
-    return rows;
-  }
+  /// Flat readout-row indices of K lanes of the task's batch.
+  std::vector<std::size_t> lane_readout_rows(std::size_t K) const { return task_->clean.lanes(K).readout; }
 
   const M* model_;
   const PatchingTask<T>* task_;
   Graph graph_;
-  std::size_t B_, P_, D_, L_, N_;
+  std::size_t B_, P_, R_, D_, L_, N_;  // R_: readout rows per lane
   std::vector<T> clean_out_, resid_;     // the clean run: [n_upstream, B*P*D], [2L + 1, B*P*D]
   std::vector<T> source_, source_last_;  // what patched edges read: [n_upstream, B*P*D], [n_upstream, B*D]
   std::vector<T> delta_, delta_last_;    // source - clean output, the same two layouts

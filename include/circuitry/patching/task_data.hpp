@@ -1,21 +1,33 @@
 #pragma once
 // A task ready for patching: clean and corrupted batches (right-padded), and what the
-// metric needs (answer and wrong token sets, the clean run's log-probabilities for kl).
+// metric needs (answer and wrong token sets, the clean run's logits and log-probabilities for l2 and kl),
+// read at each example's last position or, in position mode `all`, at every position after the first.
+#include <string>
+
 #include "circuitry/circuits/metrics.hpp"
 #include "circuitry/models/model.hpp"
 #include "circuitry/text/task.hpp"
 
 namespace circuitry {
 
+/// Where metrics read the logits (DESIGN.md section 2).
+enum class PositionMode { Last, All };
+
+inline PositionMode parse_position_mode(const std::string& name) {
+  if (name == "last") return PositionMode::Last;
+  if (name == "all") return PositionMode::All;
+  throw Error("unknown position mode '" + name + "' (choose last, each example's last position, or all, every position after the first)");
+}
+
 template <class T>
 struct PatchingTask {
-  Batch clean, corrupted;
+  Batch clean, corrupted;  // both read their logits at the same readout rows
   MetricData<T> data;
-  std::vector<T> clean_logits;  // [batch, vocab] last-position logits of the clean run
+  std::vector<T> clean_logits;  // [readout rows, vocab] logits of the clean run
 };
 
 template <class M, class T = typename M::scalar>
-PatchingTask<T> make_patching_task(const M& model, const Task& task) {
+PatchingTask<T> make_patching_task(const M& model, const Task& task, PositionMode mode = PositionMode::Last) {
   require(!task.examples.empty(), "the task has no examples");
   std::vector<std::vector<int>> clean, corrupted;
   PatchingTask<T> t;
@@ -23,30 +35,45 @@ PatchingTask<T> make_patching_task(const M& model, const Task& task) {
     const auto& e = task.examples[i];
     require(e.clean.size() == e.corrupted.size(), "task example " + std::to_string(i + 1) +
                                                       ": clean and corrupted must have equal length");
-    require(!e.answer.empty() && !e.wrong.empty(),
-            "task example " + std::to_string(i + 1) + ": the answer and wrong sets must each hold at least one token id");
     clean.push_back(e.clean);
     corrupted.push_back(e.corrupted);
-    t.data.answer.push_back(e.answer);
-    t.data.wrong.push_back(e.wrong);
   }
   t.clean = Batch::from(clean);
   t.corrupted = Batch::from(corrupted);
+  if (mode == PositionMode::All) t.clean.read_all_positions(), t.corrupted.read_all_positions();
+  // The metric's data per readout row: each example's sets on each of its rows.
+  const std::size_t B = t.clean.batch, R = t.clean.readout.size();
+  bool uneven = false;
+  for (std::size_t r = 0; r < R; ++r) {
+    const std::size_t b = t.clean.readout[r] / t.clean.pos;
+    t.data.answer.push_back(task.examples[b].answer);
+    t.data.wrong.push_back(task.examples[b].wrong);
+    uneven = uneven || t.clean.length(b) != t.clean.length(0);
+  }
+  if (mode == PositionMode::All && uneven)
+    for (std::size_t r = 0; r < R; ++r)
+      t.data.row_weights.push_back(T(1) / T(B * (t.clean.length(t.clean.readout[r] / t.clean.pos) - 1)));
+  t.data.rows = R;
+  t.data.outputs = task.outputs;
+  for (int o : task.outputs)
+    require(o >= 0 && std::size_t(o) < model.config().n_outputs(),
+            "the task's \"outputs\" names dimension " + std::to_string(o) + " but the model has " +
+                std::to_string(model.config().n_outputs()) + " logits");
   Arena arena;
   Context<T, false> ctx(arena);
   Var<T> logits = model.forward(ctx, t.clean);
   t.clean_logits.assign(logits.value, logits.value + logits.numel());
   t.data.clean_log_probs = log_softmax_rows(logits.value, logits.shape[0], logits.shape[1]);
+  t.data.clean_logits = t.clean_logits;
   return t;
 }
 
-/// M(logits) for a metric callable, without the tape. logits: [batch, vocab]
+/// M(logits) for a metric callable, without the tape. logits: [readout rows, vocab]
 template <class T, class Metric>
 double metric_value(const Metric& metric, const std::vector<T>& logits, const MetricData<T>& data) {
   Arena arena;
   Context<T, false> ctx(arena);
-  const std::size_t B = data.answer.size();
-  Var<T> l{const_cast<T*>(logits.data()), {B, logits.size() / B}, nullptr};
+  Var<T> l{const_cast<T*>(logits.data()), {data.rows, logits.size() / data.rows}, nullptr};
   return static_cast<double>(metric(ctx, l, data).value[0]);
 }
 

@@ -8,6 +8,7 @@
 // ignored. Examples may differ in length from one another.
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
@@ -25,12 +26,13 @@ namespace circuitry {
 
 struct TaskExample {
   std::vector<int> clean, corrupted;  // token ids, equal length
-  std::vector<int> answer, wrong;     // the answer set A and the wrong set W (non-empty; one id each for
-                                      // single-token tasks), compared by the metric at the last position
+  std::vector<int> answer, wrong;     // the answer set A and the wrong set W (one id each for single-token
+                                      // tasks); both empty in tasks for answer-free metrics (kl, l2)
 };
 
 struct Task {
   std::vector<TaskExample> examples;
+  std::vector<int> outputs;  // the output dimensions the l2 metric reads ("outputs"; empty: all)
 };
 
 namespace detail {
@@ -145,8 +147,13 @@ inline TaskExample read_example(const nlohmann::json& line, const text::Gpt2Toke
   TaskExample example;
   example.clean = read_field(line, tokenizer, vocab_size, where, "clean", false);
   example.corrupted = read_field(line, tokenizer, vocab_size, where, "corrupted", false);
-  example.answer = read_field(line, tokenizer, vocab_size, where, "answer", true);
-  example.wrong = read_field(line, tokenizer, vocab_size, where, "wrong", true);
+  // Neither answer nor wrong: a task for the answer-free metrics (kl, l2), as tracr's are.
+  const bool answer_free = !line.contains("answer") && !line.contains("answer_text") && !line.contains("wrong") &&
+                           !line.contains("wrong_text");
+  if (!answer_free) {
+    example.answer = read_field(line, tokenizer, vocab_size, where, "answer", true);
+    example.wrong = read_field(line, tokenizer, vocab_size, where, "wrong", true);
+  }
   if (example.clean.size() != example.corrupted.size()) {
     const bool text = !line.contains("clean") || !line.contains("corrupted");
     throw Error(where + ": clean" + (text ? " tokenizes to " : " has ") + std::to_string(example.clean.size()) +
@@ -191,6 +198,19 @@ inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size,
     if (!json.is_object()) throw Error(where + ": expected a JSON object, got " + std::string(json.type_name()));
 
     task.examples.push_back(detail::read_example(json, tokenizer, vocab_size, n_positions, where));
+    std::vector<int> outputs;
+    if (const auto found = json.find("outputs"); found != json.end()) {
+      if (!found->is_array() || found->empty())
+        throw Error(where + ": \"outputs\" must be a non-empty list of output dimensions, got " + found->dump());
+      for (const auto& o : *found) {
+        if (!o.is_number_unsigned() || o.get<std::uint64_t>() > INT_MAX)
+          throw Error(where + ": \"outputs\" must hold non-negative integers (output dimensions), got " + o.dump());
+        outputs.push_back(o.get<int>());
+      }
+    }
+    if (task.examples.size() == 1) task.outputs = outputs;
+    else if (outputs != task.outputs)
+      throw Error(where + ": \"outputs\" differs from the first line's; every line must name the same output dimensions");
   }
   if (task.examples.empty())
     throw Error(file + ": no examples (the file is empty or has only blank lines); write one JSON object per line");
@@ -212,10 +232,10 @@ inline void write_task(const std::filesystem::path& path, const Task& task) {
   std::ofstream out(path);
   if (!out) throw Error(path.string() + ": cannot open the file for writing (does the directory exist?)");
   for (const TaskExample& example : task.examples) {
-    const nlohmann::ordered_json line = {{"clean", example.clean},
-                                         {"corrupted", example.corrupted},
-                                         {"answer", token_set_json(example.answer)},
-                                         {"wrong", token_set_json(example.wrong)}};
+    nlohmann::ordered_json line = {{"clean", example.clean}, {"corrupted", example.corrupted}};
+    if (!example.answer.empty()) line["answer"] = token_set_json(example.answer);
+    if (!example.wrong.empty()) line["wrong"] = token_set_json(example.wrong);
+    if (!task.outputs.empty()) line["outputs"] = task.outputs;
     out << line.dump() << '\n';
   }
   if (!out) throw Error(path.string() + ": writing failed (disk full?)");

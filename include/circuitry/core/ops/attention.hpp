@@ -139,20 +139,22 @@ Var<T> attention_mix(const Ctx& ctx, const Var<T>& pattern, const Var<T>& qkv, s
 
 namespace circuitry::ops {
 
-/// Forward-only kernel for a run that needs one query row per sequence (the last layer when
-/// only the last position's logits are wanted): for sequence b the query at flat row rows[b]
-/// (= b * P + t) attends to the keys the mask allows (causal: 0..t) of its own sequence.
-///   qkv [B, P, 3D] (q | k | v, D = H d_head) -> z [B, D] (heads side by side, as z of the full op)
+/// Forward-only kernel for a run that needs only some query rows (the last layer when only
+/// the readout rows' logits are wanted): query row rows[i] (= b * P + t, sequence b) attends to
+/// the keys the mask allows (causal: 0..t) of its own sequence.
+///   qkv [B, P, 3D] (q | k | v, D = H d_head) -> z [rows, D] (heads side by side, as z of the full op)
 template <class T>
 void attention_rows(const T* qkv, std::size_t B, std::size_t P, std::size_t D, std::size_t n_heads,
                     const std::vector<std::size_t>& rows, const KeyMask& mask, T* z) {
-  const std::size_t dh = D / n_heads, ld = 3 * D;
+  const std::size_t dh = D / n_heads, ld = 3 * D, R = rows.size();
   const T scale = T(1) / std::sqrt(T(dh));
-#pragma omp parallel for collapse(2) if (B * n_heads * P * dh > kParallelGrain)
-  for (std::size_t b = 0; b < B; ++b)
+  require(R == 0 || rows.back() < B * P, "attention_rows: a row is outside the batch");
+#pragma omp parallel for collapse(2) if (R * n_heads * P * dh > kParallelGrain)
+  for (std::size_t i = 0; i < R; ++i)
     for (std::size_t h = 0; h < n_heads; ++h) {
-      const std::size_t n_keys = mask.end(b, rows[b] - b * P, P);
-      const T* q = qkv + rows[b] * ld + h * dh;
+      const std::size_t b = rows[i] / P;
+      const std::size_t n_keys = mask.end(b, rows[i] - b * P, P);
+      const T* q = qkv + rows[i] * ld + h * dh;
       const T* keys = qkv + b * P * ld + D + h * dh;
       const T* values = keys + D;
       std::vector<T> a(n_keys);  // [n_keys] attention weights
@@ -162,7 +164,7 @@ void attention_rows(const T* qkv, std::size_t B, std::size_t P, std::size_t D, s
       const T mx = scores.maxCoeff();
       scores = (scores.array() - mx).exp().matrix();
       scores /= scores.sum();
-      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(z + b * D + h * dh, static_cast<Eigen::Index>(dh)).noalias() =
+      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(z + i * D + h * dh, static_cast<Eigen::Index>(dh)).noalias() =
           scores.transpose() * matrix(values, n_keys, dh, ld);
     }
 }

@@ -129,16 +129,17 @@ struct Attention {
     gemm<T>(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
   }
 
-  /// The same head's output at one query row per sequence (`last`: flat row b * P + t).  out [B, D]
+  /// The same head's output at some query rows only (`rows`: flat b * P + t, the readout rows
+  /// of the run).  out [rows, D]
   template <class Norm, class LW, class T>
-  static void head_output_last(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
-                               std::size_t B, std::size_t P, const std::vector<std::size_t>& last, const ops::KeyMask& mask,
+  static void head_output_rows(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
+                               std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
                                Arena& arena, T* out) {
-    const std::size_t D = c.n_embd, dh = c.d_head();
+    const std::size_t D = c.n_embd, dh = c.d_head(), R = rows.size();
     const T* packed = head_qkv<Norm>(w, c, h, xq, xk, xv, B * P, arena);  // [B, P, 3 dh]
-    T* z = arena.template alloc<T>(B * dh);                               // [B, dh]
-    ops::attention_rows(packed, B, P, dh, 1, last, mask, z);
-    gemm<T>(Trans::No, Trans::No, B, D, dh, T(1), z, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
+    T* z = arena.template alloc<T>(R * dh);                               // [R, dh]
+    ops::attention_rows(packed, B, P, dh, 1, rows, mask, z);
+    gemm<T>(Trans::No, Trans::No, R, D, dh, T(1), z, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
   }
 };
 
