@@ -107,3 +107,15 @@ file(WRITE ${WORK}/multi.jsonl "{\"clean_text\": \"A!B\", \"corrupted_text\": \"
 expect_error(text_multi_token "multi.jsonl line 1: \"answer_text\" \"A!\" is 2 tokens" forward --model ${M} --task ${WORK}/multi.jsonl --out ${WORK}/x.json)
 file(WRITE ${WORK}/empty-set.jsonl "{\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": [], \"wrong\": 4}\n")
 expect_error(empty_answer_set "empty-set.jsonl line 1: \"answer\" is an empty list" attribute --model ${M} --task ${WORK}/empty-set.jsonl --method eap --out ${WORK}/x.json)
+
+# TransformerLens checkpoints and tracr's compiled models (position mode all, the l2 metric).
+set(TL ${FIXTURES}/tl-nonorm-relu)
+expect_ok(tl_forward "\"logits\"" ${WORK}/tl.json forward --model ${TL} --task ${TL}/task.jsonl --out ${WORK}/tl.json)
+file(MAKE_DIRECTORY ${WORK}/tl-rotary)
+file(COPY_FILE ${FIXTURES}/tl-unsupported/rotary.json ${WORK}/tl-rotary/config.json)
+expect_error(tl_unsupported "positional_embedding_type" forward --model ${WORK}/tl-rotary --task ${TL}/task.jsonl --out ${WORK}/x.json)
+set(R ${FIXTURES}/../../data/tracr/reverse)
+expect_ok(tracr_acdc "\"ablation\": \"zero\"" ${WORK}/tracr/acdc.json acdc --model ${R} --task ${R}/task.jsonl --metric l2 --positions all
+          --ablation zero --threshold 1e-4 --out ${WORK}/tracr)
+expect_error(tracr_needs_answers "needs \"answer\"" attribute --model ${R} --task ${R}/task.jsonl --method eap --out ${WORK}/x.json)
+expect_error(bad_positions "unknown position mode" forward --model ${R} --task ${R}/task.jsonl --positions middle --out ${WORK}/x.json)
