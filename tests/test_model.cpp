@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -206,6 +207,24 @@ TEST_CASE("TransformerLens configs circuitry cannot run are refused, naming the 
       CHECK(std::string(e.what()).find(field) != std::string::npos);
     }
   }
+  // A math-changing setting away from TransformerLens' default is refused by name; gelu_fast
+  // and gelu_pytorch_tanh are gelu_new under other names.
+  std::ifstream in(std::string(CIRCUITRY_FIXTURES_DIR) + "/tl-gelu-new/config.json");
+  const nlohmann::json base = nlohmann::json::parse(in);
+  const std::filesystem::path tmp = std::filesystem::temp_directory_path() / "circuitry-tl-config.json";
+  for (auto [key, value] : {std::pair{"gated_mlp", nlohmann::json(true)}, {"parallel_attn_mlp", true}, {"n_key_value_heads", 1},
+                            {"attn_scale", 3.0}, {"final_rms", true}}) {
+    nlohmann::json j = base;
+    j[key] = value;
+    std::ofstream(tmp) << j.dump();
+    CAPTURE(key);
+    CHECK_THROWS_WITH_AS(read_transformer_lens_config(tmp), doctest::Contains(key), Error);
+  }
+  nlohmann::json fast = base;
+  fast["act_fn"] = "gelu_fast";
+  std::ofstream(tmp) << fast.dump();
+  CHECK(read_transformer_lens_config(tmp).act_fn == "gelu_new");
+  std::filesystem::remove(tmp);
 }
 
 TEST_CASE_TEMPLATE("tracr's compiled models: circuitry reproduces tracr's own outputs", T, float, double) {

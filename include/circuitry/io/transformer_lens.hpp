@@ -40,6 +40,16 @@ inline std::string choice(const nlohmann::json& config, const std::string& where
               (why.empty() ? "" : "; " + why));
 }
 
+/// A HookedTransformerConfig setting that changes the math: refused unless it holds the
+/// value circuitry implements (TransformerLens' default).
+inline void require_tl_setting(const nlohmann::json& config, const std::string& where, const std::string& key,
+                               const nlohmann::json& supported) {
+  const auto found = config.find(key);
+  if (found != config.end() && *found != supported)
+    throw Error(where + ": \"" + key + "\" is " + found->dump() + "; circuitry implements only " + supported.dump() +
+                " (TransformerLens' default)");
+}
+
 }  // namespace detail
 
 /// Whether a config.json object holds HookedTransformerConfig fields rather than Hugging Face ones.
@@ -72,8 +82,12 @@ inline ModelConfig read_transformer_lens_config(const std::filesystem::path& con
     c.vocab_out = detail::positive_size(*out, where, "d_vocab_out");
   if (!c.attn_only) {
     c.n_inner = required_size("d_mlp");
-    c.act_fn = detail::choice(json, where, "act_fn", "", {"gelu_new", "gelu", "relu"}, "");
+    c.act_fn = detail::choice(json, where, "act_fn", "", {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "relu"},
+                              "SiLU and gated MLPs come with the Llama-family components");
     if (c.act_fn.empty()) throw Error(where + ": missing key \"act_fn\" (the MLP's activation)");
+    // The same tanh approximation of GELU under three names (TransformerLens utils.gelu_new / gelu_fast;
+    // torch's gelu(approximate="tanh")).
+    if (c.act_fn == "gelu_pytorch_tanh" || c.act_fn == "gelu_fast") c.act_fn = "gelu_new";
   }
   const std::string norm = detail::choice(json, where, "normalization_type", "LN", {"LN", "LNPre", "null"},
                                           "RMS norms come with the Llama-family components");
@@ -87,15 +101,18 @@ inline ModelConfig read_transformer_lens_config(const std::filesystem::path& con
     c.layer_norm_epsilon = eps->get<double>();
   }
   // Settings that change the math: refused unless they hold TransformerLens' default.
-  detail::require_setting(json, where, "use_attn_scale", true);
-  detail::require_setting(json, where, "use_local_attn", false);
-  detail::require_setting(json, where, "gated_mlp", false);
-  detail::require_setting(json, where, "parallel_attn_mlp", false);
-  detail::require_setting(json, where, "n_key_value_heads", nullptr);
-  detail::require_setting(json, where, "use_qk_norm", false);
-  detail::require_setting(json, where, "scale_attn_by_inverse_layer_idx", false);
-  detail::require_setting(json, where, "attn_scores_soft_cap", -1.0);
-  detail::require_setting(json, where, "output_logits_soft_cap", -1.0);
+  detail::require_tl_setting(json, where, "use_attn_scale", true);
+  detail::require_tl_setting(json, where, "use_local_attn", false);
+  detail::require_tl_setting(json, where, "gated_mlp", false);
+  detail::require_tl_setting(json, where, "parallel_attn_mlp", false);
+  detail::require_tl_setting(json, where, "n_key_value_heads", nullptr);
+  detail::require_tl_setting(json, where, "use_qk_norm", false);
+  detail::require_tl_setting(json, where, "final_rms", false);
+  detail::require_tl_setting(json, where, "post_embedding_ln", false);
+  detail::require_tl_setting(json, where, "use_normalization_before_and_after", false);
+  detail::require_tl_setting(json, where, "scale_attn_by_inverse_layer_idx", false);
+  detail::require_tl_setting(json, where, "attn_scores_soft_cap", -1.0);
+  detail::require_tl_setting(json, where, "output_logits_soft_cap", -1.0);
   if (const auto scale = json.find("attn_scale"); scale != json.end() && scale->is_number() &&
                                                    std::abs(scale->get<double>() - std::sqrt(double(c.head_dim))) > 1e-9)
     throw Error(where + ": \"attn_scale\" is " + scale->dump() + "; circuitry scales attention scores by 1/sqrt(d_head) = 1/" +
