@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "circuitry/io/checkpoint.hpp"
+#include "circuitry/models/model.hpp"
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/text/task.hpp"
 
@@ -501,4 +502,14 @@ TEST_CASE("task: read_task and write_task round trip; bad lines name the line an
   CHECK_ERROR(read("[1, 2]"), "line 1", "expected a JSON object");
   CHECK_ERROR(read("{\"clean_text\": \"When Mary and John\", \"corrupted\": [2], \"answer\": 3, \"wrong\": 4}"),
               "line 1", "clean_text", "tokenizer");
+}
+
+TEST_CASE("save_checkpoint refuses a model the GPT-2 layout cannot describe") {
+  circuitry::ModelConfig c;
+  c.n_layer = 1, c.n_head = 1, c.n_embd = 4, c.n_positions = 4, c.vocab_size = 5, c.n_inner = 4;
+  c.normalization = "none", c.attention_dir = "bidirectional", c.act_fn = "relu";
+  const auto model = circuitry::Model<circuitry::Tracr, float>::random(c, 1);
+  const auto dir = std::filesystem::temp_directory_path() / "circuitry-save-tracr";
+  CHECK_THROWS_WITH_AS(circuitry::io::save_checkpoint(dir, c, model.weights()), doctest::Contains("GPT-2 layout"), circuitry::Error);
+  CHECK_FALSE(std::filesystem::exists(dir / "config.json"));
 }

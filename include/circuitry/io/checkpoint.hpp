@@ -257,6 +257,11 @@ Checkpoint<T> load_checkpoint(const std::filesystem::path& dir) {
 template <class T>
 void save_checkpoint(const std::filesystem::path& dir, const ModelConfig& config, const Weights<T>& weights) {
   const std::string where = dir.string() + ": cannot save the checkpoint: ";
+  require(config.normalization == "LN" && config.attention_dir == "causal" && config.positional == "standard" &&
+              (config.attn_only || config.act_fn == "gelu_new") && config.d_head() * config.n_head == config.n_embd &&
+              !config.unembed_bias && config.n_outputs() == config.vocab_size,
+          where + "the Hugging Face GPT-2 layout holds GPT-2 and attention-only models only (layer norms, causal "
+                  "attention, gelu_new, d_head = n_embd / n_head, no unembedding bias)");
   require(weights.layers.size() == config.n_layer,
           where + "the weights have " + std::to_string(weights.layers.size()) +
               " layers but the config has n_layer = " + std::to_string(config.n_layer));
