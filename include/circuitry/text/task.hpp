@@ -73,7 +73,9 @@ inline std::vector<int> read_token_set(const nlohmann::json& value, std::size_t 
 }
 
 /// "s" as a JSON string literal, for messages.
-inline std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
+inline std::string quoted(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // a token may be part of a character
+}
 
 /// The ids of a text, each checked against the model's vocabulary. Tokenizer errors (invalid
 /// UTF-8) are reported with the line and the key.
