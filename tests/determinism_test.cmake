@@ -1,7 +1,8 @@
 # Results depend only on the inputs (issue 11): the same command gives identical bytes with 1, 2
-# and 3 threads, and when only the lengths of the --model and --out path strings change (which
-# moves the heap, and so the addresses the kernels see). Float32 and float64, on the fixture
-# whose sizes reach the threaded GEMM paths. Run by CTest with CLI, FIXTURES, WORK.
+# and 3 threads (VARIANTS t1;t2;t3), and when only the lengths of the --model and --out path
+# strings change, which moves the heap and so the addresses the kernels see (VARIANTS
+# t1;long1;long2). Float32 and float64, on the fixture whose sizes reach the threaded GEMM
+# paths. Run by CTest with CLI, FIXTURES, WORK and VARIANTS.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 set(M ${FIXTURES}/gpt2-small3)
@@ -22,11 +23,11 @@ if(NOT rc EQUAL 0 OR NOT rc2 EQUAL 0)
   message(FATAL_ERROR "could not make the circuit for evaluate")
 endif()
 
-# check_same(name ARGS...): the command with --threads 1, 2, 3, and with long --model and --out
-# paths (1 and 2 threads), must write byte-identical files.
+# check_same(name ARGS...): the command in every variant (tN: N threads; longN: N threads and long
+# --model and --out paths) must write byte-identical files.
 function(check_same name)
   set(reference "")
-  foreach(variant t1 t2 t3 long1 long2)
+  foreach(variant IN LISTS VARIANTS)
     string(REGEX MATCH "[0-9]$" threads ${variant})
     if(variant MATCHES "^long")
       set(model ${LONG_DIR})

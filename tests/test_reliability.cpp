@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -198,6 +199,52 @@ TEST_CASE("atomic outputs: a failing output leaves no file behind and keeps the 
   plot.series.push_back({"s", {0, 1}, {0, 1}, "", false, true});
   CHECK_ERROR(io::write_line_plot(dir / "no" / "plot.svg", plot), "plot.svg", "does not exist");
   CHECK_FALSE(fs::exists(dir / "no"));
+}
+
+TEST_CASE_TEMPLATE("gemm: the same bits for 1, 2 and 3 threads, transposed or not", T, float, double) {
+  // Big enough for gemm's block grid (3 x 3 blocks) and gemm_nt_long_inner's K-chunks.
+  const std::size_t M = 300, N = 2100, K = 70, long_K = 3 * (std::size_t{1} << 15) + 5;
+  std::mt19937 rng(7);
+  std::normal_distribution<double> normal;
+  auto random = [&](std::size_t n) {
+    std::vector<T> v(n);
+    for (T& x : v) x = T(normal(rng));
+    return v;
+  };
+  const std::vector<T> A = random(M * K), B = random(K * N), L = random(4 * long_K), R = random(5 * long_K);
+  const int threads_before = num_threads();
+  std::vector<std::vector<T>> results;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    std::vector<T> out;
+    for (Trans ta : {Trans::No, Trans::Yes})
+      for (Trans tb : {Trans::No, Trans::Yes}) {
+        std::vector<T> C(M * N, T(1));
+        gemm<T>(ta, tb, M, N, K, T(0.5), A.data(), ta == Trans::No ? K : M, B.data(), tb == Trans::No ? N : K, T(1), C.data(), N);
+        out.insert(out.end(), C.begin(), C.end());
+      }
+    std::vector<T> S(4 * 5);
+    gemm_nt_long_inner<T>(4, 5, long_K, L.data(), R.data(), S.data());
+    out.insert(out.end(), S.begin(), S.end());
+    results.push_back(std::move(out));
+  }
+  set_num_threads(threads_before);
+  CHECK(std::memcmp(results[0].data(), results[1].data(), results[0].size() * sizeof(T)) == 0);
+  CHECK(std::memcmp(results[0].data(), results[2].data(), results[0].size() * sizeof(T)) == 0);
+}
+
+TEST_CASE("reductions: the same bits wherever the buffer lies") {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  std::vector<float> values(771);
+  for (float& x : values) x = normal(rng);
+  std::vector<float> buffer(values.size() + 16);
+  std::vector<float> sums;
+  for (std::size_t offset = 0; offset < 16; ++offset) {  // every alignment of a 64-byte packet
+    std::copy(values.begin(), values.end(), buffer.begin() + static_cast<std::ptrdiff_t>(offset));
+    sums.push_back(ops::sum_any_alignment(buffer.data() + offset, values.size()));
+  }
+  for (float s : sums) CHECK(std::memcmp(&s, &sums[0], sizeof s) == 0);
 }
 
 TEST_CASE("fuzz regressions: every committed input ends in success or a circuitry::Error") {

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -32,7 +33,7 @@ inline std::filesystem::path folder_of(const std::filesystem::path& target) {
 /// Creates a new, empty file beside `target` that no one else uses (O_EXCL), with the mode a
 /// plain create would give (0666 less the umask), and returns its path.
 inline std::filesystem::path create_temporary_beside(const std::filesystem::path& target) {
-  static unsigned counter = 0;  // distinct names within a process; the pid separates processes
+  static std::atomic<unsigned> counter = 0;  // distinct names within a process; the pid separates processes
   for (int attempt = 0;; ++attempt) {
     std::filesystem::path temp = folder_of(target) / ("." + target.filename().string() + ".tmp-" +
                                                       std::to_string(::getpid()) + "-" + std::to_string(counter++));
