@@ -4,7 +4,9 @@
 // Bad input ends with one line on stderr naming the file and the fault, and exit code 1.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
+#include <initializer_list>
+#include <sstream>
+#include <string_view>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -68,12 +70,19 @@ void require_finite(const Json& j, const std::string& where) {
   }
 }
 
-void write_json(const std::string& path, const Json& j) {
+/// The text of a JSON result, refused when it holds a non-finite number.
+std::string result_text(const Json& j) {
   require_finite(j, "");
-  std::ofstream out(path);
-  require(bool(out), path + ": cannot open for writing");
-  out << j.dump(1) << "\n";
-  require(bool(out), path + ": write failed");
+  return io::json_text(j);
+}
+
+/// Writes a command's one JSON result atomically (io/atomic_file.hpp).
+void write_json(const std::string& path, const Json& j) { io::write_file_atomically(path, result_text(j)); }
+
+/// Checks the folders of every output a command will write, before it computes anything.
+void check_outputs(const Args& a, std::initializer_list<const char*> options) {
+  for (const char* option : options)
+    if (a.has(option)) io::check_writable(a.get(option));
 }
 
 /// Loads --model in the requested dtype and architecture and calls f(model).
@@ -102,6 +111,7 @@ auto load_task(const Args& a, const M& model) {
 
 void forward(const Args& a) {
   const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+  check_outputs(a, {"--out"});
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
     Arena arena;
@@ -154,6 +164,7 @@ void attribute_command(const Args& a) {
           "unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
   const std::size_t steps = a.positive("--steps", 5);
   const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+  check_outputs(a, {"--out"});
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
     const Attribution r = run_method(model, task, metric, method, steps);
@@ -166,6 +177,7 @@ void attribute_command(const Args& a) {
 
 void prune_command(const Args& a) {
   a.need({"--scores", "--out"});
+  check_outputs(a, {"--out", "--dot"});
   const std::string scores_path = a.get("--scores");
   const Scores scores = read_scores_json(scores_path);
   const Graph graph(scores.shape);
@@ -191,13 +203,19 @@ void prune_command(const Args& a) {
                     : a.has("--threshold") ? threshold(graph, scores.values, a.number("--threshold"))
                                            : greedy(graph, scores.values, count("--greedy"));
   if (!a.flag("--no-prune")) prune_dead_ends(circuit);  // EAP-IG's apply_topn / apply_greedy prune by default
-  write_circuit_json(a.get("--out"), circuit, scores.values, d_model);
+  // The circuit, its DOT and the SVG rendered from it appear together or not at all.
+  io::OutputSet outputs;
+  outputs.stage(a.get("--out"), json_text(circuit_to_json(circuit, scores.values, d_model)));
+  std::filesystem::path svg;
   if (a.has("--dot")) {
-    write_dot(a.get("--dot"), circuit, scores.values);
-    std::filesystem::path svg = a.get("--dot");
-    svg.replace_extension(".svg");
-    if (render_svg(a.get("--dot"), svg)) std::fprintf(stderr, "wrote %s\n", svg.c_str());
+    outputs.stage(a.get("--dot"), to_dot(circuit, scores.values));
+    if (const auto rendered = render_svg(outputs.staged(a.get("--dot")))) {
+      svg = std::filesystem::path(a.get("--dot")).replace_extension(".svg");
+      outputs.stage(svg, *rendered);
+    }
   }
+  outputs.commit();
+  if (!svg.empty()) std::fprintf(stderr, "wrote %s\n", svg.c_str());
 }
 
 void evaluate_command(const Args& a) {
@@ -207,9 +225,11 @@ void evaluate_command(const Args& a) {
   require(ablation_name == "resample" || ablation_name == "zero" || ablation_name == "mean",
           "unknown --ablation '" + ablation_name + "' (choose resample, zero or mean)");
   const Ablation ablation = ablation_name == "zero" ? Ablation::Zero : ablation_name == "mean" ? Ablation::Mean : Ablation::Resample;
+  check_outputs(a, {"--out", "--svg"});
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
     const Graph graph = model.graph();
+    io::OutputSet outputs;  // the result and its plot appear together or not at all
     Json j;
     j["metric"] = metric_name(metric.kind);
     if (a.has("--scores")) {  // the MIB faithfulness curve of the scores' top edges, with CPR and CMD
@@ -236,7 +256,7 @@ void evaluate_command(const Args& a) {
         plot.y_label = "faithfulness";
         plot.log_x = true;
         plot.series.push_back(series);
-        io::write_line_plot(a.get("--svg"), plot);
+        outputs.stage(a.get("--svg"), io::render_line_plot(plot));
       }
     } else {
       const Circuit circuit = read_circuit_json(a.get("--circuit")).on(graph);
@@ -255,7 +275,8 @@ void evaluate_command(const Args& a) {
       j["faithfulness"] = full == empty ? Json(nullptr) : Json(faithfulness(m, empty, full));
       j["n_edges_in_graph"] = circuit.n_edges();
     }
-    write_json(a.get("--out"), j);
+    outputs.stage(a.get("--out"), result_text(j));
+    outputs.commit();
   });
 }
 
@@ -278,7 +299,8 @@ std::vector<std::uint8_t> resolve_ground_truth(const Graph& graph, const std::st
   if (!std::filesystem::exists(value, ec))
     for (const Shipped& s : shipped)
       if (value == s.name)
-        return ground_truth_from_json(graph, nlohmann::json::parse(s.data, s.data + s.size), "ground truth '" + value + "'", key);
+        return ground_truth_from_json(graph, io::parse_json(std::string_view(reinterpret_cast<const char*>(s.data), s.size), value),
+                                      "ground truth '" + value + "'", key);
   require(std::filesystem::exists(value, ec), "--ground-truth '" + value +
                                                   "' is neither a file nor a shipped ground truth (ioi, greaterthan, "
                                                   "docstring, tracr-reverse, tracr-proportion)");
@@ -288,6 +310,7 @@ std::vector<std::uint8_t> resolve_ground_truth(const Graph& graph, const std::st
 /// ROC of a scores file against a ground-truth edge set (ACDC's evaluation).
 void roc_command(const Args& a) {
   a.need({"--scores", "--ground-truth", "--out"});
+  check_outputs(a, {"--out", "--svg"});
   const Scores scores = read_scores_json(a.get("--scores"));
   const Graph graph(scores.shape);
   const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
@@ -300,7 +323,8 @@ void roc_command(const Args& a) {
   j["auc_pessimistic"] = curve.auc_pessimistic;
   j["fpr"] = curve.fpr;
   j["tpr"] = curve.tpr;
-  write_json(a.get("--out"), j);
+  io::OutputSet outputs;  // the result and its plot appear together or not at all
+  outputs.stage(a.get("--out"), result_text(j));
   if (a.has("--svg")) {
     io::LinePlot plot;
     char title[96];
@@ -310,19 +334,13 @@ void roc_command(const Args& a) {
     plot.y_label = "true positive rate";
     plot.diagonal = true;
     plot.series.push_back({scores.meta.method, curve.fpr, curve.tpr, "#d62728", false, false});
-    io::write_line_plot(a.get("--svg"), plot);
+    outputs.stage(a.get("--svg"), io::render_line_plot(plot));
   }
+  outputs.commit();
 }
 
 std::vector<std::vector<std::string>> read_paths(const std::string& path) {
-  std::ifstream in(path);
-  require(bool(in), path + ": cannot open the paths file");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path + ": invalid JSON (" + std::string(e.what()) + ")");
-  }
+  const nlohmann::json j = io::read_json_file(path);
   require(j.is_object() && j.contains("paths") && j["paths"].is_array(),
           path + ": expected {\"paths\": [[edge, ...], ...]}");
   std::vector<std::vector<std::string>> paths;
@@ -348,8 +366,8 @@ void tokenize_command(const Args& a) {
             a.get("--tokenizer") + ": no tokenizer here (expected vocab.json + merges.txt, or tokenizer.json)");
   const text::Gpt2Tokenizer& tokenizer = cli_tokenizer(a.get("--tokenizer", a.get("--model", "")));
   const std::string in_path = a.get("--in"), out_path = a.get("--out");
-  std::ifstream in(in_path, std::ios::binary);
-  require(bool(in), in_path + ": cannot open for reading");
+  check_outputs(a, {"--out"});
+  std::istringstream in(io::read_regular_file(in_path));
   std::string lines;
   std::string line;
   for (std::size_t number = 1; std::getline(in, line); ++number) {
@@ -359,8 +377,8 @@ void tokenize_command(const Args& a) {
     Json j;
     try {
       j = Json::parse(line);
-    } catch (const Json::parse_error& e) {
-      throw Error(where + ": not valid JSON (" + e.what() + ")");
+    } catch (const Json::exception& e) {
+      io::throw_json_error(e, where);
     }
     require(j.is_object() && j.contains("text") && j["text"].is_string(), where + ": expected an object with a string \"text\"");
     try {
@@ -370,11 +388,7 @@ void tokenize_command(const Args& a) {
     }
     lines += j.dump() + "\n";
   }
-  require(!in.bad(), in_path + ": read failed");
-  std::ofstream out(out_path, std::ios::binary);
-  require(bool(out), out_path + ": cannot open for writing");
-  out << lines;
-  require(bool(out), out_path + ": write failed");
+  io::write_file_atomically(out_path, lines);
 }
 
 void path_patch_command(const Args& a) {
@@ -382,6 +396,7 @@ void path_patch_command(const Args& a) {
   require(sets != (a.has("--senders") || a.has("--receivers")), "path-patch: give either --senders and --receivers, or --paths FILE");
   if (!sets) a.need({"--senders", "--receivers"});
   const MetricKind kind = parse_metric(a.get("--metric", sets ? "kl" : "logit_diff"));
+  check_outputs(a, {"--out"});
   const auto paths = sets ? read_paths(a.get("--paths")) : std::vector<std::vector<std::string>>{};
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
@@ -450,11 +465,12 @@ void acdc_command(const Args& a) {
   const MetricKind kind = parse_metric(a.get("--metric", "kl"));
   AcdcOptions options = acdc_options(a);
   const std::filesystem::path out = a.get("--out");
+  io::create_output_folder(out);
   with_model(a, [&](const auto& model) {
     using M = std::decay_t<decltype(model)>;
     const auto task = load_task(a, model);
     options.mean_reference = &task.corrupted;
-    std::filesystem::create_directories(out);
+    io::OutputSet outputs;  // every circuit and acdc.json, published together
     const Acdc<M, typename M::scalar> acdc_run(model, task, kind, options);
     const Graph& graph = acdc_run.graph();
     const auto start = std::chrono::steady_clock::now();
@@ -473,7 +489,7 @@ void acdc_command(const Args& a) {
       std::snprintf(file, sizeof file, "circuit-%02zu.json", i);
       Circuit circuit(graph);
       circuit.in_graph = c.in_graph;
-      write_circuit_json(out / file, circuit, sweep.edge_scores, model.config().n_embd);
+      outputs.stage(out / file, json_text(circuit_to_json(circuit, sweep.edge_scores, model.config().n_embd)));
       circuits.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}, {"distance", c.distance}, {"metric", c.metric},
                           {"runs", c.runs}, {"file", file}});
       std::printf("tau %-10.4g %6zu of %zu edges   distance %.6g\n", c.threshold, c.n_edges, graph.n_edges(), c.distance);
@@ -482,7 +498,8 @@ void acdc_command(const Args& a) {
     Json edges = Json::object();
     for (std::size_t e = 0; e < graph.n_edges(); ++e) edges[graph.edges()[e].name] = sweep.edge_scores[e];
     j["edges"] = std::move(edges);
-    write_json((out / "acdc.json").string(), j);
+    outputs.stage(out / "acdc.json", result_text(j));
+    outputs.commit();
   });
 }
 
@@ -500,12 +517,12 @@ void compare_command(const Args& a) {
   options.acdc.progress = nullptr;
   options.log = [](const std::string& m) { std::fprintf(stderr, "compare: running %s\n", m.c_str()); };
   const std::filesystem::path out = a.get("--out");
+  io::create_output_folder(out);
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
     options.acdc.mean_reference = &task.corrupted;
     const Graph graph = model.graph();
     const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
-    std::filesystem::create_directories(out);
     const auto results = compare_methods(model, task, truth, options);
     Json j;
     j["ground_truth"] = a.get("--ground-truth");
@@ -536,8 +553,10 @@ void compare_command(const Args& a) {
       std::printf("%-16s %8.4f %12.4f %10.3f %8zu\n", r.method.c_str(), r.auc, r.auc_pessimistic, r.seconds, r.edges_scored);
     }
     j["methods"] = std::move(methods);
-    write_json((out / "compare.json").string(), j);
-    io::write_line_plot(out / "roc.svg", plot);
+    io::OutputSet outputs;  // compare.json and roc.svg appear together or not at all
+    outputs.stage(out / "compare.json", result_text(j));
+    outputs.stage(out / "roc.svg", io::render_line_plot(plot));
+    outputs.commit();
     std::fprintf(stderr, "wrote %s and %s\n", (out / "compare.json").c_str(), (out / "roc.svg").c_str());
   });
 }
@@ -556,7 +575,7 @@ void planted_command(const Args& a) {
   spec.seed = static_cast<unsigned>(a.integer("--seed", 1));
   const PlantedModel<float> planted = make_planted_model<float>(spec);
   const std::filesystem::path out = a.get("--out");
-  std::filesystem::create_directories(out);
+  io::create_output_folder(out);
   io::save_checkpoint(out, planted.config, planted.weights);
   write_task(out / "task.jsonl", planted.task);
   Json gt;
@@ -576,6 +595,7 @@ void planted_command(const Args& a) {
 void task_command(const Args& a, const std::string& kind) {
   a.need({"--n", "--out"});
   const std::size_t n = a.positive("--n", 1);
+  check_outputs(a, {"--out"});
   const auto seed = static_cast<unsigned>(a.integer("--seed", 1));
   const text::Gpt2Tokenizer& tokenizer = cli_tokenizer(a.get("--model", ""));
   std::vector<text::TextExample> examples;

@@ -5,7 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <ostream>
+#include <string_view>
 #include <numeric>
 #include <random>
 
@@ -19,11 +20,9 @@ namespace circuitry::cli {
 
 /// Writes the embedded model into dir (config.json, model.safetensors) and returns dir.
 inline std::filesystem::path unpack_embedded_model(const std::filesystem::path& dir) {
-  std::filesystem::create_directories(dir);
+  io::create_output_folder(dir);
   auto write = [&](const char* name, const unsigned char* data, std::size_t size) {
-    std::ofstream out(dir / name, std::ios::binary);
-    require(bool(out), (dir / name).string() + ": cannot open for writing");
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+    io::write_file_atomically(dir / name, std::string_view(reinterpret_cast<const char*>(data), size));
   };
   write("config.json", embedded::config_json, embedded::config_json_size);
   write("model.safetensors", embedded::model_safetensors, embedded::model_safetensors_size);
@@ -152,7 +151,7 @@ InductionFindings explain_induction(const M& model, const PatchingTask<T>& answe
 /// much it shares with the attribution circuit. Writes acdc-circuit.json.
 template <class M, class T = typename M::scalar>
 void compare_with_acdc(const M& model, const PatchingTask<T>& task, DiscoveryReport& r, const DiscoveryOptions& opt,
-                       double tau) {
+                       double tau, io::OutputSet& outputs) {
   const Graph& g = *r.graph;
   const auto start = std::chrono::steady_clock::now();
   const AcdcCircuit c = acdc(model, task, MetricKind::KL, tau);
@@ -180,7 +179,7 @@ void compare_with_acdc(const M& model, const PatchingTask<T>& task, DiscoveryRep
   Circuit circuit(g);
   circuit.in_graph = c.in_graph;
   const auto path = opt.out_dir / "acdc-circuit.json";
-  io::write_circuit_json(path, circuit, r.exact.edge_scores, model.config().n_embd);
+  outputs.stage(path, io::json_text(io::circuit_to_json(circuit, r.exact.edge_scores, model.config().n_embd)));
   r.files.push_back(path.string());
 }
 
@@ -247,6 +246,7 @@ inline void main_job(const Args& a) {
   DiscoveryOptions opt;
   opt.out_dir = a.get("--out", "circuitry-out");
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
+  io::create_output_folder(opt.out_dir);  // before any computing: a bad --out costs nothing
   const std::filesystem::path model_dir = a.has("--model") ? std::filesystem::path(a.get("--model")) : unpack_embedded_model(opt.out_dir / "model");
   auto checkpoint = io::load_checkpoint<float>(model_dir);
   with_architecture(checkpoint.config, [&]<class Arch>() {
@@ -257,19 +257,21 @@ inline void main_job(const Args& a) {
                 c.n_head, c.n_embd, c.vocab_size, c.n_positions, model_dir.c_str());
     const std::size_t half = induction_half_length(model);
     const Task task = make_induction_task(c.vocab_size, half, 64, 2024);
-    write_task(opt.out_dir / "induction-task.jsonl", task);
+    io::OutputSet outputs;  // every file of the job, published together at the end
+    outputs.stage_with(opt.out_dir / "induction-task.jsonl", [&](std::ostream& out) { write_task(out, task); });
     std::printf("\nTask: 64 induction examples. Random tokens x_0..x_%zu repeat; the clean sequence stops inside the\n"
                 "repeat at a token A, whose successor B in the first half is the answer. The corrupted sequence\n"
                 "replaces that earlier B by an unused token C (the wrong answer). A model that has learned\n"
                 "induction predicts B on clean input and C on corrupted input.\n",
                 half - 1);
     const auto ptask = make_patching_task(model, task);
-    DiscoveryReport r = discover(model, ptask, opt);
+    DiscoveryReport r = discover(model, ptask, opt, outputs);
     print_discovery(model, r, opt);
     const Task trigger = make_induction_task(c.vocab_size, half, 64, 2024, 2, InductionCorruption::Trigger);
     const InductionFindings found = explain_induction(model, ptask, make_patching_task(model, trigger), half);
-    compare_with_acdc(model, ptask, r, opt, 0.01);
+    compare_with_acdc(model, ptask, r, opt, 0.01, outputs);
     planted_auc_table(c.n_layer, c.n_head);
+    outputs.commit();
     print_files(r);
     print_summary(r, found);
     std::printf("\nDone in %.1f s. Read the circuit in %s/circuit.svg (or circuit.dot) and the curves in faithfulness.svg and roc.svg.\n",
@@ -289,6 +291,7 @@ inline void discover_command(const Args& a) {
   require(opt.target_faithfulness > 0 && opt.target_faithfulness <= 1.5, "discover: --target must be in (0, 1.5], got " +
                                                                            std::to_string(opt.target_faithfulness));
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
+  io::create_output_folder(opt.out_dir);  // before any computing: a bad --out costs nothing
   auto checkpoint = io::load_model_directory<float>(a.get("--model"));
   with_architecture(checkpoint.config, [&]<class Arch>() {
     const Model<Arch, float> model(checkpoint.config, std::move(checkpoint.weights));

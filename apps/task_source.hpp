@@ -3,10 +3,9 @@
 // (vocab.json + merges.txt, or tokenizer.json) and else the embedded GPT-2 one. The
 // tokenizer (a few hundred ms to build) is loaded only for a file that has text fields.
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 
+#include <circuitry/io/read_file.hpp>
 #include <circuitry/text/task.hpp>
 
 #include "tokenizer_source.hpp"
@@ -15,10 +14,9 @@ namespace circuitry::cli {
 
 inline Task read_cli_task(const std::filesystem::path& task_file, const std::string& model_dir, std::size_t vocab_size,
                           std::size_t n_positions) {
-  std::ifstream in(task_file, std::ios::binary);
-  const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string content = io::read_regular_file(task_file);  // Error for a missing file or a directory
   const bool has_text = content.find("_text\"") != std::string::npos;
-  return read_task(task_file, vocab_size, n_positions, has_text ? &cli_tokenizer(model_dir) : nullptr);
+  return task_from_text(content, task_file.string(), vocab_size, n_positions, has_text ? &cli_tokenizer(model_dir) : nullptr);
 }
 
 }  // namespace circuitry::cli

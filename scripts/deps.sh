@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages circuitry needs, if any are missing (as root), or prints the
 # exact apt-get line to run. Sourced by the other scripts; `bash scripts/deps.sh` alone works too.
+# `bash scripts/deps.sh fuzz` adds clang and its libFuzzer runtime, which only the fuzz preset needs.
 set -euo pipefail
 required=(g++ make cmake libeigen3-dev libxtensor-dev nlohmann-json3-dev doctest-dev)
+if [ "${1:-}" = fuzz ]; then required+=(clang libclang-rt-dev); fi
 optional=(graphviz)  # `dot` renders circuit.svg; everything else works without it
 missing=()
 for pkg in "${required[@]}"; do

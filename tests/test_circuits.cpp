@@ -434,8 +434,8 @@ TEST_CASE("scores json: unknown, missing and mistyped edges and invalid JSON are
   j["edges"]["a900.h0->logits"] = 1.0;  // a stray index must not build a 900-layer graph
   CHECK_ERROR(attempt(j), "x.json", "check the layer and head indices");
   write_file(dir / "x.json", R"({"method": "eap", "edges": {)");
-  CHECK_ERROR(read_scores_json(dir / "x.json"), "x.json", "invalid JSON");
-  CHECK_ERROR(read_scores_json(dir / "absent.json"), "absent.json", "cannot open");
+  CHECK_ERROR(read_scores_json(dir / "x.json"), "x.json", "not valid JSON");
+  CHECK_ERROR(read_scores_json(dir / "absent.json"), "absent.json", "does not exist");
 
   std::vector<double> nan_scores = example_scores();
   nan_scores[0] = std::nan("");
@@ -506,7 +506,7 @@ TEST_CASE("circuit json: EAP-IG layout, round trip and errors") {
   bad.erase("nodes");
   CHECK_ERROR(attempt(bad), "x.json", "missing key 'nodes'");
   write_file(dir / "x.json", "[1, 2");
-  CHECK_ERROR(read_circuit_json(dir / "x.json"), "x.json", "invalid JSON");
+  CHECK_ERROR(read_circuit_json(dir / "x.json"), "x.json", "not valid JSON");
 
   // A hand-written file in EAP-IG's own key order, with node scores it may carry.
   write_file(dir / "eap.json", R"({"cfg": {"n_layers": 1, "n_heads": 1, "parallel_attn_mlp": false, "d_model": 8},
@@ -549,12 +549,12 @@ TEST_CASE("dot: in-graph edges only, coloured by port, width by |score|, dashed 
   TempDir dir;
   write_dot(dir / "c.dot", c, s);
   CHECK(read_file(dir / "c.dot") == to_dot(c, s));
-  if (render_svg(dir / "c.dot", dir / "c.svg")) {
-    const std::string svg = read_file(dir / "c.svg");
+  if (const auto rendered = render_svg(dir / "c.dot")) {
+    const std::string& svg = *rendered;
     CHECK(svg.find("<svg") != std::string::npos);
     CHECK(svg.find("a0.h0&#45;&gt;m0") != std::string::npos);  // the edge tooltip
     write_file(dir / "broken.dot", "digraph {");
-    CHECK_ERROR(render_svg(dir / "broken.dot", dir / "broken.svg"), "broken.dot", "failed");
+    CHECK_ERROR(render_svg(dir / "broken.dot"), "broken.dot", "failed");
   }
 }
 

@@ -6,7 +6,8 @@
 //   3. grow circuits from the top edges by |exact| and evaluate each (every edge outside it
 //      patched): the faithfulness curve; keep the smallest circuit reaching the target
 //      faithfulness, then remove dead ends;
-//   4. write scores, the circuit (EAP-IG JSON, DOT, SVG) and the curves (SVG).
+//   4. write scores, the circuit (EAP-IG JSON, DOT, SVG) and the curves (SVG): all staged in
+//      one io::OutputSet, so a failure anywhere leaves none of them behind.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "circuitry/circuits/evaluation.hpp"
 #include "circuitry/circuits/faithfulness_curve.hpp"
 #include "circuitry/circuits/pruning.hpp"
+#include "circuitry/io/atomic_file.hpp"
 #include "circuitry/io/circuit_json.hpp"
 #include "circuitry/io/dot.hpp"
 #include "circuitry/io/scores_json.hpp"
@@ -55,13 +57,11 @@ struct DiscoveryReport {
   std::vector<std::string> files;              // written into out_dir
 };
 
-/// Writes one method's scores in the format of DESIGN.md section 3.
-inline void io_write_scores(const std::filesystem::path& path, const Graph& graph, const Attribution& a, const std::string& metric) {
-  io::write_scores_json(path, graph, a.edge_scores, io::ScoresMeta{a.method, metric, a.clean_metric, a.corrupted_metric});
-}
-
+/// Runs the pipeline and stages its files into `outputs` (opt.out_dir is created and checked
+/// first, before any computing); the caller commits them, with any files of its own.
 template <class M, class T = typename M::scalar>
-DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const DiscoveryOptions& opt) {
+DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const DiscoveryOptions& opt, io::OutputSet& outputs) {
+  io::create_output_folder(opt.out_dir);
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
   };
@@ -121,20 +121,21 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
   r.circuit_faithfulness = faithfulness(r.circuit_metric, m_empty, m_full);
 
   // Files.
-  std::filesystem::create_directories(opt.out_dir);
   auto path = [&](const std::string& name) {
     r.files.push_back((opt.out_dir / name).string());
     return opt.out_dir / name;
   };
   for (const Attribution* a : {&r.eap, &r.eap_ig, &r.exact})
-    io_write_scores(path("scores-" + a->method + ".json"), graph, *a, metric_name(opt.metric));
-  io::write_circuit_json(path("circuit.json"), r.circuit, r.exact.edge_scores, model.config().n_embd);
+    outputs.stage(path("scores-" + a->method + ".json"),
+                  io::json_text(io::scores_to_json(graph, a->edge_scores,
+                                                   io::ScoresMeta{a->method, metric_name(opt.metric), a->clean_metric, a->corrupted_metric})));
+  outputs.stage(path("circuit.json"), io::json_text(io::circuit_to_json(r.circuit, r.exact.edge_scores, model.config().n_embd)));
   io::DotOptions dot;
   char title[96];
   std::snprintf(title, sizeof title, "circuit: %zu edges, faithfulness %.3f", r.circuit.n_edges(), r.circuit_faithfulness);
   dot.title = title;
-  io::write_dot(path("circuit.dot"), r.circuit, r.exact.edge_scores, dot);
-  if (io::render_svg(opt.out_dir / "circuit.dot", opt.out_dir / "circuit.svg")) r.files.push_back((opt.out_dir / "circuit.svg").string());
+  outputs.stage(path("circuit.dot"), io::to_dot(r.circuit, r.exact.edge_scores, dot));
+  if (const auto svg = io::render_svg(outputs.staged(opt.out_dir / "circuit.dot"))) outputs.stage(path("circuit.svg"), *svg);
 
   io::LinePlot curve;
   curve.title = "Faithfulness of the top-k edges by |exact effect|";
@@ -145,7 +146,7 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
   curve.series.push_back(fs);
   curve.series.push_back({"target", {fs.x.front(), fs.x.back()}, {opt.target_faithfulness, opt.target_faithfulness}, "#999999", true, false});
   curve.log_x = graph.n_edges() > 256;
-  io::write_line_plot(path("faithfulness.svg"), curve);
+  outputs.stage(path("faithfulness.svg"), io::render_line_plot(curve));
 
   if (r.n_large > 0 && r.n_large < graph.n_edges()) {
     io::LinePlot rocplot;
@@ -161,8 +162,17 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
       rocplot.series.push_back({label, c.roc.fpr, c.roc.tpr,
                                 colours[i % 2], false, false});
     }
-    io::write_line_plot(path("roc.svg"), rocplot);
+    outputs.stage(path("roc.svg"), io::render_line_plot(rocplot));
   }
+  return r;
+}
+
+/// The pipeline, its files written together into opt.out_dir.
+template <class M, class T = typename M::scalar>
+DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const DiscoveryOptions& opt) {
+  io::OutputSet outputs;
+  DiscoveryReport r = discover(model, task, opt, outputs);
+  outputs.commit();
   return r;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // Row-major GEMM through Eigen maps: C = alpha op(A) op(B) + beta C, with leading
 // dimensions so strided slices (one head's columns of a [rows, 3 d_model] buffer) need
-// no copy. Eigen parallelises large products with OpenMP by itself.
+// no copy. Large products run on OpenMP threads in a grid of blocks fixed by the shape, so the
+// result does not depend on the thread count.
 #include <algorithm>
 #include <cstddef>
 #include <vector>
@@ -31,8 +32,33 @@ ConstMatrixMap<T> matrix(const T* p, std::size_t rows, std::size_t cols, std::si
 
 enum class Trans { No, Yes };
 
+namespace detail {
+
+/// The grid gemm() splits C into. Eigen's own threading divides a product among the threads
+/// and recomputes its cache blocking (the k-panels, and which kernel computes which element)
+/// for their number, so C's rounding followed --threads. Here Eigen stays single-threaded and
+/// the product is cut into blocks that depend on the shape alone: at most kGemmBlockCols
+/// columns, and as many rows (a multiple of 16, at least 128) as make about kGemmBlockWork
+/// multiply-adds, so that a block is worth a thread. OpenMP threads pick up whole blocks, so
+/// every element is computed the same way whatever the thread count.
+inline constexpr std::size_t kGemmBlockCols = 1024, kGemmMinBlockRows = 128;
+inline constexpr std::size_t kGemmBlockWork = std::size_t{1} << 21;
+
+inline std::size_t gemm_block_rows(std::size_t M, std::size_t n, std::size_t K) {
+  const std::size_t rows = (kGemmBlockWork / std::max<std::size_t>(1, n * K) + 15) / 16 * 16;
+  return std::min(M, std::max(kGemmMinBlockRows, rows));
+}
+
+inline void keep_eigen_single_threaded() {
+  static const bool once = (Eigen::setNbThreads(1), true);
+  (void)once;
+}
+
+}  // namespace detail
+
 /// C[M, N] = alpha * op(A) * op(B) + beta * C, where op(A) is [M, K] and op(B) is [K, N].
 /// A is stored [M, K] (or [K, M] when transposed) with leading dimension lda; same for B.
+/// Bit-identical for any thread count (see detail::gemm_block_rows).
 template <class T>
 void gemm(Trans ta, Trans tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A,
           std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
@@ -40,18 +66,38 @@ void gemm(Trans ta, Trans tb, std::size_t M, std::size_t N, std::size_t K, T alp
   if (beta == T(0)) c.setZero();
   else if (beta != T(1)) c *= beta;
   if (M == 0 || N == 0 || K == 0) return;
+  detail::keep_eigen_single_threaded();
   const bool at = ta == Trans::Yes, bt = tb == Trans::Yes;
-  auto a = matrix(A, at ? K : M, at ? M : K, lda);
-  auto b = matrix(B, bt ? N : K, bt ? K : N, ldb);
-  if (!at && !bt) c.noalias() += alpha * a * b;
-  else if (at && !bt) c.noalias() += alpha * a.transpose() * b;
-  else if (!at && bt) c.noalias() += alpha * a * b.transpose();
-  else c.noalias() += alpha * a.transpose() * b.transpose();
+  const std::size_t block_cols = std::min(N, detail::kGemmBlockCols);
+  const std::size_t block_rows = detail::gemm_block_rows(M, block_cols, K);
+  const std::size_t row_blocks = (M + block_rows - 1) / block_rows, col_blocks = (N + block_cols - 1) / block_cols;
+  const std::size_t blocks = row_blocks * col_blocks;
+  // C[i0.., j0..] += alpha op(A)[i0.., :] op(B)[:, j0..] for one block of the grid.
+  auto block = [&](std::size_t t) {
+    const std::size_t i0 = t / col_blocks * block_rows, j0 = t % col_blocks * block_cols;
+    const std::size_t m = std::min(block_rows, M - i0), n = std::min(block_cols, N - j0);
+    auto cb = matrix(C + i0 * ldc + j0, m, n, ldc);
+    auto a = matrix(at ? A + i0 : A + i0 * lda, at ? K : m, at ? m : K, lda);
+    auto b = matrix(bt ? B + j0 * ldb : B + j0, bt ? n : K, bt ? K : n, ldb);
+    if (!at && !bt) cb.noalias() += alpha * a * b;
+    else if (at && !bt) cb.noalias() += alpha * a.transpose() * b;
+    else if (!at && bt) cb.noalias() += alpha * a * b.transpose();
+    else cb.noalias() += alpha * a.transpose() * b.transpose();
+  };
+  // One block (most calls, many from inside parallel loops) skips OpenMP altogether: even an
+  // inactive region costs more than a small product.
+  if (blocks > 1) {
+#pragma omp parallel for schedule(dynamic)
+    for (std::size_t t = 0; t < blocks; ++t) block(t);
+  } else {
+    for (std::size_t t = 0; t < blocks; ++t) block(t);
+  }
 }
 
 /// C[M, N] = A[M, K] B[N, K]^T for a very long inner dimension K and small M, N (attribution
-/// scores: K = batch * pos * d_model). Eigen parallelises over C's blocks, which leaves
-/// threads idle here, so K is split across threads and the partial products summed.
+/// scores: K = batch * pos * d_model). gemm() parallelises over C's blocks, which leaves
+/// threads idle here, so K is split into chunks of a fixed length, one thread each, and the
+/// partial products are summed in chunk order: the same result for any thread count.
 template <class T>
 void gemm_nt_long_inner(std::size_t M, std::size_t N, std::size_t K, const T* A, const T* B, T* C) {
   constexpr std::size_t kChunk = std::size_t{1} << 15;

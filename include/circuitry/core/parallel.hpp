@@ -1,11 +1,11 @@
 #pragma once
-// Thread control: OpenMP for the elementwise and per-(batch, head) loops, Eigen's own
-// OpenMP for GEMMs. Inside an OpenMP region Eigen runs single-threaded by itself.
+// Thread control: OpenMP for the elementwise and per-(batch, head) loops and for GEMM blocks
+// (core/gemm.hpp). Eigen itself stays single-threaded: its threading would make results
+// depend on the thread count.
 #include <cstddef>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include <Eigen/Core>
 
 namespace circuitry {
 
@@ -15,7 +15,6 @@ inline void set_num_threads(int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
-  Eigen::setNbThreads(n);
 }
 
 inline int num_threads() {

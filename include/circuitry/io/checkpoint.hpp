@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/core/error.hpp"
+#include "circuitry/io/atomic_file.hpp"
+#include "circuitry/io/json_parse.hpp"
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/models/config.hpp"
 #include "circuitry/models/weights.hpp"
@@ -23,20 +25,6 @@
 namespace circuitry::io {
 
 namespace detail {
-
-inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) {
-    std::error_code ec;
-    throw Error(path.string() +
-                (std::filesystem::exists(path, ec) ? ": cannot open the file for reading" : ": file does not exist"));
-  }
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path.string() + ": not valid JSON (error at byte " + std::to_string(e.byte) + ")");
-  }
-}
 
 /// A size key of config.json: a positive integer, bounded so that products of sizes cannot
 /// overflow and token ids fit in int.
@@ -118,7 +106,7 @@ inline bool is_ignored_tensor(const std::string& name, const ModelConfig& config
 /// attn_only (false), tie_word_embeddings (true). n_embd must split evenly into n_head heads.
 inline ModelConfig read_model_config(const std::filesystem::path& config_json) {
   const std::string where = config_json.string();
-  const nlohmann::json json = detail::read_json_file(config_json);
+  const nlohmann::json json = read_json_file(config_json);
   if (!json.is_object()) throw Error(where + ": expected a JSON object of model settings, got " + json.type_name());
 
   auto required_size = [&](const std::string& key) {
@@ -171,9 +159,7 @@ inline void write_model_config(const std::filesystem::path& config_json, const M
       {"attn_only", config.attn_only},
       {"tie_word_embeddings", config.tie_word_embeddings},
   };
-  std::ofstream out(config_json);
-  out << json.dump(2) << '\n';
-  if (!out) throw Error(config_json.string() + ": cannot write the file");
+  write_file_atomically(config_json, json.dump(2) + '\n');
 }
 
 /// Reads dir/model.safetensors into Weights<T>. Every parameter the config implies must be
@@ -194,7 +180,11 @@ Weights<T> load_weights(const std::filesystem::path& dir, const ModelConfig& con
   const std::string where = path.string();
 
   // Every layer has at least its six attention tensors: a config.json claiming more layers than
-  // the file can hold is refused before anything is allocated for them.
+  // the file holds tensors for is refused before anything is allocated for them.
+  if (file.names().size() / 6 < config.n_layer)
+    throw Error(where + ": config.json says n_layer = " + std::to_string(config.n_layer) +
+                ", but the file holds only " + std::to_string(file.names().size()) +
+                " tensors (each layer has at least 6); does config.json belong to this model?");
   const std::string last_layer = "h." + std::to_string(config.n_layer - 1) + ".ln_1.weight";
   if (!file.contains(last_layer) && !file.contains("transformer." + last_layer))
     throw Error(where + ": missing tensor '" + last_layer + "': config.json says n_layer = " + std::to_string(config.n_layer) +

@@ -145,7 +145,7 @@ inline CircuitFile circuit_from_json(const nlohmann::json& j, const std::string&
 }
 
 inline CircuitFile read_circuit_json(const std::filesystem::path& path) {
-  return circuit_from_json(detail::read_json_document(path), path.string());
+  return circuit_from_json(read_json_file(path), path.string());
 }
 
 /// Per-edge flags of a ground-truth circuit file (ACDC's canonical circuits converted to EAP-IG
@@ -206,7 +206,7 @@ inline std::vector<std::uint8_t> ground_truth_from_json(const Graph& graph, cons
 
 inline std::vector<std::uint8_t> read_ground_truth(const Graph& graph, const std::filesystem::path& path,
                                                    const std::string& key = "edges") {
-  return ground_truth_from_json(graph, detail::read_json_document(path), path.string(), key);
+  return ground_truth_from_json(graph, read_json_file(path), path.string(), key);
 }
 
 }  // namespace circuitry::io

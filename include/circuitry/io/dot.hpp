@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -174,15 +176,19 @@ inline std::string shell_quote(const std::string& word) {
 
 }  // namespace detail
 
-/// Renders a DOT file to SVG with Graphviz (`dot -Tsvg`). Returns false, doing nothing, when
-/// `dot` is not on PATH; throws Error when dot runs and fails. POSIX shells only.
-inline bool render_svg(const std::filesystem::path& dot_path, const std::filesystem::path& svg_path) {
-  if (std::system("command -v dot >/dev/null 2>&1") != 0) return false;
-  const std::string command = "dot -Tsvg " + detail::shell_quote(dot_path.string()) + " -o " +
-                              detail::shell_quote(svg_path.string()) + " 2>/dev/null";
-  require(std::system(command.c_str()) == 0,
-          dot_path.string() + ": graphviz 'dot' failed to render it to " + svg_path.string());
-  return true;
+/// The SVG that Graphviz (`dot -Tsvg`) renders from a DOT file, or nullopt when `dot` is not
+/// on PATH; Error when dot runs and fails. The caller writes it (an OutputSet stages it beside
+/// the DOT file, so both appear together or not at all). POSIX shells only.
+inline std::optional<std::string> render_svg(const std::filesystem::path& dot_path) {
+  if (std::system("command -v dot >/dev/null 2>&1") != 0) return std::nullopt;
+  const std::string command = "dot -Tsvg " + detail::shell_quote(dot_path.string()) + " 2>/dev/null";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  require(pipe != nullptr, dot_path.string() + ": cannot run graphviz 'dot'");
+  std::string svg;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) svg.append(buffer, n);
+  require(::pclose(pipe) == 0 && !svg.empty(), dot_path.string() + ": graphviz 'dot' failed to render it to SVG");
+  return svg;
 }
 
 }  // namespace circuitry::io

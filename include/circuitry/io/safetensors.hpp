@@ -32,6 +32,8 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/core/error.hpp"
+#include "circuitry/io/atomic_file.hpp"
+#include "circuitry/io/json_parse.hpp"
 
 namespace circuitry::io {
 
@@ -141,6 +143,8 @@ inline nlohmann::json parse_header(const std::string& header, const std::string&
     json = nlohmann::json::parse(header, track_keys);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(where + ": header is not valid JSON (error at byte " + std::to_string(e.byte) + " of the header)");
+  } catch (const nlohmann::json::exception& e) {  // out_of_range.406: a number such as 1e999
+    throw_json_error(e, where + ": header");
   }
   if (found_duplicate)
     throw Error(where + ": header has the duplicate key \"" + duplicate + "\"; each key may appear only once");
@@ -433,17 +437,15 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
   std::string header_text = header.dump();
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
 
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(where + ": cannot open the file for writing (does the directory exist?)");
-  std::array<char, 8> length_bytes{};
-  for (std::size_t i = 0; i < 8; ++i) length_bytes[i] = static_cast<char>((header_text.size() >> (8 * i)) & 0xFF);
-  out.write(length_bytes.data(), 8);
-  out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
-  for (const NamedTensor& tensor : tensors)
-    out.write(reinterpret_cast<const char*>(tensor.values.data()),
-              static_cast<std::streamsize>(tensor.values.size() * sizeof(float)));
-  out.flush();
-  if (!out) throw Error(where + ": writing failed (disk full?)");
+  write_file_atomically_with(path, [&](std::ostream& out) {
+    std::array<char, 8> length_bytes{};
+    for (std::size_t i = 0; i < 8; ++i) length_bytes[i] = static_cast<char>((header_text.size() >> (8 * i)) & 0xFF);
+    out.write(length_bytes.data(), 8);
+    out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
+    for (const NamedTensor& tensor : tensors)
+      out.write(reinterpret_cast<const char*>(tensor.values.data()),
+                static_cast<std::streamsize>(tensor.values.size() * sizeof(float)));
+  });
 }
 
 }  // namespace circuitry::io

@@ -9,8 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -21,29 +19,19 @@
 #include "circuitry/circuits/circuit.hpp"
 #include "circuitry/core/error.hpp"
 #include "circuitry/graph/graph.hpp"
+#include "circuitry/io/atomic_file.hpp"
+#include "circuitry/io/json_parse.hpp"
 
 namespace circuitry::io {
 
+/// The text of a JSON output file (indent 1: a 32k-edge file stays greppable).
+inline std::string json_text(const nlohmann::ordered_json& j) { return j.dump(1) + "\n"; }
+
 namespace detail {
 
-/// Parses a JSON file; Error names the file on failure.
-inline nlohmann::json read_json_document(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  require(in.good(), path.string() + ": cannot open file");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path.string() + ": invalid JSON (" + e.what() + ")");
-  }
-}
-
-/// Writes `j` (indent 1: a 32k-edge file stays greppable); Error names the file on failure.
+/// Writes `j` atomically (io/atomic_file.hpp); Error names the file on failure.
 inline void write_json_document(const std::filesystem::path& path, const nlohmann::ordered_json& j) {
-  std::ofstream out(path, std::ios::binary);
-  require(out.good(), path.string() + ": cannot open file for writing");
-  out << j.dump(1) << '\n';
-  require(out.good(), path.string() + ": write failed");
+  write_file_atomically(path, json_text(j));
 }
 
 /// One side of an edge name: `input`, `a{l}.h{h}` (+ `<q|k|v>` on the port side), `m{l}`, `logits`.
@@ -210,8 +198,12 @@ inline nlohmann::ordered_json scores_to_json(const Graph& graph, const std::vect
   nlohmann::ordered_json j;
   j["method"] = meta.method;
   j["metric"] = meta.metric;
-  j["clean_metric"] = meta.clean_metric;
-  j["corrupted_metric"] = meta.corrupted_metric;
+  // A NaN or infinity would be written as null: a silently wrong file (the model overflowed).
+  for (const auto& [key, value] : {std::pair{"clean_metric", meta.clean_metric}, std::pair{"corrupted_metric", meta.corrupted_metric}}) {
+    require(std::isfinite(value), std::string(key) + " is not finite (" + std::to_string(value) +
+                                      "): the model's numbers overflow or are NaN; check the checkpoint's weights");
+    j[key] = value;
+  }
   for (const auto& [key, value] : meta.extra.items()) {
     require(!j.contains(key) && key != "edges", "extra key '" + key + "' clashes with a key of the scores format");
     j[key] = value;
@@ -287,7 +279,7 @@ inline Scores scores_from_json(const nlohmann::json& j, const std::string& sourc
 }
 
 inline Scores read_scores_json(const std::filesystem::path& path) {
-  return scores_from_json(detail::read_json_document(path), path.string());
+  return scores_from_json(read_json_file(path), path.string());
 }
 
 /// Reads scores for a known graph: Error when the file is for another model shape.

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "circuitry/core/error.hpp"
+#include "circuitry/io/atomic_file.hpp"
 
 namespace circuitry::io {
 
@@ -108,12 +108,9 @@ inline PlotAxis plot_log_axis(double data_lo, double data_hi, std::optional<doub
   return axis;
 }
 
-/// Writes `text` to `path`; Error names the file on failure.
+/// Writes `text` to `path` atomically (io/atomic_file.hpp); Error names the file on failure.
 inline void write_text_document(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  require(out.good(), path.string() + ": cannot open file for writing");
-  out << text;
-  require(out.good(), path.string() + ": write failed");
+  write_file_atomically(path, text);
 }
 
 }  // namespace detail

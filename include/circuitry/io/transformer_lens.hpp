@@ -60,7 +60,7 @@ inline bool is_transformer_lens_config(const nlohmann::json& json) {
 /// Reads a TransformerLens config.json (HookedTransformerConfig fields).
 inline ModelConfig read_transformer_lens_config(const std::filesystem::path& config_json) {
   const std::string where = config_json.string();
-  const nlohmann::json json = detail::read_json_file(config_json);
+  const nlohmann::json json = read_json_file(config_json);
   if (!json.is_object()) throw Error(where + ": expected a JSON object of model settings, got " + json.type_name());
   auto required_size = [&](const std::string& key) {
     const auto found = json.find(key);
@@ -230,7 +230,7 @@ template <class T>
 Checkpoint<T> load_transformer_lens(const std::filesystem::path& dir) {
   Checkpoint<T> checkpoint;
   checkpoint.config = read_transformer_lens_config(dir / "config.json");
-  const nlohmann::json json = detail::read_json_file(dir / "config.json");
+  const nlohmann::json json = read_json_file(dir / "config.json");
   const bool weights = json.value("normalization_type", nlohmann::json("LN")) == "LN";
   checkpoint.weights = load_transformer_lens_weights<T>(dir, checkpoint.config, weights);
   return checkpoint;
@@ -243,7 +243,7 @@ Checkpoint<T> load_model_directory(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
     throw Error(dir.string() + ": not a directory (expected a model directory with config.json and model.safetensors)");
-  if (is_transformer_lens_config(detail::read_json_file(dir / "config.json"))) return load_transformer_lens<T>(dir);
+  if (is_transformer_lens_config(read_json_file(dir / "config.json"))) return load_transformer_lens<T>(dir);
   return load_checkpoint<T>(dir);
 }
 

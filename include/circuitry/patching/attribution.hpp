@@ -10,9 +10,11 @@
 // The port gradients come from the tape (ops/norm_linear.hpp) one stage at a time, and each
 // stage's scores are one GEMM: S[u, p] = Delta[u] . G[p] over batch * pos * d_model.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "circuitry/patching/edge_patching.hpp"
@@ -66,6 +68,14 @@ struct Attribution {
   }
 };
 
+/// An overflowing model (infinite or NaN logits) makes every score meaningless, and JSON would
+/// store the metric as null: refused as soon as the reference runs are done, for every method.
+inline void require_finite_metrics(const Attribution& r) {
+  for (const auto& [run, value] : {std::pair{"clean", r.clean_metric}, std::pair{"corrupted", r.corrupted_metric}})
+    require(std::isfinite(value), std::string("the ") + run + " run's metric is not finite (" + std::to_string(value) +
+                                      "): the model's numbers overflow or are NaN; check the checkpoint's weights");
+}
+
 template <GradientPolicy Policy, class M, class Metric, class T = typename M::scalar>
 Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, const Metric& metric, const Policy& policy) {
   const Graph graph = model.graph();
@@ -87,6 +97,7 @@ Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, con
     o.node_outputs = delta.data();
     result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted, o), task.data).value[0]);
   }
+  require_finite_metrics(result);
   const std::vector<T> corrupted_input(delta.begin(), delta.begin() + static_cast<std::ptrdiff_t>(BPD));  // e(x')
   auto fused = std::find_if(runs.begin(), runs.end(), [](const GradientRun& r) { return !r.corrupted_input && r.interpolation == 1.0; });
   if (fused != runs.begin()) {

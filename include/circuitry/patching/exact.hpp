@@ -44,6 +44,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
     Context<T, false> ctx(arena);
     result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
   }
+  require_finite_metrics(result);
 
   // Group edges by the stage their patched run restarts at.
   std::vector<std::vector<int>> by_stage(residual_stages(L) + 1);

@@ -38,11 +38,9 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <queue>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -52,6 +50,8 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/core/error.hpp"
+#include "circuitry/io/json_parse.hpp"
+#include "circuitry/io/read_file.hpp"
 #include "circuitry/text/unicode_classes.hpp"
 
 namespace circuitry::text {
@@ -287,15 +287,6 @@ class PairMap {
   int bits_ = 4;
 };
 
-inline std::string read_text_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  require(bool(in), path.string() + ": cannot open for reading");
-  std::ostringstream s;
-  s << in.rdbuf();
-  require(!in.bad(), path.string() + ": read failed");
-  return s.str();
-}
-
 }  // namespace detail
 
 class Gpt2Tokenizer {
@@ -303,7 +294,7 @@ class Gpt2Tokenizer {
   static constexpr std::string_view kEndOfText = "<|endoftext|>";
 
   static Gpt2Tokenizer from_files(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt) {
-    const std::string vocab = detail::read_text_file(vocab_json), merges = detail::read_text_file(merges_txt);
+    const std::string vocab = io::read_regular_file(vocab_json), merges = io::read_regular_file(merges_txt);
     return Gpt2Tokenizer(parse_vocab_json(vocab, vocab_json.string()), parse_merges_txt(merges, merges_txt.string()),
                          vocab_json.string(), merges_txt.string());
   }
@@ -318,7 +309,7 @@ class Gpt2Tokenizer {
   /// A Hugging Face tokenizer.json whose model is BPE with GPT-2's ByteLevel pre-tokenizer.
   static Gpt2Tokenizer from_tokenizer_json(const std::filesystem::path& path) {
     const std::string name = path.string();
-    const nlohmann::json j = parse_json(detail::read_text_file(path), name);
+    const nlohmann::json j = parse_json(io::read_regular_file(path), name);
     require(j.is_object() && j.contains("model") && j["model"].is_object(), name + ": no \"model\" object (not a Hugging Face tokenizer.json)");
     const auto& model = j["model"];
     const std::string type = model.value("type", "BPE");
@@ -353,9 +344,10 @@ class Gpt2Tokenizer {
   /// dir/vocab.json + dir/merges.txt, or dir/tokenizer.json (Hugging Face format, BPE model with
   /// ByteLevel) if those are absent.
   static Gpt2Tokenizer from_directory(const std::filesystem::path& dir) {
-    if (std::filesystem::exists(dir / "vocab.json") && std::filesystem::exists(dir / "merges.txt"))
+    std::error_code ec;
+    if (std::filesystem::exists(dir / "vocab.json", ec) && std::filesystem::exists(dir / "merges.txt", ec))
       return from_files(dir / "vocab.json", dir / "merges.txt");
-    if (std::filesystem::exists(dir / "tokenizer.json")) return from_tokenizer_json(dir / "tokenizer.json");
+    if (std::filesystem::exists(dir / "tokenizer.json", ec)) return from_tokenizer_json(dir / "tokenizer.json");
     throw Error(dir.string() + ": no tokenizer here (expected vocab.json + merges.txt, or tokenizer.json)");
   }
 
@@ -409,13 +401,7 @@ class Gpt2Tokenizer {
   using Merges = std::vector<MergeLine>;
   using Vocab = std::vector<std::string>;  // id -> the token as written in the file (mapped bytes)
 
-  static nlohmann::json parse_json(std::string_view text, const std::string& name) {
-    try {
-      return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw Error(name + ": not valid JSON (" + e.what() + ")");
-    }
-  }
+  static nlohmann::json parse_json(std::string_view text, const std::string& name) { return io::parse_json(text, name); }
 
   static Vocab parse_vocab_json(std::string_view text, const std::string& name) { return parse_vocab(parse_json(text, name), name); }
 

@@ -11,7 +11,8 @@
 #include <cstdint>
 #include <cstddef>
 #include <filesystem>
-#include <fstream>
+#include <ostream>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -20,6 +21,9 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/core/error.hpp"
+#include "circuitry/io/atomic_file.hpp"
+#include "circuitry/io/json_parse.hpp"
+#include "circuitry/io/read_file.hpp"
 #include "circuitry/text/bpe_tokenizer.hpp"
 
 namespace circuitry {
@@ -71,7 +75,9 @@ inline std::vector<int> read_token_set(const nlohmann::json& value, std::size_t 
 }
 
 /// "s" as a JSON string literal, for messages.
-inline std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
+inline std::string quoted(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // a token may be part of a character
+}
 
 /// The ids of a text, each checked against the model's vocabulary. Tokenizer errors (invalid
 /// UTF-8) are reported with the line and the key.
@@ -168,19 +174,13 @@ inline TaskExample read_example(const nlohmann::json& line, const text::Gpt2Toke
 
 }  // namespace detail
 
-/// Reads a task file, checking every example against the model: ids in [0, vocab_size),
-/// clean and corrupted non-empty, of equal length and at most n_positions long; answer and wrong
-/// sets non-empty. Text fields are tokenized with `tokenizer` (an error without one). Blank
-/// lines are skipped; a file without examples is an error.
-inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size, std::size_t n_positions,
-                      const text::Gpt2Tokenizer* tokenizer) {
-  const std::string file = path.string();
-  std::ifstream in(path);
-  if (!in) {
-    std::error_code ec;
-    throw Error(file +
-                (std::filesystem::exists(path, ec) ? ": cannot open the file for reading" : ": file does not exist"));
-  }
+/// Parses the contents of a task file, checking every example against the model: ids in
+/// [0, vocab_size), clean and corrupted non-empty, of equal length and at most n_positions long;
+/// answer and wrong sets non-empty. Text fields are tokenized with `tokenizer` (an error without
+/// one). Blank lines are skipped; a file without examples is an error. `file` names it in errors.
+inline Task task_from_text(const std::string& content, const std::string& file, std::size_t vocab_size,
+                           std::size_t n_positions, const text::Gpt2Tokenizer* tokenizer) {
+  std::istringstream in(content);
   vocab_size = std::min<std::size_t>(vocab_size, std::size_t{INT_MAX} + 1);
   Task task;
   std::string line;
@@ -194,6 +194,8 @@ inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size,
       throw Error(where + ": not valid JSON (error at column " + std::to_string(e.byte) +
                   "); each line must be one JSON object like {\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": 4, "
                   "\"wrong\": 5}");
+    } catch (const nlohmann::json::exception& e) {  // out_of_range.406: a number such as 1e999
+      io::throw_json_error(e, where);
     }
     if (!json.is_object()) throw Error(where + ": expected a JSON object, got " + std::string(json.type_name()));
 
@@ -217,6 +219,12 @@ inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size,
   return task;
 }
 
+/// Reads task file `path` (task_from_text); Error for a missing file or a directory.
+inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size, std::size_t n_positions,
+                      const text::Gpt2Tokenizer* tokenizer) {
+  return task_from_text(io::read_regular_file(path), path.string(), vocab_size, n_positions, tokenizer);
+}
+
 /// An id-only task file (text fields are an error: they need a tokenizer).
 inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size, std::size_t n_positions) {
   return read_task(path, vocab_size, n_positions, nullptr);
@@ -228,9 +236,7 @@ inline nlohmann::ordered_json token_set_json(const std::vector<int>& ids) {
 }
 
 /// Writes one example a line, in the format read_task reads.
-inline void write_task(const std::filesystem::path& path, const Task& task) {
-  std::ofstream out(path);
-  if (!out) throw Error(path.string() + ": cannot open the file for writing (does the directory exist?)");
+inline void write_task(std::ostream& out, const Task& task) {
   for (const TaskExample& example : task.examples) {
     nlohmann::ordered_json line = {{"clean", example.clean}, {"corrupted", example.corrupted}};
     if (!example.answer.empty()) line["answer"] = token_set_json(example.answer);
@@ -238,7 +244,11 @@ inline void write_task(const std::filesystem::path& path, const Task& task) {
     if (!task.outputs.empty()) line["outputs"] = task.outputs;
     out << line.dump() << '\n';
   }
-  if (!out) throw Error(path.string() + ": writing failed (disk full?)");
+}
+
+/// The same into file `path`, atomically (io/atomic_file.hpp).
+inline void write_task(const std::filesystem::path& path, const Task& task) {
+  io::write_file_atomically_with(path, [&](std::ostream& out) { write_task(out, task); });
 }
 
 }  // namespace circuitry

@@ -8,7 +8,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/core/error.hpp"
+#include "circuitry/io/atomic_file.hpp"
 #include "circuitry/text/bpe_tokenizer.hpp"
 #include "circuitry/text/task.hpp"
 
@@ -33,8 +33,8 @@ inline int word_token(const Gpt2Tokenizer& tokenizer, const std::string& word, c
   const std::vector<int> ids = tokenizer.encode(word);
   if (ids.size() == 1) return ids[0];
   std::string pieces;
-  for (std::size_t i = 0; i < ids.size(); ++i) pieces += (i ? " " : "") + nlohmann::json(tokenizer.token_text(ids[i])).dump();
-  throw Error(generator + ": the word " + nlohmann::json(word).dump() + " is " + std::to_string(ids.size()) +
+  for (std::size_t i = 0; i < ids.size(); ++i) pieces += (i ? " " : "") + nlohmann::json(tokenizer.token_text(ids[i])).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  throw Error(generator + ": the word " + nlohmann::json(word).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + " is " + std::to_string(ids.size()) +
               " GPT-2 tokens (" + pieces + "), not one; every word of the generator's lists must be a single token");
 }
 
@@ -82,13 +82,12 @@ inline nlohmann::ordered_json task_line(const TextExample& e, const TaskExample&
 /// Writes a generated task: one line per example, text and ids (what `circuitry task` writes).
 inline void write_text_task(const std::filesystem::path& path, const std::vector<TextExample>& examples,
                             const Gpt2Tokenizer& tokenizer) {
-  std::ofstream out(path);
-  if (!out) throw Error(path.string() + ": cannot open the file for writing (does the directory exist?)");
+  std::string text;
   for (std::size_t i = 0; i < examples.size(); ++i)
-    out << task_line(examples[i], tokenize_example(examples[i], tokenizer, "generated example " + std::to_string(i + 1)))
-               .dump()
-        << '\n';
-  if (!out) throw Error(path.string() + ": writing failed (disk full?)");
+    text += task_line(examples[i], tokenize_example(examples[i], tokenizer, "generated example " + std::to_string(i + 1)))
+                .dump() +
+            '\n';
+  io::write_file_atomically(path, text);
 }
 
 }  // namespace circuitry::text

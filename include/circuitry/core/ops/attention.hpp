@@ -157,9 +157,9 @@ void attention_rows(const T* qkv, std::size_t B, std::size_t P, std::size_t D, s
       const T* q = qkv + rows[i] * ld + h * dh;
       const T* keys = qkv + b * P * ld + D + h * dh;
       const T* values = keys + D;
-      std::vector<T> a(n_keys);  // [n_keys] attention weights
-      // scores = scale * K q, then softmax
-      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> scores(a.data(), static_cast<Eigen::Index>(n_keys));
+      // [n_keys] attention weights: scale * K q, then softmax. An Eigen-owned (aligned) buffer, so
+      // the vectorised exp and sum take the same path whatever malloc returns (bit-reproducible).
+      Eigen::Matrix<T, Eigen::Dynamic, 1> scores(static_cast<Eigen::Index>(n_keys));
       scores.noalias() = scale * matrix(keys, n_keys, dh, ld) * Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(q, static_cast<Eigen::Index>(dh));
       const T mx = scores.maxCoeff();
       scores = (scores.array() - mx).exp().matrix();

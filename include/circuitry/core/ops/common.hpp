@@ -21,6 +21,16 @@ Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> vec(const T* p, std::size_t
   return {p, static_cast<Eigen::Index>(n)};
 }
 
+/// The sum of vec(p, n), rounded the same wherever p lies. Eigen reduces a plain Map from its
+/// first packet-aligned element (scalars before it, packets after), so the order of the
+/// additions, and the rounding, would follow the address: heap layout, and even the length of
+/// a path string, reached the results. An expression over the map has no address of its own
+/// and is reduced from element 0 in an order fixed by n alone (x * 1 is exact).
+template <class T>
+T sum_any_alignment(const T* p, std::size_t n) {
+  return (vec(p, n) * T(1)).sum();
+}
+
 /// True when any of the vars takes part in differentiation.
 template <class T, class... V>
 bool any_grad(const Var<T>& first, const V&... rest) {

@@ -17,7 +17,7 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
 #pragma omp parallel for if (rows * D > kParallelGrain)
   for (std::size_t r = 0; r < rows; ++r) {
     auto xr = vec(x + r * D, D);
-    const T m = xr.mean();
+    const T m = sum_any_alignment(x + r * D, D) / T(D);
     const T var = (xr - m).square().mean();
     const T s = T(1) / std::sqrt(var + eps);
     mean[r] = m;

@@ -9,7 +9,7 @@ template <class Ctx, class T = typename Ctx::scalar>
 Var<T> sum(const Ctx& ctx, const Var<T>& x) {
   const std::size_t n = x.numel();
   Var<T> y = ctx.output(Shape{}, x.needs_grad());
-  y.value[0] = vec(x.value, n).sum();
+  y.value[0] = sum_any_alignment(x.value, n);
   if constexpr (Ctx::records) {
     if (y.needs_grad()) ctx.on_backward([ctx, x, y, n] { vec(ctx.grad(x), n) += ctx.grad(y)[0]; });
   }
@@ -21,7 +21,7 @@ template <class Ctx, class T = typename Ctx::scalar>
 Var<T> mean(const Ctx& ctx, const Var<T>& x) {
   const std::size_t n = x.numel();
   Var<T> y = ctx.output(Shape{}, x.needs_grad());
-  y.value[0] = vec(x.value, n).mean();
+  y.value[0] = sum_any_alignment(x.value, n) / T(n);
   if constexpr (Ctx::records) {
     if (y.needs_grad()) ctx.on_backward([ctx, x, y, n] { vec(ctx.grad(x), n) += ctx.grad(y)[0] / T(n); });
   }
@@ -35,7 +35,7 @@ Var<T> sum_last(const Ctx& ctx, const Var<T>& x) {
   Shape ys = x.shape;
   ys.rank -= 1;
   Var<T> y = ctx.output(ys, x.needs_grad());
-  for (std::size_t r = 0; r < rows; ++r) y.value[r] = vec(x.value + r * N, N).sum();
+  for (std::size_t r = 0; r < rows; ++r) y.value[r] = sum_any_alignment(x.value + r * N, N);
   if constexpr (Ctx::records) {
     if (y.needs_grad())
       ctx.on_backward([ctx, x, y, N, rows] {

@@ -27,7 +27,7 @@ Var<T> log_softmax(const Ctx& ctx, const Var<T>& x) {
         T* dx = ctx.grad(x);
         for (std::size_t r = 0; r < rows; ++r) {
           auto d = vec(dy + r * V, V);
-          vec(dx + r * V, V) += d - vec(y.value + r * V, V).exp() * d.sum();
+          vec(dx + r * V, V) += d - vec(y.value + r * V, V).exp() * sum_any_alignment(dy + r * V, V);
         }
       });
   }
@@ -55,14 +55,15 @@ Var<T> cross_entropy(const Ctx& ctx, const Var<T>& logits, const std::vector<int
     require(t >= 0 && static_cast<std::size_t>(t) < V, "cross_entropy: target " + std::to_string(t) + " out of range");
   Var<T> loss = ctx.output(Shape{}, logits.needs_grad());
   T* logp = ctx.arena().template alloc<T>(rows * V);
-  T total = 0;
-#pragma omp parallel for reduction(+ : total) if (rows * V > kParallelGrain)
+#pragma omp parallel for if (rows * V > kParallelGrain)
   for (std::size_t r = 0; r < rows; ++r) {
     auto xr = vec(logits.value + r * V, V);
     const T mx = xr.maxCoeff();
     vec(logp + r * V, V) = xr - (mx + std::log((xr - mx).exp().sum()));
-    total -= logp[r * V + static_cast<std::size_t>(targets[r])];
   }
+  // Summed in row order, not by an OpenMP reduction, whose order follows the thread count.
+  T total = 0;
+  for (std::size_t r = 0; r < rows; ++r) total -= logp[r * V + static_cast<std::size_t>(targets[r])];
   loss.value[0] = total / T(rows);
   if constexpr (Ctx::records) {
     if (loss.needs_grad())

@@ -1,0 +1,156 @@
+#pragma once
+// The fuzz harnesses of tests/fuzz (one libFuzzer target per parser, fuzz_<name>.cpp) and the
+// replay test (test_reliability.cpp) share these bodies. Each takes arbitrary bytes and feeds
+// them to one parser; a circuitry::Error is the expected outcome for bad input, and anything
+// else (another exception, a crash, a sanitizer report, a broken invariant) is a finding.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <circuitry/circuits/circuit.hpp>
+#include <circuitry/io/transformer_lens.hpp>
+#include <circuitry/io/circuit_json.hpp>
+#include <circuitry/io/json_parse.hpp>
+#include <circuitry/io/safetensors.hpp>
+#include <circuitry/io/scores_json.hpp>
+#include <circuitry/text/bpe_tokenizer.hpp>
+#include <circuitry/text/task.hpp>
+
+namespace circuitry::fuzz {
+
+/// The checkpoint harness's input: config.json, this line, then model.safetensors.
+inline constexpr std::string_view checkpoint_separator = "\n--- model.safetensors ---\n";
+
+namespace detail {
+
+/// A folder of this process's own, removed at exit: the file-based parsers read from it.
+inline const std::filesystem::path& scratch() {
+  struct Scratch {
+    std::filesystem::path path = std::filesystem::temp_directory_path() / ("circuitry-fuzz-" + std::to_string(::getpid()));
+    Scratch() { std::filesystem::create_directories(path); }
+    ~Scratch() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static const Scratch scratch;
+  return scratch.path;
+}
+
+inline void write_bytes(const std::filesystem::path& path, std::string_view bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::string_view as_text(const std::uint8_t* data, std::size_t size) {
+  return {reinterpret_cast<const char*>(data), size};
+}
+
+/// The GPT-2 vocabulary of data/gpt2-bpe, loaded once.
+inline const text::Gpt2Tokenizer& gpt2() {
+  static const text::Gpt2Tokenizer tokenizer = text::Gpt2Tokenizer::from_files(
+      CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe/vocab.json", CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe/merges.txt");
+  return tokenizer;
+}
+
+/// A broken invariant: abort, so libFuzzer records the input.
+inline void expect(bool condition) {
+  if (!condition) std::abort();
+}
+
+}  // namespace detail
+
+/// A safetensors file: open (every header check), then every float tensor read.
+inline void safetensors(const std::uint8_t* data, std::size_t size) {
+  const std::filesystem::path path = detail::scratch() / "model.safetensors";
+  detail::write_bytes(path, detail::as_text(data, size));
+  const io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  for (const std::string& name : file.names()) {
+    const io::DType dtype = file.info(name).dtype;
+    if (dtype == io::DType::F32 || dtype == io::DType::F16 || dtype == io::DType::BF16 || dtype == io::DType::F64)
+      detail::expect(file.read<float>(name).size() == file.info(name).num_elements());
+  }
+}
+
+/// A model directory: config.json and model.safetensors, split at checkpoint_separator.
+inline void checkpoint(const std::uint8_t* data, std::size_t size) {
+  const std::string_view bytes = detail::as_text(data, size);
+  const std::size_t split = bytes.find(checkpoint_separator);
+  const std::filesystem::path dir = detail::scratch() / "checkpoint";
+  std::filesystem::create_directories(dir);
+  detail::write_bytes(dir / "config.json", bytes.substr(0, split));
+  detail::write_bytes(dir / "model.safetensors",
+                      split == std::string_view::npos ? std::string_view() : bytes.substr(split + checkpoint_separator.size()));
+  const auto loaded = io::load_model_directory<float>(dir);  // Hugging Face or TransformerLens
+  detail::expect(loaded.weights.layers.size() == loaded.config.n_layer);
+}
+
+/// A task file (ids or text fields, GPT-2's vocabulary and context).
+inline void task(const std::uint8_t* data, std::size_t size) {
+  const Task parsed = task_from_text(std::string(detail::as_text(data, size)), "task.jsonl", 50257, 1024, &detail::gpt2());
+  for (const TaskExample& e : parsed.examples)
+    detail::expect(!e.clean.empty() && e.clean.size() == e.corrupted.size() && e.answer.empty() == e.wrong.empty());
+}
+
+/// A scores file; what parses must write back and parse to the same scores.
+inline void scores(const std::uint8_t* data, std::size_t size) {
+  const io::Scores parsed = io::scores_from_json(io::parse_json(detail::as_text(data, size), "scores.json"), "scores.json");
+  const Graph graph(parsed.shape);
+  const std::string written = io::json_text(io::scores_to_json(graph, parsed.values, parsed.meta));
+  const io::Scores again = io::scores_from_json(io::parse_json(written, "written scores"), "written scores");
+  detail::expect(again.values == parsed.values && again.meta.clean_metric == parsed.meta.clean_metric);
+}
+
+/// A circuit file in EAP-IG's layout.
+inline void circuit(const std::uint8_t* data, std::size_t size) {
+  const io::CircuitFile parsed = io::circuit_from_json(io::parse_json(detail::as_text(data, size), "circuit.json"), "circuit.json");
+  const Graph graph(parsed.shape);
+  detail::expect(parsed.on(graph).in_graph.size() == graph.n_edges());
+}
+
+/// A ground-truth file against GPT-2 small's graph (the shape of the shipped ground truths).
+inline void ground_truth(const std::uint8_t* data, std::size_t size) {
+  static const Graph graph(GraphShape{12, 12, true, false});
+  const auto truth = io::ground_truth_from_json(graph, io::parse_json(detail::as_text(data, size), "truth.json"), "truth.json");
+  detail::expect(truth.size() == graph.n_edges());
+}
+
+/// Text to encode with GPT-2's tokenizer; whatever encodes must decode to the same bytes.
+inline void tokenizer(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text = detail::as_text(data, size);
+  const std::vector<int> ids = detail::gpt2().encode(text);
+  detail::expect(detail::gpt2().decode(ids) == text);
+}
+
+struct Harness {
+  const char* name;
+  void (*run)(const std::uint8_t*, std::size_t);
+};
+
+/// Every harness, by the name of its fuzz target (fuzz_<name>) and regression folder.
+inline const std::vector<Harness>& harnesses() {
+  static const std::vector<Harness> all = {{"safetensors", safetensors}, {"checkpoint", checkpoint},
+                                           {"task", task},               {"scores", scores},
+                                           {"circuit", circuit},         {"ground_truth", ground_truth},
+                                           {"tokenizer", tokenizer}};
+  return all;
+}
+
+/// The body of every LLVMFuzzerTestOneInput: the library's own Error is fine, anything else
+/// escapes and aborts the run.
+inline int run_one(void (*harness)(const std::uint8_t*, std::size_t), const std::uint8_t* data, std::size_t size) {
+  try {
+    harness(data, size);
+  } catch (const Error&) {
+  }
+  return 0;
+}
+
+}  // namespace circuitry::fuzz
