@@ -11,12 +11,16 @@ with an independent float64 PyTorch implementation of /work/shared/DESIGN.md
 section 2 the numbers the C++ tests compare against (expected.json).  It also reads
 the TransformerLens checkpoints tests/make_tl_fixtures.py writes (fixtures/tl-*/:
 HookedTransformerConfig fields + the state_dict), checks its logits against
-TransformerLens's own, and writes their expected.json the same way.  The output is
-deterministic (fixed seeds); see tests/fixtures/README.md for the file contents.
+TransformerLens's own, and writes their expected.json the same way; and so for the
+Hugging Face Pythia (GPT-NeoX) and Llama / Qwen2 / Mistral checkpoints that
+tests/make_hf_family_fixtures.py writes (fixtures/hf-*/, checked against transformers'
+float64_strict logits: rotary, RMSNorm, gated MLPs, grouped-query attention, parallel
+residual).  The output is deterministic (fixed seeds); see tests/fixtures/README.md and
+tests/fixtures/hf-family-README.md for the file contents.
 
 The code is meant to be read.  In order:
-  1. the models (GPT-2 in the HF layout, TransformerLens checkpoints; their pieces
-     behind one interface, and a plain forward),
+  1. the models (GPT-2 in the HF layout, TransformerLens checkpoints, HF GPT-NeoX and
+     Llama-family checkpoints; their pieces behind one interface, and a plain forward),
   2. the graph (nodes, ports, edges with their DESIGN.md names),
   3. the forward pass as an explicit residual decomposition, with overrides for
      edges, nodes and ports, and a zero "delta" per port for gradients,
@@ -24,7 +28,8 @@ The code is meant to be read.  In order:
   5. scores: eap, eap-ig, clean-corrupted, exact,
   6. path patching (sender -> receiver) and path sets (treeified model),
   7. file writers (safetensors by hand, json),
-  8. the fixtures and the self-checks (section 8 ends with the TransformerLens ones).
+  8. the fixtures and the self-checks (section 8 ends with the TransformerLens and
+     Hugging Face ones).
 Every reference run handles one example at a time (batch 1, no padding); metrics and
 scores are means over examples.
 """
@@ -51,16 +56,23 @@ IG_STEPS = 5
 # 1. The models, computed in float64
 # ----------------------------------------------------------------------------
 #
-# Two checkpoint layouts (DESIGN.md section 3), one interface.  Everything below
-# section 1 sees a model only through these members:
+# Three checkpoint layouts (DESIGN.md section 3), one interface.  Everything below
+# section 1 sees a model only through these members (the architecture description):
 #   n_layer, n_head, d_model, d_head, attn_only, causal
+#   n_kv_head                         key/value heads (< n_head: grouped-query attention)
+#   rotary_dim, rope_theta            rotary on the first rotary_dim dims of q and k (0: none)
+#   parallel                          attention and MLP read the same residual (GPT-NeoX)
+#   gated                             MLP = down(act(x W_gate + b_gate) * (x W_in + b_in))
 #   embed(tokens)                     the `input` node, [P] -> [P, D]
-#   ln1(l, x), ln2(l, x), ln_final(x) the norms (layer norm, LNPre or none)
-#   head_weights(l, h)                W_Q, b_Q, W_K, b_K, W_V, b_V ([D, dh] / [dh]) and W_O [dh, D]
+#   ln1(l, x), ln2(l, x), ln_final(x) the norms (layer norm, LNPre, RMSNorm or none)
+#   head_weights(l, h)                W_Q, b_Q, W_K, b_K, W_V, b_V ([D, dh] / [dh]) and W_O [dh, D];
+#                                     under grouped-query attention K and V are the group's
 #   b_O(l)                            attention output bias [D] (a constant of the residual)
 #   mlp_weights(l)                    W_in [D, F], b_in, W_out [F, D], b_out
+#   gate_weights(l)                   W_gate [D, F], b_gate (gated MLPs only)
 #   act(x)                            the MLP activation
 #   W_U [D, V], b_U [V] or None       the unembedding
+# Biases a checkpoint does not have are zero vectors (adding them is exact).
 
 class Model:
     """GPT-2 in the Hugging Face layout: config plus weights.  Weights are keyed by HF
@@ -69,11 +81,12 @@ class Model:
 
     causal = True
     b_U = None
+    rotary_dim, parallel, gated = 0, False, False
 
     def __init__(self, config, weights):
         self.config = config
         self.n_layer = config["n_layer"]
-        self.n_head = config["n_head"]
+        self.n_head = self.n_kv_head = config["n_head"]
         self.d_model = config["n_embd"]
         self.d_head = self.d_model // self.n_head
         self.eps = config["layer_norm_epsilon"]
@@ -136,6 +149,8 @@ class TLModel:
     attention_dir (TransformerLens keeps a lower-triangular mask even for bidirectional
     models and never applies it there), IGNORE is TransformerLens's -inf."""
 
+    rotary_dim, parallel, gated = 0, False, False
+
     def __init__(self, config, weights):
         refuse = [f"{k} {config.get(k)!r}" for k, ok in (
             ("normalization_type", config.get("normalization_type") in TL_NORMS),
@@ -151,7 +166,7 @@ class TLModel:
         assert not refuse, f"unsupported TransformerLens config: {', '.join(refuse)}"
         self.config = config
         self.n_layer = config["n_layers"]
-        self.n_head = config["n_heads"]
+        self.n_head = self.n_kv_head = config["n_heads"]
         self.d_model = config["d_model"]
         self.d_head = config["d_head"]  # need not be d_model / n_heads
         self.eps = config["eps"]
@@ -204,6 +219,144 @@ class TLModel:
         return {"gelu_new": gelu_new, "gelu": gelu, "relu": torch.relu}[self.config["act_fn"]](x)
 
 
+# The Hugging Face families the reference computes (tests/fixtures/hf-family-README.md);
+# anything else is refused, as circuitry must refuse it.
+HF_FAMILIES = {"gpt_neox": "gpt_neox.", "llama": "model.", "qwen2": "model.", "mistral": "model."}
+HF_ACTS = {"gelu", "gelu_new", "relu", "silu"}
+
+
+def hf_architecture(config):
+    """The architecture description of a Hugging Face GPT-NeoX (Pythia), Llama, Qwen2 or
+    Mistral config.json, in the transformers 5 key names or the 4.x ones (rope_theta,
+    rope_scaling, rotary_pct, rotary_emb_base).  Refuses what the reference does not compute."""
+    kind = config.get("model_type")
+    assert kind in HF_FAMILIES, f"unsupported Hugging Face model_type {kind!r}"
+    neox = kind == "gpt_neox"
+    H = config["num_attention_heads"]
+    KV = H if neox else config.get("num_key_value_heads") or H
+    D = config["hidden_size"]
+    d_head = config.get("head_dim") or D // H
+    rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
+    theta = rope.get("rope_theta", config.get("rope_theta", config.get("rotary_emb_base", 10000.0)))
+    partial = rope.get("partial_rotary_factor", config.get("rotary_pct", 0.25) if neox else 1.0)
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    window = config.get("sliding_window") if config.get("use_sliding_window", True) else None
+    refuse = [what for what, ok in (
+        (f"rope_type {rope_type!r}", rope_type == "default"),
+        (f"num_key_value_heads {KV} does not divide num_attention_heads {H}", H % KV == 0),
+        (f"sliding_window {window}", window is None or window >= config["max_position_embeddings"]),
+        (f"hidden_act {config.get('hidden_act')!r}", config.get("hidden_act") in HF_ACTS),
+    ) if not ok]
+    assert not refuse, f"unsupported {kind} config: {', '.join(refuse)}"
+    return {
+        "family": "gpt_neox" if neox else "llama",  # tensor names; qwen2 and mistral are llama's
+        "n_layer": config["num_hidden_layers"], "n_head": H, "n_kv_head": KV, "d_model": D, "d_head": d_head,
+        "rotary_dim": int(d_head * partial), "rope_theta": float(theta),
+        "parallel": neox and config.get("use_parallel_residual", True),
+        "norm": "layer_norm" if neox else "rms_norm",
+        "eps": config["layer_norm_eps"] if neox else config["rms_norm_eps"],
+        "act": config["hidden_act"], "gated": not neox,
+        "tied": bool(config.get("tie_word_embeddings", False)),
+    }
+
+
+class HFModel:
+    """A Hugging Face GPT-NeoX (Pythia), Llama, Qwen2 or Mistral checkpoint: config.json
+    plus model.safetensors (PyTorch Linear weights [out, in], y = x W^T + b).  No position
+    embedding tensor: positions enter through rotary inside each head.
+
+    GPT-NeoX: fused attention.query_key_value [3D, D] grouped per head (head h's q, k, v are
+    rows h*3dh + [0, dh), [dh, 2dh), [2dh, 3dh)), attention.dense = W_O with a bias, LayerNorms,
+    dense_h_to_4h / dense_4h_to_h with biases, parallel or sequential residual, embed_out.
+    Llama family: q_proj [H dh, D], k_proj / v_proj [KV dh, D] (query head h reads KV head
+    h // (H / KV)), o_proj [D, H dh], RMSNorms, gated MLP down(silu(gate x) * up x),
+    lm_head or (tied) embed_tokens.  A bias the file does not hold is zero."""
+
+    causal, attn_only, b_U = True, False, None
+
+    def __init__(self, config, weights):
+        self.config = config
+        self.arch = hf_architecture(config)
+        for key in ("n_layer", "n_head", "n_kv_head", "d_model", "d_head", "rotary_dim", "rope_theta",
+                    "parallel", "gated", "eps"):
+            setattr(self, key, self.arch[key])
+        prefix = HF_FAMILIES[config["model_type"]]
+        self.w = {k[len(prefix):] if k.startswith(prefix) else k: torch.tensor(np.asarray(v, dtype=np.float64))
+                  for k, v in weights.items()}
+        self.used = set()  # the names read, so a test can check that every tensor was used
+        neox = self.arch["family"] == "gpt_neox"
+        self.names = {  # role -> name (per layer with {l})
+            "embed": "embed_in.weight" if neox else "embed_tokens.weight",
+            "ln1": "layers.{l}.input_layernorm", "ln2": "layers.{l}.post_attention_layernorm",
+            "ln_final": "final_layer_norm" if neox else "norm",
+            "unembed": "embed_out.weight" if neox else "lm_head.weight",
+        }
+        self.W_U = (self[self.names["embed"]] if self.arch["tied"] else self[self.names["unembed"]]).T  # [D, V]
+
+    def __getitem__(self, name):
+        self.used.add(name)
+        return self.w[name]
+
+    def bias(self, name, size):
+        return self[name] if name in self.w else torch.zeros(size)
+
+    def embed(self, tokens):
+        """The token embedding only."""
+        return self[self.names["embed"]][tokens]
+
+    def _norm(self, prefix, x):
+        if self.arch["norm"] == "layer_norm":
+            return layer_norm(x, self[prefix + ".weight"], self[prefix + ".bias"], self.eps)
+        return rms_norm(x, self[prefix + ".weight"], self.eps)
+
+    def ln1(self, l, x):
+        return self._norm(self.names["ln1"].format(l=l), x)
+
+    def ln2(self, l, x):
+        return self._norm(self.names["ln2"].format(l=l), x)
+
+    def ln_final(self, x):
+        return self._norm(self.names["ln_final"], x)
+
+    def head_weights(self, l, h):
+        dh = self.d_head
+        if self.arch["family"] == "gpt_neox":
+            p = f"layers.{l}.attention."
+            W, b = self[p + "query_key_value.weight"], self.bias(p + "query_key_value.bias", 3 * self.n_head * dh)
+
+            def rows(part):  # part 0 = q, 1 = k, 2 = v, inside head h's block of 3 dh rows
+                return slice((3 * h + part) * dh, (3 * h + part + 1) * dh)
+            W_O = self[p + "dense.weight"][:, h * dh:(h + 1) * dh].T
+            return W[rows(0)].T, b[rows(0)], W[rows(1)].T, b[rows(1)], W[rows(2)].T, b[rows(2)], W_O
+        p = f"layers.{l}.self_attn."
+        g = h // (self.n_head // self.n_kv_head)  # the KV head of query head h
+        q, kv = slice(h * dh, (h + 1) * dh), slice(g * dh, (g + 1) * dh)
+        (W_Q, b_Q), (W_K, b_K), (W_V, b_V) = (self._linear(p + n) for n in ("q_proj", "k_proj", "v_proj"))
+        W_O = self[p + "o_proj.weight"][:, q].T
+        return W_Q[:, q], b_Q[q], W_K[:, kv], b_K[kv], W_V[:, kv], b_V[kv], W_O
+
+    def b_O(self, l):
+        neox = self.arch["family"] == "gpt_neox"
+        return self.bias(f"layers.{l}.attention.dense.bias" if neox else f"layers.{l}.self_attn.o_proj.bias",
+                         self.d_model)
+
+    def _linear(self, name):  # -> W [in, out], b [out]
+        W = self[name + ".weight"]
+        return W.T, self.bias(name + ".bias", W.shape[0])
+
+    def mlp_weights(self, l):
+        if self.arch["family"] == "gpt_neox":
+            return (*self._linear(f"layers.{l}.mlp.dense_h_to_4h"), *self._linear(f"layers.{l}.mlp.dense_4h_to_h"))
+        return (*self._linear(f"layers.{l}.mlp.up_proj"), *self._linear(f"layers.{l}.mlp.down_proj"))
+
+    def gate_weights(self, l):
+        return self._linear(f"layers.{l}.mlp.gate_proj")
+
+    def act(self, x):
+        return {"gelu": gelu, "gelu_new": gelu_new, "relu": torch.relu,
+                "silu": torch.nn.functional.silu}[self.arch["act"]](x)
+
+
 def layer_norm_pre(x, eps):
     mean = x.mean(-1, keepdim=True)
     var = ((x - mean) ** 2).mean(-1, keepdim=True)  # biased variance, as torch/HF/TL
@@ -212,6 +365,11 @@ def layer_norm_pre(x, eps):
 
 def layer_norm(x, weight, bias, eps):
     return layer_norm_pre(x, eps) * weight + bias
+
+
+def rms_norm(x, weight, eps):
+    """RMSNorm: weight * x / sqrt(mean(x^2) + eps) (no mean subtraction, no bias)."""
+    return weight * (x / torch.sqrt((x ** 2).mean(-1, keepdim=True) + eps))
 
 
 def gelu_new(x):
@@ -239,22 +397,45 @@ def attention_pattern(model, q, k):
     return torch.softmax(scores, dim=-1)
 
 
+def rotary(model, x):
+    """Rotate-half rotary embedding of q or k, x [..., P, dh], at positions 0..P-1 (the
+    token index): the first rotary_dim dims form pairs (i, i + rotary_dim/2) turned by the
+    angle p theta^(-2i/rotary_dim); the other dims pass through.  No rotary: x itself."""
+    rot = model.rotary_dim
+    if rot == 0:
+        return x
+    half = rot // 2
+    inv_freq = 1.0 / model.rope_theta ** (torch.arange(0, rot, 2, dtype=torch.float64) / rot)  # [half]
+    angle = torch.arange(x.shape[-2], dtype=torch.float64)[:, None] * inv_freq  # [P, half]
+    cos, sin = angle.cos(), angle.sin()
+    x1, x2, rest = x[..., :half], x[..., half:rot], x[..., rot:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)
+
+
 def head_output(model, l, h, q_in, k_in, v_in):
     """Head h of layer l.  It reads its own residual copy for each of q, k, v
     ([P, D] each, each through its own ln1) and returns z_h @ W_O[h] ([P, D]),
-    WITHOUT the attention output bias (a constant of the residual)."""
+    WITHOUT the attention output bias (a constant of the residual).  Under grouped-query
+    attention the head computes its own k and v with its group's weights, from its own
+    k and v inputs; rotary turns q and k after the bias."""
     W_Q, b_Q, W_K, b_K, W_V, b_V, W_O = model.head_weights(l, h)
-    q = model.ln1(l, q_in) @ W_Q + b_Q  # [P, dh]
-    k = model.ln1(l, k_in) @ W_K + b_K
+    q = rotary(model, model.ln1(l, q_in) @ W_Q + b_Q)  # [P, dh]
+    k = rotary(model, model.ln1(l, k_in) @ W_K + b_K)
     v = model.ln1(l, v_in) @ W_V + b_V
     z = attention_pattern(model, q, k) @ v  # [P, dh]
     return z @ W_O  # [P, D]
 
 
 def mlp_output(model, l, x):
-    """MLP l from its input residual x ([P, D], before ln2), including its output bias."""
+    """MLP l from its input residual x ([P, D], before ln2), including its output bias.
+    Gated (Llama family): down(act(gate(x)) * up(x)), W_in being up."""
     W_in, b_in, W_out, b_out = model.mlp_weights(l)
-    hidden = model.act(model.ln2(l, x) @ W_in + b_in)
+    if model.gated:
+        W_gate, b_gate = model.gate_weights(l)
+        a = model.ln2(l, x)
+        hidden = model.act(a @ W_gate + b_gate) * (a @ W_in + b_in)
+    else:
+        hidden = model.act(model.ln2(l, x) @ W_in + b_in)
     return hidden @ W_out + b_out
 
 
@@ -265,16 +446,23 @@ def unembed(model, x):
 
 
 def plain_forward(model, tokens):
-    """An ordinary forward (all heads of a layer at once, their outputs summed by one
-    matrix product), used only to check that the residual decomposition below computes
-    the same logits."""
+    """An ordinary forward (all heads of a layer at once, keys and values once per KV head
+    and shared by its group, the head outputs summed by one matrix product), used to
+    check that the residual decomposition below computes the same logits and, for the
+    Hugging Face checkpoints, that the reference reproduces transformers."""
     x = model.embed(tokens)
+    group = model.n_head // model.n_kv_head  # query heads per KV head
     for l in range(model.n_layer):
         a = model.ln1(l, x)
         weights = [model.head_weights(l, h) for h in range(model.n_head)]
-        q, k, v = (torch.stack([a @ w[i] + w[i + 1] for w in weights]) for i in (0, 2, 4))  # [H, P, dh]
-        z = attention_pattern(model, q, k) @ v  # [H, P, dh]
+        q = torch.stack([a @ w[0] + w[1] for w in weights])  # [H, P, dh]
+        k, v = (torch.stack([a @ w[i] + w[i + 1] for w in weights[::group]])  # [KV, P, dh]
+                .repeat_interleave(group, dim=0) for i in (2, 4))  # [H, P, dh]
+        z = attention_pattern(model, rotary(model, q), rotary(model, k)) @ v  # [H, P, dh]
         W_O = torch.cat([w[6] for w in weights])  # [H dh, D]
+        if model.parallel:  # attention and MLP both read the layer's input
+            x = x + torch.cat(list(z), dim=-1) @ W_O + model.b_O(l) + mlp_output(model, l, x)
+            continue
         x = x + torch.cat(list(z), dim=-1) @ W_O + model.b_O(l)
         if not model.attn_only:
             x = x + mlp_output(model, l, x)
@@ -294,6 +482,8 @@ class Graph:
     owner:    port -> the node (or "logits") that reads it
     ports_of: node -> its ports
     edges:    (u, port) pairs, ordered by port then by u
+    A parallel block's m{l} reads the layer's input, so a{l}.h* -> m{l} are no edges
+    (its ports keep their place after the heads' ports, as its node after the heads).
     """
 
     def __init__(self, model):
@@ -301,14 +491,15 @@ class Graph:
         self.upstream, self.owner, self.ports_of, self.layer_of_port = {}, {}, {}, {}
         before = ["input"]
 
-        def add_port(port, owner, n_attn_biases):
+        def add_port(port, owner, n_attn_biases, upstream=None):
             self.ports.append(port)
-            self.upstream[port] = list(before)
+            self.upstream[port] = list(before if upstream is None else upstream)
             self.owner[port] = owner
             self.ports_of.setdefault(owner, []).append(port)
             self.layer_of_port[port] = n_attn_biases  # how many attention output biases it sees
 
         for l in range(model.n_layer):
+            layer_input = list(before)
             heads = [f"a{l}.h{h}" for h in range(model.n_head)]
             for head in heads:
                 for c in "qkv":
@@ -316,7 +507,10 @@ class Graph:
             self.nodes += heads
             before += heads
             if not model.attn_only:
-                add_port(f"m{l}", f"m{l}", l + 1)
+                if model.parallel:  # m{l} reads the layer's input: no a{l}.h* -> m{l}, nor b_O of layer l
+                    add_port(f"m{l}", f"m{l}", l, upstream=layer_input)
+                else:
+                    add_port(f"m{l}", f"m{l}", l + 1)
                 self.nodes.append(f"m{l}")
                 before.append(f"m{l}")
         add_port("logits", "logits", model.n_layer)
@@ -342,8 +536,9 @@ def layer_of(node):
 
 
 def residual_bias(model, graph, port):
-    """Sum of the attention output bias (c_proj.bias, b_O) of every attention layer
-    before `port` (the constant part of its residual stream).  [D]"""
+    """Sum of the attention output bias (c_proj.bias, b_O, attention.dense.bias) of every
+    attention layer before `port` (the constant part of its residual stream; a parallel
+    block's m{l} does not see layer l's).  [D]"""
     bias = torch.zeros(model.d_model)
     for l in range(graph.layer_of_port[port]):
         bias = bias + model.b_O(l)
@@ -915,6 +1110,13 @@ def self_checks(model, graph, task, lines, scores, metrics):
         return run(model, graph, ex.corrupted, edge_values=ev)[0][-1]
     want = mean_metrics(task, treeified_check)["kl"]
     assert close(got, want), (got, want)
+    # Each head reads its own k input (under grouped-query attention too: the heads of a
+    # group share weights, not keys): patching v -> head<k> changes that head's output only.
+    for ex in task:
+        _, out, _ = run(model, graph, ex.clean, edge_values={(v, k_port): ex.corr_out[v]})
+        changed = [u for u in graph.nodes if is_head(u) and layer_of(u) == model.n_layer - 1
+                   and not torch.equal(out[u], ex.clean_out[u])]
+        assert changed == [head], changed
 
     # The task file round-trips.
     for ex, line in zip(task, lines):
@@ -963,11 +1165,17 @@ def path_set_cases(model, graph):
          [f"a0.h1->a{last}.h{H - 1}<k>", f"a{last}.h{H - 1}->logits"],
          ["input->logits"]],
     ]
-    if not model.attn_only:
+    if not model.attn_only and not model.parallel:
         cases += [
             [["input->a0.h0<v>", "a0.h0->m0", "m0->logits"], ["a0.h0->logits"], [f"m{last}->logits"]],
             [[f"m0->a{last}.h1<q>", f"a{last}.h1->m{last}", f"m{last}->logits"],
              [f"a{last}.h1->logits"]],
+        ]
+    if model.parallel:  # the same shapes without the a{l}.h* -> m{l} edges a parallel block lacks
+        assert L >= 2
+        cases += [
+            [["input->a0.h0<v>", "a0.h0->m1", "m1->logits"], ["a0.h0->logits"], ["m0->logits"]],
+            [[f"m0->a{last}.h1<v>", f"a{last}.h1->logits"], [f"a0.h1->m{last}", f"m{last}->logits"]],
         ]
     if L * H <= 6:
         cases.append(all_complete_paths(graph))
@@ -1089,6 +1297,51 @@ def build_tl_fixture(directory):
     return expected, gaps["float64"], gaps["float32"]
 
 
+# The Hugging Face checkpoints (written by make_hf_family_fixtures.py) that get an expected.json.
+HF_FIXTURES = ["hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral"]
+
+
+def read_hf_checkpoint(directory):
+    """A Hugging Face GPT-NeoX / Llama / Qwen2 / Mistral directory: config.json and one
+    model.safetensors."""
+    config = json.loads((directory / "config.json").read_text())
+    return HFModel(config, read_safetensors(directory / "model.safetensors"))
+
+
+def build_hf_fixture(directory):
+    """expected.json for a Hugging Face checkpoint written by make_hf_family_fixtures.py.
+    First the plain forward must reproduce transformers' float64_strict logits
+    (hf-logits.json; last position and every position) to 1e-10, and so must the residual
+    decomposition; every tensor of the file must have been read, and the transformers 4.x
+    config (hf-legacy-configs/) must describe the same architecture.
+    Returns (expected, {logits kind: max |plain forward - transformers|})."""
+    model = read_hf_checkpoint(directory)
+    lines = [json.loads(s) for s in (directory / "task.jsonl").read_text().splitlines() if s.strip()]
+    hf = json.loads((directory / "hf-logits.json").read_text())
+    graph = Graph(model)
+    gaps = {"float64_strict": 0.0, "decomposition": 0.0, "float64": 0.0, "float32": 0.0}
+    for i, line in enumerate(lines):
+        for last, every, tokens in (("logits", "all_logits", line["clean"]),
+                                    ("corrupted_logits", "all_corrupted_logits", line["corrupted"])):
+            ours = plain_forward(model, torch.tensor(tokens))  # [P, V]
+            for kind in ("float64_strict", "float64", "float32"):
+                theirs = torch.tensor(hf[kind][every][i])
+                assert theirs.shape == ours.shape, (directory.name, every, i, theirs.shape, ours.shape)
+                assert hf[kind][last][i] == hf[kind][every][i][-1]
+                gaps[kind] = max(gaps[kind], (ours - theirs).abs().max().item())
+            decomposed = run(model, graph, torch.tensor(tokens))[0].detach()
+            strict = torch.tensor(hf["float64_strict"][every][i])
+            gaps["decomposition"] = max(gaps["decomposition"], (decomposed - strict).abs().max().item())
+    assert gaps["float64_strict"] < 1e-10 and gaps["decomposition"] < 1e-10, (directory.name, gaps)
+    assert gaps["float64"] < 1e-5 and gaps["float32"] < 1e-4, (directory.name, gaps)
+    assert model.used == set(model.w), (directory.name, set(model.w) - model.used)
+    legacy = json.loads((FIXTURES / "hf-legacy-configs" / f"{directory.name}.json").read_text())
+    assert hf_architecture(legacy) == model.arch, (directory.name, hf_architecture(legacy), model.arch)
+    expected = reference(directory.name, model, lines)
+    write_json(directory / "expected.json", expected)
+    return expected, gaps
+
+
 def summary(name, e):
     m = e["metrics"]
     line = f"{name}: " + ", ".join(f"{k} {m[k]['clean_metric']:.4f}/{m[k]['corrupted_metric']:.4f}" for k in METRICS)
@@ -1136,6 +1389,20 @@ def main():
             TLModel(json.loads(path.read_text()), {})
         except AssertionError as refused:
             print(f"tl-unsupported/{path.name}: {refused}")
+        else:
+            raise AssertionError(f"{path} was not refused")
+
+    # (6) Hugging Face GPT-NeoX (Pythia) and Llama-family checkpoints (written by
+    # make_hf_family_fixtures.py), and the configurations the reference refuses.
+    for name in HF_FIXTURES:
+        e, gaps = build_hf_fixture(FIXTURES / name)
+        summary(name, e)
+        print("  max |reference - transformers| logits: " + ", ".join(f"{k} {v:.1e}" for k, v in gaps.items()))
+    for path in sorted((FIXTURES / "hf-unsupported").glob("*.json")):
+        try:
+            hf_architecture(json.loads(path.read_text()))
+        except AssertionError as refused:
+            print(f"hf-unsupported/{path.name}: {refused}")
         else:
             raise AssertionError(f"{path} was not refused")
 
