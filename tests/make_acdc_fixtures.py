@@ -5,7 +5,9 @@ make_fixtures.py writes.  Run it after make_fixtures.py, with Debian's Python:
 
     /usr/bin/python3 tests/make_acdc_fixtures.py
 
-For each fixture model it writes tests/fixtures/<name>/acdc.json: for two metrics
+For each fixture model (gpt2-tiny, gpt2-small3, attn-only and the Hugging Face hf-pythia,
+hf-pythia-sequential, hf-llama, hf-llama-gqa, hf-qwen2, hf-mistral) it writes
+tests/fixtures/<name>/acdc.json: for two metrics
 (kl, logit_diff) and two thresholds each, the edges ACDC removes under resample
 ablation, the circuit's distance and the smallest margin |d' - d - tau| met by any
 decision (the C++ test needs the decisions to be away from the threshold).
@@ -29,17 +31,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_fixtures as mf  # noqa: E402  (the model, the graph and the patched runs)
 
 CASES = {"kl": [1e-3, 1e-2], "logit_diff": [1e-2, 5e-2]}
-MODELS = ["gpt2-tiny", "gpt2-small3", "attn-only"]
+MODELS = ["gpt2-tiny", "gpt2-small3", "attn-only"] + mf.HF_FIXTURES
 
 
 def load(name):
+    """GPT-2 fixtures (make_fixtures.py) or Hugging Face GPT-NeoX / Llama-family
+    checkpoints (make_hf_family_fixtures.py, read as make_fixtures.py reads them)."""
     d = mf.FIXTURES / name
     config = json.loads((d / "config.json").read_text())
-    stored = mf.read_safetensors(d / "model.safetensors")
-    values = {(k[len("transformer."):] if k.startswith("transformer.") else k): v for k, v in stored.items()
-              if not k.endswith(".attn.bias") and not k.endswith(".attn.masked_bias")}
     lines = [json.loads(s) for s in (d / "task.jsonl").read_text().splitlines() if s.strip()]
-    model = mf.Model(config, values)
+    if config["model_type"] == "gpt2":
+        stored = mf.read_safetensors(d / "model.safetensors")
+        values = {(k[len("transformer."):] if k.startswith("transformer.") else k): v for k, v in stored.items()
+                  if not k.endswith(".attn.bias") and not k.endswith(".attn.masked_bias")}
+        model = mf.Model(config, values)
+    else:
+        model = mf.read_hf_checkpoint(d)
     graph = mf.Graph(model)
     return model, graph, [mf.Example(model, graph, line) for line in lines]
 
