@@ -1,30 +1,33 @@
-// Edge attribution patching (EAP) of every edge of a random GPT-2-small-shaped model on 32
-// sequences of 16 tokens (float32): two forwards, one backward, one GEMM per stage.
+// Edge attribution patching (EAP) of every edge of a random model (GPT-2-small shape by
+// default; --arch pythia-160m | llama-1b-shape) on 32 sequences of 16 tokens (float32; --batch,
+// --pos): two forwards, one backward, one GEMM per stage.
 #include "bench_common.hpp"
 
-int main() {
+int main(int argc, char** argv) {
   using namespace circuitry;
-  const std::size_t B = 32, P = 16;
-  const ModelConfig c = bench::gpt2_small_config();
-  const auto model = Model<GPT2, float>::random(c, 1);
-  Task task;
-  const auto clean = bench::random_sequences(B, P, c.vocab_size, 2), corrupted = bench::random_sequences(B, P, c.vocab_size, 3);
-  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
-  const auto patching_task = make_patching_task(model, task);
-  const BuiltinMetric metric{MetricKind::LogitDiff};
-  Attribution r;
-  const double seconds = bench::median_seconds(3, [&] { r = attribute(model, patching_task, metric, Eap{}); });
-  // The work: the corrupted forward, the clean forward on the tape, its backward (activation
-  // gradients only, about one forward: no weight gradients), each head's output z_h W_O[h] in
-  // both forwards, and the scoring GEMMs Delta . g_p.
-  const Graph g = model.graph();
-  const double fwd = bench::forward_flops(c, B, P, true);
-  const double head_outputs = 2.0 * double(c.n_layer) * 2.0 * double(B * P) * double(c.n_embd) * double(c.n_embd);
-  double scoring = 0;
-  for (std::size_t p = 0; p < g.ports().size(); ++p) scoring += 2.0 * double(g.edges_into(int(p)).size()) * double(B * P * c.n_embd);
-  const double gflop = (3 * fwd + head_outputs + scoring) / 1e9;
-  std::printf("EAP, GPT-2 small shape, %zu edges, %zu x %zu tokens, float32, %d threads\n", g.n_edges(), B, P, num_threads());
-  std::printf("work %.1f GFLOP (3 forward-equivalents %.1f + head outputs %.1f + scoring %.1f), median %.3f s\n", gflop, 3 * fwd / 1e9,
-              head_outputs / 1e9, scoring / 1e9, seconds);
-  std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f\n", seconds, gflop / seconds, bench::peak_mb());
+  const auto opt = bench::Options::parse(argc, argv);
+  bench::with_model(opt.arch, [&](const auto& model) {
+    const ModelConfig& c = model.config();
+    const std::size_t B = opt.batch, P = opt.pos;
+    Task task;
+    const auto clean = bench::random_sequences(B, P, c.vocab_size, 2), corrupted = bench::random_sequences(B, P, c.vocab_size, 3);
+    for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
+    const auto patching_task = make_patching_task(model, task);
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    Attribution r;
+    const double seconds = bench::median_seconds(3, [&] { r = attribute(model, patching_task, metric, Eap{}); });
+    // The work: the corrupted forward, the clean forward on the tape, its backward (activation
+    // gradients only, about one forward: no weight gradients), each head's output z_h W_O[h] in
+    // both forwards, and the scoring GEMMs Delta . g_p.
+    const Graph g = model.graph();
+    const double fwd = bench::forward_flops(c, B, P, true);
+    const double head_outputs = 2.0 * double(c.n_layer) * 2.0 * double(B * P) * double(c.d_attn()) * double(c.n_embd);
+    double scoring = 0;
+    for (std::size_t p = 0; p < g.ports().size(); ++p) scoring += 2.0 * double(g.edges_into(int(p)).size()) * double(B * P * c.n_embd);
+    const double gflop = (3 * fwd + head_outputs + scoring) / 1e9;
+    std::printf("EAP, %s shape, %zu edges, %zu x %zu tokens, float32, %d threads\n", opt.arch.c_str(), g.n_edges(), B, P, num_threads());
+    std::printf("work %.1f GFLOP (3 forward-equivalents %.1f + head outputs %.1f + scoring %.1f), median %.3f s\n", gflop, 3 * fwd / 1e9,
+                head_outputs / 1e9, scoring / 1e9, seconds);
+    std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f\n", seconds, gflop / seconds, bench::peak_mb());
+  });
 }

@@ -120,6 +120,18 @@ expect_ok(tracr_acdc "\"ablation\": \"zero\"" ${WORK}/tracr/acdc.json acdc --mod
 expect_error(tracr_needs_answers "needs \"answer\"" attribute --model ${R} --task ${R}/task.jsonl --method eap --out ${WORK}/x.json)
 expect_error(bad_positions "unknown position mode" forward --model ${R} --task ${R}/task.jsonl --positions middle --out ${WORK}/x.json)
 
+# Pythia (GPT-NeoX: parallel attention/MLP, partial rotary) and the Llama family (RMSNorm,
+# SwiGLU, grouped-query attention; Qwen2's q/k/v biases and tied unembedding) from Hugging Face.
+set(PY ${FIXTURES}/hf-pythia)
+expect_ok(pythia_discover "\"parallel_attn_mlp\": true" ${WORK}/pythia/circuit.json discover --model ${PY} --task ${PY}/task.jsonl --out ${WORK}/pythia)
+set(LL ${FIXTURES}/hf-llama-gqa)
+expect_ok(llama_discover "\"edges\"" ${WORK}/llama/circuit.json discover --model ${LL} --task ${LL}/task.jsonl --out ${WORK}/llama)
+set(QW ${FIXTURES}/hf-qwen2)
+expect_ok(qwen2_acdc "\"ablation\": \"resample\"" ${WORK}/qwen2/acdc.json acdc --model ${QW} --task ${QW}/task.jsonl --threshold 1e-3 --out ${WORK}/qwen2)
+file(MAKE_DIRECTORY ${WORK}/mixtral)
+file(COPY_FILE ${FIXTURES}/hf-unsupported/mixtral.json ${WORK}/mixtral/config.json)
+expect_error(unknown_model_type "model_type \"mixtral\" is not one circuitry reads" forward --model ${WORK}/mixtral --task ${QW}/task.jsonl --out ${WORK}/x.json)
+
 # Reliability (issue 11). Malformed input of any kind names the file and the fault in one line:
 # a directory where a file is expected, a number no double holds.
 file(MAKE_DIRECTORY ${WORK}/a-dir)

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <circuitry/circuits/metrics.hpp>
-#include <circuitry/io/transformer_lens.hpp>
+#include <circuitry/io/model_directory.hpp>
 #include <circuitry/models/model.hpp>
 #include <circuitry/text/task.hpp>
 

@@ -160,12 +160,14 @@ TEST_CASE("acdc: thresholds that are empty, negative, NaN or not ascending are r
 }
 
 TEST_CASE("acdc: the removed edges of the PyTorch transcription (tests/make_acdc_fixtures.py) on every fixture model") {
-  for (const char* name : {"gpt2-tiny", "gpt2-small3", "attn-only"}) {
+  // GPT-2, attention-only, Pythia (parallel, partial rotary), GPT-NeoX sequential, Llama (GQA), Qwen2, Mistral.
+  for (const char* name : {"gpt2-tiny", "gpt2-small3", "attn-only", "hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa",
+                           "hf-qwen2", "hf-mistral"}) {
     Fixture<double> fx(name);
     std::ifstream in(fx.dir + "/acdc.json");
     REQUIRE(in.good());
     const nlohmann::json expected = nlohmann::json::parse(in);
-    fx.with_model([&](const auto& model) {
+    fx.template with_model<ArchitectureList<GPT2, AttnOnly, Pythia, NeoXSequential, Llama>>([&](const auto& model) {
       const auto task = make_patching_task(model, fx.task);
       for (const auto& c : expected["cases"]) {
         const MetricKind kind = parse_metric(c["metric"].get<std::string>());

@@ -90,6 +90,101 @@ TEST_CASE("gradients: layer norm and the MLP activations (gelu_new, gelu, relu)"
   CHECK(ops::activation<Relu>(ctx, in).value[1] == 0.0);
 }
 
+TEST_CASE("gradients: RMS norm, SiLU and the gated activation (SwiGLU)") {
+  expect_ok(check_gradients(
+      [](const auto& ctx, auto& v) {
+        return ops::norm_linear_ports<RMSNorm>(ctx, v[0], v[1], Var<double>{}, 1e-5, nullptr, nullptr, ops::PortSplit::single());
+      },
+      {random_input({2, 3, 6}, 115, 2.0, 0.5), random_input({6}, 116, 0.3, 1.0)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::activation<Silu>(ctx, v[0]); },
+                            {random_input({3, 7}, 117, 2.0)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::gated_activation<Silu>(ctx, v[0]); },
+                            {random_input({3, 2 * 5}, 120, 2.0)}));
+  // Known values: silu(1) = 1 / (1 + e^-1); gated: silu(gate) * up; RMSNorm([3, 4]) = [3, 4] / sqrt(12.5).
+  Arena arena;
+  Context<double, false> ctx(arena);
+  std::vector<double> x{1.0, 3.0}, w{1.0, 2.0}, rms{3.0, 4.0};
+  const Var<double> in{x.data(), {1, 2}, nullptr};
+  CHECK(ops::activation<Silu>(ctx, in).value[0] == doctest::Approx(0.7310585786300049).epsilon(1e-14));
+  CHECK(ops::gated_activation<Silu>(ctx, in).value[0] == doctest::Approx(3 * 0.7310585786300049).epsilon(1e-14));
+  const Var<double> r = ops::norm_linear_ports<RMSNorm>(ctx, Var<double>{rms.data(), {1, 2}, nullptr}, Var<double>{w.data(), {2}, nullptr},
+                                                        Var<double>{}, 0.0, nullptr, nullptr, ops::PortSplit::single());
+  CHECK(r.value[1] == doctest::Approx(2 * 4 / std::sqrt(12.5)).epsilon(1e-14));
+}
+
+TEST_CASE("rotary positions: gradients, the rotate-half layout, relative positions only") {
+  const std::size_t H = 2, dh = 4, P = 5;
+  for (const std::size_t rot : {dh, std::size_t{2}}) {  // all of each head (Llama) or a fraction (Pythia)
+    CAPTURE(rot);
+    const ops::RotaryTable<double> table(P, rot, 10.0);
+    expect_ok(check_gradients([&](const auto& ctx, auto& v) { return ops::rotary_qk(ctx, v[0], H, table); },
+                              {random_input({2, P, 3 * H * dh}, 121)}));
+  }
+  const ops::RotaryTable<double> table(P, dh, 10.0);
+  Arena arena;
+  Context<double, false> ctx(arena);
+  // One sequence, the same q and k vector at every position: q_i . k_j depends on i - j only.
+  std::vector<double> qkv(P * 3 * H * dh);
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t i = 0; i < 2 * H * dh; ++i) qkv[p * 3 * H * dh + i] = 0.3 + 0.1 * double(i % 7);
+  const Var<double> y = ops::rotary_qk(ctx, Var<double>{qkv.data(), {1, P, 3 * H * dh}, nullptr}, H, table);
+  auto dot = [&](std::size_t qp, std::size_t kp) {  // head 0
+    double s = 0;
+    for (std::size_t i = 0; i < dh; ++i) s += y.value[qp * 3 * H * dh + i] * y.value[kp * 3 * H * dh + H * dh + i];
+    return s;
+  };
+  CHECK(dot(3, 1) == doctest::Approx(dot(4, 2)).epsilon(1e-12));
+  CHECK(std::abs(dot(3, 1) - dot(3, 3)) > 1e-3);
+  // Position 1, pair 0 (dims 0 and dh/2) turns by 1 radian: out[0] = x0 cos 1 - x2 sin 1.
+  const double x0 = qkv[3 * H * dh + 0], x2 = qkv[3 * H * dh + 2];
+  CHECK(y.value[3 * H * dh + 0] == doctest::Approx(x0 * std::cos(1.0) - x2 * std::sin(1.0)).epsilon(1e-14));
+  CHECK(y.value[3 * H * dh + 2] == doctest::Approx(x2 * std::cos(1.0) + x0 * std::sin(1.0)).epsilon(1e-14));
+  // Values are never rotated.
+  for (std::size_t i = 2 * H * dh; i < 3 * H * dh; ++i) CHECK(y.value[4 * 3 * H * dh + i] == qkv[4 * 3 * H * dh + i]);
+}
+
+TEST_CASE("grouped-query attention: query heads of one group read their own copies of k and v") {
+  const std::size_t H = 4, KV = 2, dh = 2, D = 5, N = (H + 2 * KV) * dh, A = H * dh;
+  const auto split = ops::PortSplit::qkv_heads(H, dh, KV);
+  auto in = {random_input({2, 3, D}, 134, 1.5, 0.3), random_input({D}, 135, 0.3, 1.0), random_input({D}, 136),
+             random_input({D, N}, 137), random_input({N}, 138)};
+  expect_ok(check_gradients(
+      [&](const auto& ctx, auto& v) { return ops::norm_linear_ports<LayerNorm>(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], split); },
+      in));
+  Arena arena;
+  Tape<double> tape(arena);
+  Context<double, true> ctx(arena, tape);
+  std::vector<Var<double>> v;
+  for (auto& g : std::vector<GradInput>(in)) {
+    double* p = arena.alloc<double>(g.values.size());
+    std::copy(g.values.begin(), g.values.end(), p);
+    v.push_back({p, g.shape, nullptr});
+    tape.watch(v.back());
+  }
+  std::vector<double> port_grads;
+  auto y = ops::norm_linear_ports<LayerNorm>(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], split,
+                                             [&](const double* g, std::size_t n, std::size_t rows, std::size_t d) {
+                                               port_grads.assign(g, g + n * rows * d);
+                                             });
+  REQUIRE(y.shape[2] == 3 * A);  // ungrouped: k and v once per query head
+  // Head 3 (group 1) reads KV head 1's k: the same values as head 2's copy, not head 1's (group 0).
+  for (std::size_t i = 0; i < dh; ++i) {
+    CHECK(y.value[A + 3 * dh + i] == y.value[A + 2 * dh + i]);
+    CHECK(y.value[A + 3 * dh + i] != y.value[A + 1 * dh + i]);
+  }
+  // A gradient on head 3's k reaches head 3's <k> port only, not head 2's, though they share W_K.
+  std::vector<double> seed(y.numel(), 0.0);
+  for (std::size_t r = 0; r < 6; ++r)
+    for (std::size_t c = 0; c < dh; ++c) seed[r * 3 * A + A + 3 * dh + c] = 1.0 + static_cast<double>(r + c);
+  tape.backward(y, seed.data());
+  const double* dx = tape.grad(v[0]);
+  const std::size_t n = 6 * D, k3 = 3 * 3 + 1, k2 = 3 * 2 + 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    CHECK(port_grads[k3 * n + i] == doctest::Approx(dx[i]).epsilon(1e-12));
+    CHECK(port_grads[k2 * n + i] == 0.0);
+  }
+}
+
 TEST_CASE("gradients: attention pattern (causal, bidirectional with padding) and mix") {
   const std::size_t H = 2;
   for (const ops::KeyMask& mask : {ops::KeyMask::causal_mask(), ops::KeyMask::bidirectional({4, 2})}) {

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <circuitry/circuits/metrics.hpp>
-#include <circuitry/io/transformer_lens.hpp>
+#include <circuitry/io/model_directory.hpp>
 #include <circuitry/models/model.hpp>
 #include <circuitry/text/task.hpp>
 
@@ -50,14 +50,20 @@ TEST_CASE_TEMPLATE("forward logits and metrics match PyTorch", T, float, double)
 using NoPositionsGelu = Architecture<NoPositions, PreNorm<LayerNorm>, Attention<Causal>, Mlp<Gelu>, Unembed<LayerNorm>>;
 
 TEST_CASE_TEMPLATE("whole-model gradients match finite differences (double), every architecture", Arch, GPT2, AttnOnly,
-                   GeluTransformer, BidirectionalRelu, Tracr, NoPositionsGelu) {
+                   GeluTransformer, BidirectionalRelu, Tracr, NoPositionsGelu, Pythia, NeoXSequential, Llama) {
   ModelConfig c;
   c.n_layer = 2, c.n_head = 2, c.n_embd = 6, c.n_positions = 8, c.vocab_size = 11, c.n_inner = 10;
   c.normalization = std::string(Arch::norm::name), c.attention_dir = std::string(Arch::attention::name);
-  c.positional = std::string(Arch::embed::name), c.attn_only = !Arch::has_mlp;
-  if constexpr (Arch::has_mlp) c.act_fn = std::string(Arch::mlp::name);
+  c.positional = std::string(Arch::positional()), c.attn_only = !Arch::has_mlp;
+  c.parallel_attn_mlp = Arch::parallel_attn_mlp;
+  if constexpr (Arch::has_mlp) c.act_fn = std::string(Arch::mlp::name), c.gated_mlp = Arch::mlp::gated;
   if constexpr (!std::is_same_v<Arch, GPT2>) {  // d_head free, untied unembedding with a bias, fewer outputs
     c.head_dim = 4, c.tie_word_embeddings = false, c.unembed_bias = true, c.vocab_out = 9;
+  }
+  // Rotary over part of each head (Pythia) or all of it, at a small base so the angles are large.
+  if constexpr (Arch::attention::rotary) c.rotary_dim = std::is_same_v<Arch, Pythia> ? 2 : 0, c.rotary_base = 10.0;
+  if constexpr (std::is_same_v<Arch, Llama>) {  // Qwen2-like: grouped-query attention, q/k/v biases only
+    c.n_head = 4, c.n_kv_head = 2, c.head_dim = 2, c.attn_out_bias = false, c.mlp_bias = false, c.unembed_bias = false;
   }
   auto model = Model<Arch, double>::random(c, 3, 0.4);
   std::mt19937 rng(5);
@@ -192,6 +198,95 @@ TEST_CASE_TEMPLATE("TransformerLens checkpoints: logits match TransformerLens an
         }
       }
     });
+  }
+}
+
+// Hugging Face GPT-NeoX / Llama-family fixtures (tests/make_hf_family_fixtures.py): circuitry's
+// forward against transformers' float32 run, and in double against the exact float64 run
+// (`float64_strict`: transformers itself keeps rotary angles and RMSNorm in float32).
+template <class T>
+void check_hf_logits(const std::string& dir, const std::string& logits_dir) {
+  const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-9;
+  const auto checkpoint = io::load_model_directory<T>(dir);
+  const Task task = read_task(logits_dir + "/task.jsonl", checkpoint.config.vocab_size, checkpoint.config.n_positions);
+  std::ifstream in(logits_dir + "/hf-logits.json");
+  const nlohmann::json hf = nlohmann::json::parse(in)[std::is_same_v<T, float> ? "float32" : "float64_strict"];
+  with_architecture(checkpoint.config, [&]<class Arch>() {
+    const Model<Arch, T> model(checkpoint.config, checkpoint.weights);
+    for (bool clean : {true, false}) {
+      std::vector<std::vector<int>> seqs;
+      for (const auto& e : task.examples) seqs.push_back(clean ? e.clean : e.corrupted);
+      Arena arena;
+      Context<T, false> ctx(arena);
+      Var<T> last = model.forward(ctx, Batch::from(seqs));  // examples of different lengths, padded
+      const auto& theirs = hf[clean ? "logits" : "corrupted_logits"];
+      REQUIRE(last.shape[0] == theirs.size());
+      double worst = 0;
+      for (std::size_t b = 0; b < theirs.size(); ++b)
+        for (std::size_t v = 0; v < last.shape[1]; ++v)
+          worst = std::max(worst, std::abs(double(last.value[b * last.shape[1] + v]) - theirs[b][v].template get<double>()));
+      CHECK(worst < tol);
+      const auto& all = hf[clean ? "all_logits" : "all_corrupted_logits"];
+      worst = 0;
+      for (std::size_t b = 0; b < all.size(); ++b) {
+        ForwardOptions<T> o;
+        o.all_positions = true;
+        Var<T> y = model.forward(ctx, Batch::from({seqs[b]}), o);
+        for (std::size_t p = 0; p < all[b].size(); ++p)
+          for (std::size_t v = 0; v < y.shape[1]; ++v)
+            worst = std::max(worst, std::abs(double(y.value[p * y.shape[1] + v]) - all[b][p][v].template get<double>()));
+      }
+      CHECK(worst < tol);
+    }
+  });
+}
+
+TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Mistral: logits match transformers", T, float, double) {
+  const std::string fixtures = CIRCUITRY_FIXTURES_DIR;
+  for (const char* name : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral", "hf-llama-bf16"}) {
+    CAPTURE(name);
+    check_hf_logits<T>(fixtures + "/" + name, fixtures + "/" + name);
+  }
+  // The configs transformers 4.x wrote (rope_theta, rotary_pct, torch_dtype, ...) read as the same models.
+  for (const char* model : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral", "hf-llama-bf16"}) {
+    CAPTURE(model);
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("circuitry-legacy-" + std::string(model));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(fixtures + "/" + model + "/model.safetensors", dir / "model.safetensors");
+    std::filesystem::copy_file(fixtures + "/hf-legacy-configs/" + model + ".json", dir / "config.json");
+    check_hf_logits<T>(dir.string(), fixtures + "/" + model);
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("Hugging Face configs circuitry cannot run are refused, naming the setting") {
+  const std::string dir = std::string(CIRCUITRY_FIXTURES_DIR) + "/hf-unsupported/";
+  for (auto [file, says] : {std::pair{"rope-scaling-yarn.json", "rope_scaling"}, {"rope-parameters-yarn.json", "rope_parameters"},
+                            {"gqa-indivisible.json", "num_key_value_heads"}, {"mistral-sliding.json", "sliding_window"}}) {
+    CAPTURE(file);
+    try {
+      io::read_hf_family_config(dir + file);
+      FAIL("accepted " << file);
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find(says) != std::string::npos);
+    }
+  }
+  // Unknown model types (mixtral is MoE, bert an encoder) are refused by load_model_directory, listing what it reads.
+  for (const char* file : {"mixtral.json", "unknown.json"}) {
+    CAPTURE(file);
+    const std::filesystem::path tmp = std::filesystem::temp_directory_path() / "circuitry-unknown-model-type";
+    std::filesystem::remove_all(tmp);
+    std::filesystem::create_directories(tmp);
+    std::filesystem::copy_file(dir + file, tmp / "config.json");
+    try {
+      io::load_model_directory<float>(tmp);
+      FAIL("accepted " << file);
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("model_type") != std::string::npos);
+      CHECK(std::string(e.what()).find("llama") != std::string::npos);
+    }
+    std::filesystem::remove_all(tmp);
   }
 }
 

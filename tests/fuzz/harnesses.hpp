@@ -15,7 +15,7 @@
 #include <vector>
 
 #include <circuitry/circuits/circuit.hpp>
-#include <circuitry/io/transformer_lens.hpp>
+#include <circuitry/io/model_directory.hpp>
 #include <circuitry/io/circuit_json.hpp>
 #include <circuitry/io/json_parse.hpp>
 #include <circuitry/io/safetensors.hpp>

@@ -1,13 +1,24 @@
 #pragma once
 // The residual-stream edge graph of ACDC / EAP with the EAP-IG names (DESIGN.md section 2).
 //
-// Upstream nodes write into the residual stream: `input` (token + position embedding),
-// `a{l}.h{h}` (head h of layer l: z_h W_O[h], without the attention output bias) and
-// `m{l}` (MLP l's output, with its bias). Downstream ports read from it: every head reads
+// Upstream nodes write into the residual stream: `input` (the token embedding, plus the
+// learned position embedding where the model has one; rotary models take positions inside
+// attention), `a{l}.h{h}` (head h of layer l: z_h W_O[h], without the attention output bias)
+// and `m{l}` (MLP l's output, with its bias). Downstream ports read from it: every head reads
 // its own copy for each of q, k and v (`a{l}.h{h}<q>`), MLPs read `m{l}`, and the final
 // norm reads `logits`. An edge u->p exists when u's output is part of p's input in the
-// ordinary forward pass. The graph is built from a GraphShape, which the architecture
-// derives from its component types, so every architecture shares this code.
+// ordinary forward pass (in a parallel attention/MLP block, GPT-NeoX's, the heads of layer l
+// do not feed m{l}). The graph is built from a GraphShape, which the architecture derives
+// from its component types, so every architecture shares this code.
+//
+// Grouped-query attention (Llama 3, Qwen2, Mistral: KV < H heads of keys and values) keeps one
+// <k> and one <v> port per QUERY head, `a{l}.h{h}<k>` for every h, not one per KV head. Each
+// query head reads its own copy of the residual and computes its own keys and values with its
+// group's shared W_K, W_V, so patching u->a{l}.h{h}<k> changes the keys of head h only. This
+// is what EAP-IG does (its attribute() asserts TransformerLens' ungroup_grouped_query_attention,
+// under which hook_k_input / hook_v_input have one slot per query head); per-KV-head ports
+// (`a{l}.g{g}<k>`) would name edges no other tool has and would couple the heads of a group. Edge names and counts are therefore those
+// of a model with H ordinary heads, and circuits move between the tools unchanged.
 #include <cstddef>
 #include <cstdint>
 #include <string>

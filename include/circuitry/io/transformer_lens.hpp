@@ -236,15 +236,4 @@ Checkpoint<T> load_transformer_lens(const std::filesystem::path& dir) {
   return checkpoint;
 }
 
-/// Loads a model directory of either format: Hugging Face (config.json has model_type, or
-/// GPT-2's n_layer) or TransformerLens (config.json has HookedTransformerConfig's n_layers, d_model).
-template <class T>
-Checkpoint<T> load_model_directory(const std::filesystem::path& dir) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    throw Error(dir.string() + ": not a directory (expected a model directory with config.json and model.safetensors)");
-  if (is_transformer_lens_config(read_json_file(dir / "config.json"))) return load_transformer_lens<T>(dir);
-  return load_checkpoint<T>(dir);
-}
-
 }  // namespace circuitry::io

@@ -23,10 +23,20 @@ using BidirectionalRelu =
 /// bidirectional attention, ReLU MLPs.
 using Tracr = Architecture<LearnedPositions, PreNorm<NoNorm>, Attention<Bidirectional>, Mlp<Relu>, Unembed<NoNorm>>;
 
+/// Pythia and other GPT-NeoX models (use_parallel_residual): rotary positions on a fraction of
+/// each head, attention and MLP side by side, exact GELU, untied unembedding.
+using Pythia = Architecture<NoPositions, ParallelPreNorm<LayerNorm>, Attention<Causal, Rotary>, Mlp<Gelu>, Unembed<LayerNorm>>;
+/// GPT-NeoX with use_parallel_residual false: the same components in GPT-2's sequential order.
+using NeoXSequential = Architecture<NoPositions, PreNorm<LayerNorm>, Attention<Causal, Rotary>, Mlp<Gelu>, Unembed<LayerNorm>>;
+/// Llama, Qwen2 and Mistral: RMS norms, rotary positions, SwiGLU MLP. Grouped-query attention,
+/// q/k/v biases (Qwen2) and a tied unembedding are facts of the config, not types.
+using Llama = Architecture<NoPositions, PreNorm<RMSNorm>, Attention<Causal, Rotary>, GatedMlp<Silu>, Unembed<RMSNorm>>;
+
 template <class... Archs>
 struct ArchitectureList {};
 
-using RegisteredArchitectures = ArchitectureList<GPT2, AttnOnly, GeluTransformer, BidirectionalRelu, Tracr>;
+using RegisteredArchitectures =
+    ArchitectureList<GPT2, AttnOnly, GeluTransformer, BidirectionalRelu, Tracr, Pythia, NeoXSequential, Llama>;
 
 namespace detail {
 template <class... Archs>
@@ -44,8 +54,7 @@ decltype(auto) dispatch_architecture(ArchitectureList<First, Rest...>, const Mod
   if constexpr (sizeof...(Rest) > 0) {
     return dispatch_architecture<Full>(ArchitectureList<Rest...>{}, c, std::forward<F>(f));
   } else {
-    throw Error("no architecture of circuitry has normalization " + c.normalization + ", attention " + c.attention_dir +
-                ", activation " + (c.attn_only ? std::string("none (attn-only)") : c.act_fn) + ", positions " + c.positional +
+    throw Error("no architecture of circuitry has the components " + First::describe(c) +
                 " (circuitry runs: " + architecture_names(Full{}) + ")");
   }
 }

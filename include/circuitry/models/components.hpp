@@ -10,6 +10,7 @@
 // composes them without knowing any architecture.
 #include <concepts>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "circuitry/graph/graph.hpp"
@@ -34,25 +35,38 @@ struct Architecture {
 
   static constexpr bool has_mlp = MlpT::present;
   static constexpr bool parallel_attn_mlp = Block::parallel;
+  static_assert(!Attn::rotary || std::is_same_v<Embed, NoPositions>,
+                "a rotary architecture takes its positions in attention: its input component must be NoPositions");
+  static_assert(!parallel_attn_mlp || has_mlp, "a parallel block needs an MLP");
 
+  /// How positions enter, in config spelling: "standard", "rotary" or "none".
+  static constexpr std::string_view positional() {
+    if constexpr (Attn::rotary) return Attn::positions::name;
+    else return Embed::name;
+  }
   /// The component choices in config spelling: "LN, causal, gelu_new, standard positions".
   static std::string name() {
-    return std::string(norm::name) + ", " + std::string(Attn::name) + ", " + (has_mlp ? std::string(MlpT::name) : "attn-only") +
-           ", " + std::string(Embed::name) + " positions";
+    const std::string mlp = has_mlp ? std::string(MlpT::gated ? "gated " : "") + std::string(MlpT::name) : "attn-only";
+    return std::string(norm::name) + ", " + std::string(Attn::name) + ", " + mlp + ", " + std::string(positional()) +
+           " positions" + (parallel_attn_mlp ? ", parallel attention/MLP" : "");
   }
   /// The node and port structure of the residual-stream graph.
   static GraphShape graph_shape(const ModelConfig& c) { return {c.n_layer, c.n_head, has_mlp, parallel_attn_mlp}; }
   /// Whether a config's component choices are this architecture's.
   static bool matches(const ModelConfig& c) {
-    return c.normalization == norm::name && c.attention_dir == Attn::name && c.positional == Embed::name &&
-           c.attn_only == !has_mlp && (!has_mlp || c.act_fn == MlpT::name) &&
-           std::is_same_v<typename Out::norm, norm>;
+    return c.normalization == norm::name && c.attention_dir == Attn::name && c.positional == positional() &&
+           c.attn_only == !has_mlp && (!has_mlp || (c.act_fn == MlpT::name && c.gated_mlp == MlpT::gated)) &&
+           c.parallel_attn_mlp == parallel_attn_mlp && std::is_same_v<typename Out::norm, norm>;
   }
   /// Checks that a config describes a model of this architecture.
   static void check_config(const ModelConfig& c) {
-    require(matches(c), "the model config says normalization " + c.normalization + ", attention " + c.attention_dir +
-                            ", activation " + (c.attn_only ? std::string("none (attn-only)") : c.act_fn) + ", positions " +
-                            c.positional + ", but the architecture is " + name());
+    require(matches(c), "the model config says " + describe(c) + ", but the architecture is " + name());
+  }
+  /// A config's component choices, in the words of name().
+  static std::string describe(const ModelConfig& c) {
+    const std::string mlp = c.attn_only ? "attn-only" : std::string(c.gated_mlp ? "gated " : "") + c.act_fn;
+    return c.normalization + ", " + c.attention_dir + ", " + mlp + ", " + c.positional + " positions" +
+           (c.parallel_attn_mlp ? ", parallel attention/MLP" : "");
   }
   /// Calls visit(name, tensor, shape, kind) for every parameter, in forward order.
   template <class W, class Visit>

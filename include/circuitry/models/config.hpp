@@ -21,17 +21,35 @@ struct ModelConfig {
   bool attn_only = false;           // no MLPs (TransformerLens attn-only models); config key "attn_only"
   bool tie_word_embeddings = true;  // false: a separate unembedding [vocab_out, n_embd]
   bool unembed_bias = false;        // logits = ... + b_U (TransformerLens' unembed.b_U)
+  // Which biases exist (GPT-2 and Pythia have all; Llama and Mistral none; Qwen2 only b_QKV).
+  bool attn_qkv_bias = true;  // b_Q | b_K | b_V
+  bool attn_out_bias = true;  // b_O
+  bool mlp_bias = true;       // b_in and b_out
+  // Grouped-query attention: n_kv_head heads of keys and values, each shared by
+  // n_head / n_kv_head consecutive query heads (Ainslie et al. 2023). 0 means n_head.
+  std::size_t n_kv_head = 0;
+  // Rotary positions (Su et al. 2021), used when positional == "rotary": the first rotary_dim
+  // dimensions of each head's q and k are rotated (0 means all of d_head), at frequencies
+  // rotary_base^(-2i / rotary_dim).
+  std::size_t rotary_dim = 0;
+  double rotary_base = 10000.0;
+  bool gated_mlp = false;          // MLP = W_out (act(x W_gate) * (x W_in)) (Llama's SwiGLU)
+  bool parallel_attn_mlp = false;  // attention and MLP read the same residual (GPT-NeoX, GPT-J)
 
   // Component choices, spelled as TransformerLens spells them (the components' `name`s).
-  std::string normalization = "LN";       // "LN" | "none"
+  std::string normalization = "LN";       // "LN" | "RMS" | "none"
   std::string attention_dir = "causal";   // "causal" | "bidirectional"
-  std::string act_fn = "gelu_new";        // "gelu_new" | "gelu" | "relu" (ignored when attn_only)
-  std::string positional = "standard";    // "standard" (learned) | "none"
+  std::string act_fn = "gelu_new";        // "gelu_new" | "gelu" | "relu" | "silu" (ignored when attn_only)
+  std::string positional = "standard";    // "standard" (learned) | "rotary" | "none"
 
   std::size_t d_head() const { return head_dim ? head_dim : n_embd / n_head; }
   /// Width of the attention's q, k, v and z blocks: n_head * d_head (n_embd for GPT-2).
   std::size_t d_attn() const { return n_head * d_head(); }
   std::size_t n_outputs() const { return vocab_out ? vocab_out : vocab_size; }
+  std::size_t kv_heads() const { return n_kv_head ? n_kv_head : n_head; }
+  /// Columns of the fused q | k | v projection: H d_head + 2 KV d_head (3 n_embd for GPT-2).
+  std::size_t qkv_width() const { return (n_head + 2 * kv_heads()) * d_head(); }
+  std::size_t rotary_dims() const { return rotary_dim ? rotary_dim : d_head(); }
 };
 
 }  // namespace circuitry

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,7 +25,8 @@
 namespace circuitry {
 
 /// The residual stream is recorded at 2 L + 1 stages: stage 2l is layer l's input
-/// (resid_pre), 2l + 1 its middle (after attention, the MLP's input), 2L the final norm's input.
+/// (resid_pre), 2l + 1 the MLP's input (after attention; in a parallel block the layer's input
+/// again, as the MLP reads it), 2L the final norm's input.
 inline std::size_t residual_stages(std::size_t n_layers) { return 2 * n_layers + 1; }
 
 template <class T>
@@ -65,9 +67,12 @@ class Model {
   using mlp = typename Arch::mlp;
   using unembed = typename Arch::unembed;
 
+  static constexpr bool parallel = Arch::parallel_attn_mlp;
+
   Model(ModelConfig config, Weights<T> weights) : config_(std::move(config)), weights_(std::move(weights)) {
     Arch::check_config(config_);
     check_weights();
+    rotary_ = attention::template rotary_table<T>(config_);
   }
 
   /// Random weights (seeded): matrices and embeddings N(0, stddev), norm gains one, biases zero.
@@ -81,18 +86,25 @@ class Model {
   std::size_t ports_per_layer() const { return 3 * config_.n_head + (Arch::has_mlp ? 1 : 0); }
   /// The attention mask of `lanes` copies of a batch stacked one after another.
   ops::KeyMask key_mask(const Batch& batch, std::size_t lanes = 1) const { return attention::mask(batch, lanes); }
+  /// The rotary angles of every position (rotary architectures), else empty.
+  const std::optional<ops::RotaryTable<T>>& rotary() const { return rotary_; }
+  /// The first residual stage that holds layer l's head outputs and that a forward can start
+  /// at: 2l + 1 (the MLP's input), or, in a parallel block, 2l + 2 (the next layer's input).
+  static std::size_t stage_after_heads(std::size_t l) { return parallel ? 2 * l + 2 : 2 * l + 1; }
 
   /// Logits at the batch's readout rows (each sequence's last position, or positions 1.. in mode
   /// `all`) [R, vocab_out], or at every position (options.all_positions) [batch * pos, vocab_out].
   template <class Ctx>
   Var<T> forward(const Ctx& ctx, const Batch& batch, const ForwardOptions<T>& o = {},
                  const ParamVars<T>* params = nullptr) const {
-    static_assert(!Arch::parallel_attn_mlp, "Model::forward composes sequential (PreNorm) blocks only");
     const ModelConfig& c = config_;
     const std::size_t B = batch.batch, P = batch.pos, D = c.n_embd, H = c.n_head, A = c.d_attn(), dh = c.d_head();
     const std::size_t L = c.n_layer, BPD = B * P * D;
     require(P <= c.n_positions, "sequence of " + std::to_string(P) + " tokens is longer than the context (n_positions = " +
                                     std::to_string(c.n_positions) + ")");
+    require(!parallel || !o.start_residual || o.start_stage % 2 == 0,
+            "a parallel block cannot start at its MLP's input (stage " + std::to_string(o.start_stage) +
+                "): the MLP and the attention read the layer's input together");
     const ParamVars<T> local = params ? ParamVars<T>{} : ParamVars<T>::view(weights_);
     const ParamVars<T>& pv = params ? *params : local;
     const ops::KeyMask mask = key_mask(batch);
@@ -147,32 +159,39 @@ class Model {
       const std::string pre = named ? "blocks." + std::to_string(l) + "." : "";
       const std::size_t node0 = 1 + l * (H + (Arch::has_mlp ? 1 : 0));
       const bool lean = lean_last_layer && l + 1 == L;
-      if (lean && (!o.start_residual || o.start_stage <= 2 * l)) {
-        Var<T> qkv = attention::template qkv<norm>(ctx, resid, w, c);  // [B, P, 3A]
-        Var<T> z = ctx.output({batch.readout.size(), A}, false);       // [R, H * dh] at the readout rows
-        ops::attention_rows(qkv.value, B, P, A, H, batch.readout, mask, z.value);
-        resid = ops::add(ctx, ops::gather_rows(ctx, resid, batch.readout), attention::output(ctx, z, w));  // [R, D]
-        gathered = true;
-      } else if (!o.start_residual || o.start_stage <= 2 * l) {
+      const bool run_attention = !o.start_residual || o.start_stage <= 2 * l;
+      Var<T> attn_out;  // [B, P, D], or [R, D] in a lean last layer
+      if (run_attention) {
         hook(pre + "hook_resid_pre", resid);
         record_residual(2 * l, resid);
         Var<T> qkv = attention::template qkv<norm>(ctx, resid, w, c, sink_for(l * ports_per_layer()));  // [B, P, 3A]
         if (hooked)
           for (std::size_t j = 0; j < 3; ++j)
             hook_view(pre + "attn.hook_" + "qkv"[j], TensorView<T>{qkv.value + j * A, {B, P, H, dh}, {P * 3 * A, 3 * A, dh, 1}});
-        Var<T> pattern = attention::pattern(ctx, qkv, c, mask);  // [B, H, P, P]
-        hook(pre + "attn.hook_pattern", pattern);
-        Var<T> z = attention::mix(ctx, pattern, qkv, c);  // [B, P, H, dh]
-        hook(pre + "attn.hook_z", z);
-        Var<T> attn_out = attention::output(ctx, Var<T>{z.value, {B, P, A}, z.slot}, w);  // [B, P, D]
-        hook(pre + "hook_attn_out", attn_out);
-        if (o.node_outputs)
-          attention::head_outputs(z.value, w.w_o.value, c, B * P, o.node_outputs + node0 * BPD, BPD, o.subtract_node_outputs);
-        resid = ops::add(ctx, resid, attn_out);
-        hook(pre + "hook_resid_mid", resid);
+        qkv = attention::rotate(ctx, qkv, c, rotary_);  // [B, P, 3A]
+        if (lean) {
+          Var<T> z = ctx.output({batch.readout.size(), A}, false);  // [R, H * dh] at the readout rows
+          ops::attention_rows(qkv.value, B, P, A, H, batch.readout, mask, z.value);
+          resid = ops::gather_rows(ctx, resid, batch.readout);  // [R, D]
+          gathered = true;
+          attn_out = attention::output(ctx, z, w);  // [R, D]
+        } else {
+          Var<T> pattern = attention::pattern(ctx, qkv, c, mask);  // [B, H, P, P]
+          hook(pre + "attn.hook_pattern", pattern);
+          Var<T> z = attention::mix(ctx, pattern, qkv, c);  // [B, P, H, dh]
+          hook(pre + "attn.hook_z", z);
+          attn_out = attention::output(ctx, Var<T>{z.value, {B, P, A}, z.slot}, w);  // [B, P, D]
+          hook(pre + "hook_attn_out", attn_out);
+          if (o.node_outputs)
+            attention::head_outputs(z.value, w.w_o.value, c, B * P, o.node_outputs + node0 * BPD, BPD, o.subtract_node_outputs);
+        }
+        if (!parallel) {
+          resid = ops::add(ctx, resid, attn_out);
+          hook(pre + "hook_resid_mid", resid);
+        }
       }
       if constexpr (Arch::has_mlp) {
-        if (lean && !gathered) {
+        if (lean && !gathered) {  // a run that starts at this layer's MLP input
           resid = ops::gather_rows(ctx, resid, batch.readout);  // [R, D]
           gathered = true;
         }
@@ -184,6 +203,7 @@ class Model {
         Var<T> mlp_out = mlp::output(ctx, post, w);  // [B, P, D]
         hook(pre + "hook_mlp_out", mlp_out);
         record_node(node0 + H, mlp_out.value);
+        if (parallel) resid = ops::add(ctx, resid, attn_out);  // a parallel block always ran its attention
         resid = ops::add(ctx, resid, mlp_out);
       } else {
         record_residual(2 * l + 1, resid);
@@ -228,6 +248,7 @@ class Model {
 
   ModelConfig config_;
   Weights<T> weights_;
+  std::optional<ops::RotaryTable<T>> rotary_;  // the backward of the rotary op reads it
 };
 
 template <ArchitectureSpec Arch, class T>

@@ -16,7 +16,7 @@ template <class M, class T = typename M::scalar>
 void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv, std::size_t B,
                  std::size_t P, const ops::KeyMask& mask, Arena& arena, T* out) {
   M::attention::template head_output<typename M::norm>(model.weights().layers[l], model.config(), h, xq, xk, xv, B, P, mask,
-                                                       arena, out);
+                                                       model.rotary(), arena, out);
 }
 
 /// The same head's output at some query rows only (`rows`: flat b * P + t), the last layer of
@@ -26,7 +26,7 @@ void head_output_rows(const M& model, std::size_t l, std::size_t h, const T* xq,
                       std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
                       Arena& arena, T* out) {
   M::attention::template head_output_rows<typename M::norm>(model.weights().layers[l], model.config(), h, xq, xk, xv, B, P,
-                                                            rows, mask, arena, out);
+                                                            rows, mask, model.rotary(), arena, out);
 }
 
 /// MLP l reading x [rows, D]; out [rows, D] (with b_out).
@@ -52,13 +52,15 @@ std::vector<T> logits_from_residual(const M& model, const T* x, std::size_t B, s
 
 /// The constant part of the residual stream before a stage (DESIGN.md: the attention output
 /// biases b_O are never patched): sum of b_O of the layers whose attention precedes `stage`
-/// (stage 2l: layer l's input, 2l + 1: its MLP input, 2L: the final norm's input). [D]
+/// (stage 2l: layer l's input, 2l + 1: its MLP input, 2L: the final norm's input; a parallel
+/// block's MLP does not see its own layer's b_O). Zero when the model has no b_O. [D]
 template <class M, class T = typename M::scalar>
 std::vector<T> residual_bias(const M& model, std::size_t stage) {
   const std::size_t D = model.config().n_embd;
   std::vector<T> b(D, T(0));
-  for (std::size_t l = 0; 2 * l + 1 <= stage && l < model.config().n_layer; ++l)
-    for (std::size_t i = 0; i < D; ++i) b[i] += model.weights().layers[l].b_o[i];
+  for (std::size_t l = 0; M::stage_after_heads(l) <= stage && l < model.config().n_layer; ++l)
+    if (const auto& b_o = model.weights().layers[l].b_o; b_o.size())
+      for (std::size_t i = 0; i < D; ++i) b[i] += b_o[i];
   return b;
 }
 

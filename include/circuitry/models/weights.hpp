@@ -18,16 +18,17 @@ using ParamTensor = xt::xtensor<T, N, xt::layout_type::row_major, Eigen::aligned
 template <class T>
 struct LayerWeights {
   ParamTensor<T, 1> ln1_w, ln1_b;  // [d_model]
-  ParamTensor<T, 2> w_qkv;         // [d_model, 3 H d_head]; columns q | k | v, each split into heads
-  ParamTensor<T, 1> b_qkv;         // [3 H d_head]
+  ParamTensor<T, 2> w_qkv;         // [d_model, (H + 2 KV) d_head]; columns q | k | v, each split into heads
+                                   // (KV = H but for grouped-query attention)
+  ParamTensor<T, 1> b_qkv;         // [(H + 2 KV) d_head], when the model has q/k/v biases
   ParamTensor<T, 2> w_o;           // [H d_head, d_model]; rows h*d_head..(h+1)*d_head belong to head h
-  ParamTensor<T, 1> b_o;           // [d_model]
+  ParamTensor<T, 1> b_o;           // [d_model], when the model has an attention output bias
   // MLP (empty tensors in attention-only models)
   ParamTensor<T, 1> ln2_w, ln2_b;  // [d_model]
-  ParamTensor<T, 2> w_fc;          // [d_model, d_mlp]
-  ParamTensor<T, 1> b_fc;          // [d_mlp]
+  ParamTensor<T, 2> w_fc;          // [d_model, d_mlp]; gated MLPs: [d_model, 2 d_mlp], columns gate | in
+  ParamTensor<T, 1> b_fc;          // [d_mlp] (gated: [2 d_mlp]), when the model has MLP biases
   ParamTensor<T, 2> w_proj;        // [d_mlp, d_model]
-  ParamTensor<T, 1> b_proj;        // [d_model]
+  ParamTensor<T, 1> b_proj;        // [d_model], when the model has MLP biases
 };
 
 template <class T>

@@ -53,7 +53,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
     const std::size_t l = static_cast<std::size_t>(port.layer);
     const std::size_t stage = port.kind == PortKind::Logits ? residual_stages(L)  // logits: no layers to rerun
                               : port.kind == PortKind::Mlp  ? 2 * l + 2
-                                                            : 2 * l + 1;
+                                                            : M::stage_after_heads(l);
     by_stage[stage].push_back(static_cast<int>(e));
   }
 
@@ -92,7 +92,8 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
           in[static_cast<std::size_t>(port.kind)] = x.data();
           head_output(model, l, h, in[0], in[1], in[2], B, P, mask, arena, node.data());
           const T* old = clean_out.data() + static_cast<std::size_t>(graph.head_node(l, h)) * BPD;
-          for (std::size_t i = 0; i < BPD; ++i) s[i] = resid[(2 * l + 1) * BPD + i] + node[i] - old[i];
+          const T* after = resid.data() + M::stage_after_heads(l) * BPD;  // holds the clean head output
+          for (std::size_t i = 0; i < BPD; ++i) s[i] = after[i] + node[i] - old[i];
         }
       }
       // One forward for all K lanes from this stage.

@@ -58,8 +58,7 @@ InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>&
     iv.node_output(0, outs, outs);
     std::memcpy(resid.data(), outs, BPD * sizeof(T));
   }
-  auto add_node = [&](std::size_t node) {
-    iv.node_output(node, outs, outs + node * BPD);
+  auto add = [&](std::size_t node) {  // a node's output enters the residual stream
     for (std::size_t i = 0; i < BPD; ++i) resid[i] += outs[node * BPD + i];
   };
   for (std::size_t l = 0; l < L; ++l) {
@@ -74,16 +73,25 @@ InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>&
       }
     } else {  // every port reads the ordinary residual: the whole layer at once
       Var<T> qkv = Attn::template qkv<typename M::norm>(ctx, Var<T>{resid.data(), {B, P, D}, nullptr}, w, c);  // [B, P, 3A]
+      qkv = Attn::rotate(ctx, qkv, c, model.rotary());
       Var<T> z = Attn::mix(ctx, Attn::pattern(ctx, qkv, c, mask), qkv, c);  // [B, P, H, dh]
       Attn::head_outputs(z.value, w.w_o.value, c, B * P, outs + node0 * BPD, BPD, false);
     }
-    for (std::size_t h = 0; h < H; ++h) add_node(node0 + h);
-    for (std::size_t i = 0; i < BPD; ++i) resid[i] += w.b_o.value[i % D];
+    for (std::size_t h = 0; h < H; ++h) iv.node_output(node0 + h, outs, outs + (node0 + h) * BPD);
+    // The heads (and b_O) enter the residual before the MLP reads it, or, in a parallel block, after.
+    auto add_heads = [&] {
+      for (std::size_t h = 0; h < H; ++h) add(node0 + h);
+      if (w.b_o.numel())
+        for (std::size_t i = 0; i < BPD; ++i) resid[i] += w.b_o.value[i % D];
+    };
+    if (!M::parallel) add_heads();
     std::memcpy(run.residuals.data() + (2 * l + 1) * BPD, resid.data(), BPD * sizeof(T));
     if constexpr (Arch::has_mlp) {
       const T* x = iv.port_inputs(l * ppl + 3 * H, 1, resid.data(), outs, ports.data()) ? ports.data() : resid.data();
       mlp_output(model, l, x, B * P, arena, outs + (node0 + H) * BPD);
-      add_node(node0 + H);
+      iv.node_output(node0 + H, outs, outs + (node0 + H) * BPD);
+      if (M::parallel) add_heads();
+      add(node0 + H);
     }
   }
   std::memcpy(run.residuals.data() + 2 * L * BPD, resid.data(), BPD * sizeof(T));

@@ -173,17 +173,20 @@ class StagedRuns {
         last_rows = true;
       }
       auto resid = ops::vec(w.resid.data(), K * R);
-      for (std::size_t h = 0; h < H; ++h) {
-        const T* out = w.node.data() + h * K * R;
-        resid += ops::vec(out, K * R);
-        record(node0 + h, out, lean);
-      }
-      for (std::size_t i = 0; i < K * R; ++i) w.resid[i] += weights.b_o[i % D_];
+      for (std::size_t h = 0; h < H; ++h) record(node0 + h, w.node.data() + h * K * R, lean);
+      // The heads (and b_O) enter the residual before the MLP reads it, or, in a parallel block, after.
+      auto add_heads = [&] {
+        for (std::size_t h = 0; h < H; ++h) resid += ops::vec(w.node.data() + h * K * R, K * R);
+        if (weights.b_o.size())
+          for (std::size_t i = 0; i < K * R; ++i) w.resid[i] += weights.b_o[i % D_];
+      };
+      if (!M::parallel) add_heads();
       // ---- MLP ----
       if constexpr (M::architecture::has_mlp) {
         const T* x = port_inputs(qkv0 + 3 * H, 1, lean) ? w.inputs.data() : w.resid.data();
         w.mlp.resize(K * R);
         mlp_output(*model_, l, x, lean ? KR : KB * P_, w.arena, w.mlp.data());
+        if (M::parallel) add_heads();
         resid += ops::vec(w.mlp.data(), K * R);
         record(node0 + H, w.mlp.data(), lean);
       }

@@ -6,8 +6,13 @@
 //   gelu (exact, torch.nn.functional.gelu): f(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)),
 //     f'(x) = Phi(x) + x phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
 //   relu: f(x) = max(x, 0), f'(x) = [x > 0]
+//   silu (swish, Elfwing et al. 2018): f(x) = x s(x), s = the logistic sigmoid,
+//     f'(x) = s(x) (1 + x (1 - s(x)))
 // `activation<F>(ctx, x)` is the tape op for any F with static forward/backward kernels of
-// this shape (the MLP components' activation tags, models/components/mlp.hpp).
+// this shape (the MLP components' activation tags, models/components/mlp.hpp), and
+// `gated_activation<F>(ctx, x)` the gated form of GLU MLPs (Shazeer 2020; Llama's SwiGLU):
+//   x = [gate | up] [rows, 2F] -> y = f(gate) * up [rows, F]
+//   d gate = f'(gate) (dy * up),  d up = f(gate) dy.
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -76,6 +81,23 @@ void relu_backward(const T* x, const T* dy, T* dx, std::size_t n) {
   });
 }
 
+template <class T>
+void silu_forward(const T* x, T* y, std::size_t n) {
+  for_blocks(n, [&](std::size_t at, std::size_t len) {
+    auto v = vec(x + at, len);
+    vec(y + at, len) = v / (T(1) + (-v).exp());
+  });
+}
+
+template <class T>
+void silu_backward(const T* x, const T* dy, T* dx, std::size_t n) {
+  for_blocks(n, [&](std::size_t at, std::size_t len) {
+    auto v = vec(x + at, len);
+    const Eigen::Array<T, Eigen::Dynamic, 1> s = T(1) / (T(1) + (-v).exp());
+    vec(dx + at, len) += s * (T(1) + v * (T(1) - s)) * vec(dy + at, len);
+  });
+}
+
 /// y = F(x) elementwise, F a type with static forward(x, y, n) and backward(x, dy, dx, n).
 template <class F, class Ctx, class T = typename Ctx::scalar>
 Var<T> activation(const Ctx& ctx, const Var<T>& x) {
@@ -83,6 +105,41 @@ Var<T> activation(const Ctx& ctx, const Var<T>& x) {
   F::forward(x.value, y.value, x.numel());
   if constexpr (Ctx::records) {
     if (y.needs_grad()) ctx.on_backward([ctx, x, y] { F::backward(x.value, ctx.grad(y), ctx.grad(x), x.numel()); });
+  }
+  return y;
+}
+
+/// x = [gate | up] [rows..., 2F] -> y = F(gate) * up [rows..., F] (a gated linear unit).
+template <class F, class Ctx, class T = typename Ctx::scalar>
+Var<T> gated_activation(const Ctx& ctx, const Var<T>& x) {
+  const std::size_t rows = x.shape.rows(), F2 = x.shape.cols(), Fw = F2 / 2;
+  require(F2 % 2 == 0, "gated_activation: the last dimension (" + std::to_string(F2) + ") must be gate | up, even");
+  Shape ys = x.shape;
+  ys[ys.rank - 1] = Fw;
+  Var<T> y = ctx.output(ys, x.needs_grad());
+#pragma omp parallel for if (rows * Fw > kParallelGrain)
+  for (std::size_t r = 0; r < rows; ++r) {
+    T* yr = y.value + r * Fw;
+    F::forward(x.value + r * F2, yr, Fw);
+    vec(yr, Fw) *= vec(x.value + r * F2 + Fw, Fw);
+  }
+  if constexpr (Ctx::records) {
+    if (y.needs_grad())
+      ctx.on_backward([ctx, x, y, rows, F2, Fw] {
+        const T* dy = ctx.grad(y);
+        T* dx = ctx.grad(x);
+        T* scratch = ctx.arena().template alloc<T>(rows * Fw);  // dy * up, then f(gate)
+#pragma omp parallel for if (rows * Fw > kParallelGrain)
+        for (std::size_t r = 0; r < rows; ++r) {
+          const T* gate = x.value + r * F2;
+          const T* up = gate + Fw;
+          T* s = scratch + r * Fw;
+          vec(s, Fw) = vec(dy + r * Fw, Fw) * vec(up, Fw);
+          F::backward(gate, s, dx + r * F2, Fw);  // d gate += f'(gate) (dy * up)
+          F::forward(gate, s, Fw);
+          vec(dx + r * F2 + Fw, Fw) += vec(s, Fw) * vec(dy + r * Fw, Fw);  // d up += f(gate) dy
+        }
+      });
   }
   return y;
 }

@@ -32,29 +32,47 @@ concept NormKernels = requires(const T* cx, T* x, std::size_t n, T eps) {
 };
 
 /// How the output columns split into ports: either one port for all columns, or q/k/v
-/// per head (port 3h + j reads columns j*d_model + h*d_head .. + d_head, j = q, k, v).
+/// per head (port 3h + j reads output columns j*H*d_head + h*d_head .. + d_head, j = q, k, v).
+/// Grouped-query attention (kv_heads < n_heads): the weight holds H query heads but only KV
+/// heads of keys and values, [D, (H + 2 KV) d_head]; query head h reads KV head h / (H / KV).
+/// The output still has 3 H d_head columns, k and v repeated for each query head of a group,
+/// because every query head's <k> and <v> port reads its own copy of the residual (EAP-IG's
+/// ungrouped graph; DESIGN.md section 2): the backward keeps each query head's share apart.
 struct PortSplit {
-  std::size_t n_heads = 0;  // 0: a single port
+  std::size_t n_heads = 0;   // 0: a single port
   std::size_t d_head = 0;
+  std::size_t kv_heads = 0;  // 0: n_heads (no grouping)
 
   std::size_t n_ports() const { return n_heads ? 3 * n_heads : 1; }
+  std::size_t groups() const { return kv_heads ? kv_heads : n_heads; }
+  bool grouped() const { return n_heads && groups() != n_heads; }
+  /// The weight's first column for port (j = q, k, v; head h).
+  std::size_t weight_column(std::size_t j, std::size_t h) const {
+    const std::size_t KV = groups();
+    return j == 0 ? h * d_head : (n_heads + (j - 1) * KV + h / (n_heads / KV)) * d_head;
+  }
   static PortSplit single() { return {}; }
-  static PortSplit qkv_heads(std::size_t n_heads, std::size_t d_head) { return {n_heads, d_head}; }
+  static PortSplit qkv_heads(std::size_t n_heads, std::size_t d_head, std::size_t kv_heads = 0) {
+    return {n_heads, d_head, kv_heads};
+  }
 };
 
 /// Receives the gradients of the metric w.r.t. each port's input, [n_ports, rows, d_model].
 template <class T>
 using PortGradientSink = std::function<void(const T* port_grads, std::size_t n_ports, std::size_t rows, std::size_t d_model)>;
 
-/// y = Norm(x) W + b  (or Norm(x) when w is null): x [..., D] -> [..., N].
+/// y = Norm(x) W + b  (or Norm(x) when w is null): x [..., D] -> [..., N] (3 H d_head when grouped).
 template <class Norm, class Ctx, class T = typename Ctx::scalar>
   requires NormKernels<Norm, T>
 Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, const Var<T>& ln_b, std::type_identity_t<T> eps,
                          const std::type_identity_t<Var<T>>* w, const std::type_identity_t<Var<T>>* bias, PortSplit split, std::type_identity_t<PortGradientSink<T>> sink = {}) {
   const std::size_t D = x.shape.cols(), rows = x.shape.rows();
-  const std::size_t N = w ? w->shape[1] : D;
+  const std::size_t N = w ? w->shape[1] : D;                           // the weight's columns
+  const std::size_t NO = split.n_heads ? 3 * split.n_heads * split.d_head : N;  // the output's
   require(!w || (w->shape.rank == 2 && w->shape[0] == D), "norm_linear_ports: weight must be [" + std::to_string(D) + ", N]");
-  require(split.n_heads == 0 || N == 3 * split.n_heads * split.d_head, "norm_linear_ports: q/k/v split does not match the weight");
+  require(split.n_heads == 0 || (split.n_heads % split.groups() == 0 &&
+                                 N == (split.n_heads + 2 * split.groups()) * split.d_head),
+          "norm_linear_ports: q/k/v split does not match the weight");
   const bool diff = any_grad(x, ln_w, ln_b) || (w && w->needs_grad()) || (bias && bias->needs_grad());
   Var<T> normed = ctx.output(x.shape, diff);
   T* mean = ctx.arena().template alloc<T>(rows);
@@ -63,18 +81,35 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
   Var<T> y = normed;
   if (w) {
     Shape ys = x.shape;
-    ys[ys.rank - 1] = N;
+    ys[ys.rank - 1] = NO;
     y = ctx.output(ys, diff);
+    // Grouped: the projection [rows, N] first, then each KV head's k and v copied to its query heads.
+    T* proj = split.grouped() ? ctx.arena().template alloc<T>(rows * N) : y.value;
     if (bias)
-      for (std::size_t r = 0; r < rows; ++r) vec(y.value + r * N, N) = vec(bias->value, N);
-    gemm<T>(Trans::No, Trans::No, rows, N, D, T(1), normed.value, D, w->value, N, bias ? T(1) : T(0), y.value, N);
+      for (std::size_t r = 0; r < rows; ++r) vec(proj + r * N, N) = vec(bias->value, N);
+    gemm<T>(Trans::No, Trans::No, rows, N, D, T(1), normed.value, D, w->value, N, bias ? T(1) : T(0), proj, N);
+    if (split.grouped())
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t p = 0; p < split.n_ports(); ++p)
+          vec(y.value + r * NO + (p % 3) * split.n_heads * split.d_head + (p / 3) * split.d_head, split.d_head) =
+              vec(proj + r * N + split.weight_column(p % 3, p / 3), split.d_head);
   }
   if constexpr (Ctx::records) {
     if (!diff) return y;
     Var<T> W = w ? *w : Var<T>{}, Bv = bias ? *bias : Var<T>{};
-    ctx.on_backward([ctx, x, ln_w, ln_b, W, Bv, normed, y, mean, rstd, rows, D, N, split, sink] {
+    ctx.on_backward([ctx, x, ln_w, ln_b, W, Bv, normed, y, mean, rstd, rows, D, N, NO, split, sink] {
       Arena& arena = ctx.arena();
-      const T* dy = ctx.grad(y);
+      const T* dy_out = ctx.grad(y);  // [rows, NO]
+      // d projection [rows, N]: grouped, each KV head's gradient is the sum over its query heads.
+      const T* dy = dy_out;
+      if (W.value && split.grouped()) {
+        T* sum = arena.template zeros<T>(rows * N);
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t p = 0; p < split.n_ports(); ++p)
+            vec(sum + r * N + split.weight_column(p % 3, p / 3), split.d_head) +=
+                vec(dy_out + r * NO + (p % 3) * split.n_heads * split.d_head + (p / 3) * split.d_head, split.d_head);
+        dy = sum;
+      }
       // d LN(x): [rows, D], summed over ports (for the LN parameters and the plain path)
       T* dnormed = W.value ? arena.template zeros<T>(rows * D) : const_cast<T*>(dy);
       if (W.value) {
@@ -101,9 +136,9 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
         const std::size_t dh = split.d_head, Dm = split.n_heads * dh;
 #pragma omp parallel for schedule(dynamic) if (P * rows * D * dh > kParallelGrain * 64)
         for (std::size_t p = 0; p < P; ++p) {
-          const std::size_t col = (p % 3) * Dm + (p / 3) * dh;
+          const std::size_t out_col = (p % 3) * Dm + (p / 3) * dh, w_col = split.weight_column(p % 3, p / 3);
           T* gp = g + p * rows * D;
-          gemm<T>(Trans::No, Trans::Yes, rows, D, dh, T(1), dy + col, N, W.value + col, N, T(0), gp, D);
+          gemm<T>(Trans::No, Trans::Yes, rows, D, dh, T(1), dy_out + out_col, NO, W.value + w_col, N, T(0), gp, D);
           Norm::backward_in_place(gp, x.value, ln_w.value, mean, rstd, rows, D);
         }
       }

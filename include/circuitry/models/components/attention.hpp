@@ -7,15 +7,26 @@
 //   pattern = softmax(q k^T / sqrt(d_head) + mask)  [B, H, P, P]
 //   z = pattern v                                   [B, P, H, d_head]
 //   out = z W_O + b_O = sum_h z_h W_O[h] + b_O      [B, P, D]
-// The mask is the template argument: Causal (GPT-2) or Bidirectional (tracr, BERT-style).
+// The mask is the first template argument: Causal (GPT-2) or Bidirectional (tracr, BERT-style).
+// The second says how positions enter: NoRotary (they came in with the input node, or not at
+// all) or Rotary (GPT-NeoX, Llama: q and k of every head are rotated by their position,
+// core/ops/rotary.hpp, after the projection and its bias).
+// Grouped-query attention (n_kv_head < n_head; Llama 3, Qwen2, Mistral): W_QKV has KV heads of
+// keys and values, [D, (H + 2 KV) d_head]; query head h reads KV head h / (H / KV). The qkv
+// activations are ungrouped, [B, P, 3 H d_head], every query head with its own copy of its
+// group's k and v: each head's <k> and <v> port reads its own residual copy, as in EAP-IG's
+// graph (ops::PortSplit), and the pattern and mix kernels stay those of plain multi-head attention.
+// Biases are facts of the checkpoint: b_QKV (config.attn_qkv_bias) and b_O (attn_out_bias).
 // The same functions serve the whole-layer forward (models/model.hpp) and the single-head
 // forwards of activation and path patching (models/node_forward.hpp).
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "circuitry/core/arena.hpp"
 #include "circuitry/core/ops.hpp"
+#include "circuitry/core/ops/rotary.hpp"
 #include "circuitry/models/batch.hpp"
 #include "circuitry/models/components/parameters.hpp"
 #include "circuitry/models/config.hpp"
@@ -40,30 +51,56 @@ struct Bidirectional {
   }
 };
 
-template <class Mask>
+/// Positions do not enter inside attention.
+struct NoRotary {
+  static constexpr bool present = false;
+};
+/// Rotary positions (config.rotary_dim of each head's dimensions, base config.rotary_base).
+struct Rotary {
+  static constexpr bool present = true;
+  static constexpr std::string_view name = "rotary";
+};
+
+template <class Mask, class Positions = NoRotary>
 struct Attention {
   using mask_type = Mask;
+  using positions = Positions;
+  static constexpr bool rotary = Positions::present;
   static constexpr std::string_view name = Mask::name;
 
   template <class LW, class Visit>
   static void parameters(const ModelConfig& c, const std::string& prefix, LW& w, Visit&& visit) {
-    const std::size_t D = c.n_embd, A = c.d_attn();
-    visit(prefix + "attn.W_QKV", w.w_qkv, ParamShape{D, 3 * A}, ParamKind::matrix);
-    visit(prefix + "attn.b_QKV", w.b_qkv, ParamShape{3 * A}, ParamKind::bias);
+    const std::size_t D = c.n_embd, A = c.d_attn(), N = c.qkv_width();
+    visit(prefix + "attn.W_QKV", w.w_qkv, ParamShape{D, N}, ParamKind::matrix);
+    if (c.attn_qkv_bias) visit(prefix + "attn.b_QKV", w.b_qkv, ParamShape{N}, ParamKind::bias);
     visit(prefix + "attn.W_O", w.w_o, ParamShape{A, D}, ParamKind::matrix);
-    visit(prefix + "attn.b_O", w.b_o, ParamShape{D}, ParamKind::bias);
+    if (c.attn_out_bias) visit(prefix + "attn.b_O", w.b_o, ParamShape{D}, ParamKind::bias);
   }
 
   static ops::KeyMask mask(const Batch& batch, std::size_t lanes = 1) { return Mask::mask(batch, lanes); }
+  /// The rotary angles a model of this config needs (for every position of its context), or none.
+  template <class T>
+  static std::optional<ops::RotaryTable<T>> rotary_table(const ModelConfig& c) {
+    if constexpr (rotary) return ops::RotaryTable<T>(c.n_positions, c.rotary_dims(), c.rotary_base);
+    else return std::nullopt;
+  }
+  /// How W_QKV's columns split into the q, k, v ports of every head.
+  static ops::PortSplit port_split(const ModelConfig& c) { return ops::PortSplit::qkv_heads(c.n_head, c.d_head(), c.kv_heads()); }
 
   // ---- the whole layer, on the tape ---------------------------------------------------
 
-  /// q | k | v of every head from Norm(x), each head's q, k, v its own port. [B, P, 3 H d_head]
+  /// q | k | v of every head from Norm(x), each head's q, k, v its own port (before rotary). [B, P, 3 H d_head]
   template <class Norm, class Ctx, class LV, class T = typename Ctx::scalar>
   static Var<T> qkv(const Ctx& ctx, const Var<T>& x, const LV& w, const ModelConfig& c,
                     ops::PortGradientSink<T> sink = {}) {
-    return ops::norm_linear_ports<Norm>(ctx, x, w.ln1_w, w.ln1_b, static_cast<T>(c.layer_norm_epsilon), &w.w_qkv, &w.b_qkv,
-                                        ops::PortSplit::qkv_heads(c.n_head, c.d_head()), std::move(sink));
+    return ops::norm_linear_ports<Norm>(ctx, x, w.ln1_w, w.ln1_b, static_cast<T>(c.layer_norm_epsilon), &w.w_qkv,
+                                        optional_param(w.b_qkv), port_split(c), std::move(sink));
+  }
+  /// qkv with every head's q and k turned by its position (rotary), or qkv itself. [B, P, 3 H d_head]
+  template <class Ctx, class T = typename Ctx::scalar>
+  static Var<T> rotate(const Ctx& ctx, const Var<T>& qkv, const ModelConfig& c, const std::optional<ops::RotaryTable<T>>& table) {
+    if constexpr (rotary) return ops::rotary_qk(ctx, qkv, c.n_head, *table);
+    else return qkv;
   }
   /// [B, H, P, P]
   template <class Ctx, class T = typename Ctx::scalar>
@@ -78,7 +115,7 @@ struct Attention {
   /// z W_O + b_O: z [rows..., H d_head] -> [rows..., D]
   template <class Ctx, class LV, class T = typename Ctx::scalar>
   static Var<T> output(const Ctx& ctx, const Var<T>& z, const LV& w) {
-    return ops::linear(ctx, z, w.w_o, &w.b_o);
+    return ops::linear(ctx, z, w.w_o, optional_param(w.b_o));
   }
   /// Every head's node output z_h W_O[h] (no b_O) into dst + h * stride ([rows, D] each), or,
   /// with subtract, subtracted from what is there (one small GEMM per head).
@@ -94,12 +131,14 @@ struct Attention {
 
   // ---- one head, no tape (activation and path patching) -------------------------------
 
-  /// Head h's q | k | v from three residual copies (each [rows, D]; they may alias): the norm,
-  /// then this head's columns of W_QKV. [rows, 3 d_head], in the arena.
+  /// Head h's q | k | v from three residual copies (each [rows, D], rows = B * P; they may
+  /// alias): the norm, this head's columns of W_QKV (its group's for k and v), then rotary.
+  /// [rows, 3 d_head], in the arena.
   template <class Norm, class LW, class T>
   static T* head_qkv(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
-                     std::size_t rows, Arena& arena) {
-    const std::size_t D = c.n_embd, dh = c.d_head(), A = c.d_attn();
+                     std::size_t rows, std::size_t P, const std::optional<ops::RotaryTable<T>>& table, Arena& arena) {
+    const std::size_t D = c.n_embd, dh = c.d_head(), N = c.qkv_width();
+    const ops::PortSplit split = port_split(c);
     T* normed = arena.template alloc<T>(rows * D);
     T* mean = arena.template alloc<T>(rows);
     T* rstd = arena.template alloc<T>(rows);
@@ -109,11 +148,12 @@ struct Attention {
       if (j == 0 || inputs[j] != inputs[j - 1])
         Norm::forward(inputs[j], w.ln1_w.data(), w.ln1_b.data(), normed, mean, rstd, rows, D,
                       static_cast<T>(c.layer_norm_epsilon));
-      const std::size_t col = j * A + h * dh;
+      const std::size_t col = split.weight_column(j, h);
       for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t i = 0; i < dh; ++i) out[r * 3 * dh + j * dh + i] = w.b_qkv[col + i];
-      gemm<T>(Trans::No, Trans::No, rows, dh, D, T(1), normed, D, w.w_qkv.data() + col, 3 * A, T(1), out + j * dh, 3 * dh);
+        for (std::size_t i = 0; i < dh; ++i) out[r * 3 * dh + j * dh + i] = w.b_qkv.size() ? w.b_qkv[col + i] : T(0);
+      gemm<T>(Trans::No, Trans::No, rows, dh, D, T(1), normed, D, w.w_qkv.data() + col, N, T(1), out + j * dh, 3 * dh);
     }
+    if constexpr (rotary) ops::rotate_half(out, rows, P, 3 * dh, 2, dh, *table);  // q and k
     return out;
   }
 
@@ -121,10 +161,11 @@ struct Attention {
   /// out = z_h W_O[h], without b_O. [B, P, D]
   template <class Norm, class LW, class T>
   static void head_output(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
-                          std::size_t B, std::size_t P, const ops::KeyMask& mask, Arena& arena, T* out) {
+                          std::size_t B, std::size_t P, const ops::KeyMask& mask,
+                          const std::optional<ops::RotaryTable<T>>& table, Arena& arena, T* out) {
     const std::size_t D = c.n_embd, dh = c.d_head(), rows = B * P;
     Context<T, false> ctx(arena);
-    Var<T> packed{head_qkv<Norm>(w, c, h, xq, xk, xv, rows, arena), {B, P, 3 * dh}, nullptr};
+    Var<T> packed{head_qkv<Norm>(w, c, h, xq, xk, xv, rows, P, table, arena), {B, P, 3 * dh}, nullptr};
     Var<T> z = ops::attention_mix(ctx, ops::attention_pattern(ctx, packed, 1, mask), packed, 1);  // [B, P, 1, dh]
     gemm<T>(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
   }
@@ -134,9 +175,9 @@ struct Attention {
   template <class Norm, class LW, class T>
   static void head_output_rows(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
                                std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
-                               Arena& arena, T* out) {
+                               const std::optional<ops::RotaryTable<T>>& table, Arena& arena, T* out) {
     const std::size_t D = c.n_embd, dh = c.d_head(), R = rows.size();
-    const T* packed = head_qkv<Norm>(w, c, h, xq, xk, xv, B * P, arena);  // [B, P, 3 dh]
+    const T* packed = head_qkv<Norm>(w, c, h, xq, xk, xv, B * P, P, table, arena);  // [B, P, 3 dh]
     T* z = arena.template alloc<T>(R * dh);                               // [R, dh]
     ops::attention_rows(packed, B, P, dh, 1, rows, mask, z);
     gemm<T>(Trans::No, Trans::No, R, D, dh, T(1), z, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);

@@ -1,8 +1,10 @@
 #pragma once
-// How a block wires its sublayers. PreNorm<Norm>: each sublayer reads Norm(residual) and adds
-// its output back, attention then MLP (GPT-2's pre-LN block); the block owns the two norms
-// (ln1 before attention, ln2 before the MLP). A parallel block (GPT-NeoX: attention and MLP
-// read the same residual) is a second wiring with parallel = true.
+// How a block wires its sublayers; the block owns the two norms (ln1 before attention, ln2
+// before the MLP).
+//   PreNorm<Norm>:         x' = x + attn(ln1(x));  x_next = x' + mlp(ln2(x'))   (GPT-2, Llama)
+//   ParallelPreNorm<Norm>: x_next = x + attn(ln1(x)) + mlp(ln2(x))              (GPT-NeoX / Pythia,
+//                          use_parallel_residual): the MLP reads the layer's input, so the heads of
+//                          layer l do not feed m{l} (the graph's parallel_attn_mlp).
 #include <string>
 
 #include "circuitry/models/components/parameters.hpp"
@@ -20,6 +22,11 @@ struct PreNorm {
     Norm::parameters(prefix + "ln1", c.n_embd, w.ln1_w, w.ln1_b, visit);
     if (has_mlp) Norm::parameters(prefix + "ln2", c.n_embd, w.ln2_w, w.ln2_b, visit);
   }
+};
+
+template <class Norm>
+struct ParallelPreNorm : PreNorm<Norm> {
+  static constexpr bool parallel = true;
 };
 
 }  // namespace circuitry

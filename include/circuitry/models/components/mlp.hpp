@@ -1,7 +1,10 @@
 #pragma once
 // The MLP component: node m{l} (its output, with b_out) and one port m{l} (the input of its
 // norm):  out = act(Norm(x) W_in + b_in) W_out + b_out   [B, P, D], hidden width d_mlp.
-// The activation is the template argument; NoMlp is an attention-only block (no node, no port).
+// The gated form (GLU variants, Shazeer 2020; Llama's SwiGLU with act = silu):
+//   out = (act(Norm(x) W_gate) * (Norm(x) W_in)) W_out     W_gate | W_in fused as one [D, 2 d_mlp]
+// The activation is the template argument; Mlp<Act> and GatedMlp<Act> are the two forms, and
+// NoMlp is an attention-only block (no node, no port). Biases exist when config.mlp_bias says so.
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -37,35 +40,48 @@ struct Relu {
   static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::relu_backward(x, dy, dx, n); }
 };
 
-template <class Activation>
-struct Mlp {
+/// SiLU, x sigmoid(x) (Llama's MLP gate; TransformerLens "silu").
+struct Silu {
+  static constexpr std::string_view name = "silu";
+  template <class T>
+  static void forward(const T* x, T* y, std::size_t n) { ops::silu_forward(x, y, n); }
+  template <class T>
+  static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::silu_backward(x, dy, dx, n); }
+};
+
+template <class Activation, bool Gated>
+struct FeedForward {
   using activation = Activation;
   static constexpr bool present = true;
+  static constexpr bool gated = Gated;
   static constexpr std::string_view name = Activation::name;
 
   template <class LW, class Visit>
   static void parameters(const ModelConfig& c, const std::string& prefix, LW& w, Visit&& visit) {
-    const std::size_t D = c.n_embd, F = c.n_inner;
-    visit(prefix + "mlp.W_in", w.w_fc, ParamShape{D, F}, ParamKind::matrix);
-    visit(prefix + "mlp.b_in", w.b_fc, ParamShape{F}, ParamKind::bias);
+    const std::size_t D = c.n_embd, F = c.n_inner, G = Gated ? 2 * F : F;
+    // circuitry's fused W_gate | W_in (TransformerLens keeps mlp.W_gate and mlp.W_in apart)
+    visit(prefix + (Gated ? "mlp.W_gate_in" : "mlp.W_in"), w.w_fc, ParamShape{D, G}, ParamKind::matrix);
+    if (c.mlp_bias) visit(prefix + (Gated ? "mlp.b_gate_in" : "mlp.b_in"), w.b_fc, ParamShape{G}, ParamKind::bias);
     visit(prefix + "mlp.W_out", w.w_proj, ParamShape{F, D}, ParamKind::matrix);
-    visit(prefix + "mlp.b_out", w.b_proj, ParamShape{D}, ParamKind::bias);
+    if (c.mlp_bias) visit(prefix + "mlp.b_out", w.b_proj, ParamShape{D}, ParamKind::bias);
   }
 
-  /// Norm(x) W_in + b_in, the MLP's one port. [rows..., d_mlp]
+  /// Norm(x) W_in + b_in, the MLP's one port. [rows..., d_mlp] (gated: gate | in, [rows..., 2 d_mlp])
   template <class Norm, class Ctx, class LV, class T = typename Ctx::scalar>
   static Var<T> pre(const Ctx& ctx, const Var<T>& x, const LV& w, const ModelConfig& c, ops::PortGradientSink<T> sink = {}) {
-    return ops::norm_linear_ports<Norm>(ctx, x, w.ln2_w, w.ln2_b, static_cast<T>(c.layer_norm_epsilon), &w.w_fc, &w.b_fc,
-                                        ops::PortSplit::single(), std::move(sink));
+    return ops::norm_linear_ports<Norm>(ctx, x, w.ln2_w, w.ln2_b, static_cast<T>(c.layer_norm_epsilon), &w.w_fc,
+                                        optional_param(w.b_fc), ops::PortSplit::single(), std::move(sink));
   }
+  /// act(pre), or act(gate) * in. [rows..., d_mlp]
   template <class Ctx, class T = typename Ctx::scalar>
   static Var<T> act(const Ctx& ctx, const Var<T>& pre) {
-    return ops::activation<Activation>(ctx, pre);
+    if constexpr (Gated) return ops::gated_activation<Activation>(ctx, pre);
+    else return ops::activation<Activation>(ctx, pre);
   }
   /// post W_out + b_out. [rows..., D]
   template <class Ctx, class LV, class T = typename Ctx::scalar>
   static Var<T> output(const Ctx& ctx, const Var<T>& post, const LV& w) {
-    return ops::linear(ctx, post, w.w_proj, &w.b_proj);
+    return ops::linear(ctx, post, w.w_proj, optional_param(w.b_proj));
   }
 
   /// The node's output from its input x [rows, D], no tape (activation and path patching). out [rows, D]
@@ -82,9 +98,15 @@ struct Mlp {
   }
 };
 
+template <class Activation>
+using Mlp = FeedForward<Activation, false>;
+template <class Activation>
+using GatedMlp = FeedForward<Activation, true>;
+
 /// No MLP sublayer (attention-only models).
 struct NoMlp {
   static constexpr bool present = false;
+  static constexpr bool gated = false;
   static constexpr std::string_view name = "none";
   template <class LW, class Visit>
   static void parameters(const ModelConfig&, const std::string&, LW&, Visit&&) {}

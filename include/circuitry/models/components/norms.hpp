@@ -4,12 +4,13 @@
 // the downstream ports apart in the backward pass whatever the norm is.
 //   LayerNorm: y = (x - mean) / sqrt(var + eps) * w + b   (torch.nn.LayerNorm; also TL's LNPre,
 //              whose w = 1 and b = 0 are written by the loader)
+//   RMSNorm:   y = x / sqrt(mean(x^2) + eps) * w           (Llama, Qwen2, Mistral; weight only)
 //   NoNorm:    y = x                                      (tracr's compiled models)
-// RMSNorm (y = x / sqrt(mean(x^2) + eps) * w) fits the same interface.
 #include <algorithm>
 #include <string_view>
 
 #include "circuitry/core/ops/layer_norm.hpp"
+#include "circuitry/core/ops/rms_norm.hpp"
 #include "circuitry/models/components/parameters.hpp"
 
 namespace circuitry {
@@ -39,6 +40,32 @@ struct LayerNorm {
   static void backward_params(const T* dy, const T* x, const T* mean, const T* rstd, T* dw, T* db, std::size_t rows,
                               std::size_t D) {
     ops::layer_norm_backward_params(dy, x, mean, rstd, dw, db, rows, D);
+  }
+};
+
+struct RMSNorm {
+  static constexpr std::string_view name = "RMS";
+  /// Declares the gain [d_model] under prefix; an RMS norm has no bias.
+  template <class Tensor, class Visit>
+  static void parameters(const std::string& prefix, std::size_t d_model, Tensor& w, Tensor&, Visit&& visit) {
+    visit(prefix + ".w", w, ParamShape{d_model}, ParamKind::norm_gain);
+  }
+  template <class T>
+  static void forward(const T* x, const T* w, const T*, T* y, T* mean, T* rstd, std::size_t rows, std::size_t D, T eps) {
+    ops::rms_norm_forward(x, w, y, mean, rstd, rows, D, eps);
+  }
+  template <class T>
+  static void backward_input(const T* dy, const T* x, const T* w, const T*, const T* rstd, T* dx, std::size_t rows,
+                             std::size_t D) {
+    ops::rms_norm_backward_input(dy, x, w, rstd, dx, rows, D);
+  }
+  template <class T>
+  static void backward_in_place(T* g, const T* x, const T* w, const T*, const T* rstd, std::size_t rows, std::size_t D) {
+    ops::rms_norm_backward_in_place(g, x, w, rstd, rows, D);
+  }
+  template <class T>
+  static void backward_params(const T* dy, const T* x, const T*, const T* rstd, T* dw, T*, std::size_t rows, std::size_t D) {
+    ops::rms_norm_backward_params(dy, x, rstd, dw, rows, D);
   }
 };
 

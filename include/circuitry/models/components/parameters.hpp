@@ -29,6 +29,14 @@ inline std::string shape_string(const ParamShape& shape) {
   return s + "]";
 }
 
+/// A bias that a checkpoint may not have (Llama has no b_O): a pointer to it, or nullptr when
+/// the slot is empty, as the ops take optional biases.
+template <class V>
+const V* optional_param(const V& v) {
+  if constexpr (requires { v.numel(); }) return v.numel() ? &v : nullptr;
+  else return v.size() ? &v : nullptr;
+}
+
 /// A constant tape variable viewing a parameter tensor (no copy, no gradient).
 template <class X, class T = typename X::value_type>
 Var<T> constant_var(const X& x) {
