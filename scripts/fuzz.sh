@@ -19,7 +19,8 @@ build=build/fuzz
 seeds=$build/seeds
 rm -rf "$seeds" && mkdir -p "$seeds" "$build/findings"
 fixture_dirs=(tests/fixtures/gpt2-tiny tests/fixtures/gpt2-tiny-f16 tests/fixtures/gpt2-tiny-bf16 tests/fixtures/attn-only tests/fixtures/gpt2-small3
-             tests/fixtures/tl-gelu-new tests/fixtures/tl-lnpre tests/fixtures/tl-nonorm-relu data/tracr/reverse data/tracr/proportion)
+             tests/fixtures/tl-gelu-new tests/fixtures/tl-lnpre tests/fixtures/tl-nonorm-relu data/tracr/reverse data/tracr/proportion
+             tests/fixtures/hf-pythia tests/fixtures/hf-llama-gqa tests/fixtures/hf-qwen2)
 for h in "${harnesses[@]}"; do mkdir -p "$seeds/$h" "$build/corpus/$h"; done
 i=0
 for d in "${fixture_dirs[@]}"; do

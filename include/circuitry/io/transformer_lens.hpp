@@ -11,8 +11,10 @@
 // storage: W_Q | W_K | W_V fused into one [d_model, 3 H d_head] matrix, head-major columns;
 // W_U transposed to [d_vocab_out, d_model]. normalization_type "LNPre" (a layer norm whose
 // weights were folded away) loads as a layer norm with w = 1, b = 0.
-// A setting circuitry does not implement (rotary or shortformer positions, RMS norms, SoLU,
-// parallel blocks, grouped-query attention, ...) is one error naming the config field.
+// A setting this reader does not take (rotary or shortformer positions, RMS norms, SoLU,
+// parallel blocks, grouped-query attention, ...) is one error naming the config field; the
+// rotary, RMS, gated, parallel and grouped models are read from Hugging Face directories
+// (io/hf_family.hpp).
 #include <filesystem>
 #include <set>
 #include <string>
@@ -83,18 +85,18 @@ inline ModelConfig read_transformer_lens_config(const std::filesystem::path& con
   if (!c.attn_only) {
     c.n_inner = required_size("d_mlp");
     c.act_fn = detail::choice(json, where, "act_fn", "", {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "relu"},
-                              "SiLU and gated MLPs come with the Llama-family components");
+                              "circuitry reads SiLU and gated-MLP models (Llama, Qwen2, Mistral) from Hugging Face directories");
     if (c.act_fn.empty()) throw Error(where + ": missing key \"act_fn\" (the MLP's activation)");
     // The same tanh approximation of GELU under three names (TransformerLens utils.gelu_new / gelu_fast;
     // torch's gelu(approximate="tanh")).
     if (c.act_fn == "gelu_pytorch_tanh" || c.act_fn == "gelu_fast") c.act_fn = "gelu_new";
   }
   const std::string norm = detail::choice(json, where, "normalization_type", "LN", {"LN", "LNPre", "null"},
-                                          "RMS norms come with the Llama-family components");
+                                          "circuitry reads RMS-norm models (Llama, Qwen2, Mistral) from Hugging Face directories");
   c.normalization = norm == "null" ? "none" : "LN";
   c.attention_dir = detail::choice(json, where, "attention_dir", "causal", {"causal", "bidirectional"}, "");
   detail::choice(json, where, "positional_embedding_type", "standard", {"standard"},
-                 "rotary and shortformer positions are not components of circuitry yet");
+                 "circuitry reads rotary models (Pythia, Llama, ...) from Hugging Face directories; shortformer positions are not a component of circuitry");
   if (const auto eps = json.find("eps"); eps != json.end()) {
     if (!eps->is_number() || !(eps->get<double>() > 0) || !std::isfinite(eps->get<double>()))
       throw Error(where + ": \"eps\" must be a positive number, got " + eps->dump());
