@@ -14,6 +14,7 @@
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/io/scores_json.hpp"
 #include "circuitry/io/svg_plot.hpp"
+#include "circuitry/io/tensor_store.hpp"
 #include "circuitry/io/transformer_lens.hpp"
 #include "circuitry/circuits/acdc.hpp"
 #include "circuitry/circuits/circuit.hpp"
