@@ -1,9 +1,12 @@
-// io: safetensors, checkpoints and task files. Malformed inputs are written to a temporary
-// directory and each must fail with a circuitry::Error that names the file and the fault.
+// io: safetensors, tensor stores (one file or shards), checkpoints and task files. Malformed
+// inputs are written to a temporary directory and each must fail with a circuitry::Error that
+// names the file and the fault.
 #include <doctest/doctest.h>
 
 #include "error_check.hpp"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -12,12 +15,18 @@
 #include <initializer_list>
 #include <limits>
 #include <random>
+#include <set>
+#include <span>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/models/model.hpp"
 #include "circuitry/io/safetensors.hpp"
+#include "circuitry/io/tensor_store.hpp"
+#include "circuitry/io/transformer_lens.hpp"
 #include "circuitry/text/task.hpp"
 
 namespace fs = std::filesystem;
@@ -512,4 +521,198 @@ TEST_CASE("save_checkpoint refuses a model the GPT-2 layout cannot describe") {
   const auto dir = std::filesystem::temp_directory_path() / "circuitry-save-tracr";
   CHECK_THROWS_WITH_AS(circuitry::io::save_checkpoint(dir, c, model.weights()), doctest::Contains("GPT-2 layout"), circuitry::Error);
   CHECK_FALSE(std::filesystem::exists(dir / "config.json"));
+}
+
+namespace {
+
+const fs::path fixtures = CIRCUITRY_FIXTURES_DIR;
+
+/// x rounded to the nearest bfloat16 (ties to even), as torch and the fixture scripts round.
+float round_to_bf16(float x) {
+  std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return std::bit_cast<float>(bits & 0xFFFF0000u);
+}
+
+/// x rounded to the nearest IEEE half (ties to even), for |x| below the largest half.
+float round_to_f16(float x) {
+  const float smallest_normal = std::ldexp(1.0f, -14);
+  if (std::abs(x) < smallest_normal) return std::nearbyint(x * std::ldexp(1.0f, 24)) * std::ldexp(1.0f, -24);  // subnormals: multiples of 2^-24
+  std::uint32_t bits = std::bit_cast<std::uint32_t>(x);  // normal halves keep 10 of float's 23 mantissa bits
+  bits += 0xFFFu + ((bits >> 13) & 1u);
+  return std::bit_cast<float>(bits & ~0x1FFFu);
+}
+
+/// Copies model directory `from` to `to` with its tensors spread round-robin over `shards`
+/// shard files and a model.safetensors.index.json, as save_pretrained(max_shard_size=...)
+/// writes them. Tensors that cannot be read as floats (TransformerLens' BOOL masks) are left out.
+void write_sharded_copy(const fs::path& from, const fs::path& to, std::size_t shards) {
+  fs::create_directories(to);
+  fs::copy_file(from / "config.json", to / "config.json");
+  const SafetensorsFile source = SafetensorsFile::open(from / "model.safetensors");
+  std::vector<std::vector<circuitry::io::NamedTensor>> parts(shards);
+  nlohmann::json weight_map = nlohmann::json::object();
+  std::size_t next = 0;
+  for (const std::string& name : source.names()) {
+    if (source.info(name).dtype == circuitry::io::DType::BOOL) continue;
+    const std::string shard = "model-0000" + std::to_string(next + 1) + "-of-0000" + std::to_string(shards) + ".safetensors";
+    parts[next].push_back({name, source.info(name).shape, source.read<float>(name)});
+    weight_map[name] = shard;
+    next = (next + 1) % shards;
+  }
+  for (std::size_t i = 0; i < shards; ++i)
+    circuitry::io::write_safetensors(
+        to / ("model-0000" + std::to_string(i + 1) + "-of-0000" + std::to_string(shards) + ".safetensors"), parts[i],
+        {{"format", "pt"}});
+  write_file(to / "model.safetensors.index.json", nlohmann::json{{"metadata", {}}, {"weight_map", weight_map}}.dump(2));
+}
+
+}  // namespace
+
+using circuitry::io::TensorStore;
+
+TEST_CASE("tensor store: hf-llama in one file and in three shards gives the same tensors") {
+  const TensorStore single = TensorStore::open(fixtures / "hf-llama");
+  const TensorStore sharded = TensorStore::open(fixtures / "hf-llama-sharded");
+  CHECK(single.path() == fixtures / "hf-llama" / "model.safetensors");
+  CHECK(sharded.path() == fixtures / "hf-llama-sharded" / "model.safetensors.index.json");
+  const std::vector<std::string> names = sharded.names();
+  CHECK(names == single.names());
+  CHECK(std::is_sorted(names.begin(), names.end()));
+  CHECK(sharded.size() == 21);
+  CHECK(single.size() == 21);
+
+  std::set<std::string> shards;
+  for (const std::string& name : names) {
+    CAPTURE(name);
+    CHECK(sharded.contains(name));
+    CHECK(sharded.info(name).dtype == single.info(name).dtype);
+    CHECK(sharded.info(name).shape == single.info(name).shape);
+    CHECK(sharded.read<float>(name) == single.read<float>(name));
+    CHECK(sharded.read<double>(name) == single.read<double>(name));
+    std::vector<float> into(sharded.info(name).num_elements());
+    sharded.read_into(name, std::span<float>(into));
+    CHECK(into == single.read<float>(name));
+    CHECK(single.file_of(name) == single.path().string());
+    shards.insert(fs::path(sharded.file_of(name)).filename().string());
+  }
+  CHECK(shards == std::set<std::string>{"model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+                                        "model-00003-of-00003.safetensors"});
+  CHECK(sharded.file_of("model.embed_tokens.weight") ==
+        (fixtures / "hf-llama-sharded" / "model-00001-of-00003.safetensors").string());
+  CHECK_FALSE(sharded.contains("model.nope"));
+  CHECK_ERROR(sharded.info("model.nope"), "hf-llama-sharded", "no tensor named 'model.nope'");
+  CHECK_ERROR(sharded.read<float>("model.nope"), "hf-llama-sharded", "no tensor named 'model.nope'");
+  CHECK_ERROR(sharded.file_of("model.nope"), "no tensor named 'model.nope'");
+}
+
+TEST_CASE("tensor store: F16 and BF16 tensors read as their float32 originals rounded") {
+  auto check_rounded = [](const std::string& original, const std::string& rounded, float (*round)(float)) {
+    CAPTURE(rounded);
+    const TensorStore f32 = TensorStore::open(fixtures / original);
+    const TensorStore low = TensorStore::open(fixtures / rounded);
+    REQUIRE(low.names() == f32.names());
+    std::size_t values = 0;
+    for (const std::string& name : f32.names()) {
+      CAPTURE(name);
+      CHECK(low.info(name).dtype == (round == round_to_bf16 ? circuitry::io::DType::BF16 : circuitry::io::DType::F16));
+      std::vector<float> expected = f32.read<float>(name);
+      for (float& v : expected) v = round(v);
+      const std::vector<float> got = low.read<float>(name);
+      CHECK(got == expected);
+      CHECK(low.read<double>(name) == std::vector<double>(got.begin(), got.end()));  // exact in double too
+      values += got.size();
+    }
+    CHECK(values > 1000);
+  };
+  check_rounded("gpt2-tiny", "gpt2-tiny-f16", round_to_f16);
+  check_rounded("gpt2-tiny", "gpt2-tiny-bf16", round_to_bf16);
+  check_rounded("hf-llama", "hf-llama-bf16", round_to_bf16);
+}
+
+TEST_CASE("safetensors: mapped and streamed reads give the same bytes, piece by piece") {
+  namespace detail = circuitry::io::detail;
+  for (const fs::path& file : {fixtures / "gpt2-tiny" / "model.safetensors", fixtures / "hf-llama-bf16" / "model.safetensors",
+                               fixtures / "hf-llama-sharded" / "model-00002-of-00003.safetensors"}) {
+    CAPTURE(file);
+    const std::string bytes = circuitry::io::read_regular_file(file);
+    const SafetensorsFile st = SafetensorsFile::open(file);
+    std::uint64_t header = 0;
+    std::memcpy(&header, bytes.data(), 8);
+    // The whole data section, then each tensor, in pieces of a few bytes (not page-aligned), a
+    // page and a bit, and the default sizes.
+    std::vector<std::pair<std::uint64_t, std::size_t>> ranges = {{8 + header, bytes.size() - 8 - header}};
+    for (const std::string& name : st.names())
+      ranges.emplace_back(8 + header + st.info(name).begin, st.info(name).end - st.info(name).begin);
+    for (const std::size_t piece : {std::size_t(6), std::size_t(4096 + 12), std::size_t(1) << 24}) {
+      for (const auto& [offset, length] : ranges) {
+        std::string mapped, streamed;
+        auto collect = [&](std::string& into) {
+          return [&into, piece](const unsigned char* data, std::size_t n) {
+            CHECK(n % 4 == 0);
+            CHECK(n <= std::max<std::size_t>(piece - piece % 4, 4));
+            into.append(reinterpret_cast<const char*>(data), n);
+          };
+        };
+        detail::read_file_range(file, bytes.size(), offset, length, 4, detail::ReadMethod::map, "failed", collect(mapped),
+                                piece, piece);
+        detail::read_file_range(file, bytes.size(), offset, length, 4, detail::ReadMethod::stream, "failed",
+                                collect(streamed), piece, piece);
+        CHECK(mapped == bytes.substr(offset, length));
+        CHECK(streamed == mapped);
+      }
+    }
+  }
+
+  // A file that changed size since it was validated is refused by either method.
+  TempDir dir;
+  const fs::path copy = dir / "model.safetensors";
+  fs::copy_file(fixtures / "gpt2-tiny" / "model.safetensors", copy);
+  const SafetensorsFile st = SafetensorsFile::open(copy);
+  const std::string name = st.names().front();
+  std::ofstream(copy, std::ios::binary | std::ios::app) << "extra";
+  CHECK_ERROR(st.read<float>(name), copy.string(), "tensor '" + name + "'", "changed or truncated");
+  for (const auto method : {detail::ReadMethod::map, detail::ReadMethod::stream})
+    CHECK_ERROR(detail::read_file_range(copy, fs::file_size(copy) - 5, 8, 4, 4, method, "the failure",
+                                        [](const unsigned char*, std::size_t) {}),
+                "the failure");
+}
+
+TEST_CASE("safetensors: a tensor larger than one mapped window converts across the windows") {
+  TempDir dir;
+  const std::size_t count = (std::size_t(1) << 22) + 1001;  // 16 MiB of F32 and some: two windows
+  std::vector<float> values(count);
+  for (std::size_t i = 0; i < count; ++i) values[i] = float(i % 65521) * 0.25f - float(i % 7);
+  circuitry::io::write_safetensors(dir / "big.safetensors", {{"small", {3}, {1.0f, 2.0f, 3.0f}}, {"big", {count}, values}});
+  const SafetensorsFile st = SafetensorsFile::open(dir / "big.safetensors");
+  CHECK(st.read<float>("big") == values);
+  const std::vector<double> wide = st.read<double>("big");
+  CHECK(std::equal(wide.begin(), wide.end(), values.begin()));
+}
+
+TEST_CASE("tensor store: sharded GPT-2 and TransformerLens directories load like their single files") {
+  TempDir dir;
+  for (const std::string name : {"gpt2-tiny", "attn-only", "tl-gelu-new", "tl-lnpre", "tl-attn-only"}) {
+    CAPTURE(name);
+    write_sharded_copy(fixtures / name, dir / name, 3);
+    const auto single = circuitry::io::load_model_directory<double>(fixtures / name);
+    const auto sharded = circuitry::io::load_model_directory<double>(dir / name);
+    check_same_config(sharded.config, single.config);
+    check_same_weights(sharded.weights, single.weights);
+    CHECK(values_of(sharded.weights.b_unembed) == values_of(single.weights.b_unembed));
+  }
+
+  // A sharded GPT-2 directory names the shard of a bad tensor, and the index for a missing one.
+  write_sharded_copy(fixtures / "gpt2-tiny", dir / "short", 2);
+  nlohmann::json index = circuitry::io::read_json_file(dir / "short" / "model.safetensors.index.json");
+  const std::string shard = index["weight_map"]["transformer.ln_f.bias"];
+  const SafetensorsFile part = SafetensorsFile::open(dir / "short" / shard);
+  std::vector<circuitry::io::NamedTensor> kept;
+  for (const std::string& tensor : part.names())
+    if (tensor != "transformer.ln_f.bias") kept.push_back({tensor, part.info(tensor).shape, part.read<float>(tensor)});
+  circuitry::io::write_safetensors(dir / "short" / shard, kept);
+  index["weight_map"].erase("transformer.ln_f.bias");
+  write_file(dir / "short" / "model.safetensors.index.json", index.dump());
+  CHECK_ERROR(circuitry::io::load_model_directory<float>(dir / "short"),
+              (dir / "short" / "model.safetensors.index.json").string(), "missing tensor 'ln_f.bias'");
 }

@@ -243,7 +243,8 @@ void check_hf_logits(const std::string& dir, const std::string& logits_dir) {
 
 TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Mistral: logits match transformers", T, float, double) {
   const std::string fixtures = CIRCUITRY_FIXTURES_DIR;
-  for (const char* name : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral", "hf-llama-bf16"}) {
+  for (const char* name : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral", "hf-llama-bf16",
+                           "hf-llama-sharded"}) {
     CAPTURE(name);
     check_hf_logits<T>(fixtures + "/" + name, fixtures + "/" + name);
   }

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <circuitry/circuitry.hpp>
 
 #include "fuzz/harnesses.hpp"
@@ -129,6 +131,96 @@ TEST_CASE("checkpoint: n_layer is checked against the tensors present before the
     // Before the fix, 2e6 layers cost 1.9 GB and seconds; 2e9 threw std::bad_alloc.
     CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 0.5);
   }
+}
+
+TEST_CASE("tensor store: each fault of a sharded checkpoint is one error naming the file") {
+  TempDir dir;
+  const std::string index_name = "model.safetensors.index.json";
+  const std::string shard1 = "model-00001-of-00003.safetensors", shard2 = "model-00002-of-00003.safetensors",
+                    shard3 = "model-00003-of-00003.safetensors";
+  int copies = 0;
+  // A fresh copy of hf-llama-sharded, changed by edit(weight_map, copy) before its index is written back.
+  auto copy = [&](auto edit) {
+    const fs::path to = dir / ("copy" + std::to_string(copies++));
+    fs::copy(fixtures / "hf-llama-sharded", to);
+    nlohmann::json index = io::read_json_file(to / index_name);
+    edit(index["weight_map"], to);
+    write_file(to / index_name, index.dump(2));
+    return to;
+  };
+  auto unchanged = [](nlohmann::json&, const fs::path&) {};
+  auto open = [](const fs::path& d) { return io::TensorStore::open(d); };
+
+  // Neither layout; a directory of PyTorch pickles gets the hint to re-save it.
+  const fs::path empty = dir / "empty";
+  fs::create_directories(empty);
+  CHECK_ERROR(open(empty), (empty / "model.safetensors").string(), "does not exist", index_name);
+  write_file(empty / "pytorch_model.bin", "");
+  CHECK_ERROR(open(empty), "pytorch_model.bin", "safe_serialization=True");
+  CHECK_ERROR(open(dir / "nowhere"), "nowhere", "not a directory");
+
+  // A malformed index.
+  const fs::path bad = copy(unchanged);
+  const std::string where = (bad / index_name).string();
+  auto open_index = [&](const std::string& text) {
+    write_file(bad / index_name, text);
+    return open(bad);
+  };
+  CHECK_ERROR(open_index(R"({"weight_map": {)"), where, "not valid JSON");
+  CHECK_ERROR(open_index(std::string("{\"weight_map\": {}}\0junk", 23)), where, "not valid JSON", "NUL");
+  CHECK_ERROR(open_index("[]"), where, "expected a JSON object");
+  CHECK_ERROR(open_index(R"({"metadata": {"total_size": 4}})"), where, "missing key \"weight_map\"");
+  CHECK_ERROR(open_index(R"({"weight_map": ["model.norm.weight"]})"), where, "\"weight_map\" must be an object", "array");
+  CHECK_ERROR(open_index(R"({"weight_map": {}})"), where, "lists no tensors");
+  CHECK_ERROR(open_index(R"({"weight_map": {"model.norm.weight": 3}})"), where, "tensor 'model.norm.weight'", "maps to 3");
+  CHECK_ERROR(open_index(R"({"weight_map": {"a": "x.safetensors", "a": "y.safetensors"}})"), where, "duplicate key \"a\"");
+
+  // Shard names that leave the directory, even to a real shard.
+  for (const std::string& shard : std::vector<std::string>{"../" + bad.filename().string() + "/" + shard3, (bad / shard3).string(),
+                                                        "sub/" + shard3, "sub\\" + shard3, "..", ""}) {
+    CAPTURE(shard);
+    CHECK_ERROR(open_index(nlohmann::json{{"weight_map", {{"model.norm.weight", shard}}}}.dump()), where,
+                "tensor 'model.norm.weight'", "not a plain file name");
+  }
+
+  // A missing shard file: named, with a tensor the index puts in it.
+  const fs::path missing = copy(unchanged);
+  fs::remove(missing / shard2);
+  CHECK_ERROR(open(missing), (missing / shard2).string(), "shard file does not exist",
+              "tensor 'model.layers.0.input_layernorm.weight'");
+
+  // A broken shard: SafetensorsFile's own checks, naming the shard.
+  const fs::path truncated = copy([&](nlohmann::json&, const fs::path& to) {
+    write_file(to / shard2, read_file(to / shard2).substr(0, 20));
+  });
+  CHECK_ERROR(open(truncated), (truncated / shard2).string(), "truncated");
+
+  // The index and the shards disagree.
+  const fs::path extra = copy([&](nlohmann::json& map, const fs::path&) { map["model.extra.weight"] = shard1; });
+  CHECK_ERROR(open(extra), (extra / index_name).string(), "tensor 'model.extra.weight'", "'" + shard1 + "'", "does not hold it");
+  const fs::path unlisted = copy([](nlohmann::json& map, const fs::path&) { map.erase("model.norm.weight"); });
+  CHECK_ERROR(open(unlisted), (unlisted / shard3).string(), "holds tensor 'model.norm.weight'", index_name, "does not list");
+  const fs::path moved = copy([&](nlohmann::json& map, const fs::path&) { map["model.norm.weight"] = shard1; });
+  CHECK_ERROR(open(moved), (moved / index_name).string(), "tensor 'model.norm.weight'", "in shard '" + shard3 + "'",
+              "puts it in shard '" + shard1 + "'");
+
+  // Overlapping shards: shard 3 rewritten to hold shard 1's embedding as well.
+  const fs::path overlap = copy([&](nlohmann::json&, const fs::path& to) {
+    const io::SafetensorsFile first = io::SafetensorsFile::open(to / shard1), third = io::SafetensorsFile::open(to / shard3);
+    std::vector<io::NamedTensor> tensors;
+    for (const std::string& name : third.names()) tensors.push_back({name, third.info(name).shape, third.read<float>(name)});
+    const std::string embedding = "model.embed_tokens.weight";
+    tensors.push_back({embedding, first.info(embedding).shape, first.read<float>(embedding)});
+    io::write_safetensors(to / shard3, tensors);
+  });
+  CHECK_ERROR(open(overlap), (overlap / index_name).string(), "tensor 'model.embed_tokens.weight'", "stored twice",
+              "'" + shard1 + "'", "'" + shard3 + "'");
+
+  // With both layouts present the single file is read, as transformers does.
+  const fs::path both = copy(unchanged);
+  fs::copy_file(fixtures / "hf-llama" / "model.safetensors", both / "model.safetensors");
+  CHECK(open(both).path() == both / "model.safetensors");
+  CHECK(open(both).file_of("model.norm.weight") == (both / "model.safetensors").string());
 }
 
 TEST_CASE("attribution: a model whose logits overflow is refused for every method, not written as null") {

@@ -15,6 +15,7 @@
 #include "circuitry/io/scores_json.hpp"
 #include "circuitry/io/svg_plot.hpp"
 #include "circuitry/io/model_directory.hpp"
+#include "circuitry/io/tensor_store.hpp"
 #include "circuitry/circuits/acdc.hpp"
 #include "circuitry/circuits/circuit.hpp"
 #include "circuitry/circuits/discovery.hpp"

@@ -20,6 +20,7 @@
 #include <circuitry/io/json_parse.hpp>
 #include <circuitry/io/safetensors.hpp>
 #include <circuitry/io/scores_json.hpp>
+#include <circuitry/io/tensor_store.hpp>
 #include <circuitry/text/bpe_tokenizer.hpp>
 #include <circuitry/text/task.hpp>
 
@@ -92,6 +93,24 @@ inline void checkpoint(const std::uint8_t* data, std::size_t size) {
   detail::expect(loaded.weights.layers.size() == loaded.config.n_layer);
 }
 
+/// A sharded model's model.safetensors.index.json, over the three shards of
+/// tests/fixtures/hf-llama-sharded: open (every index and shard check), then every tensor read.
+inline void shard_index(const std::uint8_t* data, std::size_t size) {
+  static const std::filesystem::path dir = [] {
+    const std::filesystem::path folder = detail::scratch() / "sharded";
+    std::filesystem::create_directories(folder);
+    for (const char* shard : {"model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+                              "model-00003-of-00003.safetensors"})
+      std::filesystem::copy_file(std::filesystem::path(CIRCUITRY_SOURCE_DIR "/tests/fixtures/hf-llama-sharded") / shard,
+                                 folder / shard, std::filesystem::copy_options::overwrite_existing);
+    return folder;
+  }();
+  detail::write_bytes(dir / "model.safetensors.index.json", detail::as_text(data, size));
+  const io::TensorStore store = io::TensorStore::open(dir);
+  for (const std::string& name : store.names())
+    detail::expect(store.read<float>(name).size() == store.info(name).num_elements());
+}
+
 /// A task file (ids or text fields, GPT-2's vocabulary and context).
 inline void task(const std::uint8_t* data, std::size_t size) {
   const Task parsed = task_from_text(std::string(detail::as_text(data, size)), "task.jsonl", 50257, 1024, &detail::gpt2());
@@ -137,9 +156,9 @@ struct Harness {
 /// Every harness, by the name of its fuzz target (fuzz_<name>) and regression folder.
 inline const std::vector<Harness>& harnesses() {
   static const std::vector<Harness> all = {{"safetensors", safetensors}, {"checkpoint", checkpoint},
-                                           {"task", task},               {"scores", scores},
-                                           {"circuit", circuit},         {"ground_truth", ground_truth},
-                                           {"tokenizer", tokenizer}};
+                                           {"shard_index", shard_index}, {"task", task},
+                                           {"scores", scores},           {"circuit", circuit},
+                                           {"ground_truth", ground_truth}, {"tokenizer", tokenizer}};
   return all;
 }
 

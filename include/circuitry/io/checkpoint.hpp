@@ -1,6 +1,7 @@
 #pragma once
-// Hugging Face GPT-2 model directories (DESIGN.md section 3): config.json + model.safetensors,
-// tensor names as GPT2LMHeadModel / GPT2Model write them, with or without "transformer.".
+// Hugging Face GPT-2 model directories (DESIGN.md section 3): config.json + model.safetensors
+// (or its shards, see tensor_store.hpp), tensor names as GPT2LMHeadModel / GPT2Model write them,
+// with or without "transformer.".
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "circuitry/io/atomic_file.hpp"
 #include "circuitry/io/json_parse.hpp"
 #include "circuitry/io/safetensors.hpp"
+#include "circuitry/io/tensor_store.hpp"
 #include "circuitry/models/config.hpp"
 #include "circuitry/models/weights.hpp"
 
@@ -162,33 +164,25 @@ inline void write_model_config(const std::filesystem::path& config_json, const M
   write_file_atomically(config_json, json.dump(2) + '\n');
 }
 
-/// Reads dir/model.safetensors into Weights<T>. Every parameter the config implies must be
-/// present with exactly the implied shape, and every tensor in the file must be used (except
-/// the ignored buffers), so a config.json from another model cannot load silently.
+/// Reads the tensors of dir (model.safetensors, or shards listed by model.safetensors.index.json)
+/// into Weights<T>. Every parameter the config implies must be present with exactly the implied
+/// shape, and every tensor stored must be used (except the ignored buffers), so a config.json
+/// from another model cannot load silently.
 template <class T>
 Weights<T> load_weights(const std::filesystem::path& dir, const ModelConfig& config) {
-  const std::filesystem::path path = dir / "model.safetensors";
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    const bool has_bin = std::filesystem::exists(dir / "pytorch_model.bin", ec);
-    throw Error(path.string() + ": file does not exist" +
-                (has_bin ? " (the directory has pytorch_model.bin, which circuitry cannot read: save the model "
-                           "with save_pretrained(dir, safe_serialization=True))"
-                         : ""));
-  }
-  const SafetensorsFile file = SafetensorsFile::open(path);
-  const std::string where = path.string();
+  const TensorStore store = TensorStore::open(dir);
+  const std::string where = store.path().string();
 
   // Every layer has at least its six attention tensors: a config.json claiming more layers than
   // the file holds tensors for is refused before anything is allocated for them.
-  if (file.names().size() / 6 < config.n_layer)
+  if (store.size() / 6 < config.n_layer)
     throw Error(where + ": config.json says n_layer = " + std::to_string(config.n_layer) +
-                ", but the file holds only " + std::to_string(file.names().size()) +
+                ", but the file holds only " + std::to_string(store.size()) +
                 " tensors (each layer has at least 6); does config.json belong to this model?");
   const std::string last_layer = "h." + std::to_string(config.n_layer - 1) + ".ln_1.weight";
-  if (!file.contains(last_layer) && !file.contains("transformer." + last_layer))
+  if (!store.contains(last_layer) && !store.contains("transformer." + last_layer))
     throw Error(where + ": missing tensor '" + last_layer + "': config.json says n_layer = " + std::to_string(config.n_layer) +
-                " but the file holds " + std::to_string(file.names().size()) + " tensors; does config.json belong to this model?");
+                " but the file holds " + std::to_string(store.size()) + " tensors; does config.json belong to this model?");
 
   Weights<T> weights;
   weights.layers.resize(config.n_layer);
@@ -196,29 +190,29 @@ Weights<T> load_weights(const std::filesystem::path& dir, const ModelConfig& con
   detail::for_each_parameter(
       config, weights, [&](const std::string& name, auto& tensor, const std::vector<std::size_t>& shape) {
         const std::string prefixed = "transformer." + name;
-        const std::string& stored = file.contains(name) ? name : prefixed;
-        if (!file.contains(stored))
+        const std::string& stored = store.contains(name) ? name : prefixed;
+        if (!store.contains(stored))
           throw Error(where + ": missing tensor '" + name + "' (or '" + prefixed + "'), which config.json (" +
                       detail::describe(config) + ") requires");
-        const TensorInfo& info = file.info(stored);
+        const TensorInfo& info = store.info(stored);
         if (info.shape != shape)
-          throw Error(where + ": tensor '" + stored + "' has shape " + detail::format_shape(info.shape) +
+          throw Error(store.file_of(stored) + ": tensor '" + stored + "' has shape " + detail::format_shape(info.shape) +
                       " but config.json implies " + detail::format_shape(shape));
         typename std::remove_reference_t<decltype(tensor)>::shape_type extents;
         std::copy(shape.begin(), shape.end(), extents.begin());
         tensor.resize(extents);
-        file.read_into(stored, std::span<T>(tensor.data(), tensor.size()));
+        store.read_into(stored, std::span<T>(tensor.data(), tensor.size()));
         // A NaN or infinite weight would only show up later as NaN logits and scores.
         const auto bad = std::find_if(tensor.begin(), tensor.end(), [](T v) { return !std::isfinite(v); });
         if (bad != tensor.end())
-          throw Error(where + ": tensor '" + stored + "' holds a non-finite value (" + std::to_string(double(*bad)) +
-                      ") at flat index " + std::to_string(bad - tensor.begin()));
+          throw Error(store.file_of(stored) + ": tensor '" + stored + "' holds a non-finite value (" +
+                      std::to_string(double(*bad)) + ") at flat index " + std::to_string(bad - tensor.begin()));
         used.insert(stored);
       });
-  for (const std::string& name : file.names())
+  for (const std::string& name : store.names())
     if (!used.contains(name) && !detail::is_ignored_tensor(name, config))
-      throw Error(where + ": unexpected tensor '" + name + "' that config.json (" + detail::describe(config) +
-                  ") has no place for; does config.json belong to this model?");
+      throw Error(store.file_of(name) + ": unexpected tensor '" + name + "' that config.json (" +
+                  detail::describe(config) + ") has no place for; does config.json belong to this model?");
   return weights;
 }
 
@@ -228,7 +222,7 @@ struct Checkpoint {
   Weights<T> weights;
 };
 
-/// Loads a Hugging Face GPT-2 directory: dir/config.json and dir/model.safetensors.
+/// Loads a Hugging Face GPT-2 directory: dir/config.json and dir/model.safetensors (or shards).
 template <class T>
 Checkpoint<T> load_checkpoint(const std::filesystem::path& dir) {
   std::error_code ec;

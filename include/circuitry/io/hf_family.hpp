@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/io/checkpoint.hpp"
+#include "circuitry/io/tensor_store.hpp"
 
 namespace circuitry::io {
 
@@ -161,8 +162,8 @@ inline ModelConfig read_hf_family_config(const std::filesystem::path& config_jso
 
 namespace detail {
 
-/// Reads the tensors of a gpt_neox / llama-family checkpoint out of `file` into circuitry's
-/// layout. Every tensor the config implies must be there with its shape, and every tensor in
+/// Reads the tensors of a gpt_neox / llama-family checkpoint out of `file` (a TensorStore) into
+/// circuitry's layout. Every tensor the config implies must be there with its shape, and every tensor in
 /// the file must be used (rotary inv_freq and mask buffers aside).
 template <class T, class Store>
 Weights<T> hf_family_weights(const Store& file, const std::string& where, const ModelConfig& c, bool neox) {
@@ -179,14 +180,15 @@ Weights<T> hf_family_weights(const Store& file, const std::string& where, const 
     if (!file.contains(stored))
       throw Error(where + ": missing tensor '" + (under_root ? root : "") + name + "', which config.json requires");
     const auto& info = file.info(stored);
+    const std::string holder = file.file_of(stored);
     if (info.shape != shape)
-      throw Error(where + ": tensor '" + stored + "' has shape " + format_shape(info.shape) + " but config.json implies " +
+      throw Error(holder + ": tensor '" + stored + "' has shape " + format_shape(info.shape) + " but config.json implies " +
                   format_shape(shape));
     std::vector<T> values(info.num_elements());
     file.template read_into<T>(stored, std::span<T>(values));
     for (std::size_t i = 0; i < values.size(); ++i)
       if (!std::isfinite(values[i]))
-        throw Error(where + ": tensor '" + stored + "' holds a non-finite value (" + std::to_string(double(values[i])) +
+        throw Error(holder + ": tensor '" + stored + "' holds a non-finite value (" + std::to_string(double(values[i])) +
                     ") at flat index " + std::to_string(i));
     used.insert(stored);
     return values;
@@ -207,6 +209,12 @@ Weights<T> hf_family_weights(const Store& file, const std::string& where, const 
       for (std::size_t i = 0; i < in; ++i) dst(i, col0 + o) = W[o * in + i];
   };
 
+  // A config.json claiming more layers than the files hold is refused before anything is allocated per layer.
+  const std::string last_layer = "layers." + std::to_string(c.n_layer - 1) + ".input_layernorm.weight";
+  if (!file.contains(stored_name(last_layer)))
+    throw Error(where + ": missing tensor '" + root + last_layer + "': config.json says num_hidden_layers = " +
+                std::to_string(c.n_layer) + " but the checkpoint holds " + std::to_string(file.size()) +
+                " tensors; does config.json belong to this model?");
   Weights<T> w;
   copy2(w.wte, neox ? "embed_in.weight" : "embed_tokens.weight", V, D);
   w.layers.resize(c.n_layer);
@@ -274,7 +282,7 @@ Weights<T> hf_family_weights(const Store& file, const std::string& where, const 
     const bool buffer = name.ends_with(".inv_freq") || name.ends_with(".attention.bias") ||
                         name.ends_with(".attention.masked_bias") || (c.tie_word_embeddings && name == head);
     if (!used.contains(name) && !buffer)
-      throw Error(where + ": unexpected tensor '" + name +
+      throw Error(file.file_of(name) + ": unexpected tensor '" + name +
                   "' that config.json has no place for; does config.json belong to this model?");
   }
   return w;
@@ -282,17 +290,16 @@ Weights<T> hf_family_weights(const Store& file, const std::string& where, const 
 
 }  // namespace detail
 
-/// Loads a gpt_neox, llama, qwen2 or mistral directory: config.json and model.safetensors.
+/// Loads a gpt_neox, llama, qwen2 or mistral directory: config.json and model.safetensors, or
+/// model.safetensors.index.json and its shards (io/tensor_store.hpp: tensors are read through a
+/// memory map straight into circuitry's storage, so loading holds one copy of the weights).
 template <class T>
 Checkpoint<T> load_hf_family(const std::filesystem::path& dir) {
   Checkpoint<T> checkpoint;
   checkpoint.config = read_hf_family_config(dir / "config.json");
-  const std::string type = read_json_file(dir / "config.json").value("model_type", "");
-  const std::filesystem::path path = dir / "model.safetensors";
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw Error(path.string() + ": file does not exist");
-  const SafetensorsFile file = SafetensorsFile::open(path);
-  checkpoint.weights = detail::hf_family_weights<T>(file, path.string(), checkpoint.config, type == "gpt_neox");
+  const bool neox = read_json_file(dir / "config.json").value("model_type", "") == "gpt_neox";
+  const TensorStore store = TensorStore::open(dir);
+  checkpoint.weights = detail::hf_family_weights<T>(store, store.path().string(), checkpoint.config, neox);
   return checkpoint;
 }
 

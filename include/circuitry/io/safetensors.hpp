@@ -11,6 +11,11 @@
 //   - sorted by offset, the byte ranges tile the data section exactly: from 0, no gap, no
 //     overlap, and the last one ends at the end of the file.
 // Every failure is a circuitry::Error whose message starts with the file path.
+//
+// Tensor data is read through a read-only memory map of the file, a window of at most 16 MiB
+// at a time, and converted straight from the mapped pages into the caller's storage: loading a
+// model costs the converted weights and nothing proportional to the file. Where mapping is not
+// available or fails, the same bytes are streamed through a 1 MiB buffer instead.
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -28,6 +33,14 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#if __has_include(<sys/mman.h>) && __has_include(<sys/stat.h>) && __has_include(<fcntl.h>) && __has_include(<unistd.h>)
+#define CIRCUITRY_HAS_MMAP 1
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -119,9 +132,13 @@ inline std::size_t find_invalid_utf8(std::string_view text) {
   return std::string_view::npos;
 }
 
-/// Parses the header, rejecting duplicate keys at any depth: nlohmann keeps the last duplicate
-/// silently, which would let two readers of one file see different tensors.
-inline nlohmann::json parse_header(const std::string& header, const std::string& where) {
+/// Parses `text`, the JSON `what` ("header", "index") of the file `where`, rejecting NUL bytes
+/// (nlohmann stops at a NUL and would accept "{}\0junk", which the reference rejects) and
+/// duplicate keys at any depth: nlohmann keeps the last duplicate silently, which would let two
+/// readers of one file see different tensors.
+inline nlohmann::json parse_unique_keys(const std::string& text, const std::string& where, const std::string& what) {
+  if (const std::size_t nul = text.find('\0'); nul != std::string::npos)
+    throw Error(where + ": " + what + " is not valid JSON (NUL byte at offset " + std::to_string(nul) + " of the " + what + ")");
   using Event = nlohmann::json::parse_event_t;
   std::vector<std::set<std::string>> keys_of_open_objects;
   std::string duplicate;
@@ -140,14 +157,14 @@ inline nlohmann::json parse_header(const std::string& header, const std::string&
   };
   nlohmann::json json;
   try {
-    json = nlohmann::json::parse(header, track_keys);
+    json = nlohmann::json::parse(text, track_keys);
   } catch (const nlohmann::json::parse_error& e) {
-    throw Error(where + ": header is not valid JSON (error at byte " + std::to_string(e.byte) + " of the header)");
+    throw Error(where + ": " + what + " is not valid JSON (error at byte " + std::to_string(e.byte) + " of the " + what + ")");
   } catch (const nlohmann::json::exception& e) {  // out_of_range.406: a number such as 1e999
-    throw_json_error(e, where + ": header");
+    throw_json_error(e, where + ": " + what);
   }
   if (found_duplicate)
-    throw Error(where + ": header has the duplicate key \"" + duplicate + "\"; each key may appear only once");
+    throw Error(where + ": " + what + " has the duplicate key \"" + duplicate + "\"; each key may appear only once");
   return json;
 }
 
@@ -157,12 +174,97 @@ inline bool is_size(const nlohmann::json& value) { return value.is_number_unsign
 /// out[i] = to_value(i-th Stored element of bytes), loading through memcpy because the data
 /// section has no alignment guarantee.
 template <class Stored, class T, class ToValue>
-void decode(const std::vector<unsigned char>& bytes, std::span<T> out, ToValue to_value) {
+void decode(const unsigned char* bytes, std::span<T> out, ToValue to_value) {
   for (std::size_t i = 0; i < out.size(); ++i) {
     Stored stored;
-    std::memcpy(&stored, bytes.data() + i * sizeof(Stored), sizeof(Stored));
+    std::memcpy(&stored, bytes + i * sizeof(Stored), sizeof(Stored));
     out[i] = static_cast<T>(to_value(stored));
   }
+}
+
+/// How tensor bytes come off the disk: mapped (the default) or streamed (the fallback).
+enum class ReadMethod { map, stream };
+
+inline constexpr std::size_t map_window_bytes = std::size_t(1) << 24;     // 16 MiB mapped at a time
+inline constexpr std::size_t stream_buffer_bytes = std::size_t(1) << 20;  // 1 MiB read at a time
+
+/// Streams `length` bytes at `offset` of the open stream through one buffer of at most `piece`
+/// bytes, calling consume(bytes, n) for each buffer-full.
+template <class Consume>
+void consume_streamed(std::ifstream& in, std::uint64_t offset, std::size_t length, std::size_t piece,
+                      const std::string& failure, Consume& consume) {
+  std::vector<unsigned char> buffer(std::min(piece, length));
+  in.seekg(static_cast<std::streamoff>(offset));
+  for (std::size_t done = 0; done < length;) {
+    const std::size_t n = std::min(piece, length - done);
+    in.read(reinterpret_cast<char*>(buffer.data()), static_cast<std::streamsize>(n));
+    if (!in) throw Error(failure);
+    consume(buffer.data(), n);
+    done += n;
+  }
+}
+
+#ifdef CIRCUITRY_HAS_MMAP
+/// Maps `length` bytes at `offset` of the open file `fd` a window of at most `piece` bytes at a
+/// time (read-only, unmapped again before the next window, so at most one window is resident)
+/// and calls consume(bytes, n) on each. Returns how many bytes it consumed: all of them, or
+/// fewer when the system refused a mapping, so that the caller streams the rest.
+template <class Consume>
+std::size_t consume_mapped(int fd, std::uint64_t offset, std::size_t length, std::size_t piece, Consume& consume) {
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  std::size_t done = 0;
+  while (done < length) {
+    const std::size_t n = std::min(piece, length - done);
+    const std::uint64_t start = offset + done;
+    const std::uint64_t aligned = start - start % page;  // a mapping starts on a page boundary
+    const std::size_t mapped_bytes = static_cast<std::size_t>(start - aligned) + n;
+    void* mapped = ::mmap(nullptr, mapped_bytes, PROT_READ, MAP_PRIVATE, fd, static_cast<off_t>(aligned));
+    if (mapped == MAP_FAILED) return done;
+    struct Unmap {
+      void* address;
+      std::size_t bytes;
+      ~Unmap() { ::munmap(address, bytes); }
+    } unmap{mapped, mapped_bytes};
+    ::madvise(mapped, mapped_bytes, MADV_SEQUENTIAL);  // a hint: read ahead, drop pages behind
+    consume(static_cast<const unsigned char*>(mapped) + (start - aligned), n);
+    done += n;
+  }
+  return done;
+}
+#endif
+
+/// Calls consume(bytes, n) on consecutive pieces of the `length` bytes at `offset` of the file at
+/// `path`, in order; each piece holds whole `unit`-byte elements and at most max(unit, window)
+/// bytes (map) or max(unit, buffer) bytes (stream), so memory use does not grow with `length`.
+/// The file must still have `file_size` bytes (the size it had when it was validated); if not, or
+/// if it cannot be read, the Error is `failure`. ReadMethod::map falls back to streaming where
+/// mapping is unavailable or refused. (A file truncated while mapped cannot be detected: the
+/// reader would fault. safetensors readers that map files, the reference one too, share this.)
+template <class Consume>
+void read_file_range(const std::filesystem::path& path, std::uintmax_t file_size, std::uint64_t offset,
+                     std::size_t length, std::size_t unit, ReadMethod method, const std::string& failure,
+                     Consume&& consume, std::size_t window = map_window_bytes,
+                     std::size_t buffer = stream_buffer_bytes) {
+  auto whole_units = [unit](std::size_t bytes) { return std::max(unit, bytes - bytes % unit); };
+  std::size_t done = 0;
+#ifdef CIRCUITRY_HAS_MMAP
+  if (method == ReadMethod::map && length > 0) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(failure);
+    struct Close {
+      int fd;
+      ~Close() { ::close(fd); }
+    } closer{fd};
+    struct stat status {};
+    if (::fstat(fd, &status) != 0 || static_cast<std::uintmax_t>(status.st_size) != file_size) throw Error(failure);
+    done = consume_mapped(fd, offset, length, whole_units(window), consume);
+  }
+#endif
+  if (done == length) return;
+  std::error_code ec;
+  std::ifstream in(path, std::ios::binary);
+  if (!in || std::filesystem::file_size(path, ec) != file_size || ec) throw Error(failure);
+  consume_streamed(in, offset + done, length - done, whole_units(buffer), failure, consume);
 }
 
 }  // namespace detail
@@ -211,9 +313,8 @@ class SafetensorsFile {
   void read_into(std::string_view name, std::span<T> out) const;
 
  private:
-  std::vector<unsigned char> read_bytes(std::string_view name, const TensorInfo& info) const;
-
   std::filesystem::path path_;
+  std::uintmax_t file_size_ = 0;  // when validated: a later read checks that it has not changed
   std::uint64_t data_start_ = 0;  // 8 + header length
   std::vector<std::string> names_;
   std::map<std::string, TensorInfo, std::less<>> tensors_;
@@ -264,18 +365,16 @@ inline SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) 
   in.read(header.data(), static_cast<std::streamsize>(header_length));
   if (!in) throw Error(where + ": could not read the header");
 
-  // The header text: UTF-8, an object, no NUL (nlohmann stops at a NUL and would accept
-  // "{}\0junk", which the reference rejects), no duplicate keys.
+  // The header text: UTF-8, an object, no NUL, no duplicate keys.
   if (const std::size_t bad = detail::find_invalid_utf8(header); bad != std::string::npos)
     throw Error(where + ": header is not valid UTF-8 (bad byte at offset " + std::to_string(bad) + " of the header)");
   if (header.empty() || header.front() != '{')
     throw Error(where + ": header must start with '{' (a JSON object of tensor entries)");
-  if (const std::size_t nul = header.find('\0'); nul != std::string::npos)
-    throw Error(where + ": header is not valid JSON (NUL byte at offset " + std::to_string(nul) + " of the header)");
-  const nlohmann::json json = detail::parse_header(header, where);
+  const nlohmann::json json = detail::parse_unique_keys(header, where, "header");
 
   SafetensorsFile file;
   file.path_ = path;
+  file.file_size_ = file_size;
   file.data_start_ = 8 + header_length;
   std::vector<std::pair<std::string, TensorInfo>> entries;
   for (const auto& [name, entry] : json.items()) {
@@ -375,17 +474,6 @@ inline const TensorInfo& SafetensorsFile::info(std::string_view name) const {
   return found->second;
 }
 
-inline std::vector<unsigned char> SafetensorsFile::read_bytes(std::string_view name, const TensorInfo& info) const {
-  std::vector<unsigned char> bytes(info.end - info.begin);
-  std::ifstream in(path_, std::ios::binary);
-  in.seekg(static_cast<std::streamoff>(data_start_ + info.begin));
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!in)
-    throw Error(path_.string() + ": could not read tensor '" + std::string(name) +
-                "' (was the file changed or truncated after it was opened?)");
-  return bytes;
-}
-
 template <class T>
   requires std::is_same_v<T, float> || std::is_same_v<T, double>
 void SafetensorsFile::read_into(std::string_view name, std::span<T> out) const {
@@ -397,14 +485,25 @@ void SafetensorsFile::read_into(std::string_view name, std::span<T> out) const {
   if (out.size() != tensor.num_elements())
     throw Error(path_.string() + ": tensor '" + std::string(name) + "' has " + std::to_string(tensor.num_elements()) +
                 " values but the destination holds " + std::to_string(out.size()));
-  const std::vector<unsigned char> bytes = read_bytes(name, tensor);
-  auto identity = [](auto value) { return value; };
-  switch (dtype) {
-    case DType::F64: detail::decode<double>(bytes, out, identity); break;
-    case DType::F32: detail::decode<float>(bytes, out, identity); break;
-    case DType::F16: detail::decode<std::uint16_t>(bytes, out, f16_to_float); break;
-    default: detail::decode<std::uint16_t>(bytes, out, bf16_to_float); break;  // BF16, checked above
-  }
+  // Each piece of the tensor's bytes is converted into the next values of `out` as it arrives.
+  const std::size_t element_bytes = detail::spec(dtype).bits / 8;
+  std::size_t converted = 0;
+  auto convert = [&](const unsigned char* bytes, std::size_t n) {
+    const std::span<T> values = out.subspan(converted, n / element_bytes);
+    auto identity = [](auto value) { return value; };
+    switch (dtype) {
+      case DType::F64: detail::decode<double>(bytes, values, identity); break;
+      case DType::F32: detail::decode<float>(bytes, values, identity); break;
+      case DType::F16: detail::decode<std::uint16_t>(bytes, values, f16_to_float); break;
+      default: detail::decode<std::uint16_t>(bytes, values, bf16_to_float); break;  // BF16, checked above
+    }
+    converted += values.size();
+  };
+  detail::read_file_range(path_, file_size_, data_start_ + tensor.begin, tensor.end - tensor.begin, element_bytes,
+                          detail::ReadMethod::map,
+                          path_.string() + ": could not read tensor '" + std::string(name) +
+                              "' (was the file changed or truncated after it was opened?)",
+                          convert);
 }
 
 /// A tensor to write: row-major values with their shape.

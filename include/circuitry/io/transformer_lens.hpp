@@ -1,6 +1,7 @@
 #pragma once
 // TransformerLens checkpoints (DESIGN.md section 3): config.json with HookedTransformerConfig's
-// fields and model.safetensors with the model's state_dict() names:
+// fields and model.safetensors (or its shards, see tensor_store.hpp) with the model's
+// state_dict() names:
 //   embed.W_E [d_vocab, d_model]              pos_embed.W_pos [n_ctx, d_model]
 //   blocks.{l}.ln1.w / .b [d_model]           blocks.{l}.ln2.w / .b
 //   blocks.{l}.attn.W_Q / W_K / W_V [n_heads, d_model, d_head]   b_Q / b_K / b_V [n_heads, d_head]
@@ -23,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/io/checkpoint.hpp"
+#include "circuitry/io/tensor_store.hpp"
 
 namespace circuitry::io {
 
@@ -123,46 +125,50 @@ inline ModelConfig read_transformer_lens_config(const std::filesystem::path& con
   return c;
 }
 
-/// Reads dir/model.safetensors (TransformerLens names) into circuitry's storage. Every
-/// parameter the config implies must be present with exactly its shape, and every tensor in
-/// the file must be used (except buffers). Sets config.unembed_bias from the file.
+/// Reads the tensors of dir (TransformerLens names; model.safetensors or shards) into
+/// circuitry's storage. Every parameter the config implies must be present with exactly its
+/// shape, and every tensor stored must be used (except buffers). Sets config.unembed_bias from
+/// the tensors present.
 template <class T>
 Weights<T> load_transformer_lens_weights(const std::filesystem::path& dir, ModelConfig& c, bool layer_norm_weights) {
-  const std::filesystem::path path = dir / "model.safetensors";
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw Error(path.string() + ": file does not exist");
-  const SafetensorsFile file = SafetensorsFile::open(path);
-  const std::string where = path.string();
+  const TensorStore store = TensorStore::open(dir);
+  const std::string where = store.path().string();
   const std::string last_layer = "blocks." + std::to_string(c.n_layer - 1) + ".attn.W_Q";
-  if (!file.contains(last_layer))
+  if (!store.contains(last_layer))
     throw Error(where + ": missing tensor '" + last_layer + "': config.json says n_layers = " + std::to_string(c.n_layer) +
-                " but the file holds " + std::to_string(file.names().size()) + " tensors; does config.json belong to this model?");
-  c.unembed_bias = file.contains("unembed.b_U");
+                " but the file holds " + std::to_string(store.size()) + " tensors; does config.json belong to this model?");
+  c.unembed_bias = store.contains("unembed.b_U");
 
+  // Reads tensor `name`, which must have `shape`, into `out` and checks that every value is finite.
   std::set<std::string> used;
-  auto read = [&](const std::string& name, const std::vector<std::size_t>& shape) {
-    if (!file.contains(name)) throw Error(where + ": missing tensor '" + name + "', which config.json requires");
-    const TensorInfo& info = file.info(name);
+  auto read_into = [&](const std::string& name, const std::vector<std::size_t>& shape, std::span<T> out) {
+    if (!store.contains(name)) throw Error(where + ": missing tensor '" + name + "', which config.json requires");
+    const TensorInfo& info = store.info(name);
     if (info.shape != shape)
-      throw Error(where + ": tensor '" + name + "' has shape " + detail::format_shape(info.shape) + " but config.json implies " +
-                  detail::format_shape(shape));
-    std::vector<T> values = file.read<T>(name);
-    for (std::size_t i = 0; i < values.size(); ++i)
-      if (!std::isfinite(values[i]))
-        throw Error(where + ": tensor '" + name + "' holds a non-finite value (" + std::to_string(double(values[i])) +
-                    ") at flat index " + std::to_string(i));
+      throw Error(store.file_of(name) + ": tensor '" + name + "' has shape " + detail::format_shape(info.shape) +
+                  " but config.json implies " + detail::format_shape(shape));
+    store.read_into(name, out);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      if (!std::isfinite(out[i]))
+        throw Error(store.file_of(name) + ": tensor '" + name + "' holds a non-finite value (" +
+                    std::to_string(double(out[i])) + ") at flat index " + std::to_string(i));
     used.insert(name);
+  };
+  // The same, into a new vector: for the tensors that are rearranged on the way in.
+  auto read = [&](const std::string& name, const std::vector<std::size_t>& shape) {
+    std::size_t count = 1;
+    for (std::size_t extent : shape) count *= extent;
+    std::vector<T> values(count);
+    read_into(name, shape, std::span<T>(values));
     return values;
   };
   auto tensor1 = [&](ParamTensor<T, 1>& t, const std::string& name, std::size_t n) {
-    const std::vector<T> v = read(name, {n});
     t.resize({n});
-    std::copy(v.begin(), v.end(), t.begin());
+    read_into(name, {n}, std::span<T>(t.data(), t.size()));
   };
   auto tensor2 = [&](ParamTensor<T, 2>& t, const std::string& name, std::size_t rows, std::size_t cols) {
-    const std::vector<T> v = read(name, {rows, cols});
     t.resize({rows, cols});
-    std::copy(v.begin(), v.end(), t.begin());
+    read_into(name, {rows, cols}, std::span<T>(t.data(), t.size()));
   };
   auto fill = [](ParamTensor<T, 1>& t, std::size_t n, T value) {
     t.resize({n});
@@ -196,11 +202,8 @@ Weights<T> load_transformer_lens_weights(const std::filesystem::path& dir, Model
           for (std::size_t d = 0; d < D; ++d) x.w_qkv(d, col) = W[(h * D + d) * dh + i];
         }
     }
-    {
-      const std::vector<T> W = read(p + "attn.W_O", {H, dh, D});  // [H, dh, D] is [H dh, D] row-major
-      x.w_o.resize({A, D});
-      std::copy(W.begin(), W.end(), x.w_o.begin());
-    }
+    x.w_o.resize({A, D});
+    read_into(p + "attn.W_O", {H, dh, D}, std::span<T>(x.w_o.data(), x.w_o.size()));  // [H, dh, D] is [H dh, D] row-major
     tensor1(x.b_o, p + "attn.b_O", D);
     if (c.attn_only) continue;
     norm(x.ln2_w, x.ln2_b, p + "ln2");
@@ -218,16 +221,16 @@ Weights<T> load_transformer_lens_weights(const std::filesystem::path& dir, Model
   }
   if (c.unembed_bias) tensor1(w.b_unembed, "unembed.b_U", V);
 
-  for (const std::string& name : file.names()) {
+  for (const std::string& name : store.names()) {
     const bool buffer = name.ends_with(".attn.mask") || name.ends_with(".attn.IGNORE");
     if (!used.contains(name) && !buffer)
-      throw Error(where + ": unexpected tensor '" + name + "' that config.json has no place for (normalization_type, attn_only"
-                  " and the sizes decide which tensors a model has); does config.json belong to this model?");
+      throw Error(store.file_of(name) + ": unexpected tensor '" + name + "' that config.json has no place for (normalization_type,"
+                  " attn_only and the sizes decide which tensors a model has); does config.json belong to this model?");
   }
   return w;
 }
 
-/// Loads a TransformerLens checkpoint directory: dir/config.json and dir/model.safetensors.
+/// Loads a TransformerLens checkpoint directory: dir/config.json and dir/model.safetensors (or shards).
 template <class T>
 Checkpoint<T> load_transformer_lens(const std::filesystem::path& dir) {
   Checkpoint<T> checkpoint;
