@@ -45,7 +45,8 @@ usage:
 Commands that run a model also take --metric logit_diff|prob_diff|logit_diff_max|kl|loss|l2 (default logit_diff;
 kl for --paths), --positions last|all (where metrics read the logits: each example's last position, the default,
 or every position after the first, as tracr's tasks need), --dtype float32|float64 (default float32) and --threads N.
-A model is a Hugging Face GPT-2 directory or a TransformerLens checkpoint (config.json + model.safetensors, or its shards);
+A model is a Hugging Face directory (model_type gpt2, gpt_neox, llama, qwen2 or mistral) or a TransformerLens
+checkpoint (config.json + model.safetensors, or its shards);
 a task is JSON Lines
 {"clean": [ids], "corrupted": [ids], "answer": id or [ids], "wrong": id or [ids]}, or the same as
 "clean_text", "corrupted_text", "answer_text", "wrong_text" (tokenized with the model's tokenizer).
@@ -650,6 +651,7 @@ int run(int argc, char** argv) {
 }  // namespace circuitry::cli
 
 int main(int argc, char** argv) {
+  if (const auto warning = circuitry::unused_vector_units_warning()) std::fprintf(stderr, "%s\n", warning->c_str());
   try {
     return circuitry::cli::run(argc, argv);
   } catch (const std::exception& e) {

@@ -1,12 +1,14 @@
 // Loading a sharded checkpoint of about 1.2 billion parameters: Llama 3.2 1B's shape (hidden
 // 2048, 16 layers, 32 heads, 8 key/value heads, MLP 8192, vocabulary 128256, tied embeddings)
 // in BF16, in shards of at most 1 GB with model.safetensors.index.json, as save_pretrained
-// writes it. TensorStore::open, then every tensor read into its own float32 buffer.
+// writes it, with its config.json. Default: io::load_model_directory<float>, the loader every
+// command uses (tensors rearranged into circuitry's layout); --tensors: TensorStore::open, then
+// every tensor read into its own float32 buffer.
 // The checkpoint (2.5 GB of pseudo-random weights) is written into DIR first unless it is already
 // there; delete DIR afterwards. Prints the seconds, the parameters and the peak resident memory,
 // which should be the float32 weights plus a small constant: tensor bytes are decoded from a
 // memory-mapped window of the file, never copied whole.
-// Usage: bench_load DIR
+// Usage: bench_load DIR [--tensors]
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -21,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <circuitry/io/model_directory.hpp>
 #include <circuitry/io/tensor_store.hpp>
 
 #include "bench_common.hpp"
@@ -109,6 +113,10 @@ void write_checkpoint(const fs::path& dir) {
     write_shard(dir / name, shards[s], random);
     for (const Shape& t : shards[s]) weight_map[t.name] = name, total += 2 * t.elements();
   }
+  std::ofstream(dir / "config.json") << nlohmann::ordered_json{
+      {"model_type", "llama"}, {"num_hidden_layers", 16}, {"num_attention_heads", 32}, {"num_key_value_heads", 8},
+      {"hidden_size", 2048}, {"intermediate_size", 8192}, {"max_position_embeddings", 131072}, {"vocab_size", 128256},
+      {"rms_norm_eps", 1e-5}, {"rope_theta", 500000.0}, {"hidden_act", "silu"}, {"tie_word_embeddings", true}}.dump(2);
   std::ofstream(dir / "model.safetensors.index.json")
       << nlohmann::ordered_json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2);
 }
@@ -117,8 +125,9 @@ void write_checkpoint(const fs::path& dir) {
 
 int main(int argc, char** argv) {
   using namespace circuitry;
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: bench_load DIR   (writes a 2.5 GB checkpoint into DIR unless it is there)\n");
+  const bool tensors_only = argc == 3 && std::string(argv[2]) == "--tensors";
+  if (argc != 2 && !tensors_only) {
+    std::fprintf(stderr, "usage: bench_load DIR [--tensors]   (writes a 2.5 GB checkpoint into DIR unless it is there)\n");
     return 2;
   }
   const fs::path dir = argv[1];
@@ -128,19 +137,31 @@ int main(int argc, char** argv) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  const io::TensorStore store = io::TensorStore::open(dir);
+  std::size_t parameters = 0, n_tensors = 0;
   std::vector<std::unique_ptr<float[]>> weights;
-  std::size_t parameters = 0;
-  for (const std::string& name : store.names()) {
-    const std::size_t n = store.info(name).num_elements();
-    weights.push_back(std::make_unique_for_overwrite<float[]>(n));
-    store.read_into(name, std::span<float>(weights.back().get(), n));
-    parameters += n;
+  std::optional<io::Checkpoint<float>> checkpoint;
+  if (tensors_only) {
+    const io::TensorStore store = io::TensorStore::open(dir);
+    for (const std::string& name : store.names()) {
+      const std::size_t n = store.info(name).num_elements();
+      weights.push_back(std::make_unique_for_overwrite<float[]>(n));
+      store.read_into(name, std::span<float>(weights.back().get(), n));
+      parameters += n;
+    }
+    n_tensors = store.size();
+  } else {
+    checkpoint = io::load_model_directory<float>(dir);
+    with_architecture(checkpoint->config, [&]<class Arch>() {
+      Arch::parameters(checkpoint->config, checkpoint->weights, [&](const std::string&, const auto& t, const ParamShape&, ParamKind) {
+        parameters += t.size(), ++n_tensors;
+      });
+    });
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double weights_mb = double(parameters) * sizeof(float) / (1024.0 * 1024.0);
-  std::printf("%zu tensors, %.3f B parameters, BF16 -> float32, one thread: %.2f s (%.2f GB of BF16 read per second)\n",
-              store.size(), double(parameters) / 1e9, seconds, 2.0 * double(parameters) / 1e9 / seconds);
+  std::printf("%s: %zu tensors, %.3f B parameters, BF16 -> float32, one thread: %.2f s (%.2f GB of BF16 read per second)\n",
+              tensors_only ? "TensorStore reads" : "load_model_directory", n_tensors, double(parameters) / 1e9, seconds,
+              2.0 * double(parameters) / 1e9 / seconds);
   std::printf("peak resident %.0f MB, of which the float32 weights are %.0f MB\n", bench::peak_mb(), weights_mb);
   std::printf("seconds=%.3f parameters=%zu peak_mb=%.0f weights_mb=%.0f\n", seconds, parameters, bench::peak_mb(), weights_mb);
 }

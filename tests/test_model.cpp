@@ -273,6 +273,23 @@ TEST_CASE("Hugging Face configs circuitry cannot run are refused, naming the set
       CHECK(std::string(e.what()).find(says) != std::string::npos);
     }
   }
+  {  // A config.json claiming more layers than the checkpoint holds is refused before allocating them.
+    const std::filesystem::path tmp = std::filesystem::temp_directory_path() / "circuitry-hf-too-many-layers";
+    std::filesystem::remove_all(tmp);
+    std::filesystem::create_directories(tmp);
+    const std::string llama = std::string(CIRCUITRY_FIXTURES_DIR) + "/hf-llama/";
+    std::filesystem::copy_file(llama + "model.safetensors", tmp / "model.safetensors");
+    nlohmann::json config = nlohmann::json::parse(std::ifstream(llama + "config.json"));
+    config["num_hidden_layers"] = 1000000;
+    std::ofstream(tmp / "config.json") << config.dump();
+    try {
+      io::load_model_directory<float>(tmp);
+      FAIL("accepted a config with 1000000 layers");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("num_hidden_layers = 1000000") != std::string::npos);
+    }
+    std::filesystem::remove_all(tmp);
+  }
   // Unknown model types (mixtral is MoE, bert an encoder) are refused by load_model_directory, listing what it reads.
   for (const char* file : {"mixtral.json", "unknown.json"}) {
     CAPTURE(file);

@@ -1,5 +1,6 @@
 #pragma once
 // Everything CPU-side of circuitry in one include.
+#include "circuitry/core/cpu_features.hpp"
 #include "circuitry/core/gradcheck.hpp"
 #include "circuitry/core/ops.hpp"
 #include "circuitry/core/parallel.hpp"

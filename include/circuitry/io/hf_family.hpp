@@ -175,7 +175,8 @@ Weights<T> hf_family_weights(const Store& file, const std::string& where, const 
     if (file.contains(root + name)) return root + name;
     return name;  // a base model saved without its wrapper's prefix
   };
-  auto read = [&](const std::string& name, const std::vector<std::size_t>& shape, bool under_root = true) {
+  // Reads tensor `name` (checked against `shape`) into out, which has shape's element count.
+  auto read_into = [&](const std::string& name, const std::vector<std::size_t>& shape, std::span<T> out, bool under_root) {
     const std::string stored = under_root ? stored_name(name) : name;
     if (!file.contains(stored))
       throw Error(where + ": missing tensor '" + (under_root ? root : "") + name + "', which config.json requires");
@@ -184,24 +185,29 @@ Weights<T> hf_family_weights(const Store& file, const std::string& where, const 
     if (info.shape != shape)
       throw Error(holder + ": tensor '" + stored + "' has shape " + format_shape(info.shape) + " but config.json implies " +
                   format_shape(shape));
-    std::vector<T> values(info.num_elements());
-    file.template read_into<T>(stored, std::span<T>(values));
-    for (std::size_t i = 0; i < values.size(); ++i)
-      if (!std::isfinite(values[i]))
-        throw Error(holder + ": tensor '" + stored + "' holds a non-finite value (" + std::to_string(double(values[i])) +
+    file.template read_into<T>(stored, out);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      if (!std::isfinite(out[i]))
+        throw Error(holder + ": tensor '" + stored + "' holds a non-finite value (" + std::to_string(double(out[i])) +
                     ") at flat index " + std::to_string(i));
     used.insert(stored);
+  };
+  // A tensor that is rearranged on the way in: read into a temporary (one tensor at a time).
+  auto read = [&](const std::string& name, const std::vector<std::size_t>& shape) {
+    std::size_t n = 1;
+    for (std::size_t e : shape) n *= e;
+    std::vector<T> values(n);
+    read_into(name, shape, std::span<T>(values), true);
     return values;
   };
+  // Tensors kept as stored are read straight into their storage (no second copy of the embedding).
   auto copy1 = [&](ParamTensor<T, 1>& t, const std::string& name, std::size_t n) {
-    const auto v = read(name, {n});
     t.resize({n});
-    std::copy(v.begin(), v.end(), t.begin());
+    read_into(name, {n}, std::span<T>(t.data(), t.size()), true);
   };
   auto copy2 = [&](ParamTensor<T, 2>& t, const std::string& name, std::size_t rows, std::size_t cols, bool under_root = true) {
-    const auto v = read(name, {rows, cols}, under_root);
     t.resize({rows, cols});
-    std::copy(v.begin(), v.end(), t.begin());
+    read_into(name, {rows, cols}, std::span<T>(t.data(), t.size()), under_root);
   };
   // A Linear weight [out, in] into columns col0.. of a [in, width] matrix: dst(i, col0 + o) = W[o, i].
   auto transpose_into = [](ParamTensor<T, 2>& dst, const std::vector<T>& W, std::size_t out, std::size_t in, std::size_t col0) {
