@@ -26,7 +26,7 @@
 #include "circuitry/models/model.hpp"
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/io/tensor_store.hpp"
-#include "circuitry/io/transformer_lens.hpp"
+#include "circuitry/io/model_directory.hpp"
 #include "circuitry/text/task.hpp"
 
 namespace fs = std::filesystem;
