@@ -363,9 +363,9 @@ void tokenize_command(const Args& a) {
   a.need({"--in", "--out"});
   require(!(a.has("--model") && a.has("--tokenizer")), "tokenize: give --model or --tokenizer, not both");
   if (a.has("--tokenizer"))  // named explicitly, it must hold one (a model directory may fall back)
-    require(text::Gpt2Tokenizer::directory_has_tokenizer(a.get("--tokenizer")),
-            a.get("--tokenizer") + ": no tokenizer here (expected vocab.json + merges.txt, or tokenizer.json)");
-  const text::Gpt2Tokenizer& tokenizer = cli_tokenizer(a.get("--tokenizer", a.get("--model", "")));
+    require(text::ByteLevelBpeTokenizer::directory_has_tokenizer(a.get("--tokenizer")),
+            a.get("--tokenizer") + ": no tokenizer here (expected tokenizer.json, or vocab.json + merges.txt)");
+  const text::ByteLevelBpeTokenizer& tokenizer = cli_tokenizer(a.get("--tokenizer", a.get("--model", "")));
   const std::string in_path = a.get("--in"), out_path = a.get("--out");
   check_outputs(a, {"--out"});
   std::istringstream in(io::read_regular_file(in_path));
@@ -598,7 +598,7 @@ void task_command(const Args& a, const std::string& kind) {
   const std::size_t n = a.positive("--n", 1);
   check_outputs(a, {"--out"});
   const auto seed = static_cast<unsigned>(a.integer("--seed", 1));
-  const text::Gpt2Tokenizer& tokenizer = cli_tokenizer(a.get("--model", ""));
+  const text::ByteLevelBpeTokenizer& tokenizer = cli_tokenizer(a.get("--model", ""));
   std::vector<text::TextExample> examples;
   if (kind == "ioi") examples = text::make_ioi(n, seed, tokenizer);
   else if (kind == "greater-than") examples = text::make_greater_than(n, seed, tokenizer);

@@ -1,6 +1,6 @@
 #pragma once
 // The CLI's task files: ids, or text fields tokenized with the model directory's tokenizer
-// (vocab.json + merges.txt, or tokenizer.json) and else the embedded GPT-2 one. The
+// (tokenizer.json, or vocab.json + merges.txt) and else the embedded GPT-2 one. The
 // tokenizer (a few hundred ms to build) is loaded only for a file that has text fields.
 #include <filesystem>
 #include <string>

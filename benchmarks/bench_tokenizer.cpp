@@ -12,7 +12,7 @@
 
 int main() {
   using namespace circuitry;
-  const auto tokenizer = text::Gpt2Tokenizer::from_directory(CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe");
+  const auto tokenizer = text::ByteLevelBpeTokenizer::from_directory(CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe");
   std::ifstream in(CIRCUITRY_SOURCE_DIR "/tests/fixtures/tokenizer/cases.json");
   const nlohmann::json cases = nlohmann::json::parse(in);
   std::string block;

@@ -87,6 +87,16 @@ expect_ok(tokenize_dir "50256" ${WORK}/tokens2.jsonl tokenize --tokenizer ${FIXT
 file(WRITE ${WORK}/bad-texts.jsonl "{\"text\": \"fine\"}\n{\"txt\": \"no text key\"}\n")
 expect_error(tokenize_no_text "bad-texts.jsonl line 2" tokenize --in ${WORK}/bad-texts.jsonl --out ${WORK}/x.jsonl)
 expect_error(tokenize_no_tokenizer "no tokenizer here" tokenize --tokenizer ${WORK} --in ${WORK}/texts.jsonl --out ${WORK}/x.jsonl)
+# A directory's tokenizer.json: the tiny Pythia, Llama 3 and Qwen2 style fixtures, by --tokenizer or --model.
+file(WRITE ${WORK}/styled.jsonl "{\"text\": \"<|begin_of_text|>Hello world 1234\"}\n{\"text\": \"<|im_start|>Hello world 1234\"}\n{\"text\": \"<|padding|>Hello   world\"}\n")
+expect_ok(tokenize_llama3 "\"ids\":\\[601,472,306,78,321,78,81,361,220,404,19\\]" ${WORK}/llama3.jsonl tokenize --tokenizer ${FIXTURES}/tokenizer/llama3 --in ${WORK}/styled.jsonl --out ${WORK}/llama3.jsonl)
+expect_ok(tokenize_qwen2 "\"ids\":\\[601,456,305,78,318,78,81,354,220,16,17,18,19\\]" ${WORK}/qwen2.jsonl tokenize --model ${FIXTURES}/tokenizer/qwen2 --in ${WORK}/styled.jsonl --out ${WORK}/qwen2.jsonl)
+expect_ok(tokenize_pythia "\"ids\":\\[1,466,310,80,605,88,80,83,361\\]" ${WORK}/pythia.jsonl tokenize --model ${FIXTURES}/tokenizer/pythia --in ${WORK}/styled.jsonl --out ${WORK}/pythia.jsonl)
+# Llama 2 / Mistral: a SentencePiece tokenizer.model is refused by name, also for a generated task.
+file(MAKE_DIRECTORY ${WORK}/sentencepiece)
+file(WRITE ${WORK}/sentencepiece/tokenizer.model "not read")
+expect_error(tokenize_sentencepiece "sentencepiece/tokenizer.model: a SentencePiece model" tokenize --tokenizer ${WORK}/sentencepiece --in ${WORK}/texts.jsonl --out ${WORK}/x.jsonl)
+expect_error(task_sentencepiece "tokenizer.model: a SentencePiece model" task ioi --n 2 --model ${WORK}/sentencepiece --out ${WORK}/x.jsonl)
 
 # task: generated tasks with both the text and the ids (the embedded GPT-2 vocabulary).
 expect_ok(task_ioi "\"task\":\"ioi\",\"template\"" ${WORK}/ioi.jsonl task ioi --n 5 --seed 1 --out ${WORK}/ioi.jsonl)

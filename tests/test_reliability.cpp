@@ -95,7 +95,7 @@ TEST_CASE("parsers: a number no double holds (1e999) is a named error, not nlohm
 
   write_file(dir / "vocab.json", R"({"a": 0, "b": 1e999})");
   write_file(dir / "merges.txt", "#version: 0.2\n");
-  CHECK_ERROR(text::Gpt2Tokenizer::from_files(dir / "vocab.json", dir / "merges.txt"), (dir / "vocab.json").string(),
+  CHECK_ERROR(text::ByteLevelBpeTokenizer::from_files(dir / "vocab.json", dir / "merges.txt"), (dir / "vocab.json").string(),
               "number out of range");
 }
 
@@ -109,7 +109,7 @@ TEST_CASE("parsers: a directory where a file is expected is a named error, not b
   CHECK_ERROR(io::read_ground_truth(graph, folder), folder.string(), "is a directory, not a regular file");
   CHECK_ERROR(read_task(folder, 10, 8), folder.string(), "is a directory, not a regular file");
   CHECK_ERROR(io::read_json_file(folder), folder.string(), "is a directory, not a regular file");
-  CHECK_ERROR(text::Gpt2Tokenizer::from_files(folder, folder), folder.string(), "is a directory");
+  CHECK_ERROR(text::ByteLevelBpeTokenizer::from_files(folder, folder), folder.string(), "is a directory");
 
   // A model directory whose config.json is a directory.
   const fs::path model = dir / "model";

@@ -19,11 +19,11 @@
 namespace {
 
 using namespace circuitry;
-using text::Gpt2Tokenizer;
+using text::ByteLevelBpeTokenizer;
 using text::TextExample;
 
-const Gpt2Tokenizer& gpt2() {
-  static const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::from_directory(CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe");
+const ByteLevelBpeTokenizer& gpt2() {
+  static const ByteLevelBpeTokenizer tokenizer = ByteLevelBpeTokenizer::from_directory(CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe");
   return tokenizer;
 }
 

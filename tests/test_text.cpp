@@ -1,30 +1,60 @@
-// Text: the GPT-2 tokenizer against ids written by Hugging Face tokenizers and tiktoken
-// (tests/make_tokenizer_fixtures.py), round trips, invalid UTF-8 and bad vocabulary files.
+// Text: the byte-level BPE tokenizers against ids written by Hugging Face tokenizers and tiktoken
+// (tests/make_tokenizer_fixtures.py): GPT-2's, and tiny ones in the styles of Pythia, Llama 3 and
+// Qwen2; the pre-tokenization patterns, NFC, added tokens, round trips, invalid UTF-8 and bad
+// tokenizer files.
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <circuitry/text/added_tokens.hpp>
 #include <circuitry/text/bpe_tokenizer.hpp>
+#include <circuitry/text/nfc.hpp>
+#include <circuitry/text/pretokenizer.hpp>
 
 #include "error_check.hpp"
 
 namespace {
 
-using circuitry::text::Gpt2Tokenizer;
+using circuitry::text::ByteLevelBpeTokenizer;
 
-const Gpt2Tokenizer& gpt2() {
-  static const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::from_directory(CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe");
+const ByteLevelBpeTokenizer& gpt2() {
+  static const ByteLevelBpeTokenizer tokenizer = ByteLevelBpeTokenizer::from_directory(CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe");
   return tokenizer;
 }
 
-nlohmann::json tokenizer_cases() {
-  std::ifstream in(CIRCUITRY_FIXTURES_DIR "/tokenizer/cases.json");
+/// tests/fixtures/tokenizer/<file>, parsed.
+nlohmann::json tokenizer_fixture(const std::string& file) {
+  std::ifstream in(CIRCUITRY_FIXTURES_DIR "/tokenizer/" + file);
   REQUIRE(bool(in));
   return nlohmann::json::parse(in);
+}
+
+/// The tiny tokenizer of a style ("pythia", "llama3", "qwen2"), loaded once.
+const ByteLevelBpeTokenizer& styled(const std::string& style) {
+  static std::map<std::string, ByteLevelBpeTokenizer> loaded;
+  auto it = loaded.find(style);
+  if (it == loaded.end())
+    it = loaded.emplace(style, ByteLevelBpeTokenizer::from_directory(CIRCUITRY_FIXTURES_DIR "/tokenizer/" + style)).first;
+  return it->second;
+}
+
+using Pieces = std::vector<std::string>;
+
+Pieces pretokens(circuitry::text::PreTokenizer kind, const std::string& s) {
+  Pieces out;
+  circuitry::text::for_each_pretoken(kind, s, [&](std::string_view w) { out.emplace_back(w); });
+  return out;
+}
+
+std::string nfc(const std::string& s) {
+  std::string out;
+  circuitry::text::append_nfc(s, out);
+  return out;
 }
 
 /// A fresh directory under the system's temporary folder holding the given files.
@@ -60,7 +90,7 @@ TEST_SUITE("tokenizer") {
 
 TEST_CASE("GPT-2 vocabulary shape") {
   CHECK(gpt2().vocab_size() == 50257);
-  CHECK(gpt2().end_of_text() == 50256);
+  CHECK(gpt2().encode("<|endoftext|>") == std::vector<int>{50256});
   CHECK(gpt2().token_text(50256) == "<|endoftext|>");
   CHECK(gpt2().token_text(220) == " ");
   CHECK(gpt2().token_text(198) == "\n");
@@ -68,7 +98,7 @@ TEST_CASE("GPT-2 vocabulary shape") {
 }
 
 TEST_CASE("every fixture: the ids of Hugging Face and tiktoken, and decode(encode(s)) == s") {
-  const nlohmann::json cases = tokenizer_cases();
+  const nlohmann::json cases = tokenizer_fixture("cases.json");
   CHECK(cases.size() >= 400);
   std::size_t mismatches = 0;
   for (const auto& c : cases) {
@@ -86,12 +116,8 @@ TEST_CASE("every fixture: the ids of Hugging Face and tiktoken, and decode(encod
 }
 
 TEST_CASE("the pre-tokenization pattern's rules") {
-  auto pieces = [](const std::string& s) {
-    std::vector<std::string> out;
-    circuitry::text::detail::for_each_pretoken(s, [&](std::string_view w) { out.emplace_back(w); });
-    return out;
-  };
-  using V = std::vector<std::string>;
+  auto pieces = [](const std::string& s) { return pretokens(circuitry::text::PreTokenizer::gpt2, s); };
+  using V = Pieces;
   // \s+(?!\S): a run of spaces before a word gives its last space to the word...
   CHECK(pieces("a   b") == V{"a", "  ", " b"});
   // ...but trailing whitespace stays one run, and only U+0020 joins the next word.
@@ -141,9 +167,9 @@ TEST_CASE("decode and token_text reject ids out of range") {
 }
 
 TEST_CASE("a tiny vocabulary from strings: merges by rank") {
-  const Gpt2Tokenizer t = Gpt2Tokenizer::from_strings(tiny_vocab_json(), "#version: 0.2\na b\nab c\n", "a test");
+  const ByteLevelBpeTokenizer t = ByteLevelBpeTokenizer::from_strings(tiny_vocab_json(), "#version: 0.2\na b\nab c\n", "a test");
   CHECK(t.vocab_size() == 259);
-  CHECK(t.end_of_text() == 258);
+  CHECK(t.encode("<|endoftext|>") == std::vector<int>{258});
   CHECK(t.encode("abc") == std::vector<int>{257});
   CHECK(t.encode("abd") == std::vector<int>{256, 'd'});
   CHECK(t.encode("bc") == std::vector<int>{'b', 'c'});
@@ -153,18 +179,21 @@ TEST_CASE("bad vocabulary files are one clear error naming the file") {
   const std::string good_merges = "#version: 0.2\na b\nab c\n";
   auto load = [](const std::string& name, const std::string& vocab, const std::string& merges) {
     const auto dir = temp_dir_with(name, {{"vocab.json", vocab}, {"merges.txt", merges}});
-    return Gpt2Tokenizer::from_directory(dir);
+    return ByteLevelBpeTokenizer::from_directory(dir);
   };
   CHECK(load("good", tiny_vocab_json(), good_merges).vocab_size() == 259);
   CHECK_ERROR(load("json", "{\"a\": 0,", good_merges), "vocab.json", "not valid JSON");
-  CHECK_ERROR(load("array", "[1, 2]", good_merges), "vocab.json", "not a GPT-2 vocabulary");
+  CHECK_ERROR(load("array", "[1, 2]", good_merges), "vocab.json", "not a BPE vocabulary");
   CHECK_ERROR(load("ids", tiny_vocab_json(5), good_merges), "vocab.json", "id 263", "0..258");
   CHECK_ERROR(load("no-merges", tiny_vocab_json(), "#version: 0.2\n"), "merges.txt", "no merges");
   CHECK_ERROR(load("unknown", tiny_vocab_json(), "#version: 0.2\na b\nab x\n"), "merges.txt line 3", "'abx'", "not in");
   CHECK_ERROR(load("shape", tiny_vocab_json(), "#version: 0.2\na b c\n"), "merges.txt line 2", "two symbols");
-  CHECK_ERROR(Gpt2Tokenizer::from_directory(temp_dir_with("empty", {})), "no tokenizer here");
-  CHECK_ERROR(Gpt2Tokenizer::from_strings("{\"a\": 0}", good_merges, "the test input"), "vocab.json of the test input", "byte");
-  CHECK_FALSE(Gpt2Tokenizer::directory_has_tokenizer(temp_dir_with("none", {})));
+  CHECK_ERROR(ByteLevelBpeTokenizer::from_directory(temp_dir_with("empty", {})), "no tokenizer here");
+  CHECK_ERROR(ByteLevelBpeTokenizer::from_strings("{\"a\": 0}", good_merges, "the test input"), "vocab.json of the test input",
+              "no <|endoftext|>");
+  CHECK_ERROR(ByteLevelBpeTokenizer::from_strings("{\"a\": 0, \"<|endoftext|>\": 1}", good_merges, "the test input"),
+              "vocab.json of the test input", "no token for byte 0");
+  CHECK_FALSE(ByteLevelBpeTokenizer::directory_has_tokenizer(temp_dir_with("none", {})));
 }
 
 TEST_CASE("a Hugging Face tokenizer.json") {
@@ -172,10 +201,184 @@ TEST_CASE("a Hugging Face tokenizer.json") {
   nlohmann::json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"a b", {"ab", "c"}}}}},
                       {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}}};
   const auto dir = temp_dir_with("hf", {{"tokenizer.json", j.dump()}});
-  CHECK(Gpt2Tokenizer::directory_has_tokenizer(dir));
-  CHECK(Gpt2Tokenizer::from_directory(dir).encode("abc") == std::vector<int>{257});
+  CHECK(ByteLevelBpeTokenizer::directory_has_tokenizer(dir));
+  CHECK(ByteLevelBpeTokenizer::from_directory(dir).encode("abc") == std::vector<int>{257});
   j["model"]["type"] = "WordPiece";
-  CHECK_ERROR(Gpt2Tokenizer::from_directory(temp_dir_with("hf-wp", {{"tokenizer.json", j.dump()}})), "tokenizer.json", "WordPiece");
+  CHECK_ERROR(ByteLevelBpeTokenizer::from_directory(temp_dir_with("hf-wp", {{"tokenizer.json", j.dump()}})), "tokenizer.json", "WordPiece");
+}
+
+TEST_CASE("every fixture of the Pythia, Llama 3 and Qwen2 styles: the ids of Hugging Face tokenizers") {
+  for (const std::string style : {"pythia", "llama3", "qwen2"}) {
+    INFO("style: " << style);
+    const ByteLevelBpeTokenizer& t = styled(style);
+    const nlohmann::json cases = tokenizer_fixture(style + "/cases.json");
+    CHECK(cases.size() >= 300);
+    std::size_t mismatches = 0;
+    for (const auto& c : cases) {
+      const std::string text = c["text"].get<std::string>();
+      const std::vector<int> expected = c["ids"].get<std::vector<int>>();
+      const std::vector<int> got = t.encode(text);
+      if (got != expected) {
+        ++mismatches;
+        INFO("text: " << nlohmann::json(text).dump());
+        CHECK(got == expected);
+      }
+      // decode gives the text back, NFC-normalized for Pythia and Qwen2 ("decoded" where it differs)
+      CHECK(t.decode(got) == c.value("decoded", text));
+    }
+    CHECK(mismatches == 0);
+  }
+}
+
+TEST_CASE("the styles' vocabularies and added tokens") {
+  const auto& pythia = styled("pythia");
+  CHECK(pythia.vocab_size() == 607);
+  CHECK(pythia.encode("<|endoftext|><|padding|>") == std::vector<int>{0, 1});
+  // GPT-NeoX's runs of spaces are added tokens of the normalized text: "a   b" is a, "   ", b,
+  // not GPT-2's a, "  ", " b"; the longest run wins (8 + 4 spaces for 12).
+  const std::vector<int> spaced = pythia.encode("a   b");
+  REQUIRE(spaced.size() == 3);
+  CHECK(pythia.token_text(spaced[1]) == "   ");
+  CHECK(pythia.encode(std::string(12, ' ')) == std::vector<int>{600, 604});
+  // NFC: the decomposed and the composed é are the same tokens.
+  CHECK(pythia.encode("Cafe\xCC\x81") == pythia.encode("Caf\xC3\xA9"));
+
+  const auto& llama3 = styled("llama3");
+  CHECK(llama3.vocab_size() == 609);
+  CHECK(llama3.encode("<|begin_of_text|>") == std::vector<int>{601});
+  CHECK(llama3.token_text(608) == "<|eot_id|>");
+  // ignore_merges: " circuitry" is one token, although its merges would not rebuild it.
+  CHECK(llama3.encode(" circuitry") == std::vector<int>{600});
+  CHECK(llama3.encode("Cafe\xCC\x81") != llama3.encode("Caf\xC3\xA9"));  // no normalizer
+
+  const auto& qwen2 = styled("qwen2");
+  CHECK(qwen2.encode("<|im_start|>user<|im_end|>").front() == 601);
+  CHECK(qwen2.encode("1234").size() == 4);  // one digit a word
+}
+
+TEST_CASE("the Llama 3 and Qwen2 pre-tokenization patterns' rules (as Hugging Face tokenizers splits)") {
+  using circuitry::text::PreTokenizer;
+  for (const PreTokenizer kind : {PreTokenizer::llama3, PreTokenizer::qwen2}) {
+    auto pieces = [&](const std::string& s) { return pretokens(kind, s); };
+    // Contractions in any case; U+017F (long s) folds to s.
+    CHECK(pieces("DON'T") == Pieces{"DON", "'T"});
+    CHECK(pieces("it'S") == Pieces{"it", "'S"});
+    CHECK(pieces("'\xC5\xBF" "a") == Pieces{"'\xC5\xBF", "a"});
+    CHECK(pieces("'LL'Ve") == Pieces{"'LL", "'Ve"});
+    // One character that is no letter, number or line end joins the letters after it.
+    CHECK(pieces("\tword") == Pieces{"\tword"});
+    CHECK(pieces("(word") == Pieces{"(word"});
+    CHECK(pieces("\xC2\xA0word") == Pieces{"\xC2\xA0word"});
+    CHECK(pieces("\xF0\x9F\x98\x80word") == Pieces{"\xF0\x9F\x98\x80word"});
+    CHECK(pieces("  word") == Pieces{" ", " word"});
+    // Symbols keep their line ends; whitespace runs end at their last line end.
+    CHECK(pieces(" !\n") == Pieces{" !\n"});
+    CHECK(pieces("word!\r\n") == Pieces{"word", "!\r\n"});
+    CHECK(pieces("!!!\r\n\r\nx") == Pieces{"!!!\r\n\r\n", "x"});
+    CHECK(pieces("a\r\nb") == Pieces{"a", "\r\n", "b"});
+    CHECK(pieces("a \n b") == Pieces{"a", " \n", " b"});
+    CHECK(pieces("x \n\n") == Pieces{"x", " \n\n"});
+    CHECK(pieces("  \n  x") == Pieces{"  \n", " ", " x"});
+  }
+  // Numbers: by threes in Llama 3, one by one in Qwen2.
+  CHECK(pretokens(PreTokenizer::llama3, "1234567") == Pieces{"123", "456", "7"});
+  CHECK(pretokens(PreTokenizer::llama3, "a1b22") == Pieces{"a", "1", "b", "22"});
+  CHECK(pretokens(PreTokenizer::qwen2, "1234") == Pieces{"1", "2", "3", "4"});
+  // The patterns are recognised character for character.
+  CHECK(circuitry::text::pre_tokenizer_of_pattern(circuitry::text::kLlama3Pattern) == PreTokenizer::llama3);
+  CHECK_FALSE(circuitry::text::pre_tokenizer_of_pattern("\\s+").has_value());
+}
+
+TEST_CASE("NFC as Hugging Face tokenizers computes it (Unicode 9.0 tables)") {
+  CHECK(nfc("e\xCC\x81") == "\xC3\xA9");                                    // e + U+0301 -> U+00E9
+  CHECK(nfc("\xE2\x84\xAB") == "\xC3\x85");                                 // U+212B ANGSTROM SIGN -> U+00C5
+  CHECK(nfc("a\xCC\x81\xCC\x96") == "\xC3\xA1\xCC\x96");                    // marks reordered, then a + U+0301 composed
+  CHECK(nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8") == "\xEA\xB0\x81");     // Hangul L V T -> U+AC01
+  CHECK(nfc("\xE0\xA5\x98") == "\xE0\xA4\x95\xE0\xA4\xBC");                 // U+0958 is excluded from composition
+  CHECK(nfc("\xCC\x81" "e") == "\xCC\x81" "e");                             // a leading mark stays
+  CHECK(nfc("\xF0\x91\xA4\xB5\xF0\x91\xA4\xB0") == "\xF0\x91\xA4\xB5\xF0\x91\xA4\xB0");  // Unicode 13's U+11938 not made
+  CHECK(nfc("e\xE1\xAB\x81\xCC\x81") == "e\xE1\xAB\x81\xCC\x81");         // U+1AC1 (Unicode 14) blocks as class 0
+  CHECK(nfc("plain ASCII, caf\xC3\xA9 e\xCC\x81!") == "plain ASCII, caf\xC3\xA9 \xC3\xA9!");
+  CHECK(circuitry::text::nfc_unchanged("plain ASCII, caf\xC3\xA9"));
+  CHECK_FALSE(circuitry::text::nfc_unchanged("e\xCC\x81"));
+}
+
+TEST_CASE("added tokens are found leftmost-longest") {
+  circuitry::text::AddedTokenMatcher m;
+  m.add("ab", 1);
+  m.add("abc", 2);
+  m.add("bcd", 3);
+  m.add("<|x|>", 4);
+  std::vector<std::pair<std::string, int>> got;
+  m.split("xabcdy<|x|><|x", [&](std::string_view piece, int id) { got.emplace_back(piece, id); });
+  const std::vector<std::pair<std::string, int>> expected = {{"x", -1}, {"abc", 2}, {"dy", -1}, {"<|x|>", 4}, {"<|x", -1}};
+  CHECK(got == expected);
+  got.clear();
+  circuitry::text::AddedTokenMatcher none;
+  none.split("text", [&](std::string_view piece, int id) { got.emplace_back(piece, id); });
+  CHECK(got == std::vector<std::pair<std::string, int>>{{"text", -1}});
+}
+
+TEST_CASE("tokenizer.json: what is not supported is one clear error naming it") {
+  const nlohmann::json llama3 = tokenizer_fixture("llama3/tokenizer.json");
+  auto load = [](const std::string& name, const nlohmann::json& j) {
+    return ByteLevelBpeTokenizer::from_directory(temp_dir_with(name, {{"tokenizer.json", j.dump()}}));
+  };
+  CHECK(load("llama3", llama3).vocab_size() == 609);
+  nlohmann::json j = llama3;
+  j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\p{L}+|\\s+";
+  CHECK_ERROR(load("pattern", j), "tokenizer.json", "unknown Split pattern", "\\\\p{L}+|\\\\s+");
+  j = llama3;
+  j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed";
+  CHECK_ERROR(load("behavior", j), "tokenizer.json", "behavior Removed");
+  j = llama3;
+  j["pre_tokenizer"] = {{"type", "Whitespace"}};
+  CHECK_ERROR(load("whitespace", j), "tokenizer.json", "pre_tokenizer Whitespace is not supported");
+  j = llama3;
+  j["normalizer"] = {{"type", "NFKC"}};
+  CHECK_ERROR(load("nfkc", j), "tokenizer.json", "normalizer NFKC is not supported");
+  j = llama3;
+  j["model"]["type"] = "Unigram";
+  CHECK_ERROR(load("unigram", j), "tokenizer.json", "SentencePiece");
+  j = llama3;
+  j["model"]["type"] = "WordLevel";
+  CHECK_ERROR(load("wordlevel", j), "tokenizer.json", "the model is WordLevel, not BPE");
+  j = llama3;
+  j["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = "no";  // a wrong type is an Error too, not nlohmann's
+  CHECK_ERROR(load("use-regex", j), "tokenizer.json: the ByteLevel pre_tokenizer", "\"use_regex\" is not true or false");
+  j = llama3;
+  j["normalizer"] = 7;
+  CHECK_ERROR(load("normalizer-7", j), "tokenizer.json", "the normalizer 7 is not supported");
+  j = llama3;
+  j["model"]["dropout"] = 0.1;
+  CHECK_ERROR(load("dropout", j), "tokenizer.json", "dropout");
+  j = llama3;
+  j["added_tokens"][0]["lstrip"] = true;
+  CHECK_ERROR(load("lstrip", j), "tokenizer.json: added_tokens[0]", "<|begin_of_text|>", "lstrip");
+  j = llama3;
+  j["added_tokens"][1]["id"] = 5;
+  CHECK_ERROR(load("clash", j), "tokenizer.json: added_tokens", "'<|end_of_text|>' has id 5, which", "gives to '&'");
+  j = llama3;
+  j["added_tokens"][1]["id"] = 601;
+  CHECK_ERROR(load("twice", j), "tokenizer.json: added_tokens", "id 601 is given to two tokens");
+  j = llama3;
+  j["added_tokens"][1]["id"] = 700;
+  CHECK_ERROR(load("gap", j), "tokenizer.json: added_tokens", "has id 700", "0..608");
+  // Llama 2 / Mistral: SentencePiece, as tokenizer.json (Metaspace, byte fallback) or tokenizer.model.
+  j = llama3;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
+  j["model"]["byte_fallback"] = true;
+  CHECK_ERROR(load("metaspace", j), "tokenizer.json", "SentencePiece", "Llama 2", "as ids");
+  const auto sp = temp_dir_with("sentencepiece", {{"tokenizer.model", "not read"}});
+  CHECK(ByteLevelBpeTokenizer::directory_has_tokenizer(sp));
+  CHECK_ERROR(ByteLevelBpeTokenizer::from_directory(sp), (sp / "tokenizer.model").string(), "SentencePiece", "as ids");
+}
+
+TEST_CASE("a directory's tokenizer.json comes before its vocab.json + merges.txt") {
+  const auto dir = temp_dir_with("both", {{"tokenizer.json", tokenizer_fixture("qwen2/tokenizer.json").dump()},
+                                          {"vocab.json", "not read"},
+                                          {"merges.txt", "not read"}});
+  CHECK(ByteLevelBpeTokenizer::from_directory(dir).encode("12") == styled("qwen2").encode("12"));
 }
 
 }  // TEST_SUITE("tokenizer")

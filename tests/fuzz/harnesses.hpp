@@ -55,8 +55,8 @@ inline std::string_view as_text(const std::uint8_t* data, std::size_t size) {
 }
 
 /// The GPT-2 vocabulary of data/gpt2-bpe, loaded once.
-inline const text::Gpt2Tokenizer& gpt2() {
-  static const text::Gpt2Tokenizer tokenizer = text::Gpt2Tokenizer::from_files(
+inline const text::ByteLevelBpeTokenizer& gpt2() {
+  static const text::ByteLevelBpeTokenizer tokenizer = text::ByteLevelBpeTokenizer::from_files(
       CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe/vocab.json", CIRCUITRY_SOURCE_DIR "/data/gpt2-bpe/merges.txt");
   return tokenizer;
 }

@@ -81,7 +81,7 @@ inline std::string docstring_prompt(std::string_view function, const std::vector
 }  // namespace detail
 
 /// n docstring examples (see the top of this file). Deterministic in seed.
-inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, const Gpt2Tokenizer& tokenizer) {
+inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer) {
   check_single_tokens(tokenizer, kDocstringWords, "docstring");
   check_single_tokens(tokenizer, kDocstringDescriptionWords, "docstring");
   constexpr std::size_t n_doc = kDocstringMatching - 1;

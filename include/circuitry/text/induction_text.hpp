@@ -20,7 +20,7 @@ inline constexpr const auto& kInductionWords = kDocstringWords;
 
 /// n examples of half length `half_length` (the cut drawn from [min_prefix, half_length - 1]).
 /// Deterministic in seed.
-inline std::vector<TextExample> make_induction_text(std::size_t n, unsigned seed, const Gpt2Tokenizer& tokenizer,
+inline std::vector<TextExample> make_induction_text(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer,
                                                     std::size_t half_length = 10, std::size_t min_prefix = 2) {
   check_single_tokens(tokenizer, kInductionWords, "induction");
   const Task ids = make_induction_task(kInductionWords.size(), half_length, n, seed, min_prefix);

@@ -93,7 +93,7 @@ inline std::string fill_ioi(std::string_view tmpl, const std::vector<std::string
 
 /// n IOI examples (see the top of this file), template, order, names, place and object drawn
 /// uniformly. Deterministic in seed. The tokenizer checks that every word is one token.
-inline std::vector<TextExample> make_ioi(std::size_t n, unsigned seed, const Gpt2Tokenizer& tokenizer) {
+inline std::vector<TextExample> make_ioi(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer) {
   check_single_tokens(tokenizer, kIoiNames, "ioi");
   check_single_tokens(tokenizer, kIoiPlaces, "ioi");
   check_single_tokens(tokenizer, kIoiObjects, "ioi");

@@ -1,7 +1,7 @@
 #pragma once
 // Task files (DESIGN.md section 3): JSON Lines, one example a line,
 //   {"clean": [ids], "corrupted": [ids], "answer": id or [ids], "wrong": id or [ids]}
-// or the same as text, tokenized with the model's GPT-2 tokenizer:
+// or the same as text, tokenized with the model's tokenizer (bpe_tokenizer.hpp):
 //   {"clean_text": "...", "corrupted_text": "...", "answer_text": " Mary" or [...], "wrong_text": ...}
 // Each key may come as ids or as text; where a line has both (the files `circuitry task`
 // writes), the ids are read and the text is documentation. Extra keys are allowed and
@@ -81,7 +81,7 @@ inline std::string quoted(const std::string& s) {
 
 /// The ids of a text, each checked against the model's vocabulary. Tokenizer errors (invalid
 /// UTF-8) are reported with the line and the key.
-inline std::vector<int> tokenize_text(const text::Gpt2Tokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
+inline std::vector<int> tokenize_text(const text::ByteLevelBpeTokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
                                       const std::string& where, const std::string& key) {
   std::vector<int> ids;
   try {
@@ -98,7 +98,7 @@ inline std::vector<int> tokenize_text(const text::Gpt2Tokenizer& tokenizer, cons
 
 /// The one token of an answer or wrong text; anything else is an error that shows how the
 /// text tokenizes.
-inline int single_token(const text::Gpt2Tokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
+inline int single_token(const text::ByteLevelBpeTokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
                         const std::string& where, const std::string& key) {
   const std::vector<int> ids = tokenize_text(tokenizer, text, vocab_size, where, key);
   if (ids.size() == 1) return ids[0];
@@ -111,7 +111,7 @@ inline int single_token(const text::Gpt2Tokenizer& tokenizer, const std::string&
 }
 
 /// A text set: one string or a non-empty list of strings, each exactly one token.
-inline std::vector<int> read_text_set(const nlohmann::json& value, const text::Gpt2Tokenizer& tokenizer, std::size_t vocab_size,
+inline std::vector<int> read_text_set(const nlohmann::json& value, const text::ByteLevelBpeTokenizer& tokenizer, std::size_t vocab_size,
                                       const std::string& where, const std::string& key) {
   if (value.is_string()) return {single_token(tokenizer, value.get<std::string>(), vocab_size, where, key)};
   if (!value.is_array()) throw Error(where + ": \"" + key + "\" must be a string or a list of strings, got " + value.dump());
@@ -127,7 +127,7 @@ inline std::vector<int> read_text_set(const nlohmann::json& value, const text::G
 
 /// The value of "key" (ids) or else of "key_text" (text, which needs a tokenizer).
 /// `set` says whether it is an answer/wrong set or a sequence.
-inline std::vector<int> read_field(const nlohmann::json& line, const text::Gpt2Tokenizer* tokenizer, std::size_t vocab_size,
+inline std::vector<int> read_field(const nlohmann::json& line, const text::ByteLevelBpeTokenizer* tokenizer, std::size_t vocab_size,
                                    const std::string& where, const std::string& key, bool set) {
   const auto ids = line.find(key);
   if (ids != line.end()) return set ? read_token_set(*ids, vocab_size, where, key) : read_token_ids(*ids, vocab_size, where, key);
@@ -148,7 +148,7 @@ inline std::vector<int> read_field(const nlohmann::json& line, const text::Gpt2T
 
 /// One task line as an example, checked: clean and corrupted of equal length, at most
 /// n_positions long.
-inline TaskExample read_example(const nlohmann::json& line, const text::Gpt2Tokenizer* tokenizer, std::size_t vocab_size,
+inline TaskExample read_example(const nlohmann::json& line, const text::ByteLevelBpeTokenizer* tokenizer, std::size_t vocab_size,
                                 std::size_t n_positions, const std::string& where) {
   TaskExample example;
   example.clean = read_field(line, tokenizer, vocab_size, where, "clean", false);
@@ -179,7 +179,7 @@ inline TaskExample read_example(const nlohmann::json& line, const text::Gpt2Toke
 /// answer and wrong sets non-empty. Text fields are tokenized with `tokenizer` (an error without
 /// one). Blank lines are skipped; a file without examples is an error. `file` names it in errors.
 inline Task task_from_text(const std::string& content, const std::string& file, std::size_t vocab_size,
-                           std::size_t n_positions, const text::Gpt2Tokenizer* tokenizer) {
+                           std::size_t n_positions, const text::ByteLevelBpeTokenizer* tokenizer) {
   std::istringstream in(content);
   vocab_size = std::min<std::size_t>(vocab_size, std::size_t{INT_MAX} + 1);
   Task task;
@@ -221,7 +221,7 @@ inline Task task_from_text(const std::string& content, const std::string& file, 
 
 /// Reads task file `path` (task_from_text); Error for a missing file or a directory.
 inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size, std::size_t n_positions,
-                      const text::Gpt2Tokenizer* tokenizer) {
+                      const text::ByteLevelBpeTokenizer* tokenizer) {
   return task_from_text(io::read_regular_file(path), path.string(), vocab_size, n_positions, tokenizer);
 }
 

@@ -29,18 +29,18 @@ struct TextExample {
 
 /// The one token of `word` (a word of a generator's list, with its leading space), or an Error
 /// that names the generator, the word and how it tokenizes.
-inline int word_token(const Gpt2Tokenizer& tokenizer, const std::string& word, const std::string& generator) {
+inline int word_token(const ByteLevelBpeTokenizer& tokenizer, const std::string& word, const std::string& generator) {
   const std::vector<int> ids = tokenizer.encode(word);
   if (ids.size() == 1) return ids[0];
   std::string pieces;
   for (std::size_t i = 0; i < ids.size(); ++i) pieces += (i ? " " : "") + nlohmann::json(tokenizer.token_text(ids[i])).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   throw Error(generator + ": the word " + nlohmann::json(word).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + " is " + std::to_string(ids.size()) +
-              " GPT-2 tokens (" + pieces + "), not one; every word of the generator's lists must be a single token");
+              " tokens (" + pieces + "), not one; every word of the generator's lists must be a single token");
 }
 
 /// Checks a whole word list, each word with a leading space.
 template <class List>
-void check_single_tokens(const Gpt2Tokenizer& tokenizer, const List& words, const std::string& generator) {
+void check_single_tokens(const ByteLevelBpeTokenizer& tokenizer, const List& words, const std::string& generator) {
   for (const auto& w : words) word_token(tokenizer, " " + std::string(w), generator);
 }
 
@@ -60,7 +60,7 @@ inline nlohmann::json text_fields(const TextExample& e) {
 }  // namespace detail
 
 /// The token ids of a text example, checked as a task file line is; `where` names it in errors.
-inline TaskExample tokenize_example(const TextExample& e, const Gpt2Tokenizer& tokenizer, const std::string& where) {
+inline TaskExample tokenize_example(const TextExample& e, const ByteLevelBpeTokenizer& tokenizer, const std::string& where) {
   return circuitry::detail::read_example(detail::text_fields(e), &tokenizer, tokenizer.vocab_size(),
                                          std::numeric_limits<std::size_t>::max(), where);
 }
@@ -81,7 +81,7 @@ inline nlohmann::ordered_json task_line(const TextExample& e, const TaskExample&
 
 /// Writes a generated task: one line per example, text and ids (what `circuitry task` writes).
 inline void write_text_task(const std::filesystem::path& path, const std::vector<TextExample>& examples,
-                            const Gpt2Tokenizer& tokenizer) {
+                            const ByteLevelBpeTokenizer& tokenizer) {
   std::string text;
   for (std::size_t i = 0; i < examples.size(); ++i)
     text += task_line(examples[i], tokenize_example(examples[i], tokenizer, "generated example " + std::to_string(i + 1)))
