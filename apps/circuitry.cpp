@@ -59,11 +59,17 @@ std::set<std::string> with_model_options(std::set<std::string> extra) {
   return extra;
 }
 
+/// Throws when `value`, the result's number at `where`, is a NaN or an infinity (JSON has neither).
+void require_finite(double value, const std::string& where) {
+  if (!std::isfinite(value))  // not require(): its message would be built for every number
+    throw Error("the result " + where + " is not finite (" + std::to_string(value) +
+                "): the model's numbers overflow or are NaN; check the checkpoint's weights");
+}
+
 /// Throws when the result holds a NaN or an infinity (nlohmann would write null), naming the key.
 void require_finite(const Json& j, const std::string& where) {
   if (j.is_number_float()) {
-    require(std::isfinite(j.get<double>()), "the result " + where + " is not finite (" + std::to_string(j.get<double>()) +
-                                                "): the model's numbers overflow or are NaN; check the checkpoint's weights");
+    require_finite(j.get<double>(), where);
   } else if (j.is_object()) {
     for (const auto& [key, value] : j.items()) require_finite(value, where.empty() ? key : where + "." + key);
   } else if (j.is_array()) {
@@ -122,13 +128,23 @@ void forward(const Args& a) {
     j["metric"] = metric_name(metric.kind);
     j["clean_metric"] = metric_value(metric, task.clean_logits, task.data);
     j["corrupted_metric"] = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
-    const std::size_t V = model.config().n_outputs();
-    Json rows = Json::array();
-    for (std::size_t b = 0; b < task.clean.batch; ++b)
-      rows.push_back(std::vector<double>(task.clean_logits.begin() + static_cast<std::ptrdiff_t>(b * V),
-                                         task.clean_logits.begin() + static_cast<std::ptrdiff_t>((b + 1) * V)));
-    j["logits"] = std::move(rows);
-    write_json(a.get("--out"), j);
+    // The logits (batch x vocabulary, 1.6M numbers for 32 GPT-2 rows) are written straight
+    // from the numbers, one row per line, each in its own type's shortest exact form.
+    const std::size_t V = model.config().n_outputs(), rows = task.clean.batch;
+    const T* logits = task.clean_logits.data();
+    require_finite(j, "");
+    for (std::size_t i = 0; i < rows * V; ++i)
+      if (!std::isfinite(logits[i]))
+        require_finite(double(logits[i]), "logits[" + std::to_string(i / V) + "][" + std::to_string(i % V) + "]");
+    const std::string text = io::json_text_with_member(j, "logits", rows * V * 16, [&](std::string& out) {
+      out += '[';
+      for (std::size_t b = 0; b < rows; ++b) {
+        out += b == 0 ? "\n  " : ",\n  ";
+        io::append_json_array(out, logits + b * V, V);
+      }
+      out += rows == 0 ? "]" : "\n ]";
+    });
+    io::write_file_atomically(a.get("--out"), text);
   });
 }
 

@@ -6,11 +6,13 @@
 #include "error_check.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -440,6 +442,32 @@ TEST_CASE("scores json: unknown, missing and mistyped edges and invalid JSON are
   std::vector<double> nan_scores = example_scores();
   nan_scores[0] = std::nan("");
   CHECK_ERROR(scores_to_json(g, nan_scores, {}), "'input->a0.h0<q>'", "not finite");
+  nan_scores[0] = 0.5, nan_scores.back() = std::numeric_limits<double>::infinity();
+  CHECK_ERROR(scores_json_text(g, nan_scores, {}), "'m0->logits'", "not finite");
+}
+
+TEST_CASE("scores json: the written text is scores_to_json's document, laid out like json_text") {
+  const Graph gpt2(shape_of(12, 12));
+  std::vector<double> scores(gpt2.n_edges());
+  std::mt19937_64 rng(11);
+  for (double& s : scores) {  // random bit patterns: every exponent, subnormals too
+    do s = std::bit_cast<double>(rng());
+    while (!std::isfinite(s));
+  }
+  scores[0] = 0.0, scores[1] = -0.0, scores[2] = 3.0, scores[3] = std::numeric_limits<double>::denorm_min();
+  ScoresMeta meta{"eap", "logit_diff", 0.5, -1.25, {}};
+  meta.extra["steps"] = 5;
+  const std::string text = scores_json_text(gpt2, scores, meta);
+  const nlohmann::ordered_json tree = scores_to_json(gpt2, scores, meta);
+  CHECK(nlohmann::ordered_json::parse(text) == tree);  // same keys, same order, same numbers
+  CHECK(text.starts_with("{\n \"method\": \"eap\",\n"));
+  CHECK(text.find("\n  \"input->a0.h0<q>\": 0.0,\n  \"input->a0.h0<k>\": -0.0,\n") != std::string::npos);
+  CHECK(text.ends_with("\n }\n}\n"));
+
+  // json_text_with_member on an empty head, and a key that needs escaping.
+  CHECK(json_text_with_member(nlohmann::ordered_json::object(), "a\"b", 0, [](std::string& out) { out += "[]"; }) ==
+        "{\n \"a\\\"b\": []\n}\n");
+  CHECK_ERROR(json_text_with_member(nlohmann::ordered_json::array(), "x", 0, [](std::string&) {}), "must be a JSON object");
 }
 
 TEST_CASE("circuit json: EAP-IG layout, round trip and errors") {

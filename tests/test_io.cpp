@@ -1,4 +1,4 @@
-// io: safetensors, tensor stores (one file or shards), checkpoints and task files. Malformed
+// io: safetensors, tensor stores (one file or shards), checkpoints, task files and numbers as JSON text. Malformed
 // inputs are written to a temporary directory and each must fail with a circuitry::Error that
 // names the file and the fault.
 #include <doctest/doctest.h>
@@ -23,6 +23,8 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/io/checkpoint.hpp"
+#include "circuitry/io/model_directory.hpp"
+#include "circuitry/io/number_text.hpp"
 #include "circuitry/models/model.hpp"
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/io/tensor_store.hpp"
@@ -715,4 +717,61 @@ TEST_CASE("tensor store: sharded GPT-2 and TransformerLens directories load like
   write_file(dir / "short" / "model.safetensors.index.json", index.dump());
   CHECK_ERROR(circuitry::io::load_model_directory<float>(dir / "short"),
               (dir / "short" / "model.safetensors.index.json").string(), "missing tensor 'ln_f.bias'");
+}
+
+namespace {
+
+/// The text append_json_number writes for v.
+template <class T>
+std::string number_text(T v) {
+  std::string text;
+  circuitry::io::append_json_number(text, v);
+  return text;
+}
+
+/// v's text read back as JSON (nlohmann reads a double, as Python does) and converted to T has
+/// v's bits: a float written as a float comes back through a double reader too.
+template <class T, class Bits>
+void check_round_trip(T v) {
+  const std::string text = number_text(v);
+  INFO("text: " << text);
+  const nlohmann::json parsed = nlohmann::json::parse(text);
+  REQUIRE(parsed.is_number_float());  // "3.0", never "3", which readers would take as an integer
+  CHECK(std::bit_cast<Bits>(static_cast<T>(parsed.get<double>())) == std::bit_cast<Bits>(v));
+}
+
+}  // namespace
+
+TEST_CASE("number text: floats and doubles read back bit for bit, in the shortest form") {
+  using F = std::numeric_limits<float>;
+  using D = std::numeric_limits<double>;
+  for (float v : {0.0f, -0.0f, 1.0f, -3.0f, 0.1f, 1e20f, 1e8f, F::min(), F::denorm_min(), -F::denorm_min(), F::max(),
+                  F::lowest(), F::epsilon(), std::nextafter(F::min(), 0.0f)})
+    check_round_trip<float, std::uint32_t>(v);
+  for (double v : {0.0, -0.0, 1.0, -3.0, 0.1, 1e300, D::min(), D::denorm_min(), -D::denorm_min(), D::max(), D::lowest(),
+                   D::epsilon(), std::nextafter(D::min(), 0.0), double(0.1f)})
+    check_round_trip<double, std::uint64_t>(v);
+  // Random bit patterns cover every exponent, subnormals included; NaNs and infinities skipped.
+  std::mt19937_64 rng(13);
+  for (int i = 0; i < 200000; ++i) {
+    const float f = std::bit_cast<float>(static_cast<std::uint32_t>(rng()));
+    if (std::isfinite(f)) check_round_trip<float, std::uint32_t>(f);
+    const double d = std::bit_cast<double>(rng());
+    if (std::isfinite(d)) check_round_trip<double, std::uint64_t>(d);
+  }
+  // Shortest: a float takes at most 9 significant digits, not the 17 of its widening.
+  CHECK(number_text(0.1f) == "0.1");
+  CHECK(number_text(double(0.1f)) == "0.10000000149011612");
+  CHECK(number_text(-0.0f) == "-0.0");
+  CHECK(number_text(1e20f) == "1e+20");
+  CHECK(number_text(F::denorm_min()) == "1e-45");
+  std::string array;
+  const float row[] = {1.5f, -2.0f, 0.25f};
+  circuitry::io::append_json_array(array, row, 3);
+  CHECK(array == "[1.5, -2.0, 0.25]");
+  CHECK(nlohmann::json::parse(array) == nlohmann::json::parse("[1.5, -2, 0.25]"));
+
+  for (double bad : {std::nan(""), D::infinity(), -D::infinity()})
+    CHECK_ERROR(number_text(bad), "as a JSON number", "no NaN or infinity");
+  CHECK_ERROR(number_text(F::quiet_NaN()), "as a JSON number");
 }

@@ -122,7 +122,7 @@ inline void task(const std::uint8_t* data, std::size_t size) {
 inline void scores(const std::uint8_t* data, std::size_t size) {
   const io::Scores parsed = io::scores_from_json(io::parse_json(detail::as_text(data, size), "scores.json"), "scores.json");
   const Graph graph(parsed.shape);
-  const std::string written = io::json_text(io::scores_to_json(graph, parsed.values, parsed.meta));
+  const std::string written = io::scores_json_text(graph, parsed.values, parsed.meta);
   const io::Scores again = io::scores_from_json(io::parse_json(written, "written scores"), "written scores");
   detail::expect(again.values == parsed.values && again.meta.clean_metric == parsed.meta.clean_metric);
 }

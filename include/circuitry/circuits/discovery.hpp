@@ -127,8 +127,8 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
   };
   for (const Attribution* a : {&r.eap, &r.eap_ig, &r.exact})
     outputs.stage(path("scores-" + a->method + ".json"),
-                  io::json_text(io::scores_to_json(graph, a->edge_scores,
-                                                   io::ScoresMeta{a->method, metric_name(opt.metric), a->clean_metric, a->corrupted_metric})));
+                  io::scores_json_text(graph, a->edge_scores,
+                                       io::ScoresMeta{a->method, metric_name(opt.metric), a->clean_metric, a->corrupted_metric}));
   outputs.stage(path("circuit.json"), io::json_text(io::circuit_to_json(r.circuit, r.exact.edge_scores, model.config().n_embd)));
   io::DotOptions dot;
   char title[96];

@@ -21,11 +21,34 @@
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/io/atomic_file.hpp"
 #include "circuitry/io/json_parse.hpp"
+#include "circuitry/io/number_text.hpp"
 
 namespace circuitry::io {
 
 /// The text of a JSON output file (indent 1: a 32k-edge file stays greppable).
 inline std::string json_text(const nlohmann::ordered_json& j) { return j.dump(1) + "\n"; }
+
+/// json_text(head) with one more member at the end, `key`, whose value write_value(out)
+/// appends to the text as JSON (number_text.hpp): the way to write a large array or object of
+/// numbers without a nlohmann node per number. The value is laid out by its writer; its nested
+/// lines are indented by two spaces to match json_text. `reserve` is a guess of the value's
+/// length, so that a value of many megabytes is not copied each time the text outgrows its
+/// buffer.
+template <class WriteValue>
+std::string json_text_with_member(const nlohmann::ordered_json& head, std::string_view key, std::size_t reserve,
+                                  WriteValue&& write_value) {
+  require(head.is_object(), "json_text_with_member: the head must be a JSON object");
+  std::string text = head.dump(1);  // "{\n \"a\": 1\n}", or "{}" when empty
+  text.reserve(text.size() + key.size() + reserve + 16);
+  text.pop_back();  // the closing brace, after a newline unless empty
+  if (!head.empty()) text.pop_back();
+  text += head.empty() ? "\n " : ",\n ";
+  text += nlohmann::ordered_json(key).dump();  // the key, quoted and escaped
+  text += ": ";
+  std::forward<WriteValue>(write_value)(text);
+  text += "\n}\n";
+  return text;
+}
 
 namespace detail {
 
@@ -190,15 +213,16 @@ struct Scores {
   std::vector<double> values;  // one per edge, Graph(shape).edges() order
 };
 
-/// The scores file as JSON; every score must be finite (JSON has no NaN), else Error names the edge.
-inline nlohmann::ordered_json scores_to_json(const Graph& graph, const std::vector<double>& scores,
-                                             const ScoresMeta& meta) {
+namespace detail {
+
+/// The scores file's keys besides "edges", checked: the metrics must be finite (JSON has no
+/// NaN; nlohmann would write null, a silently wrong file) and no extra key may clash.
+inline nlohmann::ordered_json scores_head(const Graph& graph, const std::vector<double>& scores, const ScoresMeta& meta) {
   require(scores.size() == graph.n_edges(), "got " + std::to_string(scores.size()) + " scores for a graph of " +
                                                 std::to_string(graph.n_edges()) + " edges");
   nlohmann::ordered_json j;
   j["method"] = meta.method;
   j["metric"] = meta.metric;
-  // A NaN or infinity would be written as null: a silently wrong file (the model overflowed).
   for (const auto& [key, value] : {std::pair{"clean_metric", meta.clean_metric}, std::pair{"corrupted_metric", meta.corrupted_metric}}) {
     require(std::isfinite(value), std::string(key) + " is not finite (" + std::to_string(value) +
                                       "): the model's numbers overflow or are NaN; check the checkpoint's weights");
@@ -208,19 +232,52 @@ inline nlohmann::ordered_json scores_to_json(const Graph& graph, const std::vect
     require(!j.contains(key) && key != "edges", "extra key '" + key + "' clashes with a key of the scores format");
     j[key] = value;
   }
+  return j;
+}
+
+/// Error naming edge e unless its score is finite (an `if`: no message is built for good scores).
+inline void require_finite_score(const Graph& graph, const std::vector<double>& scores, std::size_t e) {
+  if (!std::isfinite(scores[e])) throw Error("score of edge '" + graph.edges()[e].name + "' is not finite; JSON cannot store it");
+}
+
+}  // namespace detail
+
+/// The scores file as a JSON tree; every score must be finite, else Error names the edge.
+/// Writing goes through scores_json_text, which skips the tree.
+inline nlohmann::ordered_json scores_to_json(const Graph& graph, const std::vector<double>& scores,
+                                             const ScoresMeta& meta) {
+  nlohmann::ordered_json j = detail::scores_head(graph, scores, meta);
   nlohmann::ordered_json edges = nlohmann::ordered_json::object();
   for (std::size_t e = 0; e < scores.size(); ++e) {
-    const std::string& name = graph.edges()[e].name;
-    require(std::isfinite(scores[e]), "score of edge '" + name + "' is not finite; JSON cannot store it");
-    edges[name] = scores[e];
+    detail::require_finite_score(graph, scores, e);
+    edges[graph.edges()[e].name] = scores[e];
   }
   j["edges"] = std::move(edges);
   return j;
 }
 
+/// The text of the scores file, json_text's layout, the same document as scores_to_json. The
+/// edges are written straight from the numbers (number_text.hpp), one per line: building them
+/// as an ordered_json object would look each new name up among the ones before it, a scan
+/// that makes a 32k-edge file quadratic.
+inline std::string scores_json_text(const Graph& graph, const std::vector<double>& scores, const ScoresMeta& meta) {
+  const nlohmann::ordered_json head = detail::scores_head(graph, scores, meta);
+  return json_text_with_member(head, "edges", scores.size() * 48, [&](std::string& out) {
+    out += '{';
+    for (std::size_t e = 0; e < scores.size(); ++e) {
+      detail::require_finite_score(graph, scores, e);
+      out += e == 0 ? "\n  " : ",\n  ";
+      out += nlohmann::ordered_json(graph.edges()[e].name).dump();  // quoted, escaped
+      out += ": ";
+      append_json_number(out, scores[e]);
+    }
+    out += scores.empty() ? "}" : "\n }";
+  });
+}
+
 inline void write_scores_json(const std::filesystem::path& path, const Graph& graph, const std::vector<double>& scores,
                               const ScoresMeta& meta) {
-  detail::write_json_document(path, scores_to_json(graph, scores, meta));
+  write_file_atomically(path, scores_json_text(graph, scores, meta));
 }
 
 /// Reads a scores document; `source` names it in errors (the file name). Every edge of the
