@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/io/checkpoint.hpp"
+#include "circuitry/io/model_directory.hpp"
 #include "circuitry/models/model.hpp"
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/io/tensor_store.hpp"
