@@ -31,6 +31,7 @@ usage:
   circuitry discover   --model DIR --task FILE [--out DIR] [--target F]   the same pipeline on any model
   circuitry forward    --model DIR --task FILE --out FILE
   circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
+                       [--memory-budget MB]   exact's working memory (default 2048): lanes per forward
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]
   circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE [--ablation resample|zero|mean]
   circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
@@ -163,13 +164,14 @@ std::function<void(std::size_t, std::size_t)> progress_printer(const std::string
 
 template <class M, class T = typename M::scalar>
 Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
-                       std::size_t steps) {
+                       std::size_t steps, std::size_t memory_budget_mb) {
   if (method == "eap") return attribute(model, task, metric, Eap{});
   if (method == "eap-ig") return attribute(model, task, metric, EapIg{steps});
   if (method == "clean-corrupted") return attribute(model, task, metric, CleanCorrupted{});
   if (method == "exact") {
     ExactPatching exact;
     exact.progress = progress_printer("exact");
+    exact.memory_budget = memory_budget_mb << 20;
     return attribute(model, task, metric, exact);
   }
   throw Error("unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
@@ -180,11 +182,13 @@ void attribute_command(const Args& a) {
   require(method == "eap" || method == "eap-ig" || method == "clean-corrupted" || method == "exact",
           "unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
   const std::size_t steps = a.positive("--steps", 5);
+  const std::size_t budget_mb = a.positive("--memory-budget", static_cast<long long>(ExactPatching{}.memory_budget >> 20));
+  require(method == "exact" || !a.has("--memory-budget"), "attribute: --memory-budget is an option of --method exact");
   const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
   check_outputs(a, {"--out"});
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
-    const Attribution r = run_method(model, task, metric, method, steps);
+    const Attribution r = run_method(model, task, metric, method, steps, budget_mb);
     ScoresMeta meta{r.method, metric_name(metric.kind), r.clean_metric, r.corrupted_metric};
     if (method == "eap-ig") meta.extra["steps"] = steps;
     meta.extra["d_model"] = model.config().n_embd;  // EAP-IG's circuit cfg needs it (prune)
@@ -637,7 +641,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (cmd == "forward") forward(Args(cmd, argc, argv, 2, kModelOptions));
-  else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps"})));
+  else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps", "--memory-budget"})));
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot", "--d-model"}, {"--no-prune"}));
   else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg", "--ablation"})));

@@ -1,15 +1,18 @@
 #pragma once
 // Shared by the benchmark programs: wall-clock timing, peak memory, the model shapes they run
-// (--arch gpt2-small | pythia-160m | llama-1b-shape, random weights) and the token counts
-// (--batch B --pos P).
+// (--arch gpt2-small | pythia-160m | llama-1b-shape, random weights), the scalar (--dtype
+// float32 | float64) and the token counts (--batch B --pos P).
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <circuitry/circuitry.hpp>
@@ -63,22 +66,43 @@ inline ModelConfig llama_1b_config() {
   return c;
 }
 
-/// The command line every benchmark takes: --arch NAME, --batch B, --pos P.
+/// The command line every benchmark takes: --arch NAME, --dtype float32|float64, --batch B,
+/// --pos P, and the options a program declares: switches (bench_exact's --full-gpt2-small)
+/// and numbers (--memory-budget MB).
 struct Options {
-  std::string arch = "gpt2-small";
+  std::string arch = "gpt2-small";  // empty: the program's own default model
+  std::string dtype = "float32";
   std::size_t batch = 32, pos = 16;
+  std::set<std::string> flags;                    // the declared switches the user gave
+  std::map<std::string, std::size_t> numbers;     // the declared numeric options the user gave
 
-  static Options parse(int argc, char** argv, std::size_t batch = 32, std::size_t pos = 16) {
-    Options o;
-    o.batch = batch, o.pos = pos;
+  bool flag(const std::string& name) const { return flags.count(name) > 0; }
+  std::size_t number(const std::string& name, std::size_t fallback) const {
+    auto it = numbers.find(name);
+    return it == numbers.end() ? fallback : it->second;
+  }
+
+  static Options parse(int argc, char** argv) { return parse(argc, argv, Options{}); }
+  /// `defaults` carries the program's arch, batch and pos; `switches` and `numeric` the extra
+  /// options it accepts.
+  static Options parse(int argc, char** argv, Options defaults, const std::set<std::string>& switches = {},
+                       const std::set<std::string>& numeric = {}) {
+    Options o = std::move(defaults);
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       const bool has_value = i + 1 < argc;
       if (a == "--arch" && has_value) o.arch = argv[++i];
+      else if (a == "--dtype" && has_value) o.dtype = argv[++i];
       else if (a == "--batch" && has_value) o.batch = std::strtoul(argv[++i], nullptr, 10);
       else if (a == "--pos" && has_value) o.pos = std::strtoul(argv[++i], nullptr, 10);
+      else if (numeric.count(a) && has_value) o.numbers[a] = std::strtoul(argv[++i], nullptr, 10);
+      else if (switches.count(a)) o.flags.insert(a);
       else {
-        std::fprintf(stderr, "usage: %s [--arch gpt2-small|pythia-160m|llama-1b-shape] [--batch B] [--pos P]\n", argv[0]);
+        std::string extra;
+        for (const auto& s : switches) extra += " [" + s + "]";
+        for (const auto& s : numeric) extra += " [" + s + " N]";
+        std::fprintf(stderr, "usage: %s [--arch gpt2-small|pythia-160m|llama-1b-shape] [--dtype float32|float64] [--batch B] [--pos P]%s\n",
+                     argv[0], extra.c_str());
         std::exit(2);
       }
     }
@@ -86,20 +110,37 @@ struct Options {
       std::fprintf(stderr, "--batch and --pos must be positive\n");
       std::exit(2);
     }
+    if (o.dtype != "float32" && o.dtype != "float64") {
+      std::fprintf(stderr, "unknown --dtype %s (float32, float64)\n", o.dtype.c_str());
+      std::exit(2);
+    }
     return o;
   }
 };
 
-/// Calls f(model) with a float32 model of random weights of the named shape.
-template <class F>
+template <class T>
+constexpr const char* dtype_name() {
+  return std::is_same_v<T, float> ? "float32" : "float64";
+}
+
+/// Calls f(model) with a model of scalar T and random weights of the named shape.
+template <class T, class F>
 void with_model(const std::string& arch, F&& f) {
-  if (arch == "gpt2-small") f(Model<GPT2, float>::random(gpt2_small_config(), 1));
-  else if (arch == "pythia-160m") f(Model<Pythia, float>::random(pythia_160m_config(), 1));
-  else if (arch == "llama-1b-shape") f(Model<Llama, float>::random(llama_1b_config(), 1));
+  if (arch == "gpt2-small") f(Model<GPT2, T>::random(gpt2_small_config(), 1));
+  else if (arch == "pythia-160m") f(Model<Pythia, T>::random(pythia_160m_config(), 1));
+  else if (arch == "llama-1b-shape") f(Model<Llama, T>::random(llama_1b_config(), 1));
   else {
     std::fprintf(stderr, "unknown --arch %s (gpt2-small, pythia-160m, llama-1b-shape)\n", arch.c_str());
     std::exit(2);
   }
+}
+
+/// Calls f(tag) with tag a value of the scalar --dtype names (float{} or double{}), so a
+/// program writes its body once: with_dtype(opt, [&](auto tag) { using T = decltype(tag); ... }).
+template <class F>
+void with_dtype(const Options& o, F&& f) {
+  if (o.dtype == "float64") f(double{});
+  else f(float{});
 }
 
 /// `batch` random sequences of `pos` tokens.

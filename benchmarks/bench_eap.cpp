@@ -1,12 +1,13 @@
 // Edge attribution patching (EAP) of every edge of a random model (GPT-2-small shape by
-// default; --arch pythia-160m | llama-1b-shape) on 32 sequences of 16 tokens (float32; --batch,
-// --pos): two forwards, one backward, one GEMM per stage.
+// default; --arch pythia-160m | llama-1b-shape) on 32 sequences of 16 tokens (float32 or
+// --dtype float64; --batch, --pos): two forwards, one backward, one GEMM per stage.
 #include "bench_common.hpp"
 
-int main(int argc, char** argv) {
-  using namespace circuitry;
-  const auto opt = bench::Options::parse(argc, argv);
-  bench::with_model(opt.arch, [&](const auto& model) {
+using namespace circuitry;
+
+template <class T>
+void run(const bench::Options& opt) {
+  bench::with_model<T>(opt.arch, [&](const auto& model) {
     const ModelConfig& c = model.config();
     const std::size_t B = opt.batch, P = opt.pos;
     Task task;
@@ -25,9 +26,15 @@ int main(int argc, char** argv) {
     double scoring = 0;
     for (std::size_t p = 0; p < g.ports().size(); ++p) scoring += 2.0 * double(g.edges_into(int(p)).size()) * double(B * P * c.n_embd);
     const double gflop = (3 * fwd + head_outputs + scoring) / 1e9;
-    std::printf("EAP, %s shape, %zu edges, %zu x %zu tokens, float32, %d threads\n", opt.arch.c_str(), g.n_edges(), B, P, num_threads());
+    std::printf("EAP, %s shape, %zu edges, %zu x %zu tokens, %s, %d threads\n", opt.arch.c_str(), g.n_edges(), B, P,
+                bench::dtype_name<T>(), num_threads());
     std::printf("work %.1f GFLOP (3 forward-equivalents %.1f + head outputs %.1f + scoring %.1f), median %.3f s\n", gflop, 3 * fwd / 1e9,
                 head_outputs / 1e9, scoring / 1e9, seconds);
     std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f\n", seconds, gflop / seconds, bench::peak_mb());
   });
+}
+
+int main(int argc, char** argv) {
+  const auto opt = bench::Options::parse(argc, argv);
+  bench::with_dtype(opt, [&](auto tag) { run<decltype(tag)>(opt); });
 }

@@ -52,6 +52,8 @@ foreach(dtype float32 float64)
   check_same(eap-${dtype} attribute --method eap --dtype ${dtype})
   check_same(eap-ig-${dtype} attribute --method eap-ig --steps 3 --dtype ${dtype})
   check_same(exact-${dtype} attribute --method exact --dtype ${dtype})
+  # A 1 MB budget: fewer lanes per forward, the same bytes for every thread count.
+  check_same(exact-budget-${dtype} attribute --method exact --memory-budget 1 --dtype ${dtype})
   check_same(evaluate-${dtype} evaluate --circuit ${WORK}/circuit.json --dtype ${dtype})
   check_same(path-patch-${dtype} path-patch --senders a0.h1,input --receivers a2.h0<q>,logits --dtype ${dtype})
 endforeach()

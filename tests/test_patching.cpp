@@ -381,3 +381,67 @@ TEST_CASE("tracr, position mode all: l2 matches tracr's outputs; exact, edge pat
           doctest::Approx(a.distance).scale(1.0).epsilon(1e-9));
   }
 }
+
+namespace {
+/// max |a - b| over max(|b|, 1e-2): the same scores up to the last bits of double.
+double relative_gap(const std::vector<double>& a, const std::vector<double>& b) {
+  double scale = 1e-2, worst = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) scale = std::max(scale, std::abs(b[i])), worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst / scale;
+}
+}  // namespace
+
+TEST_CASE("exact patching streams: lanes per forward, the memory budget and edge subsets leave every score as it is") {
+  using T = double;
+  // Not bit for bit across lane counts: the GEMM's block grid follows the row count (lanes x
+  // batch x pos), and a block of another height may round its last bits differently. For one
+  // lane count the bytes do not depend on the threads (tests/determinism_test.cmake).
+  for (const std::string name : {"gpt2-small3", "attn-only", "hf-pythia", "hf-llama-gqa"}) {
+    CAPTURE(name);
+    Fixture<T> fx(name);
+    fx.template with_model<RegisteredArchitectures>([&](const auto& model) {
+      const auto task = make_patching_task(model, fx.task);
+      const Graph g = model.graph();
+      const BuiltinMetric metric{MetricKind::KL};
+      const Attribution full = attribute(model, task, metric, ExactPatching{});
+      REQUIRE(exact_lanes(model, task.clean, ExactPatching{}) > 1);  // the default runs several lanes per forward
+
+      // One lane per forward (max_rows of one lane), and a budget too small for even one lane
+      // (it runs one lane, the least it can): the same scores.
+      ExactPatching one_lane;
+      one_lane.max_rows = task.clean.batch * task.clean.pos;
+      REQUIRE(exact_lanes(model, task.clean, one_lane) == 1);
+      CHECK(relative_gap(attribute(model, task, metric, one_lane).edge_scores, full.edge_scores) < 1e-13);
+      ExactPatching tiny;
+      tiny.memory_budget = 1;
+      REQUIRE(exact_lanes(model, task.clean, tiny) == 1);
+      CHECK(relative_gap(attribute(model, task, metric, tiny).edge_scores, full.edge_scores) < 1e-13);
+      // The budget decides the lanes: room for the fixed part and three lanes gives three.
+      const ExactMemory mem = exact_memory(model, task.clean);
+      ExactPatching three;
+      three.memory_budget = mem.fixed + 3 * mem.per_lane;
+      REQUIRE(exact_lanes(model, task.clean, three) == 3);
+      CHECK(relative_gap(attribute(model, task, metric, three).edge_scores, full.edge_scores) < 1e-13);
+
+      // A subset of the edges: the flagged ones score as in the full run, the others 0.
+      ExactPatching some;
+      some.edges.assign(g.n_edges(), 0);
+      for (std::size_t e = 0; e < g.n_edges(); e += 7) some.edges[e] = 1;
+      const Attribution part = attribute(model, task, metric, some);
+      for (std::size_t e = 0; e < g.n_edges(); ++e)
+        if (!some.edges[e]) CHECK(part.edge_scores[e] == 0.0);
+        else CHECK(part.edge_scores[e] == doctest::Approx(full.edge_scores[e]).scale(1.0).epsilon(1e-13));
+
+      // Reusing the clean run (its residual at the receiver's layer, the layer's other heads)
+      // is exact: each score is the full patched forward's, which recomputes everything.
+      const auto source = ablation_source(model, task, Ablation::Resample);
+      for (std::size_t e = 0; e < g.n_edges(); e += 5) {
+        CAPTURE(g.edges()[e].name);
+        std::vector<std::uint8_t> one(g.n_edges(), 0);
+        one[e] = 1;
+        CHECK(full.edge_scores[e] ==
+              doctest::Approx(patch_edges(model, task, metric, one, source).metric - full.clean_metric).scale(1.0).epsilon(1e-10));
+      }
+    });
+  }
+}

@@ -44,6 +44,11 @@ struct ForwardOptions {
   /// Starts the pass at `start_stage` from this residual instead of the embeddings. [batch, pos, d_model]
   const T* start_residual = nullptr;
   std::size_t start_stage = 0;
+  /// If nonzero, an even stage 2l after the start: the pass stops at layer l's input and returns
+  /// the residual stream there [batch, pos, d_model] instead of logits. Running a pass a layer
+  /// at a time this way (stop, copy the residual out, reset the arena, start again) holds one
+  /// layer's activations at a time, and computes exactly what one pass would.
+  std::size_t stop_stage = 0;
   /// Logits at every position ([batch * pos, vocab], for training) instead of the last ones ([batch, vocab]).
   bool all_positions = false;
   /// On a recording run: receives d metric / d (port input) for each port during backward(),
@@ -105,6 +110,9 @@ class Model {
     require(!parallel || !o.start_residual || o.start_stage % 2 == 0,
             "a parallel block cannot start at its MLP's input (stage " + std::to_string(o.start_stage) +
                 "): the MLP and the attention read the layer's input together");
+    require(o.stop_stage == 0 || (o.stop_stage % 2 == 0 && o.stop_stage <= 2 * L &&
+                                  o.stop_stage > (o.start_residual ? o.start_stage : 0)),
+            "stop stage " + std::to_string(o.stop_stage) + " must be an even stage after the start");
     const ParamVars<T> local = params ? ParamVars<T>{} : ParamVars<T>::view(weights_);
     const ParamVars<T>& pv = params ? *params : local;
     const ops::KeyMask mask = key_mask(batch);
@@ -151,10 +159,11 @@ class Model {
     // ---- blocks ----------------------------------------------------------------------
     // When nothing but the readout rows' logits is wanted (no tape, hooks or recording),
     // the last layer runs its queries, head outputs and MLP on those rows only: [R, D].
-    const bool lean_last_layer = !Ctx::records && !o.all_positions && !named && !o.node_outputs && !o.residuals;
+    const bool lean_last_layer = !Ctx::records && !o.all_positions && !named && !o.node_outputs && !o.residuals && !o.stop_stage;
     bool gathered = false;  // resid holds only the readout rows  [R, D]
     const std::size_t first_layer = o.start_residual ? o.start_stage / 2 : 0;
-    for (std::size_t l = first_layer; l < L; ++l) {
+    const std::size_t end_layer = o.stop_stage ? o.stop_stage / 2 : L;
+    for (std::size_t l = first_layer; l < end_layer; ++l) {
       const LayerVars<T>& w = pv.layers[l];
       const std::string pre = named ? "blocks." + std::to_string(l) + "." : "";
       const std::size_t node0 = 1 + l * (H + (Arch::has_mlp ? 1 : 0));
@@ -210,6 +219,8 @@ class Model {
       }
       hook(pre + "hook_resid_post", resid);
     }
+
+    if (o.stop_stage) return resid;  // [B, P, D] at layer end_layer's input
 
     // ---- final norm and unembedding --------------------------------------------------
     record_residual(2 * L, resid);
