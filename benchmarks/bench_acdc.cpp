@@ -17,15 +17,6 @@ using namespace circuitry;
 
 struct Stop {};  // thrown from the progress callback to end a pass at the time budget
 
-template <class M>
-PatchingTask<float> random_task(const M& model, std::size_t B, std::size_t P) {
-  Task task;
-  const auto& c = model.config();
-  const auto clean = bench::random_sequences(B, P, c.vocab_size, 2), corrupted = bench::random_sequences(B, P, c.vocab_size, 3);
-  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
-  return make_patching_task(model, task);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -41,7 +32,7 @@ int main(int argc, char** argv) {
   ModelConfig c;
   c.n_layer = 4, c.n_head = 8, c.n_embd = 256, c.n_inner = 1024, c.n_positions = 64, c.vocab_size = 512;
   const auto small = Model<GPT2, float>::random(c, 1, 0.05);
-  const auto small_task = random_task(small, B, P);
+  const auto small_task = bench::random_task(small, B, P);
   const std::size_t small_edges = small.graph().n_edges();
   AcdcOptions automatic, single;  // the default window (growing up to 8 lanes); one at a time
   single.lanes = 1;
@@ -57,7 +48,7 @@ int main(int argc, char** argv) {
               bench::peak_mb());
 
   const auto gpt2 = Model<GPT2, float>::random(bench::gpt2_small_config(), 1);
-  const auto gpt2_task = random_task(gpt2, B, P);
+  const auto gpt2_task = bench::random_task(gpt2, B, P);
   const Graph graph = gpt2.graph();
   std::size_t decided = 0;
   std::string reached;

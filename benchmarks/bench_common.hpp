@@ -153,6 +153,17 @@ inline std::vector<std::vector<int>> random_sequences(std::size_t batch, std::si
   return s;
 }
 
+/// The benchmarks' task: B random clean and corrupted sequences of P tokens, example b's answer
+/// token b and wrong token b + 1, ready for patching (the clean logits computed).
+template <class M>
+PatchingTask<typename M::scalar> random_task(const M& model, std::size_t B, std::size_t P) {
+  Task task;
+  const auto& c = model.config();
+  const auto clean = random_sequences(B, P, c.vocab_size, 2), corrupted = random_sequences(B, P, c.vocab_size, 3);
+  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
+  return make_patching_task(model, task);
+}
+
 /// Multiply-adds x 2 of one forward: every token through every layer, the unembedding at
 /// the last position only.
 inline double forward_flops(const ModelConfig& c, std::size_t B, std::size_t P, bool has_mlp) {

@@ -10,10 +10,7 @@ void run(const bench::Options& opt) {
   bench::with_model<T>(opt.arch, [&](const auto& model) {
     const ModelConfig& c = model.config();
     const std::size_t B = opt.batch, P = opt.pos;
-    Task task;
-    const auto clean = bench::random_sequences(B, P, c.vocab_size, 2), corrupted = bench::random_sequences(B, P, c.vocab_size, 3);
-    for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
-    const auto patching_task = make_patching_task(model, task);
+    const auto patching_task = bench::random_task(model, B, P);
     const BuiltinMetric metric{MetricKind::LogitDiff};
     Attribution r;
     const double seconds = bench::median_seconds(3, [&] { r = attribute(model, patching_task, metric, Eap{}); });

@@ -16,10 +16,7 @@ void run(const M& model, const bench::Options& opt, const char* shape, int runs)
   using T = typename M::scalar;
   const ModelConfig& c = model.config();
   const std::size_t B = opt.batch, P = opt.pos;
-  Task task;
-  const auto clean = bench::random_sequences(B, P, c.vocab_size, 2), corrupted = bench::random_sequences(B, P, c.vocab_size, 3);
-  for (std::size_t b = 0; b < B; ++b) task.examples.push_back({clean[b], corrupted[b], {int(b)}, {int(b + 1)}});
-  const auto patching_task = make_patching_task(model, task);
+  const auto patching_task = bench::random_task(model, B, P);
   const BuiltinMetric metric{MetricKind::LogitDiff};
   const Graph g = model.graph();
   ExactPatching policy;

@@ -19,6 +19,18 @@ GradInput random_input(Shape shape, unsigned seed, double scale = 1.0, double of
   return in;
 }
 
+/// The inputs copied into the arena as variables the tape differentiates with respect to.
+std::vector<Var<double>> watched_vars(Arena& arena, Tape<double>& tape, const std::vector<GradInput>& inputs) {
+  std::vector<Var<double>> v;
+  for (const auto& g : inputs) {
+    double* p = arena.alloc<double>(g.values.size());
+    std::copy(g.values.begin(), g.values.end(), p);
+    v.push_back({p, g.shape, nullptr});
+    tape.watch(v.back());
+  }
+  return v;
+}
+
 void expect_ok(const GradCheckResult& r) {
   INFO("max_abs_error=" << r.max_abs_error << " max_abs_grad=" << r.max_abs_grad);
   CHECK(r.max_abs_grad > 1e-3);  // the check is not vacuous
@@ -154,13 +166,7 @@ TEST_CASE("grouped-query attention: query heads of one group read their own copi
   Arena arena;
   Tape<double> tape(arena);
   Context<double, true> ctx(arena, tape);
-  std::vector<Var<double>> v;
-  for (auto& g : std::vector<GradInput>(in)) {
-    double* p = arena.alloc<double>(g.values.size());
-    std::copy(g.values.begin(), g.values.end(), p);
-    v.push_back({p, g.shape, nullptr});
-    tape.watch(v.back());
-  }
+  std::vector<Var<double>> v = watched_vars(arena, tape, in);
   std::vector<double> port_grads;
   auto y = ops::norm_linear_ports<LayerNorm>(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], split,
                                              [&](const double* g, std::size_t n, std::size_t rows, std::size_t d) {
@@ -316,13 +322,7 @@ TEST_CASE("norm_linear_ports: per-port gradients sum to the ordinary gradient") 
   Arena arena;
   Tape<double> tape(arena);
   Context<double, true> ctx(arena, tape);
-  std::vector<Var<double>> v;
-  for (auto& g : std::vector<GradInput>(in)) {
-    double* p = arena.alloc<double>(g.values.size());
-    std::copy(g.values.begin(), g.values.end(), p);
-    v.push_back({p, g.shape, nullptr});
-    tape.watch(v.back());
-  }
+  std::vector<Var<double>> v = watched_vars(arena, tape, in);
   std::vector<double> port_grads;
   auto y = ops::norm_linear_ports<LayerNorm>(ctx, v[0], v[1], v[2], 1e-5, &v[3], &v[4], ops::PortSplit::qkv_heads(H, dh),
                                   [&](const double* g, std::size_t n, std::size_t rows, std::size_t d) {

@@ -28,8 +28,9 @@
 #include "circuitry/models/model.hpp"
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/io/tensor_store.hpp"
-#include "circuitry/io/model_directory.hpp"
 #include "circuitry/text/task.hpp"
+
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::string_literals;
@@ -39,25 +40,8 @@ using circuitry::Weights;
 
 namespace {
 
-/// A fresh directory under the system temp directory, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device random;
-    path = fs::temp_directory_path() / ("circuitry_test_io_" + std::to_string(random()) + std::to_string(random()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using circuitry::testing::TempDir;
+using circuitry::testing::write_file;
 
 std::string le64(std::uint64_t value) {
   std::string bytes(8, '\0');

@@ -14,7 +14,9 @@
 #include <circuitry/models/model.hpp>
 #include <circuitry/text/task.hpp>
 
+#include "error_check.hpp"
 #include "fixtures.hpp"
+#include "temp_dir.hpp"
 
 using namespace circuitry;
 using namespace circuitry::io;
@@ -251,60 +253,34 @@ TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Mistral: logits match t
   // The configs transformers 4.x wrote (rope_theta, rotary_pct, torch_dtype, ...) read as the same models.
   for (const char* model : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral", "hf-llama-bf16"}) {
     CAPTURE(model);
-    const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("circuitry-legacy-" + std::string(model));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
+    const testing::TempDir dir;
     std::filesystem::copy_file(fixtures + "/" + model + "/model.safetensors", dir / "model.safetensors");
     std::filesystem::copy_file(fixtures + "/hf-legacy-configs/" + model + ".json", dir / "config.json");
-    check_hf_logits<T>(dir.string(), fixtures + "/" + model);
-    std::filesystem::remove_all(dir);
+    check_hf_logits<T>(dir.path.string(), fixtures + "/" + model);
   }
 }
 
 TEST_CASE("Hugging Face configs circuitry cannot run are refused, naming the setting") {
   const std::string dir = std::string(CIRCUITRY_FIXTURES_DIR) + "/hf-unsupported/";
-  for (auto [file, says] : {std::pair{"rope-scaling-yarn.json", "rope_scaling"}, {"rope-parameters-yarn.json", "rope_parameters"},
-                            {"gqa-indivisible.json", "num_key_value_heads"}, {"mistral-sliding.json", "sliding_window"}}) {
-    CAPTURE(file);
-    try {
-      io::read_hf_family_config(dir + file);
-      FAIL("accepted " << file);
-    } catch (const Error& e) {
-      CHECK(std::string(e.what()).find(says) != std::string::npos);
-    }
-  }
+  CHECK_ERROR(io::read_hf_family_config(dir + "rope-scaling-yarn.json"), "rope_scaling", "yarn");
+  CHECK_ERROR(io::read_hf_family_config(dir + "rope-parameters-yarn.json"), "rope_parameters", "yarn");
+  CHECK_ERROR(io::read_hf_family_config(dir + "gqa-indivisible.json"), "num_key_value_heads");
+  CHECK_ERROR(io::read_hf_family_config(dir + "mistral-sliding.json"), "sliding_window");
   {  // A config.json claiming more layers than the checkpoint holds is refused before allocating them.
-    const std::filesystem::path tmp = std::filesystem::temp_directory_path() / "circuitry-hf-too-many-layers";
-    std::filesystem::remove_all(tmp);
-    std::filesystem::create_directories(tmp);
+    const testing::TempDir tmp;
     const std::string llama = std::string(CIRCUITRY_FIXTURES_DIR) + "/hf-llama/";
     std::filesystem::copy_file(llama + "model.safetensors", tmp / "model.safetensors");
     nlohmann::json config = nlohmann::json::parse(std::ifstream(llama + "config.json"));
     config["num_hidden_layers"] = 1000000;
-    std::ofstream(tmp / "config.json") << config.dump();
-    try {
-      io::load_model_directory<float>(tmp);
-      FAIL("accepted a config with 1000000 layers");
-    } catch (const Error& e) {
-      CHECK(std::string(e.what()).find("num_hidden_layers = 1000000") != std::string::npos);
-    }
-    std::filesystem::remove_all(tmp);
+    testing::write_file(tmp / "config.json", config.dump());
+    CHECK_ERROR(io::load_model_directory<float>(tmp.path), "num_hidden_layers = 1000000");
   }
   // Unknown model types (mixtral is MoE, bert an encoder) are refused by load_model_directory, listing what it reads.
   for (const char* file : {"mixtral.json", "unknown.json"}) {
     CAPTURE(file);
-    const std::filesystem::path tmp = std::filesystem::temp_directory_path() / "circuitry-unknown-model-type";
-    std::filesystem::remove_all(tmp);
-    std::filesystem::create_directories(tmp);
+    const testing::TempDir tmp;
     std::filesystem::copy_file(dir + file, tmp / "config.json");
-    try {
-      io::load_model_directory<float>(tmp);
-      FAIL("accepted " << file);
-    } catch (const Error& e) {
-      CHECK(std::string(e.what()).find("model_type") != std::string::npos);
-      CHECK(std::string(e.what()).find("llama") != std::string::npos);
-    }
-    std::filesystem::remove_all(tmp);
+    CHECK_ERROR(io::load_model_directory<float>(tmp.path), "model_type", "llama");
   }
 }
 
