@@ -45,7 +45,8 @@ usage:
 
 Commands that run a model also take --metric logit_diff|prob_diff|logit_diff_max|kl|loss|l2 (default logit_diff;
 kl for --paths), --positions last|all (where metrics read the logits: each example's last position, the default,
-or every position after the first, as tracr's tasks need), --dtype float32|float64 (default float32) and --threads N.
+or every position after the first, as tracr's tasks need), --dtype float32|float64|bfloat16 (default float32;
+bfloat16: float32 with the GEMMs on bfloat16 matrix units, AMX or AVX512-BF16 through oneDNN) and --threads N.
 A model is a Hugging Face directory (model_type gpt2, gpt_neox, llama, qwen2 or mistral) or a TransformerLens
 checkpoint (config.json + model.safetensors, or its shards);
 a task is JSON Lines
@@ -99,7 +100,10 @@ void with_model(const Args& a, F&& f) {
   a.need({"--model", "--task", "--out"});
   set_num_threads(a.threads());
   const std::string dtype = a.get("--dtype", "float32");
-  require(dtype == "float32" || dtype == "float64", "unknown --dtype '" + dtype + "' (choose float32 or float64)");
+  require(dtype == "float32" || dtype == "float64" || dtype == "bfloat16",
+          "unknown --dtype '" + dtype + "' (choose float32, float64 or bfloat16)");
+  // bfloat16: a float32 model whose GEMMs take bfloat16 inputs (core/gemm_precision.hpp).
+  const GemmPrecisionScope precision(dtype == "bfloat16" ? GemmPrecision::bfloat16 : GemmPrecision::native);
   auto run = [&]<class T>() {
     auto checkpoint = io::load_model_directory<T>(a.get("--model"));
     with_architecture(checkpoint.config, [&]<class Arch>() {

@@ -1,7 +1,8 @@
 #pragma once
 // Shared by the benchmark programs: wall-clock timing, peak memory, the model shapes they run
 // (--arch gpt2-small | pythia-160m | llama-1b-shape, random weights), the scalar (--dtype
-// float32 | float64) and the token counts (--batch B --pos P).
+// float32 | float64 | bfloat16, the last a float32 model with bfloat16 GEMMs) and the token
+// counts (--batch B --pos P).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -66,7 +67,7 @@ inline ModelConfig llama_1b_config() {
   return c;
 }
 
-/// The command line every benchmark takes: --arch NAME, --dtype float32|float64, --batch B,
+/// The command line every benchmark takes: --arch NAME, --dtype float32|float64|bfloat16, --batch B,
 /// --pos P, and the options a program declares: switches (bench_exact's --full-gpt2-small)
 /// and numbers (--memory-budget MB).
 struct Options {
@@ -101,7 +102,7 @@ struct Options {
         std::string extra;
         for (const auto& s : switches) extra += " [" + s + "]";
         for (const auto& s : numeric) extra += " [" + s + " N]";
-        std::fprintf(stderr, "usage: %s [--arch gpt2-small|pythia-160m|llama-1b-shape] [--dtype float32|float64] [--batch B] [--pos P]%s\n",
+        std::fprintf(stderr, "usage: %s [--arch gpt2-small|pythia-160m|llama-1b-shape] [--dtype float32|float64|bfloat16] [--batch B] [--pos P]%s\n",
                      argv[0], extra.c_str());
         std::exit(2);
       }
@@ -110,8 +111,12 @@ struct Options {
       std::fprintf(stderr, "--batch and --pos must be positive\n");
       std::exit(2);
     }
-    if (o.dtype != "float32" && o.dtype != "float64") {
-      std::fprintf(stderr, "unknown --dtype %s (float32, float64)\n", o.dtype.c_str());
+    if (o.dtype != "float32" && o.dtype != "float64" && o.dtype != "bfloat16") {
+      std::fprintf(stderr, "unknown --dtype %s (float32, float64, bfloat16)\n", o.dtype.c_str());
+      std::exit(2);
+    }
+    if (o.dtype == "bfloat16" && !bfloat16_unavailable_reason().empty()) {
+      std::fprintf(stderr, "--dtype bfloat16: %s\n", bfloat16_unavailable_reason().c_str());
       std::exit(2);
     }
     return o;
@@ -119,8 +124,9 @@ struct Options {
 };
 
 template <class T>
-constexpr const char* dtype_name() {
-  return std::is_same_v<T, float> ? "float32" : "float64";
+const char* dtype_name() {
+  if (std::is_same_v<T, double>) return "float64";
+  return gemm_precision() == GemmPrecision::bfloat16 ? "float32 with bfloat16 GEMMs" : "float32";
 }
 
 /// Calls f(model) with a model of scalar T and random weights of the named shape.
@@ -135,10 +141,12 @@ void with_model(const std::string& arch, F&& f) {
   }
 }
 
-/// Calls f(tag) with tag a value of the scalar --dtype names (float{} or double{}), so a
-/// program writes its body once: with_dtype(opt, [&](auto tag) { using T = decltype(tag); ... }).
+/// Calls f(tag) with tag a value of the scalar --dtype names (float{} or double{}; bfloat16 is
+/// float{} with the GEMM precision set for the call), so a program writes its body once:
+/// with_dtype(opt, [&](auto tag) { using T = decltype(tag); ... }).
 template <class F>
 void with_dtype(const Options& o, F&& f) {
+  const GemmPrecisionScope precision(o.dtype == "bfloat16" ? GemmPrecision::bfloat16 : GemmPrecision::native);
   if (o.dtype == "float64") f(double{});
   else f(float{});
 }

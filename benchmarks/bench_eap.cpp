@@ -1,6 +1,8 @@
 // Edge attribution patching (EAP) of every edge of a random model (GPT-2-small shape by
 // default; --arch pythia-160m | llama-1b-shape) on 32 sequences of 16 tokens (float32 or
-// --dtype float64; --batch, --pos): two forwards, one backward, one GEMM per stage.
+// --dtype float64 | bfloat16; --batch, --pos): two forwards, one backward, one GEMM per stage.
+// With bfloat16 it also scores in float32 and prints how the two agree: the Spearman
+// correlation of the scores and the overlap of the top 1% of edges by |score|.
 #include "bench_common.hpp"
 
 using namespace circuitry;
@@ -27,7 +29,15 @@ void run(const bench::Options& opt) {
                 bench::dtype_name<T>(), num_threads());
     std::printf("work %.1f GFLOP (3 forward-equivalents %.1f + head outputs %.1f + scoring %.1f), median %.3f s\n", gflop, 3 * fwd / 1e9,
                 head_outputs / 1e9, scoring / 1e9, seconds);
-    std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f\n", seconds, gflop / seconds, bench::peak_mb());
+    std::string agreement;
+    if (gemm_precision() == GemmPrecision::bfloat16) {
+      const GemmPrecisionScope float32(GemmPrecision::native);
+      const Attribution reference = attribute(model, patching_task, metric, Eap{});
+      const std::size_t k = std::max<std::size_t>(1, g.n_edges() / 100);
+      agreement = " spearman_vs_float32=" + std::to_string(spearman(r.edge_scores, reference.edge_scores)) +
+                  " top1pct_overlap=" + std::to_string(top_k_overlap(r.edge_scores, reference.edge_scores, k));
+    }
+    std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f%s\n", seconds, gflop / seconds, bench::peak_mb(), agreement.c_str());
   });
 }
 

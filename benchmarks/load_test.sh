@@ -6,7 +6,7 @@
 #
 # For each load N (number of busy loops of its own, default 0, 1 and 2), it starts N processes
 # that spin for at most --max-busy seconds (default 900), runs bench_forward, bench_eap and
-# bench_exact (from BENCH_DIR, default build/release/benchmarks) with OMP_NUM_THREADS=1 and 2,
+# bench_exact (from BENCH_DIR, default build/release/benchmarks) with 1 and 2 threads,
 # and stops its busy loops: always, also on Ctrl-C or an error (the trap below). It then prints
 # one row per benchmark and load: the time of each thread count, the busy/idle slowdown of each,
 # and the 2-thread/1-thread ratio. Issue 13's goal: under load, 2 threads take at most 1.2x the
@@ -74,7 +74,7 @@ for load in $loads; do
   for b in $benches; do
     for t in $thread_counts; do
       start=$(date +%s.%N)
-      out=$(OMP_NUM_THREADS=$t "$bench_dir/$b")
+      out=$(CIRCUITRY_NUM_THREADS=$t OMP_NUM_THREADS=$t "$bench_dir/$b")
       end=$(date +%s.%N)
       last=$(grep '=' <<<"$out" | tail -n 1)
       figure[$b,$load,$t]=$(time_of "$last")

@@ -5,7 +5,8 @@
 set -euo pipefail
 required=(g++ make cmake libeigen3-dev libxtensor-dev nlohmann-json3-dev doctest-dev)
 if [ "${1:-}" = fuzz ]; then required+=(clang libclang-rt-dev); fi
-optional=(graphviz)  # `dot` renders circuit.svg; everything else works without it
+# `dot` renders circuit.svg; oneDNN runs `--dtype bfloat16` on AMX / AVX512-BF16. Everything else works without them.
+optional=(graphviz libdnnl-dev)
 missing=()
 for pkg in "${required[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -57,6 +57,20 @@ function(check_logits file rows cols max_digits)
 endfunction()
 check_logits(${WORK}/forward.json 5 41 9)
 check_logits(${WORK}/f64.json 4 37 17)
+# --dtype bfloat16: scores from bfloat16 GEMMs where the CPU and the build allow them, else one
+# line saying why (no oneDNN, or no AMX-BF16 / AVX512-BF16).
+execute_process(COMMAND ${CLI} attribute --model ${M} --task ${M}/task.jsonl --method eap --dtype bfloat16 --out ${WORK}/bf16.json
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  file(READ ${WORK}/bf16.json text)
+  if(NOT text MATCHES "\"a0.h1->a1.h0<k>\"")
+    message(FATAL_ERROR "attribute --dtype bfloat16: ${WORK}/bf16.json lacks the edges")
+  endif()
+else()
+  expect_error(bf16_unavailable "bfloat16 GEMMs are not available: " attribute --model ${M} --task ${M}/task.jsonl --method eap
+               --dtype bfloat16 --out ${WORK}/bf16.json)
+endif()
+expect_error(dtype_unknown "unknown --dtype 'float16'" forward --model ${M} --task ${M}/task.jsonl --dtype float16 --out ${WORK}/x.json)
 expect_ok(attribute "\"a0.h1->a1.h0<k>\"" ${WORK}/eap.json attribute --model ${M} --task ${M}/task.jsonl --method eap-ig --steps 3 --out ${WORK}/eap.json)
 expect_ok(prune "\"in_graph\"" ${WORK}/circuit.json prune --scores ${WORK}/eap.json --top-n 5 --out ${WORK}/circuit.json --dot ${WORK}/circuit.dot)
 expect_ok(evaluate "\"faithfulness\"" ${WORK}/eval.json evaluate --model ${M} --task ${M}/task.jsonl --circuit ${WORK}/circuit.json --out ${WORK}/eval.json)

@@ -1,7 +1,10 @@
 // Core: arena, tape and every op's backward against central finite differences (double).
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <limits>
 #include <random>
+#include <thread>
 
 #include <circuitry/core/gradcheck.hpp>
 #include <circuitry/core/ops.hpp>
@@ -359,4 +362,124 @@ TEST_CASE("nested tape scopes: an inner gradient leaves the outer tape as it was
   CHECK(tape.size() == entries);
   tape.backward(outer);
   for (int i = 0; i < 3; ++i) CHECK(tape.grad(x)[i] == doctest::Approx(2 * data[i]));
+}
+
+TEST_CASE("thread pool: every task once at any thread count, nested loops serial, exceptions reach the caller") {
+  const int before = num_threads();
+  for (int threads : {1, 2, 3, 5}) {
+    set_num_threads(threads);
+    CAPTURE(threads);
+    CHECK(num_threads() == threads);
+    for (std::size_t n : {0, 1, 2, 7, 1000}) {
+      std::vector<std::atomic<int>> runs(n);
+      parallel_tasks(n, [&](std::size_t t) { runs[t].fetch_add(1); });
+      bool once = true;
+      for (auto& r : runs) once = once && r.load() == 1;
+      CHECK(once);
+    }
+    // parallel_for covers [0, n) with disjoint ranges, whatever the grain.
+    for (std::size_t grain : {1, 3, 100}) {
+      std::vector<int> hits(1000, 0);
+      parallel_for(hits.size(), grain, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) ++hits[i];
+      });
+      CHECK(std::count(hits.begin(), hits.end(), 1) == 1000);
+    }
+    // A loop inside a task runs on that task's thread.
+    std::atomic<int> nested_elsewhere{0};
+    parallel_tasks(8, [&](std::size_t) {
+      const auto me = std::this_thread::get_id();
+      parallel_tasks(16, [&](std::size_t) {
+        if (std::this_thread::get_id() != me) ++nested_elsewhere;
+      });
+    });
+    CHECK(nested_elsewhere.load() == 0);
+    // The first exception of a loop reaches the caller after every task has run; the pool still works.
+    std::atomic<int> ran{0};
+    CHECK_THROWS_WITH_AS(parallel_tasks(64, [&](std::size_t t) {
+                           ++ran;
+                           if (t % 10 == 3) throw Error("task " + std::to_string(t));
+                         }),
+                         doctest::Contains("task"), Error);
+    CHECK(ran.load() == 64);
+    std::atomic<int> after{0};
+    parallel_tasks(32, [&](std::size_t) { ++after; });
+    CHECK(after.load() == 32);
+  }
+  set_num_threads(before);
+}
+
+TEST_CASE("gemm: the same bytes for any thread count, and the product it should be") {
+  const int before = num_threads();
+  const std::size_t M = 300, N = 1100, K = 70;  // several row and column blocks
+  std::mt19937 rng(7);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> A(M * K), B(N * K);
+  for (auto& v : A) v = n(rng);
+  for (auto& v : B) v = n(rng);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    std::vector<float> C(M * N, 1.0f);
+    gemm<float>(Trans::No, Trans::Yes, M, N, K, 0.5f, A.data(), K, B.data(), K, 2.0f, C.data(), N);
+    results.push_back(C);
+  }
+  set_num_threads(before);
+  CHECK(results[0] == results[1]);
+  CHECK(results[0] == results[2]);
+  double worst = 0;
+  for (std::size_t i = 0; i < M; i += 37)
+    for (std::size_t j = 0; j < N; j += 53) {
+      double dot = 0;
+      for (std::size_t k = 0; k < K; ++k) dot += double(A[i * K + k]) * double(B[j * K + k]);
+      worst = std::max(worst, std::abs(results[0][i * N + j] - (0.5 * dot + 2.0)));
+    }
+  CHECK(worst < 1e-4);
+}
+
+TEST_CASE("bfloat16 GEMMs: rounding and agreement with float32, or one clear error where they cannot run") {
+  const std::string why = bfloat16_unavailable_reason();
+  if (!why.empty()) {
+    CHECK_THROWS_WITH_AS(set_gemm_precision(GemmPrecision::bfloat16), doctest::Contains("bfloat16 GEMMs are not available"), Error);
+    CHECK(gemm_precision() == GemmPrecision::native);
+    return;
+  }
+#if defined(CIRCUITRY_WITH_ONEDNN)
+  using backends::onednn::from_bfloat16;
+  using backends::onednn::to_bfloat16;
+  CHECK(to_bfloat16(1.0f) == 0x3f80);
+  CHECK(to_bfloat16(1.0f + 0x1p-8f) == 0x3f80);        // a tie goes to the even neighbour
+  CHECK(to_bfloat16(1.0f + 3 * 0x1p-8f) == 0x3f82);    // and here the even one is above
+  CHECK(to_bfloat16(-2.5f) == 0xc020);
+  CHECK(std::isnan(from_bfloat16(to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
+  CHECK(std::isinf(from_bfloat16(to_bfloat16(std::numeric_limits<float>::infinity()))));
+#endif
+  const std::size_t M = 200, N = 300, K = 128;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> A(K * M), B(K * N), C32(M * N, 0.5f), C16(M * N, 0.5f), ref(M * N, 0.5f);
+  for (auto& v : A) v = n(rng);
+  for (auto& v : B) v = n(rng);
+  gemm<float>(Trans::Yes, Trans::No, M, N, K, -1.5f, A.data(), M, B.data(), N, 1.0f, C32.data(), N);
+  {
+    const GemmPrecisionScope bf16(GemmPrecision::bfloat16);
+    CHECK(gemm_precision() == GemmPrecision::bfloat16);
+    gemm<float>(Trans::Yes, Trans::No, M, N, K, -1.5f, A.data(), M, B.data(), N, 1.0f, C16.data(), N);
+  }
+  CHECK(gemm_precision() == GemmPrecision::native);
+  // The float32 product of the rounded operands is what bfloat16 inputs with float32 accumulation give.
+#if defined(CIRCUITRY_WITH_ONEDNN)
+  std::vector<float> A16(A.size()), B16(B.size());
+  for (std::size_t i = 0; i < A.size(); ++i) A16[i] = from_bfloat16(to_bfloat16(A[i]));
+  for (std::size_t i = 0; i < B.size(); ++i) B16[i] = from_bfloat16(to_bfloat16(B[i]));
+  gemm<float>(Trans::Yes, Trans::No, M, N, K, -1.5f, A16.data(), M, B16.data(), N, 1.0f, ref.data(), N);
+  double to_rounded = 0, to_float32 = 0;
+  for (std::size_t i = 0; i < C16.size(); ++i) {
+    to_rounded = std::max(to_rounded, double(std::abs(C16[i] - ref[i])));
+    to_float32 = std::max(to_float32, double(std::abs(C16[i] - C32[i])));
+  }
+  CHECK(to_rounded < 1e-3);   // float32 accumulation of the same bfloat16 products
+  CHECK(to_float32 > 1e-3);   // the inputs really were rounded
+  CHECK(to_float32 < 0.5);    // by bfloat16's 8 bits: |C| ~ 17, 2^-8 relative per operand
+#endif
 }

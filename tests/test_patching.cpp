@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <random>
 
 #include <circuitry/circuits/acdc.hpp>
 #include <circuitry/circuits/faithfulness_curve.hpp>
@@ -444,4 +445,44 @@ TEST_CASE("exact patching streams: lanes per forward, the memory budget and edge
       }
     });
   }
+}
+
+TEST_CASE("bfloat16 GEMMs: EAP ranks the edges as float32 does (fixture models and a random 4-layer GPT-2)") {
+  if (!bfloat16_unavailable_reason().empty()) return;  // the error itself is tested in test_core
+  // Each model's EAP scores in float32 and with bfloat16 GEMMs: the Spearman correlation of the
+  // scores and the overlap of the top 10% of edges by |score|.
+  auto agreement = [](const auto& model, const Task& t, std::size_t min_work, double min_spearman, double min_overlap) {
+    const auto task = make_patching_task(model, t);
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    const Attribution f32 = attribute(model, task, metric, Eap{});
+    Attribution b16;
+    {
+      const GemmPrecisionScope bf16(GemmPrecision::bfloat16, min_work);
+      b16 = attribute(model, make_patching_task(model, t), metric, Eap{});
+    }
+    CHECK(b16.edge_scores != f32.edge_scores);  // the bfloat16 path ran
+    const double rho = spearman(b16.edge_scores, f32.edge_scores);
+    const double overlap = top_k_overlap(b16.edge_scores, f32.edge_scores, std::max<std::size_t>(1, f32.edge_scores.size() / 10));
+    CAPTURE(rho);
+    CAPTURE(overlap);
+    CHECK(rho > min_spearman);
+    CHECK(overlap >= min_overlap);
+  };
+  for (const char* name : kModels) {
+    CAPTURE(name);
+    Fixture<float> fx(name);
+    fx.with_model([&](const auto& model) { agreement(model, fx.task, 0, 0.99, 0.8); });  // every GEMM in bfloat16
+  }
+  ModelConfig c;
+  c.n_layer = 4, c.n_head = 8, c.n_embd = 256, c.n_inner = 1024, c.n_positions = 64, c.vocab_size = 1000;
+  const auto model = Model<GPT2, float>::random(c, 5, 0.08);
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> token(0, 999);
+  Task t;
+  for (int b = 0; b < 8; ++b) {
+    TaskExample e{std::vector<int>(16), std::vector<int>(16), {token(rng)}, {token(rng)}};
+    for (int p = 0; p < 16; ++p) e.clean[std::size_t(p)] = token(rng), e.corrupted[std::size_t(p)] = token(rng);
+    t.examples.push_back(e);
+  }
+  agreement(model, t, kBfloat16DefaultMinWork, 0.99, 0.8);
 }

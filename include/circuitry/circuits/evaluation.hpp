@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -177,6 +178,26 @@ inline double spearman(const std::vector<double>& a, const std::vector<double>& 
   }
   require(saa > 0 && sbb > 0, "spearman: undefined for a constant vector");
   return sab / std::sqrt(saa * sbb);
+}
+
+/// The share of the k entries of a largest in |value| that are also among the k largest of b:
+/// whether two scorings would pick the same top-k circuit. Ties are broken by index.
+inline double top_k_overlap(const std::vector<double>& a, const std::vector<double>& b, std::size_t k) {
+  require(a.size() == b.size(), "top_k_overlap: the vectors differ in length (" + std::to_string(a.size()) + " and " +
+                                    std::to_string(b.size()) + ")");
+  require(k > 0 && k <= a.size(), "top_k_overlap: k = " + std::to_string(k) + " must be in 1.." + std::to_string(a.size()));
+  auto top = [k](const std::vector<double>& v) {
+    std::vector<std::size_t> order(v.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return std::abs(v[x]) > std::abs(v[y]); });
+    order.resize(k);
+    std::sort(order.begin(), order.end());
+    return order;
+  };
+  const std::vector<std::size_t> ta = top(a), tb = top(b);
+  std::vector<std::size_t> common;
+  std::set_intersection(ta.begin(), ta.end(), tb.begin(), tb.end(), std::back_inserter(common));
+  return static_cast<double>(common.size()) / static_cast<double>(k);
 }
 
 }  // namespace circuitry

@@ -1,13 +1,17 @@
 #pragma once
 // Row-major GEMM through Eigen maps: C = alpha op(A) op(B) + beta C, with leading
 // dimensions so strided slices (one head's columns of a [rows, 3 d_model] buffer) need
-// no copy. Large products run on OpenMP threads in a grid of blocks fixed by the shape, so the
-// result does not depend on the thread count.
+// no copy. Large products run on the thread pool (core/parallel.hpp) in a grid of blocks fixed
+// by the shape, so the result does not depend on the thread count.
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
+
+#include "circuitry/core/gemm_precision.hpp"
+#include "circuitry/core/parallel.hpp"
 
 namespace circuitry {
 
@@ -39,7 +43,7 @@ namespace detail {
 /// for their number, so C's rounding followed --threads. Here Eigen stays single-threaded and
 /// the product is cut into blocks that depend on the shape alone: at most kGemmBlockCols
 /// columns, and as many rows (a multiple of 16, at least 128) as make about kGemmBlockWork
-/// multiply-adds, so that a block is worth a thread. OpenMP threads pick up whole blocks, so
+/// multiply-adds, so that a block is worth a thread. Pool threads pick up whole blocks, so
 /// every element is computed the same way whatever the thread count.
 inline constexpr std::size_t kGemmBlockCols = 1024, kGemmMinBlockRows = 128;
 inline constexpr std::size_t kGemmBlockWork = std::size_t{1} << 21;
@@ -72,10 +76,20 @@ void gemm(Trans ta, Trans tb, std::size_t M, std::size_t N, std::size_t K, T alp
   const std::size_t block_rows = detail::gemm_block_rows(M, block_cols, K);
   const std::size_t row_blocks = (M + block_rows - 1) / block_rows, col_blocks = (N + block_cols - 1) / block_cols;
   const std::size_t blocks = row_blocks * col_blocks;
+#if defined(CIRCUITRY_WITH_ONEDNN)
+  if constexpr (std::is_same_v<T, float>)
+    if (gemm_precision() == GemmPrecision::bfloat16 && M * N * K >= bfloat16_min_work())
+      return backends::onednn::gemm_bf16(at, bt, M, N, K, alpha, A, lda, B, ldb, C, ldc, block_rows, block_cols);
+#endif
   // C[i0.., j0..] += alpha op(A)[i0.., :] op(B)[:, j0..] for one block of the grid.
   auto block = [&](std::size_t t) {
     const std::size_t i0 = t / col_blocks * block_rows, j0 = t % col_blocks * block_cols;
     const std::size_t m = std::min(block_rows, M - i0), n = std::min(block_cols, N - j0);
+#if defined(CIRCUITRY_WITH_ONEDNN) && !defined(CIRCUITRY_EIGEN_GEMM)
+    if constexpr (std::is_same_v<T, float>)
+      return backends::onednn::sgemm_block(at, bt, m, n, K, alpha, at ? A + i0 : A + i0 * lda, lda, bt ? B + j0 * ldb : B + j0,
+                                           ldb, C + i0 * ldc + j0, ldc);
+#endif
     auto cb = matrix(C + i0 * ldc + j0, m, n, ldc);
     auto a = matrix(at ? A + i0 : A + i0 * lda, at ? K : m, at ? m : K, lda);
     auto b = matrix(bt ? B + j0 * ldb : B + j0, bt ? n : K, bt ? K : n, ldb);
@@ -84,14 +98,7 @@ void gemm(Trans ta, Trans tb, std::size_t M, std::size_t N, std::size_t K, T alp
     else if (!at && bt) cb.noalias() += alpha * a * b.transpose();
     else cb.noalias() += alpha * a.transpose() * b.transpose();
   };
-  // One block (most calls, many from inside parallel loops) skips OpenMP altogether: even an
-  // inactive region costs more than a small product.
-  if (blocks > 1) {
-#pragma omp parallel for schedule(dynamic)
-    for (std::size_t t = 0; t < blocks; ++t) block(t);
-  } else {
-    for (std::size_t t = 0; t < blocks; ++t) block(t);
-  }
+  parallel_tasks(blocks, block);  // one block (most calls) runs on the calling thread
 }
 
 /// C[M, N] = A[M, K] B[N, K]^T for a very long inner dimension K and small M, N (attribution
@@ -103,11 +110,10 @@ void gemm_nt_long_inner(std::size_t M, std::size_t N, std::size_t K, const T* A,
   constexpr std::size_t kChunk = std::size_t{1} << 15;
   const std::size_t chunks = (K + kChunk - 1) / kChunk;
   std::vector<T> partial(chunks * M * N);
-#pragma omp parallel for schedule(dynamic) if (chunks > 1)
-  for (std::size_t c = 0; c < chunks; ++c) {
+  parallel_tasks(chunks, [&](std::size_t c) {
     const std::size_t k0 = c * kChunk, len = std::min(kChunk, K - k0);
     gemm<T>(Trans::No, Trans::Yes, M, N, len, T(1), A + k0, K, B + k0, K, T(0), partial.data() + c * M * N, N);
-  }
+  });
   std::fill(C, C + M * N, T(0));
   for (std::size_t c = 0; c < chunks; ++c)
     for (std::size_t i = 0; i < M * N; ++i) C[i] += partial[c * M * N + i];

@@ -148,18 +148,18 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         const std::size_t n = k1 - k0;
         if (port.kind == PortKind::Logits) {
           const T* final_resid = resid.data() + 2 * L * BPD;
-#pragma omp parallel for schedule(static)
-          for (std::size_t k = k0; k < k1; ++k)
-            ops::vec(start.data() + k * BPD, BPD) = ops::vec(final_resid, BPD) + ops::vec(delta_of(k), BPD);
+          parallel_tasks(k1 - k0, [&](std::size_t i) {
+            ops::vec(start.data() + (k0 + i) * BPD, BPD) = ops::vec(final_resid, BPD) + ops::vec(delta_of(k0 + i), BPD);
+          });
           k0 = k1;
           continue;
         }
         const std::size_t l = static_cast<std::size_t>(port.layer);
         const bool is_mlp = port.kind == PortKind::Mlp;
         const T* in = resid.data() + (is_mlp ? 2 * l + 1 : 2 * l) * BPD;  // what the port reads in the clean run
-#pragma omp parallel for schedule(static)
-        for (std::size_t k = k0; k < k1; ++k)
-          ops::vec(patched.data() + (k - k0) * BPD, BPD) = ops::vec(in, BPD) + ops::vec(delta_of(k), BPD);
+        parallel_tasks(n, [&](std::size_t i) {
+          ops::vec(patched.data() + i * BPD, BPD) = ops::vec(in, BPD) + ops::vec(delta_of(k0 + i), BPD);
+        });
         arena.reset();
         std::size_t old_node = 0;
         if (is_mlp) {
@@ -170,8 +170,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
           // (copied per lane: the head batches the lanes like examples). The layer's other heads
           // read nothing that changed: their clean outputs are already in `after`.
           const std::size_t h = static_cast<std::size_t>(port.head), kind = static_cast<std::size_t>(port.kind);
-#pragma omp parallel for schedule(static)
-          for (std::size_t i = 0; i < n; ++i) std::memcpy(unchanged.data() + i * BPD, in, BPD * sizeof(T));
+          parallel_tasks(n, [&](std::size_t i) { std::memcpy(unchanged.data() + i * BPD, in, BPD * sizeof(T)); });
           const T* inputs[3] = {unchanged.data(), unchanged.data(), unchanged.data()};
           inputs[kind] = patched.data();
           head_output(model, l, h, inputs[0], inputs[1], inputs[2], n * B, P, model.key_mask(task.clean, n), arena, node.data());
@@ -179,10 +178,10 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         }
         const T* old = clean_out.data() + old_node * BPD;                                  // [B, P, D]
         const T* after = resid.data() + (is_mlp ? 2 * l + 2 : M::stage_after_heads(l)) * BPD;  // holds the clean output
-#pragma omp parallel for schedule(static)
-        for (std::size_t k = k0; k < k1; ++k)
-          ops::vec(start.data() + k * BPD, BPD) =
-              ops::vec(after, BPD) + ops::vec(node.data() + (k - k0) * BPD, BPD) - ops::vec(old, BPD);
+        parallel_tasks(n, [&](std::size_t i) {
+          ops::vec(start.data() + (k0 + i) * BPD, BPD) =
+              ops::vec(after, BPD) + ops::vec(node.data() + i * BPD, BPD) - ops::vec(old, BPD);
+        });
         k0 = k1;
       }
 

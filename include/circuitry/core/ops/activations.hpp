@@ -26,8 +26,7 @@ template <class F>
 void for_blocks(std::size_t n, F&& f) {
   constexpr std::size_t kBlock = 4096;
   const std::size_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for if (n > kParallelGrain)
-  for (std::size_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
+  parallel_items(blocks, kBlock, [&](std::size_t b) { f(b * kBlock, std::min(kBlock, n - b * kBlock)); });
 }
 
 template <class T>
@@ -117,20 +116,18 @@ Var<T> gated_activation(const Ctx& ctx, const Var<T>& x) {
   Shape ys = x.shape;
   ys[ys.rank - 1] = Fw;
   Var<T> y = ctx.output(ys, x.needs_grad());
-#pragma omp parallel for if (rows * Fw > kParallelGrain)
-  for (std::size_t r = 0; r < rows; ++r) {
+  parallel_items(rows, Fw, [&](std::size_t r) {
     T* yr = y.value + r * Fw;
     F::forward(x.value + r * F2, yr, Fw);
     vec(yr, Fw) *= vec(x.value + r * F2 + Fw, Fw);
-  }
+  });
   if constexpr (Ctx::records) {
     if (y.needs_grad())
       ctx.on_backward([ctx, x, y, rows, F2, Fw] {
         const T* dy = ctx.grad(y);
         T* dx = ctx.grad(x);
         T* scratch = ctx.arena().template alloc<T>(rows * Fw);  // dy * up, then f(gate)
-#pragma omp parallel for if (rows * Fw > kParallelGrain)
-        for (std::size_t r = 0; r < rows; ++r) {
+        parallel_items(rows, Fw, [&](std::size_t r) {
           const T* gate = x.value + r * F2;
           const T* up = gate + Fw;
           T* s = scratch + r * Fw;
@@ -138,7 +135,7 @@ Var<T> gated_activation(const Ctx& ctx, const Var<T>& x) {
           F::backward(gate, s, dx + r * F2, Fw);  // d gate += f'(gate) (dy * up)
           F::forward(gate, s, Fw);
           vec(dx + r * F2 + Fw, Fw) += vec(s, Fw) * vec(dy + r * Fw, Fw);  // d up += f(gate) dy
-        }
+        });
       });
   }
   return y;

@@ -52,9 +52,8 @@ Var<T> attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads,
   const T scale = T(1) / std::sqrt(T(dh));
   Var<T> pattern = ctx.output({B, H, P, P}, qkv.needs_grad());
   const std::size_t ld = 3 * D;
-#pragma omp parallel for collapse(2) if (B * H * P * P * dh > kParallelGrain)
-  for (std::size_t b = 0; b < B; ++b)
-    for (std::size_t h = 0; h < H; ++h) {
+  parallel_items(B * H, P * P * dh, [&](std::size_t bh) {
+      const std::size_t b = bh / H, h = bh % H;
       const T* q = qkv.value + b * P * ld + h * dh;
       const T* k = q + D;
       T* A = pattern.value + (b * H + h) * P * P;
@@ -69,17 +68,15 @@ Var<T> attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads,
         for (std::size_t j = 0; j < end; ++j) row[j] /= sum;
         for (std::size_t j = end; j < P; ++j) row[j] = 0;
       }
-    }
+    });
   if constexpr (Ctx::records) {
     if (pattern.needs_grad())
       ctx.on_backward([ctx, qkv, pattern, B, P, H, dh, D, scale, ld, mask] {
         const T* dA_all = ctx.grad(pattern);
         T* dqkv = ctx.grad(qkv);
         T* dS_all = ctx.arena().template alloc<T>(B * H * P * P);
-#pragma omp parallel for collapse(2) if (B * H * P * P * dh > kParallelGrain)
-        for (std::size_t b = 0; b < B; ++b)
-          for (std::size_t h = 0; h < H; ++h) {
-            const std::size_t bh = b * H + h;
+        parallel_items(B * H, P * P * dh, [&](std::size_t bh) {
+            const std::size_t b = bh / H, h = bh % H;
             const T* A = pattern.value + bh * P * P;
             const T* dA = dA_all + bh * P * P;
             T* dS = dS_all + bh * P * P;
@@ -95,7 +92,7 @@ Var<T> attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads,
             T* dk = dq + D;
             gemm<T>(Trans::No, Trans::No, P, dh, P, T(1), dS, P, k, ld, T(1), dq, ld);
             gemm<T>(Trans::Yes, Trans::No, P, dh, P, T(1), dS, P, q, ld, T(1), dk, ld);
-          }
+          });
       });
   }
   return pattern;
@@ -109,27 +106,26 @@ Var<T> attention_mix(const Ctx& ctx, const Var<T>& pattern, const Var<T>& qkv, s
   require(pattern.shape == Shape({B, H, P, P}), "attention_mix: pattern must be " + Shape({B, H, P, P}).str());
   Var<T> z = ctx.output({B, P, H, dh}, any_grad(pattern, qkv));
   const std::size_t ld = 3 * D;
-#pragma omp parallel for collapse(2) if (B * H * P * P * dh > kParallelGrain)
-  for (std::size_t b = 0; b < B; ++b)
-    for (std::size_t h = 0; h < H; ++h)
-      gemm<T>(Trans::No, Trans::No, P, dh, P, T(1), pattern.value + (b * H + h) * P * P, P,
-              qkv.value + b * P * ld + 2 * D + h * dh, ld, T(0), z.value + b * P * D + h * dh, D);
+  parallel_items(B * H, P * P * dh, [&](std::size_t bh) {
+    const std::size_t b = bh / H, h = bh % H;
+    gemm<T>(Trans::No, Trans::No, P, dh, P, T(1), pattern.value + bh * P * P, P, qkv.value + b * P * ld + 2 * D + h * dh,
+            ld, T(0), z.value + b * P * D + h * dh, D);
+  });
   if constexpr (Ctx::records) {
     if (z.needs_grad())
       ctx.on_backward([ctx, pattern, qkv, z, B, P, H, dh, D, ld] {
         const T* dz = ctx.grad(z);
         T* dA = pattern.needs_grad() ? ctx.grad(pattern) : nullptr;
         T* dqkv = qkv.needs_grad() ? ctx.grad(qkv) : nullptr;
-#pragma omp parallel for collapse(2) if (B * H * P * P * dh > kParallelGrain)
-        for (std::size_t b = 0; b < B; ++b)
-          for (std::size_t h = 0; h < H; ++h) {
-            const T* A = pattern.value + (b * H + h) * P * P;
+        parallel_items(B * H, P * P * dh, [&](std::size_t bh) {
+            const std::size_t b = bh / H, h = bh % H;
+            const T* A = pattern.value + bh * P * P;
             const T* dzb = dz + b * P * D + h * dh;
             if (dA)
               gemm<T>(Trans::No, Trans::Yes, P, P, dh, T(1), dzb, D, qkv.value + b * P * ld + 2 * D + h * dh, ld, T(1),
                       dA + (b * H + h) * P * P, P);
             if (dqkv) gemm<T>(Trans::Yes, Trans::No, P, dh, P, T(1), A, P, dzb, D, T(1), dqkv + b * P * ld + 2 * D + h * dh, ld);
-          }
+          });
       });
   }
   return z;
@@ -149,9 +145,8 @@ void attention_rows(const T* qkv, std::size_t B, std::size_t P, std::size_t D, s
   const std::size_t dh = D / n_heads, ld = 3 * D, R = rows.size();
   const T scale = T(1) / std::sqrt(T(dh));
   require(R == 0 || rows.back() < B * P, "attention_rows: a row is outside the batch");
-#pragma omp parallel for collapse(2) if (R * n_heads * P * dh > kParallelGrain)
-  for (std::size_t i = 0; i < R; ++i)
-    for (std::size_t h = 0; h < n_heads; ++h) {
+  parallel_items(R * n_heads, P * dh, [&](std::size_t ih) {
+      const std::size_t i = ih / n_heads, h = ih % n_heads;
       const std::size_t b = rows[i] / P;
       const std::size_t n_keys = mask.end(b, rows[i] - b * P, P);
       const T* q = qkv + rows[i] * ld + h * dh;
@@ -166,7 +161,7 @@ void attention_rows(const T* qkv, std::size_t B, std::size_t P, std::size_t D, s
       scores /= scores.sum();
       Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(z + i * D + h * dh, static_cast<Eigen::Index>(dh)).noalias() =
           scores.transpose() * matrix(values, n_keys, dh, ld);
-    }
+    });
 }
 
 }  // namespace circuitry::ops

@@ -1,16 +1,31 @@
 #pragma once
 // Shared helpers for the op files (one op per file, as in ggml): vector maps and the
-// threshold under which a loop is not worth an OpenMP team.
+// threshold under which a loop is not worth waking another thread.
+#include <algorithm>
 #include <cstddef>
 #include <type_traits>
 
 #include <Eigen/Core>
 
+#include "circuitry/core/parallel.hpp"
 #include "circuitry/core/tape.hpp"
 
 namespace circuitry::ops {
 
+/// Multiply-adds (or element updates) a thread must get for the wake-up to pay: a pool hand-off
+/// costs about a microsecond when the other thread is spinning and tens when it sleeps.
 inline constexpr std::size_t kParallelGrain = std::size_t{1} << 14;
+
+/// body(i) for i in [0, n) on the thread pool, in ranges of at least kParallelGrain units of work
+/// (work_per_item units each); small loops stay on the calling thread. Items must write disjoint
+/// outputs.
+template <class Body>
+void parallel_items(std::size_t n, std::size_t work_per_item, const Body& body) {
+  const std::size_t grain = std::max<std::size_t>(1, kParallelGrain / std::max<std::size_t>(1, work_per_item));
+  parallel_for(n, grain, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) body(i);
+  });
+}
 
 template <class T>
 Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> vec(T* p, std::size_t n) {

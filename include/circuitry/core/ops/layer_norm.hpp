@@ -14,8 +14,7 @@ namespace circuitry::ops {
 template <class T>
 void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, std::size_t rows,
                         std::size_t D, T eps) {
-#pragma omp parallel for if (rows * D > kParallelGrain)
-  for (std::size_t r = 0; r < rows; ++r) {
+  parallel_items(rows, D, [&](std::size_t r) {
     auto xr = vec(x + r * D, D);
     const T m = sum_any_alignment(x + r * D, D) / T(D);
     const T var = (xr - m).square().mean();
@@ -23,21 +22,20 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
     mean[r] = m;
     rstd[r] = s;
     vec(y + r * D, D) = (xr - m) * s * vec(w, D) + vec(b, D);
-  }
+  });
 }
 
 /// dx[rows, D] += d LN(x) / dx applied to dy.
 template <class T>
 void layer_norm_backward_input(const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
                                std::size_t rows, std::size_t D) {
-#pragma omp parallel for if (rows * D > kParallelGrain)
-  for (std::size_t r = 0; r < rows; ++r) {
+  parallel_items(rows, D, [&](std::size_t r) {
     auto xhat = (vec(x + r * D, D) - mean[r]) * rstd[r];
     auto g = vec(dy + r * D, D) * vec(w, D);
     const T g_mean = g.mean();
     const T gx_mean = (g * xhat).mean();
     vec(dx + r * D, D) += rstd[r] * (g - g_mean - xhat * gx_mean);
-  }
+  });
 }
 
 /// g[rows, D] := d LN(x) / dx applied to g (serial; for callers that parallelise across ports).

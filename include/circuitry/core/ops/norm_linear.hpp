@@ -110,18 +110,21 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
                 vec(dy_out + r * NO + (p % 3) * split.n_heads * split.d_head + (p / 3) * split.d_head, split.d_head);
         dy = sum;
       }
-      // d LN(x): [rows, D], summed over ports (for the LN parameters and the plain path)
-      T* dnormed = W.value ? arena.template zeros<T>(rows * D) : const_cast<T*>(dy);
+      const std::size_t P = split.n_ports();
+      const bool norm_params_grad = ln_w.needs_grad() || ln_b.needs_grad();
+      // d LN(x): [rows, D], summed over ports, for the LN parameters and the plain path. With
+      // per-port gradients and frozen norm parameters (attribution patching) nothing reads it:
+      // the ports' own GEMMs below give the same product split by head, so it is not computed.
+      const bool need_dnormed = norm_params_grad || !sink || P == 1;
+      T* dnormed = W.value ? (need_dnormed ? arena.template alloc<T>(rows * D) : nullptr) : const_cast<T*>(dy);
       if (W.value) {
         if (W.needs_grad()) gemm<T>(Trans::Yes, Trans::No, D, N, rows, T(1), normed.value, D, dy, N, T(1), ctx.grad(W), N);
         if (Bv.needs_grad())
           for (std::size_t r = 0; r < rows; ++r) vec(ctx.grad(Bv), N) += vec(dy + r * N, N);
-        gemm<T>(Trans::No, Trans::Yes, rows, D, N, T(1), dy, N, W.value, N, T(0), dnormed, D);
+        if (need_dnormed) gemm<T>(Trans::No, Trans::Yes, rows, D, N, T(1), dy, N, W.value, N, T(0), dnormed, D);
       }
-      if (ln_w.needs_grad() || ln_b.needs_grad())
-        Norm::backward_params(dnormed, x.value, mean, rstd, ctx.grad(ln_w), ctx.grad(ln_b), rows, D);
+      if (norm_params_grad) Norm::backward_params(dnormed, x.value, mean, rstd, ctx.grad(ln_w), ctx.grad(ln_b), rows, D);
       if (!x.needs_grad() && !sink) return;
-      const std::size_t P = split.n_ports();
       if (!sink) {
         Norm::backward_input(dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
         return;
@@ -134,13 +137,12 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
       } else {
         // Ports run in parallel; each GEMM is small (inner dimension d_head), so one thread each.
         const std::size_t dh = split.d_head, Dm = split.n_heads * dh;
-#pragma omp parallel for schedule(dynamic) if (P * rows * D * dh > kParallelGrain * 64)
-        for (std::size_t p = 0; p < P; ++p) {
+        parallel_items(P, rows * D * dh, [&](std::size_t p) {
           const std::size_t out_col = (p % 3) * Dm + (p / 3) * dh, w_col = split.weight_column(p % 3, p / 3);
           T* gp = g + p * rows * D;
           gemm<T>(Trans::No, Trans::Yes, rows, D, dh, T(1), dy_out + out_col, NO, W.value + w_col, N, T(0), gp, D);
           Norm::backward_in_place(gp, x.value, ln_w.value, mean, rstd, rows, D);
-        }
+        });
       }
       sink(g, P, rows, D);
       if (x.needs_grad()) {

@@ -15,26 +15,24 @@ namespace circuitry::ops {
 /// x, y [rows, D]; mean, rstd [rows]. b is unused (an RMS norm has no bias).
 template <class T>
 void rms_norm_forward(const T* x, const T* w, T* y, T* mean, T* rstd, std::size_t rows, std::size_t D, T eps) {
-#pragma omp parallel for if (rows * D > kParallelGrain)
-  for (std::size_t r = 0; r < rows; ++r) {
+  parallel_items(rows, D, [&](std::size_t r) {
     auto xr = vec(x + r * D, D);
     const T s = T(1) / std::sqrt(xr.square().mean() + eps);
     mean[r] = T(0);
     rstd[r] = s;
     vec(y + r * D, D) = xr * s * vec(w, D);
-  }
+  });
 }
 
 /// dx[rows, D] += d RMSNorm(x) / dx applied to dy.
 template <class T>
 void rms_norm_backward_input(const T* dy, const T* x, const T* w, const T* rstd, T* dx, std::size_t rows, std::size_t D) {
-#pragma omp parallel for if (rows * D > kParallelGrain)
-  for (std::size_t r = 0; r < rows; ++r) {
+  parallel_items(rows, D, [&](std::size_t r) {
     auto xhat = vec(x + r * D, D) * rstd[r];
     auto g = vec(dy + r * D, D) * vec(w, D);
     const T gx_mean = (g * xhat).mean();
     vec(dx + r * D, D) += rstd[r] * (g - xhat * gx_mean);
-  }
+  });
 }
 
 /// g[rows, D] := d RMSNorm(x) / dx applied to g (serial; for callers that parallelise across ports).

@@ -41,8 +41,7 @@ void rotate_half(T* x, std::size_t rows, std::size_t P, std::size_t ld, std::siz
                  const RotaryTable<T>& table, bool inverse = false) {
   const std::size_t half = table.half;
   const T sign = inverse ? T(-1) : T(1);
-#pragma omp parallel for if (rows * n_vectors * table.rot > kParallelGrain)
-  for (std::size_t r = 0; r < rows; ++r) {
+  parallel_items(rows, n_vectors * table.rot, [&](std::size_t r) {
     const T* c = table.cos.data() + (r % P) * half;
     const T* s = table.sin.data() + (r % P) * half;
     for (std::size_t j = 0; j < n_vectors; ++j) {
@@ -53,7 +52,7 @@ void rotate_half(T* x, std::size_t rows, std::size_t P, std::size_t ld, std::siz
         v[i + half] = b * c[i] + a * si;
       }
     }
-  }
+  });
 }
 
 /// qkv [B, P, 3 H d_head] (q | k | v blocks, head h at columns h d_head of each) -> the same with

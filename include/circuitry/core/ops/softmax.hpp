@@ -13,13 +13,12 @@ template <class Ctx, class T = typename Ctx::scalar>
 Var<T> log_softmax(const Ctx& ctx, const Var<T>& x) {
   const std::size_t V = x.shape.cols(), rows = x.shape.rows();
   Var<T> y = ctx.output(x.shape, x.needs_grad());
-#pragma omp parallel for if (rows * V > kParallelGrain)
-  for (std::size_t r = 0; r < rows; ++r) {
+  parallel_items(rows, V, [&](std::size_t r) {
     auto xr = vec(x.value + r * V, V);
     const T mx = xr.maxCoeff();
     const T lse = mx + std::log((xr - mx).exp().sum());
     vec(y.value + r * V, V) = xr - lse;
-  }
+  });
   if constexpr (Ctx::records) {
     if (y.needs_grad())
       ctx.on_backward([ctx, x, y, V, rows] {
@@ -55,13 +54,12 @@ Var<T> cross_entropy(const Ctx& ctx, const Var<T>& logits, const std::vector<int
     require(t >= 0 && static_cast<std::size_t>(t) < V, "cross_entropy: target " + std::to_string(t) + " out of range");
   Var<T> loss = ctx.output(Shape{}, logits.needs_grad());
   T* logp = ctx.arena().template alloc<T>(rows * V);
-#pragma omp parallel for if (rows * V > kParallelGrain)
-  for (std::size_t r = 0; r < rows; ++r) {
+  parallel_items(rows, V, [&](std::size_t r) {
     auto xr = vec(logits.value + r * V, V);
     const T mx = xr.maxCoeff();
     vec(logp + r * V, V) = xr - (mx + std::log((xr - mx).exp().sum()));
-  }
-  // Summed in row order, not by an OpenMP reduction, whose order follows the thread count.
+  });
+  // Summed in row order, not per thread, so the order never follows the thread count.
   T total = 0;
   for (std::size_t r = 0; r < rows; ++r) total -= logp[r * V + static_cast<std::size_t>(targets[r])];
   loss.value[0] = total / T(rows);

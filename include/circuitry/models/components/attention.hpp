@@ -124,9 +124,9 @@ struct Attention {
                            bool subtract) {
     const std::size_t D = c.n_embd, H = c.n_head, dh = c.d_head(), A = c.d_attn();
     const T sign = subtract ? T(-1) : T(1), keep = subtract ? T(1) : T(0);
-#pragma omp parallel for if (rows * D * dh * H > ops::kParallelGrain * 64)
-    for (std::size_t h = 0; h < H; ++h)
+    ops::parallel_items(H, rows * D * dh, [&](std::size_t h) {
       gemm<T>(Trans::No, Trans::No, rows, D, dh, sign, z + h * dh, A, w_o + h * dh * D, D, keep, dst + h * stride, D);
+    });
   }
 
   // ---- one head, no tape (activation and path patching) -------------------------------
