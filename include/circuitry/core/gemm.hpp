@@ -47,6 +47,8 @@ namespace detail {
 /// every element is computed the same way whatever the thread count.
 inline constexpr std::size_t kGemmBlockCols = 1024, kGemmMinBlockRows = 128;
 inline constexpr std::size_t kGemmBlockWork = std::size_t{1} << 21;
+/// The smallest block (multiply-adds) that goes through dnnl_sgemm when oneDNN is there.
+inline constexpr std::size_t kOnednnMinWork = std::size_t{1} << 22;
 
 inline std::size_t gemm_block_rows(std::size_t M, std::size_t n, std::size_t K) {
   const std::size_t rows = (kGemmBlockWork / std::max<std::size_t>(1, n * K) + 15) / 16 * 16;
@@ -86,8 +88,11 @@ void gemm(Trans ta, Trans tb, std::size_t M, std::size_t N, std::size_t K, T alp
     const std::size_t i0 = t / col_blocks * block_rows, j0 = t % col_blocks * block_cols;
     const std::size_t m = std::min(block_rows, M - i0), n = std::min(block_cols, N - j0);
 #if defined(CIRCUITRY_WITH_ONEDNN) && !defined(CIRCUITRY_EIGEN_GEMM)
+    // oneDNN allocates its packing buffers on every call: worth it only for large blocks (a small
+    // model's thousands of small products ran 25% slower through it, mostly in page faults).
     if constexpr (std::is_same_v<T, float>)
-      return backends::onednn::sgemm_block(at, bt, m, n, K, alpha, at ? A + i0 : A + i0 * lda, lda, bt ? B + j0 * ldb : B + j0,
+      if (m * n * K >= detail::kOnednnMinWork)
+        return backends::onednn::sgemm_block(at, bt, m, n, K, alpha, at ? A + i0 : A + i0 * lda, lda, bt ? B + j0 * ldb : B + j0,
                                            ldb, C + i0 * ldc + j0, ldc);
 #endif
     auto cb = matrix(C + i0 * ldc + j0, m, n, ldc);
