@@ -29,7 +29,8 @@ constexpr const char* kUsage = R"(circuitry: circuit discovery for transformer l
 usage:
   circuitry [--out DIR]          the main job: find the induction circuit of the shipped model
   circuitry discover   --model DIR --task FILE [--out DIR] [--target F]   the same pipeline on any model
-  circuitry forward    --model DIR --task FILE --out FILE
+  circuitry forward    --model DIR --task FILE --out FILE [--format json|npy]   npy: the logits in FILE's
+                       stem + .logits.npy (numpy.load), FILE without them: for large vocabularies
   circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
                        [--memory-budget MB]   exact's working memory (default 2048): lanes per forward
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]
@@ -121,9 +122,17 @@ auto load_task(const Args& a, const M& model) {
   return make_patching_task(model, task, parse_position_mode(a.get("--positions", "last")));
 }
 
+/// `forward --format npy`: the logits file written beside --out (result.json -> result.logits.npy).
+std::filesystem::path logits_npy_path(const std::string& out) {
+  return std::filesystem::path(out).replace_extension(".logits.npy");
+}
+
 void forward(const Args& a) {
   const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+  const std::string format = a.get("--format", "json");
+  require(format == "json" || format == "npy", "unknown --format '" + format + "' (choose json or npy)");
   check_outputs(a, {"--out"});
+  if (format == "npy") io::check_writable(logits_npy_path(a.get("--out")));
   with_model(a, [&](const auto& model) {
     const auto task = load_task(a, model);
     Arena arena;
@@ -133,23 +142,27 @@ void forward(const Args& a) {
     j["metric"] = metric_name(metric.kind);
     j["clean_metric"] = metric_value(metric, task.clean_logits, task.data);
     j["corrupted_metric"] = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
-    // The logits (batch x vocabulary, 1.6M numbers for 32 GPT-2 rows) are written straight
-    // from the numbers, one row per line, each in its own type's shortest exact form.
     const std::size_t V = model.config().n_outputs(), rows = task.clean.batch;
     const T* logits = task.clean_logits.data();
     require_finite(j, "");
     for (std::size_t i = 0; i < rows * V; ++i)
       if (!std::isfinite(logits[i]))
         require_finite(double(logits[i]), "logits[" + std::to_string(i / V) + "][" + std::to_string(i % V) + "]");
-    const std::string text = io::json_text_with_member(j, "logits", rows * V * 16, [&](std::string& out) {
-      out += '[';
-      for (std::size_t b = 0; b < rows; ++b) {
-        out += b == 0 ? "\n  " : ",\n  ";
-        io::append_json_array(out, logits + b * V, V);
-      }
-      out += rows == 0 ? "]" : "\n ]";
-    });
-    io::write_file_atomically(a.get("--out"), text);
+    io::OutputSet outputs;
+    if (format == "npy") {  // the logits as a [rows, vocab] array in their own dtype (numpy.load reads it)
+      const auto npy = logits_npy_path(a.get("--out"));
+      outputs.stage_with(npy, [&](std::ostream& out) { io::write_npy(out, logits, {rows, V}); });
+      j["logits_npy"] = npy.filename().string();
+      j["logits_shape"] = {rows, V};
+      outputs.stage(a.get("--out"), result_text(j));
+    } else {
+      // The logits (batch x vocabulary, 1.6M numbers for 32 GPT-2 rows) are written straight
+      // from the numbers, one row per line, each in its own type's shortest exact form.
+      outputs.stage(a.get("--out"), io::json_text_with_member(j, "logits", rows * V * 16, [&](std::string& out) {
+                      io::append_json_matrix(out, logits, rows, V);
+                    }));
+    }
+    outputs.commit();
   });
 }
 
@@ -644,7 +657,7 @@ int run(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (cmd == "forward") forward(Args(cmd, argc, argv, 2, kModelOptions));
+  if (cmd == "forward") forward(Args(cmd, argc, argv, 2, with_model_options({"--format"})));
   else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps", "--memory-budget"})));
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot", "--d-model"}, {"--no-prune"}));

@@ -57,6 +57,20 @@ function(check_logits file rows cols max_digits)
 endfunction()
 check_logits(${WORK}/forward.json 5 41 9)
 check_logits(${WORK}/f64.json 4 37 17)
+# --format npy: the logits as a [5, 41] float32 array beside the JSON, which names it.
+expect_ok(forward_npy "\"logits_npy\": \"fnpy.logits.npy\"" ${WORK}/fnpy.json
+          forward --model ${M} --task ${M}/task.jsonl --format npy --out ${WORK}/fnpy.json)
+file(READ ${WORK}/fnpy.logits.npy magic LIMIT 8 HEX)
+file(READ ${WORK}/fnpy.logits.npy header_length LIMIT 2 OFFSET 8 HEX)
+file(SIZE ${WORK}/fnpy.logits.npy npy_size)
+string(SUBSTRING "${header_length}" 0 2 low)
+string(SUBSTRING "${header_length}" 2 2 high)
+math(EXPR data_bytes "${npy_size} - 10 - 0x${low} - 256 * 0x${high}")
+file(STRINGS ${WORK}/fnpy.logits.npy npy_dict LIMIT_COUNT 1 REGEX "descr")
+if(NOT magic STREQUAL "934e554d50590100" OR NOT data_bytes EQUAL 820 OR NOT npy_dict MATCHES "'<f4', 'fortran_order': False, 'shape': [(]5, 41[)]")
+  message(FATAL_ERROR "forward --format npy: magic ${magic}, ${data_bytes} data bytes (expected 5 x 41 x 4), header '${npy_dict}'")
+endif()
+expect_error(format_unknown "unknown --format 'csv'" forward --model ${M} --task ${M}/task.jsonl --format csv --out ${WORK}/x.json)
 # --dtype bfloat16: scores from bfloat16 GEMMs where the CPU and the build allow them, else one
 # line saying why (no oneDNN, or no AMX-BF16 / AVX512-BF16).
 execute_process(COMMAND ${CLI} attribute --model ${M} --task ${M}/task.jsonl --method eap --dtype bfloat16 --out ${WORK}/bf16.json

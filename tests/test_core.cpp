@@ -53,6 +53,33 @@ TEST_CASE("arena reuses its memory after reset") {
   CHECK(arena.reserved_bytes() == reserved);
 }
 
+TEST_CASE("a new arena takes the blocks of a destroyed one from the cache") {
+  auto& cache = detail::ArenaBlockCache::instance();
+  cache.clear();  // other tests' blocks
+  const std::size_t block = std::size_t{3} << 20;
+  std::byte* first = nullptr;
+  {
+    Arena arena(block);
+    first = arena.alloc<std::byte>(16);
+  }
+  CHECK(cache.cached_bytes() == block);
+  Arena again(block);
+  CHECK(again.alloc<std::byte>(16) == first);  // the same memory, already faulted in
+  CHECK(cache.cached_bytes() == 0);
+  Arena other(block);  // nothing cached: a block of its own
+  CHECK(other.alloc<std::byte>(16) != first);
+  // At most kMaxCachedBytes are kept: a larger block goes back to the system.
+  { Arena big(detail::ArenaBlockCache::kMaxCachedBytes + 64); big.alloc<std::byte>(64); }
+  CHECK(cache.cached_bytes() == 0);
+  { Arena small(1024), smaller(512); small.alloc<float>(1), smaller.alloc<float>(1); }
+  CHECK(cache.cached_bytes() == 1024 + 512);
+  Arena takes_smallest_fit(256);
+  takes_smallest_fit.alloc<float>(1);
+  CHECK(takes_smallest_fit.reserved_bytes() == 512);
+  cache.clear();
+  CHECK(cache.cached_bytes() == 0);
+}
+
 TEST_CASE("a non-recording context pushes nothing and gives no adjoints") {
   Arena arena;
   Context<double, false> ctx(arena);

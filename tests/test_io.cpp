@@ -16,6 +16,7 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <sstream>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/model_directory.hpp"
+#include "circuitry/io/npy.hpp"
 #include "circuitry/io/number_text.hpp"
 #include "circuitry/models/model.hpp"
 #include "circuitry/io/safetensors.hpp"
@@ -754,8 +756,44 @@ TEST_CASE("number text: floats and doubles read back bit for bit, in the shortes
   circuitry::io::append_json_array(array, row, 3);
   CHECK(array == "[1.5, -2.0, 0.25]");
   CHECK(nlohmann::json::parse(array) == nlohmann::json::parse("[1.5, -2, 0.25]"));
+  // A matrix, rows formatted on the pool: the same text at any thread count.
+  std::vector<float> m(7 * 300);
+  for (auto& x : m) x = std::bit_cast<float>(static_cast<std::uint32_t>(rng()) & 0xBF7FFFFFu);  // finite
+  std::string serial, parallel;
+  const int threads_before = circuitry::num_threads();
+  circuitry::set_num_threads(1);
+  circuitry::io::append_json_matrix(serial, m.data(), 7, 300);
+  circuitry::set_num_threads(3);
+  circuitry::io::append_json_matrix(parallel, m.data(), 7, 300);
+  circuitry::set_num_threads(threads_before);
+  CHECK(serial == parallel);
+  const auto parsed = nlohmann::json::parse(serial);
+  REQUIRE(parsed.size() == 7);
+  CHECK(parsed[6].size() == 300);
+  CHECK(parsed[6][299].get<float>() == m.back());
+  std::string empty;
+  circuitry::io::append_json_matrix(empty, m.data(), 0, 300);
+  CHECK(empty == "[]");
 
   for (double bad : {std::nan(""), D::infinity(), -D::infinity()})
     CHECK_ERROR(number_text(bad), "as a JSON number", "no NaN or infinity");
   CHECK_ERROR(number_text(F::quiet_NaN()), "as a JSON number");
+}
+
+TEST_CASE("npy: numpy's version 1.0 header, padded to 64 bytes, then the values as they lie in memory") {
+  const std::vector<float> values = {1.5f, -2.0f, 0.25f, 3.0f, 4.0f, -0.0f};
+  std::ostringstream out;
+  circuitry::io::write_npy(out, values.data(), {2, 3});
+  const std::string bytes = out.str();
+  REQUIRE(bytes.size() == 128 + values.size() * sizeof(float));  // numpy's own files have this 128-byte header too
+  CHECK(bytes.substr(0, 8) == std::string("\x93NUMPY\x01\x00", 8));
+  CHECK(std::uint8_t(bytes[8]) + 256 * std::uint8_t(bytes[9]) == 128 - 10);
+  const std::string dict = bytes.substr(10, 118);
+  CHECK(dict.rfind("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 0) == 0);
+  CHECK(dict.back() == '\n');
+  CHECK(std::memcmp(bytes.data() + 128, values.data(), values.size() * sizeof(float)) == 0);
+  // Python's tuple spelling for one and zero dimensions, and the double descriptor.
+  CHECK(circuitry::io::npy_header<double>({5}).find("'descr': '<f8', 'fortran_order': False, 'shape': (5,), }") != std::string::npos);
+  CHECK(circuitry::io::npy_header<float>({}).find("'shape': (), }") != std::string::npos);
+  CHECK(circuitry::io::npy_header<float>({32, 50257}).size() % 64 == 0);
 }

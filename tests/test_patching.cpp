@@ -327,6 +327,27 @@ TEST_CASE("faithfulness curve: the empty circuit scores 0, the full one 1; CPR a
   });
 }
 
+TEST_CASE("EdgePatchRuns: runs on reused buffers give the bytes of fresh evaluate_circuit calls") {
+  Fixture<float> fx("gpt2-small3");
+  fx.with_model([&](const auto& model) {
+    using M = std::decay_t<decltype(model)>;
+    const auto task = make_patching_task(model, fx.task);
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    const Graph graph = model.graph();
+    const auto source = ablation_source(model, task, Ablation::Resample);
+    EdgePatchRuns<M, float> runs(model, task, source);
+    std::mt19937 rng(3);
+    for (int round = 0; round < 4; ++round) {  // different circuits through the same buffers
+      std::vector<std::uint8_t> in_graph(graph.n_edges());
+      for (auto& f : in_graph) f = std::uint8_t(rng() % 3 == 0);
+      const auto reused = runs.evaluate(metric, in_graph);
+      const auto fresh = evaluate_circuit(model, task, metric, in_graph, source);
+      CHECK(reused.metric == fresh.metric);
+      CHECK(reused.logits == fresh.logits);
+    }
+  });
+}
+
 TEST_CASE("tracr, position mode all: l2 matches tracr's outputs; exact, edge patching and ACDC agree") {
   using T = double;
   for (const char* name : {"reverse", "proportion"}) {

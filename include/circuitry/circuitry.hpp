@@ -12,6 +12,7 @@
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/circuit_json.hpp"
 #include "circuitry/io/dot.hpp"
+#include "circuitry/io/npy.hpp"
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/io/scores_json.hpp"
 #include "circuitry/io/svg_plot.hpp"

@@ -26,11 +26,12 @@ FaithfulnessCurve faithfulness_curve_at(const M& model, const PatchingTask<T>& t
   const auto source = ablation_source(model, task, Ablation::Resample);
   FaithfulnessCurve curve;
   curve.m_full = metric_value(metric, task.clean_logits, task.data);
-  curve.m_empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
+  EdgePatchRuns<M, T> runs(model, task, source);
+  curve.m_empty = runs.evaluate(metric, std::vector<std::uint8_t>(graph.n_edges(), 0)).metric;
   for (std::size_t k : counts) {
     Circuit c = top_n(graph, scores, k);
     if (remove_dead_ends) prune_dead_ends(c);
-    const double m = evaluate_circuit(model, task, metric, c.in_graph, source).metric;
+    const double m = runs.evaluate(metric, c.in_graph).metric;
     curve.points.push_back({double(k) / double(graph.n_edges()), faithfulness(m, curve.m_empty, curve.m_full)});
     curve.edges_kept.push_back(c.n_edges());
   }

@@ -12,8 +12,10 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "circuitry/core/error.hpp"
+#include "circuitry/core/parallel.hpp"
 
 namespace circuitry::io {
 
@@ -42,6 +44,28 @@ void append_json_array(std::string& out, const T* p, std::size_t n) {
     append_json_number(out, p[i]);
   }
   out += ']';
+}
+
+/// Appends a [rows, cols] matrix as `[\n  [row 0],\n  [row 1]\n ]`, one row per line (the
+/// layout of forward's logits). Rows are formatted in parallel, each into its own string, and
+/// joined in order: the same text for any thread count, in half the time on two cores (a
+/// float takes about 0.1 us to format; 32 GPT-2 rows are 1.6 million of them).
+template <class T>
+void append_json_matrix(std::string& out, const T* p, std::size_t rows, std::size_t cols) {
+  std::vector<std::string> text(rows);
+  parallel_tasks(rows, [&](std::size_t r) {
+    text[r].reserve(cols * 16);
+    append_json_array(text[r], p + r * cols, cols);
+  });
+  std::size_t total = 0;
+  for (const auto& t : text) total += t.size() + 4;
+  out.reserve(out.size() + total + 4);
+  out += '[';
+  for (std::size_t r = 0; r < rows; ++r) {
+    out += r == 0 ? "\n  " : ",\n  ";
+    out += text[r];
+  }
+  out += rows == 0 ? "]" : "\n ]";
 }
 
 }  // namespace circuitry::io

@@ -84,31 +84,41 @@ class EdgePatch : public Intervention<T> {
   /// patched: one flag per edge; source: [n_upstream, B*P*D]; positions: empty (all) or one flag per position.
   EdgePatch(const Graph& graph, std::vector<std::uint8_t> patched, const std::vector<T>& source, std::size_t batch,
             std::size_t pos, std::size_t d_model, std::vector<std::uint8_t> positions = {})
-      : graph_(&graph), patched_(std::move(patched)), source_(&source), B_(batch), P_(pos), D_(d_model),
-        positions_(std::move(positions)) {
-    require(patched_.size() == graph.n_edges(), "edge patch: one flag per edge expected");
+      : graph_(&graph), source_(&source), B_(batch), P_(pos), D_(d_model), positions_(std::move(positions)) {
     require(positions_.empty() || positions_.size() == P_, "edge patch: one position flag per position expected");
+    set_patched(std::move(patched));
+  }
+
+  /// Patch another set of edges from the same source (keeps the working memory).
+  void set_patched(std::vector<std::uint8_t> patched) {
+    require(patched.size() == graph_->n_edges(), "edge patch: one flag per edge expected");
+    patched_ = std::move(patched);
   }
 
   bool port_inputs(std::size_t first, std::size_t n, const T* resid, const T* outputs, T* inputs) override {
     // mask [n, U] over the upstream nodes U that feed this stage's ports
     const std::size_t U = graph_->edges_into(static_cast<int>(first)).size(), BPD = B_ * P_ * D_;
-    std::vector<T> mask(n * U, T(0));
+    mask_.assign(n * U, T(0));
     bool any = false;
     for (std::size_t i = 0; i < n; ++i)
       for (int e : graph_->edges_into(static_cast<int>(first + i)))
         if (patched_[static_cast<std::size_t>(e)]) {
-          mask[i * U + static_cast<std::size_t>(graph_->edges()[static_cast<std::size_t>(e)].upstream)] = T(1);
+          mask_[i * U + static_cast<std::size_t>(graph_->edges()[static_cast<std::size_t>(e)].upstream)] = T(1);
           any = true;
         }
     if (!any) return false;
     // diff[u] = src_u - out_u(run), zero at positions that are not patched.  [U, B*P*D]
     diff_.resize(U * BPD);
     for (std::size_t u = 0; u < U; ++u)
-      for (std::size_t i = 0; i < BPD; ++i)
-        diff_[u * BPD + i] = position_patched((i / D_) % P_) ? (*source_)[u * BPD + i] - outputs[u * BPD + i] : T(0);
+      for (std::size_t row = 0; row < B_ * P_; ++row) {  // row = b * P + p
+        const std::size_t at = u * BPD + row * D_;
+        if (position_patched(row % P_))
+          for (std::size_t i = 0; i < D_; ++i) diff_[at + i] = (*source_)[at + i] - outputs[at + i];
+        else
+          std::fill_n(diff_.begin() + static_cast<std::ptrdiff_t>(at), D_, T(0));
+      }
     for (std::size_t i = 0; i < n; ++i) std::copy(resid, resid + BPD, inputs + i * BPD);
-    gemm<T>(Trans::No, Trans::No, n, BPD, U, T(1), mask.data(), U, diff_.data(), BPD, T(1), inputs, BPD);
+    gemm<T>(Trans::No, Trans::No, n, BPD, U, T(1), mask_.data(), U, diff_.data(), BPD, T(1), inputs, BPD);
     return true;
   }
 
@@ -120,7 +130,7 @@ class EdgePatch : public Intervention<T> {
   const std::vector<T>* source_;
   std::size_t B_, P_, D_;
   std::vector<std::uint8_t> positions_;
-  std::vector<T> diff_;
+  std::vector<T> mask_, diff_;  // working memory of port_inputs
 };
 
 template <class T>
@@ -129,14 +139,48 @@ struct PatchedRun {
   std::vector<T> logits;  // [batch, vocab]
 };
 
+/// Runs the clean input of one task again and again, each time with another set of edges
+/// patched from the same source, keeping every buffer between runs: what a loop over circuits
+/// (a faithfulness curve, a threshold sweep) should use instead of calling patch_edges each time.
+template <class M, class T = typename M::scalar>
+class EdgePatchRuns {
+ public:
+  /// source: [n_upstream, B*P*D] (ablation_source); positions: empty (all) or one flag per position.
+  EdgePatchRuns(const M& model, const PatchingTask<T>& task, const std::vector<T>& source, std::vector<std::uint8_t> positions = {})
+      : model_(&model), task_(&task), graph_(model.graph()),
+        patch_(graph_, std::vector<std::uint8_t>(graph_.n_edges(), 0), source, task.clean.batch, task.clean.pos,
+               model.config().n_embd, std::move(positions)) {}
+  EdgePatchRuns(const EdgePatchRuns&) = delete;  // patch_ points at graph_
+  EdgePatchRuns& operator=(const EdgePatchRuns&) = delete;
+
+  /// M(run with the flagged edges patched) and its logits.
+  template <class Metric>
+  PatchedRun<T> patch(const Metric& metric, std::vector<std::uint8_t> patched) {
+    patch_.set_patched(std::move(patched));
+    run_with(*model_, task_->clean, patch_, run_);
+    return {metric_value(metric, run_.logits, task_->data), run_.logits};
+  }
+  /// M(C): every edge NOT in the circuit is patched (in_graph: one flag per edge).
+  template <class Metric>
+  PatchedRun<T> evaluate(const Metric& metric, const std::vector<std::uint8_t>& in_graph) {
+    std::vector<std::uint8_t> patched(in_graph.size());
+    for (std::size_t e = 0; e < in_graph.size(); ++e) patched[e] = in_graph[e] ? 0 : 1;
+    return patch(metric, std::move(patched));
+  }
+
+ private:
+  const M* model_;
+  const PatchingTask<T>* task_;
+  Graph graph_;
+  EdgePatch<T> patch_;
+  InterventionRun<T> run_;
+};
+
 /// Runs the clean input with the flagged edges patched from `source` and returns M.
 template <class M, class Metric, class T = typename M::scalar>
 PatchedRun<T> patch_edges(const M& model, const PatchingTask<T>& task, const Metric& metric, const std::vector<std::uint8_t>& patched,
                           const std::vector<T>& source, const std::vector<std::uint8_t>& positions = {}) {
-  const Graph graph = model.graph();
-  EdgePatch<T> iv(graph, patched, source, task.clean.batch, task.clean.pos, model.config().n_embd, positions);
-  auto run = run_with(model, task.clean, iv);
-  return {metric_value(metric, run.logits, task.data), std::move(run.logits)};
+  return EdgePatchRuns<M, T>(model, task, source, positions).patch(metric, patched);
 }
 
 /// Patches every outgoing edge of the named upstream nodes.
@@ -154,9 +198,7 @@ PatchedRun<T> patch_nodes(const M& model, const PatchingTask<T>& task, const Met
 template <class M, class Metric, class T = typename M::scalar>
 PatchedRun<T> evaluate_circuit(const M& model, const PatchingTask<T>& task, const Metric& metric,
                                const std::vector<std::uint8_t>& in_graph, const std::vector<T>& source) {
-  std::vector<std::uint8_t> patched(in_graph.size());
-  for (std::size_t e = 0; e < in_graph.size(); ++e) patched[e] = in_graph[e] ? 0 : 1;
-  return patch_edges(model, task, metric, patched, source);
+  return EdgePatchRuns<M, T>(model, task, source).evaluate(metric, in_graph);
 }
 
 }  // namespace circuitry

@@ -26,15 +26,23 @@ class Intervention {
   virtual void node_output(std::size_t /*node*/, const T* /*outputs*/, T* /*value*/) {}
 };
 
+/// One run's results, and its working memory: run_with on the same object again reuses every
+/// buffer, so a loop of runs (a faithfulness curve, a sweep of circuits) touches fresh memory
+/// only once.
 template <class T>
 struct InterventionRun {
-  std::vector<T> logits;        // [readout rows, vocab] (each sequence's last position in mode last)
+  std::vector<T> logits;          // [readout rows, vocab] (each sequence's last position in mode last)
   AlignedVector<T> node_outputs;  // [n_upstream, batch, pos, d_model]
   AlignedVector<T> residuals;     // [2L + 1, batch, pos, d_model] the ordinary residual at every stage
+  // working memory
+  AlignedVector<T> resid;         // [batch, pos, d_model] the running residual stream
+  AlignedVector<T> ports;         // [3 * n_head, batch, pos, d_model] one stage's port inputs
+  Arena arena;
 };
 
+/// Runs `batch` under `iv` into `run`, reusing its buffers.
 template <class M, class T = typename M::scalar>
-InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>& iv) {
+void run_with(const M& model, const Batch& batch, Intervention<T>& iv, InterventionRun<T>& run) {
   using Arch = typename M::architecture;
   using Attn = typename M::attention;
   const auto& c = model.config();
@@ -42,12 +50,16 @@ InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>&
   const std::size_t BPD = B * P * D, ppl = model.ports_per_layer();
   require(P <= c.n_positions, "sequence of " + std::to_string(P) + " tokens is longer than the context (n_positions = " +
                                   std::to_string(c.n_positions) + ")");
-  InterventionRun<T> run;
-  run.node_outputs.assign(model.n_upstream() * BPD, T(0));
-  run.residuals.assign(residual_stages(L) * BPD, T(0));
+  // Every element of these is written below before it is read.
+  run.node_outputs.resize(model.n_upstream() * BPD);
+  run.residuals.resize(residual_stages(L) * BPD);
+  run.resid.resize(BPD);
+  run.ports.resize(3 * H * BPD);
   T* outs = run.node_outputs.data();
-  AlignedVector<T> resid(BPD), ports(3 * H * BPD);
-  Arena arena;
+  AlignedVector<T>& resid = run.resid;
+  AlignedVector<T>& ports = run.ports;
+  Arena& arena = run.arena;
+  arena.reset();
   Context<T, false> ctx(arena);
   const auto params = ParamVars<T>::view(model.weights());
   const ops::KeyMask mask = model.key_mask(batch);
@@ -98,6 +110,12 @@ InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>&
   const T* x = iv.port_inputs(L * ppl, 1, resid.data(), outs, ports.data()) ? ports.data() : resid.data();
   arena.reset();
   run.logits = logits_from_residual(model, x, B, P, batch.readout, arena);
+}
+
+template <class M, class T = typename M::scalar>
+InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>& iv) {
+  InterventionRun<T> run;
+  run_with(model, batch, iv, run);
   return run;
 }
 
