@@ -32,7 +32,8 @@ usage:
   circuitry forward    --model DIR --task FILE --out FILE [--format json|npy]   npy: the logits in FILE's
                        stem + .logits.npy (numpy.load), FILE without them: for large vocabularies
   circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
-                       [--memory-budget MB]   exact's working memory (default 2048): lanes per forward
+                       [--memory-budget MB]   working memory: exact's lanes per forward (default 2048),
+                       the gradient methods' examples per pass (default 512)
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]
   circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE [--ablation resample|zero|mean]
   circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
@@ -182,13 +183,15 @@ std::function<void(std::size_t, std::size_t)> progress_printer(const std::string
 template <class M, class T = typename M::scalar>
 Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
                        std::size_t steps, std::size_t memory_budget_mb) {
-  if (method == "eap") return attribute(model, task, metric, Eap{});
-  if (method == "eap-ig") return attribute(model, task, metric, EapIg{steps});
-  if (method == "clean-corrupted") return attribute(model, task, metric, CleanCorrupted{});
+  // memory_budget_mb = 0: the method's default
+  auto budget = [&](std::size_t default_bytes) { return memory_budget_mb ? memory_budget_mb << 20 : default_bytes; };
+  if (method == "eap") return attribute(model, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget)});
+  if (method == "eap-ig") return attribute(model, task, metric, EapIg{.steps = steps, .memory_budget = budget(kAttributionMemoryBudget)});
+  if (method == "clean-corrupted") return attribute(model, task, metric, CleanCorrupted{.memory_budget = budget(kAttributionMemoryBudget)});
   if (method == "exact") {
     ExactPatching exact;
     exact.progress = progress_printer("exact");
-    exact.memory_budget = memory_budget_mb << 20;
+    exact.memory_budget = budget(exact.memory_budget);
     return attribute(model, task, metric, exact);
   }
   throw Error("unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
@@ -199,8 +202,7 @@ void attribute_command(const Args& a) {
   require(method == "eap" || method == "eap-ig" || method == "clean-corrupted" || method == "exact",
           "unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
   const std::size_t steps = a.positive("--steps", 5);
-  const std::size_t budget_mb = a.positive("--memory-budget", static_cast<long long>(ExactPatching{}.memory_budget >> 20));
-  require(method == "exact" || !a.has("--memory-budget"), "attribute: --memory-budget is an option of --method exact");
+  const std::size_t budget_mb = a.has("--memory-budget") ? a.positive("--memory-budget", 1) : 0;
   const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
   check_outputs(a, {"--out"});
   with_model(a, [&](const auto& model) {

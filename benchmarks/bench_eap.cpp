@@ -3,6 +3,7 @@
 // --dtype float64 | bfloat16; --batch, --pos): two forwards, one backward, one GEMM per stage.
 // With bfloat16 it also scores in float32 and prints how the two agree: the Spearman
 // correlation of the scores and the overlap of the top 1% of edges by |score|.
+// --memory-budget MB sets Eap::memory_budget (default 512): the examples per gradient pass.
 #include "bench_common.hpp"
 
 using namespace circuitry;
@@ -14,8 +15,9 @@ void run(const bench::Options& opt) {
     const std::size_t B = opt.batch, P = opt.pos;
     const auto patching_task = bench::random_task(model, B, P);
     const BuiltinMetric metric{MetricKind::LogitDiff};
+    const Eap eap{.memory_budget = opt.number("--memory-budget", kAttributionMemoryBudget >> 20) << 20};
     Attribution r;
-    const double seconds = bench::median_seconds(3, [&] { r = attribute(model, patching_task, metric, Eap{}); });
+    const double seconds = bench::median_seconds(3, [&] { r = attribute(model, patching_task, metric, eap); });
     // The work: the corrupted forward, the clean forward on the tape, its backward (activation
     // gradients only, about one forward: no weight gradients), each head's output z_h W_O[h] in
     // both forwards, and the scoring GEMMs Delta . g_p.
@@ -25,14 +27,15 @@ void run(const bench::Options& opt) {
     double scoring = 0;
     for (std::size_t p = 0; p < g.ports().size(); ++p) scoring += 2.0 * double(g.edges_into(int(p)).size()) * double(B * P * c.n_embd);
     const double gflop = (3 * fwd + head_outputs + scoring) / 1e9;
-    std::printf("EAP, %s shape, %zu edges, %zu x %zu tokens, %s, %d threads\n", opt.arch.c_str(), g.n_edges(), B, P,
-                bench::dtype_name<T>(), num_threads());
+    std::printf("EAP, %s shape, %zu edges, %zu x %zu tokens, %s, %d threads, %zu pass(es) (memory budget %zu MB)\n", opt.arch.c_str(),
+                g.n_edges(), B, P, bench::dtype_name<T>(), num_threads(), attribution_parts(model, patching_task.clean, eap.memory_budget),
+                eap.memory_budget >> 20);
     std::printf("work %.1f GFLOP (3 forward-equivalents %.1f + head outputs %.1f + scoring %.1f), median %.3f s\n", gflop, 3 * fwd / 1e9,
                 head_outputs / 1e9, scoring / 1e9, seconds);
     std::string agreement;
     if (gemm_precision() == GemmPrecision::bfloat16) {
       const GemmPrecisionScope float32(GemmPrecision::native);
-      const Attribution reference = attribute(model, patching_task, metric, Eap{});
+      const Attribution reference = attribute(model, patching_task, metric, eap);
       const std::size_t k = std::max<std::size_t>(1, g.n_edges() / 100);
       agreement = " spearman_vs_float32=" + std::to_string(spearman(r.edge_scores, reference.edge_scores)) +
                   " top1pct_overlap=" + std::to_string(top_k_overlap(r.edge_scores, reference.edge_scores, k));
@@ -42,6 +45,6 @@ void run(const bench::Options& opt) {
 }
 
 int main(int argc, char** argv) {
-  const auto opt = bench::Options::parse(argc, argv);
+  const auto opt = bench::Options::parse(argc, argv, {}, {}, {"--memory-budget"});
   bench::with_dtype(opt, [&](auto tag) { run<decltype(tag)>(opt); });
 }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <cstdint>
 #include <random>
 
 #include <circuitry/circuits/acdc.hpp>
@@ -324,6 +325,50 @@ TEST_CASE("faithfulness curve: the empty circuit scores 0, the full one 1; CPR a
     CHECK(curve.cpr == doctest::Approx(cpr(curve.points)));
     CHECK(curve.cmd == doctest::Approx(cmd(curve.points)));
     CHECK(curve.cpr > 0.0);
+  });
+}
+
+TEST_CASE("attribution in parts: the parts' scores, weighted by their share of the examples, are the whole task's") {
+  Fixture<double> fx("gpt2-small3");
+  fx.with_model([&](const auto& model) {
+    Task uneven = fx.task;  // examples of different lengths: mode all weighs their rows unequally
+    uneven.examples.pop_back();  // 5 examples: parts of 2 are 1, 2 and 2 examples
+    for (std::size_t i = 0; i < uneven.examples.size(); i += 2) {
+      uneven.examples[i].clean.pop_back();
+      uneven.examples[i].corrupted.pop_back();
+    }
+    const Graph g = model.graph();
+    for (PositionMode mode : {PositionMode::Last, PositionMode::All})
+      for (const Task* text : {&fx.task, &uneven}) {
+        const auto task = make_patching_task(model, *text, mode);
+        REQUIRE(task.clean.batch >= 3);
+        CHECK(attribution_parts(model, task.clean, 1) == task.clean.batch);  // one example a part
+        CHECK(attribution_parts(model, task.clean, SIZE_MAX) == 1);
+        CHECK(attribution_parts(model, task.clean, 2 * attribution_memory_per_example(model, task.clean)) ==
+              (task.clean.batch + 1) / 2);
+        for (auto kind : {MetricKind::LogitDiff, MetricKind::ProbDiff, MetricKind::KL, MetricKind::Loss, MetricKind::LogitDiffMax,
+                          MetricKind::L2}) {
+          CAPTURE(metric_name(kind));
+          CAPTURE(int(mode));
+          const BuiltinMetric metric{kind};
+          auto check = [&](const Attribution& parts, const Attribution& whole) {
+            double scale = 1e-300, worst = 0;
+            for (std::size_t e = 0; e < g.n_edges(); ++e) {
+              scale = std::max(scale, std::abs(whole.edge_scores[e]));
+              worst = std::max(worst, std::abs(parts.edge_scores[e] - whole.edge_scores[e]));
+            }
+            CHECK(worst <= 1e-10 * scale + 1e-13);  // kl and l2: EAP's scores are 0 up to rounding
+            CHECK(parts.corrupted_metric == doctest::Approx(whole.corrupted_metric).epsilon(1e-12));
+            CHECK(parts.clean_metric == whole.clean_metric);
+          };
+          const std::size_t two_examples = 2 * attribution_memory_per_example(model, task.clean);
+          const auto whole = attribute(model, task, metric, Eap{.memory_budget = SIZE_MAX});
+          check(attribute(model, task, metric, Eap{.memory_budget = 1}), whole);
+          check(attribute(model, task, metric, Eap{.memory_budget = two_examples}), whole);
+          check(attribute(model, task, metric, EapIg{.steps = 2, .memory_budget = 1}),
+                attribute(model, task, metric, EapIg{.steps = 2, .memory_budget = SIZE_MAX}));
+        }
+      }
   });
 }
 

@@ -47,6 +47,19 @@ struct Batch {
       for (std::size_t t = 1; t < length(b); ++t) readout.push_back(b * pos + t);
     }
   }
+  /// Sequences [first, last) as a batch of their own, with the same padded length.
+  Batch sequences(std::size_t first, std::size_t last_seq) const {
+    require(first < last_seq && last_seq <= batch, "Batch::sequences: [" + std::to_string(first) + ", " + std::to_string(last_seq) +
+                                                       ") is not a non-empty range of the " + std::to_string(batch) + " sequences");
+    Batch out;
+    out.batch = last_seq - first, out.pos = pos;
+    const std::size_t row0 = first * pos, row1 = last_seq * pos;
+    out.tokens.assign(tokens.begin() + static_cast<std::ptrdiff_t>(row0), tokens.begin() + static_cast<std::ptrdiff_t>(row1));
+    for (std::size_t b = first; b < last_seq; ++b) out.last.push_back(last[b] - row0);
+    for (std::size_t r : readout)
+      if (r >= row0 && r < row1) out.readout.push_back(r - row0);
+    return out;
+  }
   /// `lanes` copies of this batch stacked one after another (rows of copy k shifted by k * rows()).
   Batch lanes(std::size_t k_lanes) const {
     Batch out;

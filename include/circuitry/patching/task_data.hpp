@@ -2,7 +2,9 @@
 // A task ready for patching: clean and corrupted batches (right-padded), and what the
 // metric needs (answer and wrong token sets, the clean run's logits and log-probabilities for l2 and kl),
 // read at each example's last position or, in position mode `all`, at every position after the first.
+#include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "circuitry/circuits/metrics.hpp"
 #include "circuitry/models/model.hpp"
@@ -66,6 +68,38 @@ PatchingTask<T> make_patching_task(const M& model, const Task& task, PositionMod
   t.data.clean_log_probs = log_softmax_rows(logits.value, logits.shape[0], logits.shape[1]);
   t.data.clean_logits = t.clean_logits;
   return t;
+}
+
+/// Examples [first, last) of a task as a task of their own, whose metric is the mean over those
+/// examples: for a metric that is a mean over examples (metric_is_mean_over_examples),
+///   M(task) = sum over a partition into parts of (examples in part / examples) * M(part),
+/// and so are its gradients; attribution patching runs large tasks a part at a time this way.
+template <class T>
+PatchingTask<T> task_examples(const PatchingTask<T>& task, std::size_t first, std::size_t last) {
+  PatchingTask<T> part;
+  part.clean = task.clean.sequences(first, last);
+  part.corrupted = task.corrupted.sequences(first, last);
+  // The readout rows are grouped by sequence, in order: the part's rows are one contiguous range.
+  const auto row_of = [&](std::size_t b) {
+    return static_cast<std::size_t>(std::lower_bound(task.clean.readout.begin(), task.clean.readout.end(), b * task.clean.pos) -
+                                    task.clean.readout.begin());
+  };
+  const std::size_t r0 = row_of(first), r1 = row_of(last), V = task.data.rows ? task.clean_logits.size() / task.data.rows : 0;
+  const auto rows = [&](const auto& v, std::size_t width) {
+    using V_ = std::decay_t<decltype(v)>;
+    if (v.empty()) return V_{};
+    return V_(v.begin() + static_cast<std::ptrdiff_t>(r0 * width), v.begin() + static_cast<std::ptrdiff_t>(r1 * width));
+  };
+  part.data.rows = r1 - r0;
+  part.data.answer = rows(task.data.answer, 1);
+  part.data.wrong = rows(task.data.wrong, 1);
+  part.data.clean_log_probs = rows(task.data.clean_log_probs, V);
+  part.data.clean_logits = rows(task.data.clean_logits, V);
+  part.data.outputs = task.data.outputs;
+  part.data.row_weights = rows(task.data.row_weights, 1);  // 1 / (examples * rows of its example) ...
+  for (T& w : part.data.row_weights) w *= T(task.clean.batch) / T(last - first);  // ... of the part
+  part.clean_logits = rows(task.clean_logits, V);
+  return part;
 }
 
 /// M(logits) for a metric callable, without the tape. logits: [readout rows, vocab]
