@@ -54,8 +54,13 @@ template <class T>
 void append_json_matrix(std::string& out, const T* p, std::size_t rows, std::size_t cols) {
   std::vector<std::string> text(rows);
   parallel_tasks(rows, [&](std::size_t r) {
-    text[r].reserve(cols * 16);
-    append_json_array(text[r], p + r * cols, cols);
+    // Built in a local string and moved in at the end: appending to text[r] itself would write
+    // its size field, beside the next row's, on every number (false sharing between threads
+    // that took neighbouring rows: no faster than one thread).
+    std::string row;
+    row.reserve(cols * 16);
+    append_json_array(row, p + r * cols, cols);
+    text[r] = std::move(row);
   });
   std::size_t total = 0;
   for (const auto& t : text) total += t.size() + 4;
