@@ -31,6 +31,16 @@ void run(const M& model, const bench::Options& opt, const char* shape, int runs)
       if (port.kind != PortKind::Logits && static_cast<std::size_t>(port.layer) < below) policy.edges[e] = 1, ++n_edges;
     }
   }
+  if (runs == 1) {  // a long run: a line on stderr every 30 s
+    const auto start = std::chrono::steady_clock::now();
+    auto last = start;
+    policy.progress = [=](std::size_t done, std::size_t total) mutable {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::seconds(30) && done != total) return;
+      last = now;
+      std::fprintf(stderr, "  %zu / %zu edges, %.0f s\n", done, total, std::chrono::duration<double>(now - start).count());
+    };
+  }
   auto once = [&] { attribute(model, patching_task, metric, policy); };
   double seconds = 0;
   if (runs > 1) {

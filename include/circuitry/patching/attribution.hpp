@@ -103,8 +103,8 @@ std::size_t attribution_memory_per_example(const M& model, const Batch& clean) {
   return (clean.pos * per_token + 3 * readout_rows * c.n_outputs()) * sizeof(T);
 }
 
-/// Parts attribute_gradients cuts a task of `examples` into: as few as keep each part's
-/// working memory within the budget, at least one. Depends on the shapes and the budget only.
+/// How many parts attribute_gradients cuts the task of batch `clean` into: as few as keep each
+/// part's working memory within the budget, at least one. Depends on the shapes and the budget only.
 template <class M>
 std::size_t attribution_parts(const M& model, const Batch& clean, std::size_t memory_budget) {
   const std::size_t fit = std::max<std::size_t>(1, memory_budget / attribution_memory_per_example(model, clean));
