@@ -86,6 +86,15 @@ inline void require_finite_metrics(const Attribution& r) {
                                       "): the model's numbers overflow or are NaN; check the checkpoint's weights");
 }
 
+/// Values one layer's activations hold per token of sequences of `pos` tokens (norms, q|k|v,
+/// z, attention rows, MLP hidden): the unit of both attributions' memory estimates.
+template <class M>
+std::size_t layer_activations_per_token(const M& model, std::size_t pos) {
+  const ModelConfig& c = model.config();
+  const std::size_t mlp = M::architecture::has_mlp ? (c.gated_mlp ? 3 : 2) * c.n_inner : 0;
+  return 7 * c.n_embd + 2 * c.qkv_width() + c.d_attn() + c.n_head * pos + mlp;
+}
+
 /// Bytes of attribution patching's working memory per example, from the shapes: per token, each
 /// layer's activations on the tape and their adjoints (norm outputs, q|k|v, z, attention rows, MLP
 /// hidden), Delta of every upstream node and one stage's port gradients; per readout row the
@@ -96,9 +105,8 @@ std::size_t attribution_memory_per_example(const M& model, const Batch& clean) {
   using T = typename M::scalar;
   const ModelConfig& c = model.config();
   const std::size_t D = c.n_embd;
-  const std::size_t mlp = M::architecture::has_mlp ? (c.gated_mlp ? 3 : 2) * c.n_inner : 0;
-  const std::size_t layer = 7 * D + 2 * c.qkv_width() + c.d_attn() + c.n_head * clean.pos + mlp;
-  const std::size_t per_token = 2 * c.n_layer * layer + model.n_upstream() * D + 3 * c.n_head * D;
+  const std::size_t per_token =
+      2 * c.n_layer * layer_activations_per_token(model, clean.pos) + model.n_upstream() * D + 3 * c.n_head * D;
   const std::size_t readout_rows = (clean.readout.size() + clean.batch - 1) / clean.batch;
   return (clean.pos * per_token + 3 * readout_rows * c.n_outputs()) * sizeof(T);
 }

@@ -55,8 +55,7 @@ ExactMemory exact_memory(const M& model, const Batch& clean) {
   using T = typename M::scalar;
   const ModelConfig& c = model.config();
   const std::size_t rows = clean.batch * clean.pos, D = c.n_embd, L = c.n_layer;
-  const std::size_t mlp = M::architecture::has_mlp ? (c.gated_mlp ? 3 : 2) * c.n_inner : 0;
-  const std::size_t layer = rows * (7 * D + 2 * c.qkv_width() + c.d_attn() + c.n_head * clean.pos + mlp);
+  const std::size_t layer = rows * layer_activations_per_token(model, clean.pos);
   ExactMemory m;
   m.fixed = (2 * model.n_upstream() + residual_stages(L)) * rows * D * sizeof(T);
   m.per_lane = (5 * rows * D + layer + clean.readout.size() * c.n_outputs()) * sizeof(T);
