@@ -5,6 +5,10 @@
 // counts (--batch B --pos P).
 #include <sys/resource.h>
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +43,64 @@ inline double peak_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) / 1024.0;
+}
+
+/// The float32 rate (GFLOP/s) that the pool's threads reach right now on register-only
+/// multiply-adds: on every thread 12 independent chains of fused multiply-adds of the widest
+/// vectors this build has (AVX-512: 16 lanes, AVX2: 8), best of three tries. It is the ceiling
+/// a benchmark's GFLOP/s are a fraction of: the nominal peak is cores x FMA units x lanes x 2 x
+/// clock (2 x 2 x 16 x 2 x 2.6 GHz = 333 GFLOP/s for two Sapphire Rapids cores), and on a shared
+/// VM the delivered one wanders with the neighbours, so each benchmark measures it beside its
+/// own timing. 0 when the build has no FMA vectors (no -march=native).
+inline double fma_peak_gflops() {
+#if defined(__AVX512F__)
+  using Vec = __m512;
+  constexpr int lanes = 16;
+  const auto fma = [](Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); };
+  const auto splat = [](float x) { return _mm512_set1_ps(x); };
+#elif defined(__AVX2__) && defined(__FMA__)
+  using Vec = __m256;
+  constexpr int lanes = 8;
+  const auto fma = [](Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); };
+  const auto splat = [](float x) { return _mm256_set1_ps(x); };
+#endif
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+  constexpr long iterations = 20'000'000;
+  constexpr int chains = 12;  // 4-cycle latency x 2 units = 8 in flight needed; 12 leave slack
+  const int threads = num_threads();
+  double best = 0;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const auto start = std::chrono::steady_clock::now();
+    parallel_tasks(static_cast<std::size_t>(threads), [&](std::size_t t) {
+      volatile float seed = 1.0f + 0.001f * float(t);  // distinct, unknown values: no chain can be merged
+      Vec a[chains];
+      for (int i = 0; i < chains; ++i) a[i] = splat(seed + 0.01f * float(i));
+      const Vec b = splat(seed * 0.999f), c = splat(seed * 1e-7f);
+      for (long k = 0; k < iterations; ++k) {
+#pragma GCC unroll 12
+        for (int i = 0; i < chains; ++i) a[i] = fma(a[i], b, c);
+        // Keeps all 12 chains live in registers, so the compiler cannot shorten the loop.
+        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]), "+x"(a[6]), "+x"(a[7]),
+                         "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
+      }
+    });
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, double(threads) * iterations * chains * lanes * 2 / seconds / 1e9);
+  }
+  return best;
+#else
+  return 0;
+#endif
+}
+
+/// The figures every timing benchmark ends with: ` peak_gflops=P fraction_of_peak=F` for a rate of
+/// `gflops` (nothing when the build cannot measure the peak).
+inline std::string peak_fraction(double gflops) {
+  const double peak = fma_peak_gflops();
+  if (peak <= 0) return {};
+  char text[96];
+  std::snprintf(text, sizeof text, " peak_gflops=%.0f fraction_of_peak=%.2f", peak, gflops / peak);
+  return text;
 }
 
 inline ModelConfig gpt2_small_config() {

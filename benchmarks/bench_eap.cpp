@@ -40,7 +40,8 @@ void run(const bench::Options& opt) {
       agreement = " spearman_vs_float32=" + std::to_string(spearman(r.edge_scores, reference.edge_scores)) +
                   " top1pct_overlap=" + std::to_string(top_k_overlap(r.edge_scores, reference.edge_scores, k));
     }
-    std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f%s\n", seconds, gflop / seconds, bench::peak_mb(), agreement.c_str());
+    std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f%s%s\n", seconds, gflop / seconds, bench::peak_mb(),
+                bench::peak_fraction(gflop / seconds).c_str(), agreement.c_str());
   });
 }
 

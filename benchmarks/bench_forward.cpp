@@ -21,7 +21,8 @@ void run(const bench::Options& opt) {
     std::printf("%s shape, %zu x %zu tokens, %s, %d threads\n", opt.arch.c_str(), B, P, bench::dtype_name<T>(), num_threads());
     std::printf("nominal work %.1f GFLOP (every layer at every position; the last layer only needs the last rows), median %.3f s\n",
                 gflop, seconds);
-    std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f\n", seconds, gflop / seconds, bench::peak_mb());
+    std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f%s\n", seconds, gflop / seconds, bench::peak_mb(),
+                bench::peak_fraction(gflop / seconds).c_str());
   });
 }
 

@@ -438,30 +438,43 @@ TEST_CASE("thread pool: every task once at any thread count, nested loops serial
 
 TEST_CASE("gemm: the same bytes for any thread count, and the product it should be") {
   const int before = num_threads();
-  const std::size_t M = 300, N = 1100, K = 70;  // several row and column blocks
-  std::mt19937 rng(7);
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  std::vector<float> A(M * K), B(N * K);
-  for (auto& v : A) v = n(rng);
-  for (auto& v : B) v = n(rng);
-  std::vector<std::vector<float>> results;
-  for (int threads : {1, 2, 3}) {
-    set_num_threads(threads);
-    std::vector<float> C(M * N, 1.0f);
-    gemm<float>(Trans::No, Trans::Yes, M, N, K, 0.5f, A.data(), K, B.data(), K, 2.0f, C.data(), N);
-    results.push_back(C);
+  struct Shape {
+    std::size_t M, N, K;
+  };
+  // Several row and column blocks; a short product cut along its columns (3 blocks); a
+  // shorter one in 7 column blocks (detail::gemm_grid).
+  for (const Shape s : {Shape{300, 1100, 70}, Shape{176, 1100, 70}, Shape{40, 1100, 700}}) {
+    CAPTURE(s.M);
+    const std::size_t M = s.M, N = s.N, K = s.K;
+    std::mt19937 rng(7);
+    std::normal_distribution<float> n(0.0f, 1.0f);
+    std::vector<float> A(M * K), B(N * K);
+    for (auto& v : A) v = n(rng);
+    for (auto& v : B) v = n(rng);
+    std::vector<std::vector<float>> results;
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      std::vector<float> C(M * N, 1.0f);
+      gemm<float>(Trans::No, Trans::Yes, M, N, K, 0.5f, A.data(), K, B.data(), K, 2.0f, C.data(), N);
+      results.push_back(C);
+    }
+    CHECK(results[0] == results[1]);
+    CHECK(results[0] == results[2]);
+    double worst = 0;
+    for (std::size_t i = 0; i < M; i += 7)
+      for (std::size_t j = 0; j < N; j += 53) {
+        double dot = 0;
+        for (std::size_t k = 0; k < K; ++k) dot += double(A[i * K + k]) * double(B[j * K + k]);
+        worst = std::max(worst, std::abs(results[0][i * N + j] - (0.5 * dot + 2.0)) / (1.0 + std::abs(0.5 * dot)));
+      }
+    CHECK(worst < 1e-5);
   }
   set_num_threads(before);
-  CHECK(results[0] == results[1]);
-  CHECK(results[0] == results[2]);
-  double worst = 0;
-  for (std::size_t i = 0; i < M; i += 37)
-    for (std::size_t j = 0; j < N; j += 53) {
-      double dot = 0;
-      for (std::size_t k = 0; k < K; ++k) dot += double(A[i * K + k]) * double(B[j * K + k]);
-      worst = std::max(worst, std::abs(results[0][i * N + j] - (0.5 * dot + 2.0)));
-    }
-  CHECK(worst < 1e-4);
+  const detail::GemmGrid tall = detail::gemm_grid(300, 1100, 70), short_cut = detail::gemm_grid(176, 1100, 70);
+  CHECK(tall.block_rows == 128);
+  CHECK(tall.block_cols == 1024);
+  CHECK(short_cut.block_rows == 176);  // all rows, the columns in 3 equal blocks
+  CHECK(short_cut.block_cols == 368);
 }
 
 TEST_CASE("bfloat16 GEMMs: rounding and agreement with float32, or one clear error where they cannot run") {

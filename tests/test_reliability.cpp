@@ -280,8 +280,9 @@ TEST_CASE("atomic outputs: a failing output leaves no file behind and keeps the 
 }
 
 TEST_CASE_TEMPLATE("gemm: the same bits for 1, 2 and 3 threads, transposed or not", T, float, double) {
-  // Big enough for gemm's block grid (3 x 3 blocks) and gemm_nt_long_inner's K-chunks.
-  const std::size_t M = 300, N = 2100, K = 70, long_K = 3 * (std::size_t{1} << 15) + 5;
+  // Big enough for gemm's block grid (3 x 3 blocks; with 176 rows, 6 column blocks) and
+  // gemm_nt_long_inner's K-chunks.
+  const std::size_t M = 300, short_M = 176, N = 2100, K = 70, long_K = 3 * (std::size_t{1} << 15) + 5;
   std::mt19937 rng(7);
   std::normal_distribution<double> normal;
   auto random = [&](std::size_t n) {
@@ -295,12 +296,13 @@ TEST_CASE_TEMPLATE("gemm: the same bits for 1, 2 and 3 threads, transposed or no
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
     std::vector<T> out;
-    for (Trans ta : {Trans::No, Trans::Yes})
-      for (Trans tb : {Trans::No, Trans::Yes}) {
-        std::vector<T> C(M * N, T(1));
-        gemm<T>(ta, tb, M, N, K, T(0.5), A.data(), ta == Trans::No ? K : M, B.data(), tb == Trans::No ? N : K, T(1), C.data(), N);
-        out.insert(out.end(), C.begin(), C.end());
-      }
+    for (std::size_t m : {M, short_M})
+      for (Trans ta : {Trans::No, Trans::Yes})
+        for (Trans tb : {Trans::No, Trans::Yes}) {
+          std::vector<T> C(m * N, T(1));
+          gemm<T>(ta, tb, m, N, K, T(0.5), A.data(), ta == Trans::No ? K : m, B.data(), tb == Trans::No ? N : K, T(1), C.data(), N);
+          out.insert(out.end(), C.begin(), C.end());
+        }
     std::vector<T> S(4 * 5);
     gemm_nt_long_inner<T>(4, 5, long_K, L.data(), R.data(), S.data());
     out.insert(out.end(), S.begin(), S.end());

@@ -168,13 +168,14 @@ inline void gemm_bf16(bool at, bool bt, std::size_t M, std::size_t N, std::size_
   });
 }
 
-/// C[m, n] += alpha * op(A) op(B) in float32 (one block of circuitry::gemm, on the calling thread).
+/// C[m, n] = alpha * op(A) op(B) + beta * C in float32, beta 0 (C not read) or 1 (one block of
+/// circuitry::gemm, on the calling thread).
 inline void sgemm_block(bool at, bool bt, std::size_t m, std::size_t n, std::size_t K, float alpha, const float* A,
-                        std::size_t lda, const float* B, std::size_t ldb, float* C, std::size_t ldc) {
+                        std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
   const detail::OneOpenMpThread one_thread;
   const dnnl_status_t status =
       dnnl_sgemm(at ? 'T' : 'N', bt ? 'T' : 'N', static_cast<dnnl_dim_t>(m), static_cast<dnnl_dim_t>(n), static_cast<dnnl_dim_t>(K),
-                 alpha, A, static_cast<dnnl_dim_t>(lda), B, static_cast<dnnl_dim_t>(ldb), 1.0f, C, static_cast<dnnl_dim_t>(ldc));
+                 alpha, A, static_cast<dnnl_dim_t>(lda), B, static_cast<dnnl_dim_t>(ldb), beta, C, static_cast<dnnl_dim_t>(ldc));
   if (status != dnnl_success) throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(static_cast<int>(status)));
 }
 

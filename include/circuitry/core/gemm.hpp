@@ -40,19 +40,38 @@ namespace detail {
 
 /// The grid gemm() splits C into. Eigen's own threading divides a product among the threads
 /// and recomputes its cache blocking (the k-panels, and which kernel computes which element)
-/// for their number, so C's rounding followed --threads. Here Eigen stays single-threaded and
-/// the product is cut into blocks that depend on the shape alone: at most kGemmBlockCols
-/// columns, and as many rows (a multiple of 16, at least 128) as make about kGemmBlockWork
-/// multiply-adds, so that a block is worth a thread. Pool threads pick up whole blocks, so
-/// every element is computed the same way whatever the thread count.
+/// for their number, so C's rounding followed --threads. Here Eigen (or oneDNN) stays
+/// single-threaded and the product is cut into blocks that depend on the shape alone; pool
+/// threads pick up whole blocks, so every element is computed the same way whatever the thread
+/// count.
+/// - Tall products: at most kGemmBlockCols columns, and as many rows (a multiple of 16, at least
+///   kGemmMinBlockRows) as make about kGemmBlockWork multiply-adds.
+/// - Products with fewer than 2 kGemmMinBlockRows rows (a batch cut into parts by a memory budget,
+///   a few readout rows) would get one uneven row cut (176 rows: 128 + 48, one thread idle for a
+///   third of the time) or none, so they are cut along the columns instead, into up to
+///   kGemmColumnParts blocks of equal width (a multiple of 16, at least kGemmMinBlockCols) of at
+///   least kOnednnMinWork multiply-adds each: equal shares for the threads, and each block packs
+///   only its own columns of B (a row cut packs all of B once per block).
 inline constexpr std::size_t kGemmBlockCols = 1024, kGemmMinBlockRows = 128;
+inline constexpr std::size_t kGemmColumnParts = 32, kGemmMinBlockCols = 96;
 inline constexpr std::size_t kGemmBlockWork = std::size_t{1} << 21;
 /// The smallest block (multiply-adds) that goes through dnnl_sgemm when oneDNN is there.
 inline constexpr std::size_t kOnednnMinWork = std::size_t{1} << 22;
 
-inline std::size_t gemm_block_rows(std::size_t M, std::size_t n, std::size_t K) {
-  const std::size_t rows = (kGemmBlockWork / std::max<std::size_t>(1, n * K) + 15) / 16 * 16;
-  return std::min(M, std::max(kGemmMinBlockRows, rows));
+struct GemmGrid {
+  std::size_t block_rows, block_cols;
+};
+
+inline GemmGrid gemm_grid(std::size_t M, std::size_t N, std::size_t K) {
+  const std::size_t work = M * N * K;
+  if (M < 2 * kGemmMinBlockRows) {
+    const std::size_t parts = std::clamp<std::size_t>(work / kOnednnMinWork, 1, kGemmColumnParts);
+    const std::size_t cols = std::max(kGemmMinBlockCols, ((N + parts - 1) / parts + 15) / 16 * 16);
+    return {std::max<std::size_t>(M, 1), std::min(N, cols)};
+  }
+  const std::size_t cols = std::min(N, kGemmBlockCols);
+  const std::size_t rows = (kGemmBlockWork / std::max<std::size_t>(1, cols * K) + 15) / 16 * 16;
+  return {std::min(M, std::max(kGemmMinBlockRows, rows)), cols};
 }
 
 inline void keep_eigen_single_threaded() {
@@ -64,26 +83,37 @@ inline void keep_eigen_single_threaded() {
 
 /// C[M, N] = alpha * op(A) * op(B) + beta * C, where op(A) is [M, K] and op(B) is [K, N].
 /// A is stored [M, K] (or [K, M] when transposed) with leading dimension lda; same for B.
-/// Bit-identical for any thread count (see detail::gemm_block_rows).
+/// Bit-identical for any thread count (see detail::gemm_grid).
 template <class T>
 void gemm(Trans ta, Trans tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A,
           std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
   auto c = matrix(C, M, N, ldc);
-  if (beta == T(0)) c.setZero();
-  else if (beta != T(1)) c *= beta;
-  if (M == 0 || N == 0 || K == 0) return;
+  if (M == 0 || N == 0 || K == 0) {
+    if (beta == T(0)) c.setZero();
+    else if (beta != T(1)) c *= beta;
+    return;
+  }
+  if (beta != T(0) && beta != T(1)) {  // scaled once here, then accumulated into
+    c *= beta;
+    beta = T(1);
+  }
+  // beta = 0: the blocks write C without reading it (BLAS's rule: C's old values, NaN
+  // included, do not matter), which saves a pass over C that zeroing it first would take.
+  const bool overwrite = beta == T(0);
   detail::keep_eigen_single_threaded();
   const bool at = ta == Trans::Yes, bt = tb == Trans::Yes;
-  const std::size_t block_cols = std::min(N, detail::kGemmBlockCols);
-  const std::size_t block_rows = detail::gemm_block_rows(M, block_cols, K);
+  const detail::GemmGrid grid = detail::gemm_grid(M, N, K);
+  const std::size_t block_rows = grid.block_rows, block_cols = grid.block_cols;
   const std::size_t row_blocks = (M + block_rows - 1) / block_rows, col_blocks = (N + block_cols - 1) / block_cols;
   const std::size_t blocks = row_blocks * col_blocks;
 #if defined(CIRCUITRY_WITH_ONEDNN)
   if constexpr (std::is_same_v<T, float>)
-    if (gemm_precision() == GemmPrecision::bfloat16 && M * N * K >= bfloat16_min_work())
+    if (gemm_precision() == GemmPrecision::bfloat16 && M * N * K >= bfloat16_min_work()) {
+      if (overwrite) c.setZero();  // the bfloat16 blocks accumulate into C
       return backends::onednn::gemm_bf16(at, bt, M, N, K, alpha, A, lda, B, ldb, C, ldc, block_rows, block_cols);
+    }
 #endif
-  // C[i0.., j0..] += alpha op(A)[i0.., :] op(B)[:, j0..] for one block of the grid.
+  // C[i0.., j0..] (+)= alpha op(A)[i0.., :] op(B)[:, j0..] for one block of the grid.
   auto block = [&](std::size_t t) {
     const std::size_t i0 = t / col_blocks * block_rows, j0 = t % col_blocks * block_cols;
     const std::size_t m = std::min(block_rows, M - i0), n = std::min(block_cols, N - j0);
@@ -93,15 +123,19 @@ void gemm(Trans ta, Trans tb, std::size_t M, std::size_t N, std::size_t K, T alp
     if constexpr (std::is_same_v<T, float>)
       if (m * n * K >= detail::kOnednnMinWork)
         return backends::onednn::sgemm_block(at, bt, m, n, K, alpha, at ? A + i0 : A + i0 * lda, lda, bt ? B + j0 * ldb : B + j0,
-                                           ldb, C + i0 * ldc + j0, ldc);
+                                           ldb, beta, C + i0 * ldc + j0, ldc);
 #endif
     auto cb = matrix(C + i0 * ldc + j0, m, n, ldc);
     auto a = matrix(at ? A + i0 : A + i0 * lda, at ? K : m, at ? m : K, lda);
     auto b = matrix(bt ? B + j0 * ldb : B + j0, bt ? n : K, bt ? K : n, ldb);
-    if (!at && !bt) cb.noalias() += alpha * a * b;
-    else if (at && !bt) cb.noalias() += alpha * a.transpose() * b;
-    else if (!at && bt) cb.noalias() += alpha * a * b.transpose();
-    else cb.noalias() += alpha * a.transpose() * b.transpose();
+    const auto product = [&](const auto& lhs, const auto& rhs) {
+      if (overwrite) cb.noalias() = alpha * lhs * rhs;
+      else cb.noalias() += alpha * lhs * rhs;
+    };
+    if (!at && !bt) product(a, b);
+    else if (at && !bt) product(a.transpose(), b);
+    else if (!at && bt) product(a, b.transpose());
+    else product(a.transpose(), b.transpose());
   };
   parallel_tasks(blocks, block);  // one block (most calls) runs on the calling thread
 }

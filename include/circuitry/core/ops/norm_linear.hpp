@@ -145,9 +145,11 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
         });
       }
       sink(g, P, rows, D);
-      if (x.needs_grad()) {
+      if (x.needs_grad()) {  // dx += sum_p g_p, ranges of elements in parallel, ports in order
         T* dx = ctx.grad(x);
-        for (std::size_t p = 0; p < P; ++p) vec(dx, rows * D) += vec(g + p * rows * D, rows * D);
+        parallel_for(rows * D, std::size_t{1} << 14, [&](std::size_t i0, std::size_t i1) {
+          for (std::size_t p = 0; p < P; ++p) vec(dx + i0, i1 - i0) += vec(g + p * rows * D + i0, i1 - i0);
+        });
       }
     });
   }
