@@ -2,6 +2,8 @@
 // Matrix products. `matmul` multiplies every row of x by one matrix (weights are shared
 // across batch and position); `batched_matmul` pairs the b-th matrices of two stacks.
 // Backward (C = A B): dA += dC B^T, dB += A^T dC.
+#include <vector>
+
 #include "circuitry/core/gemm.hpp"
 #include "circuitry/core/ops/common.hpp"
 
@@ -76,6 +78,35 @@ Var<T> batched_matmul(const Ctx& ctx, const Var<T>& a, const Var<T>& x) {
 
 namespace circuitry::ops {
 
+/// dy [M, N] is "sparse" when at most N / kSparseColumnFraction of its columns hold a nonzero.
+inline constexpr std::size_t kSparseColumnFraction = 16;
+
+/// The columns of a [M, N] holding a nonzero (NaN counts), in increasing order; the scan stops
+/// once more than `limit` are found (the caller then takes the dense path).
+template <class T>
+std::vector<std::size_t> nonzero_columns(const T* a, std::size_t M, std::size_t N, std::size_t limit) {
+  std::vector<char> seen(N, 0);
+  std::size_t count = 0;
+  for (std::size_t m = 0; m < M && count <= limit; ++m)
+    for (std::size_t n = 0; n < N; ++n)
+      if (!(a[m * N + n] == T(0)) && !seen[n]) seen[n] = 1, ++count;
+  std::vector<std::size_t> columns;
+  if (count > limit) return std::vector<std::size_t>(limit + 1);  // too many: any longer list will do
+  for (std::size_t n = 0; n < N; ++n)
+    if (seen[n]) columns.push_back(n);
+  return columns;
+}
+
+/// out[M, K] += a[M, N] w[N, K], where a is zero outside `columns`: out[m] += a[m, j] w[j] for
+/// those j in increasing order (the same order for any thread count).
+template <class T>
+void add_sparse_rows_product(const T* a, std::size_t M, std::size_t N, const std::vector<std::size_t>& columns, const T* w,
+                             std::size_t K, T* out) {
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t j : columns)
+      if (const T coefficient = a[m * N + j]; !(coefficient == T(0))) vec(out + m * K, K) += coefficient * vec(w + j * K, K);
+}
+
 /// y = x w^T: x [..., K], w [N, K] -> [..., N] (the unembedding, with W_U stored [vocab, d_model]).
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> matmul_transposed(const Ctx& ctx, const Var<T>& x, const Var<T>& w) {
@@ -90,7 +121,14 @@ Var<T> matmul_transposed(const Ctx& ctx, const Var<T>& x, const Var<T>& w) {
     if (y.needs_grad())
       ctx.on_backward([ctx, x, w, y, M, N, K] {
         const T* dy = ctx.grad(y);
-        if (x.needs_grad()) gemm<T>(Trans::No, Trans::No, M, K, N, T(1), dy, N, w.value, K, T(1), ctx.grad(x), K);
+        if (x.needs_grad()) {
+          // A logit-difference metric's gradient touches two logits an example: when dy has few
+          // nonzero columns, dx += dy w reads only their rows of w, not all of it (GPT-2's
+          // unembedding is 154 MB, read at memory speed by the dense product).
+          const std::vector<std::size_t> columns = nonzero_columns(dy, M, N, N / kSparseColumnFraction);
+          if (columns.size() <= N / kSparseColumnFraction) add_sparse_rows_product(dy, M, N, columns, w.value, K, ctx.grad(x));
+          else gemm<T>(Trans::No, Trans::No, M, K, N, T(1), dy, N, w.value, K, T(1), ctx.grad(x), K);
+        }
         if (w.needs_grad()) gemm<T>(Trans::Yes, Trans::No, N, K, M, T(1), dy, N, x.value, K, T(1), ctx.grad(w), K);
       });
   }
