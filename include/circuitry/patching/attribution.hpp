@@ -144,7 +144,6 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
   // subtracts. That clean run is the first plain-clean gradient run when there is one (its
   // sinks only fire in the backward, after the whole forward), else a forward of its own.
   std::vector<T>& delta = buffers.delta;  // every element written by the corrupted run before it is read
-  if (delta.capacity() < model.n_upstream() * BPD) std::vector<T>().swap(delta);  // free first: growing would copy
   delta.resize(model.n_upstream() * BPD);
   {
     Arena arena;
@@ -215,6 +214,9 @@ Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, con
   result.method = Policy::name;
   result.edge_scores.assign(model.graph().n_edges(), 0.0);
   result.clean_metric = metric_value(metric, task.clean_logits, task.data);
+  std::size_t most_examples = 0;  // in one part: Delta's buffer is reserved for it, so no part reallocates it
+  for (std::size_t k = 0; k < parts; ++k) most_examples = std::max(most_examples, (k + 1) * B / parts - k * B / parts);
+  buffers.delta.reserve(model.n_upstream() * most_examples * task.clean.pos * model.config().n_embd);
   for (std::size_t k = 0; k < parts; ++k) {
     const std::size_t first = k * B / parts, last = (k + 1) * B / parts;
     const double share = double(last - first) / double(B);
