@@ -2,6 +2,7 @@
 // Matrix products. `matmul` multiplies every row of x by one matrix (weights are shared
 // across batch and position); `batched_matmul` pairs the b-th matrices of two stacks.
 // Backward (C = A B): dA += dC B^T, dB += A^T dC.
+#include <optional>
 #include <vector>
 
 #include "circuitry/core/gemm.hpp"
@@ -81,17 +82,19 @@ namespace circuitry::ops {
 /// dy [M, N] is "sparse" when at most N / kSparseColumnFraction of its columns hold a nonzero.
 inline constexpr std::size_t kSparseColumnFraction = 16;
 
-/// The columns of a [M, N] holding a nonzero (NaN counts), in increasing order; the scan stops
-/// once more than `limit` are found (the caller then takes the dense path).
+/// The columns of a [M, N] holding a nonzero (NaN counts), in increasing order; none (nullopt)
+/// when there are more than `limit`, found without scanning the rest.
 template <class T>
-std::vector<std::size_t> nonzero_columns(const T* a, std::size_t M, std::size_t N, std::size_t limit) {
+std::optional<std::vector<std::size_t>> sparse_columns(const T* a, std::size_t M, std::size_t N, std::size_t limit) {
   std::vector<char> seen(N, 0);
   std::size_t count = 0;
-  for (std::size_t m = 0; m < M && count <= limit; ++m)
+  for (std::size_t m = 0; m < M; ++m)
     for (std::size_t n = 0; n < N; ++n)
-      if (!(a[m * N + n] == T(0)) && !seen[n]) seen[n] = 1, ++count;
+      if (!(a[m * N + n] == T(0)) && !seen[n]) {
+        if (++count > limit) return std::nullopt;
+        seen[n] = 1;
+      }
   std::vector<std::size_t> columns;
-  if (count > limit) return std::vector<std::size_t>(limit + 1);  // too many: any longer list will do
   for (std::size_t n = 0; n < N; ++n)
     if (seen[n]) columns.push_back(n);
   return columns;
@@ -125,9 +128,10 @@ Var<T> matmul_transposed(const Ctx& ctx, const Var<T>& x, const Var<T>& w) {
           // A logit-difference metric's gradient touches two logits an example: when dy has few
           // nonzero columns, dx += dy w reads only their rows of w, not all of it (GPT-2's
           // unembedding is 154 MB, read at memory speed by the dense product).
-          const std::vector<std::size_t> columns = nonzero_columns(dy, M, N, N / kSparseColumnFraction);
-          if (columns.size() <= N / kSparseColumnFraction) add_sparse_rows_product(dy, M, N, columns, w.value, K, ctx.grad(x));
-          else gemm<T>(Trans::No, Trans::No, M, K, N, T(1), dy, N, w.value, K, T(1), ctx.grad(x), K);
+          if (const auto columns = sparse_columns(dy, M, N, N / kSparseColumnFraction))
+            add_sparse_rows_product(dy, M, N, *columns, w.value, K, ctx.grad(x));
+          else
+            gemm<T>(Trans::No, Trans::No, M, K, N, T(1), dy, N, w.value, K, T(1), ctx.grad(x), K);
         }
         if (w.needs_grad()) gemm<T>(Trans::Yes, Trans::No, N, K, M, T(1), dy, N, x.value, K, T(1), ctx.grad(w), K);
       });
