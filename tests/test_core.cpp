@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <thread>
@@ -487,6 +488,49 @@ TEST_CASE("gemm: the same bytes for any thread count, and the product it should 
   CHECK(tall.block_cols == 1024);
   CHECK(short_cut.block_rows == 176);  // all rows, the columns in 3 equal blocks
   CHECK(short_cut.block_cols == 368);
+}
+
+TEST_CASE("gemm: a few rows against a long transposed B (the readout rows' kernel), exact enough and the same bytes for any thread count") {
+  const int before = num_threads();
+  // Tails everywhere: rows not a multiple of 4, N % 4 = 3, K % 16 = 12; strided operands and C.
+  const std::size_t N = 4099, K = 300, lda = K + 5, ldb = K + 3, ldc = N + 2;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> A(12 * lda), B(N * ldb);
+  for (auto& v : A) v = n(rng);
+  for (auto& v : B) v = n(rng);
+  for (const std::size_t M : {1, 3, 5, 12}) {
+    CHECK(detail::takes_few_rows_kernel(M, N, K));
+    for (const float beta : {0.0f, 1.0f}) {
+      CAPTURE(M);
+      CAPTURE(beta);
+      std::vector<float> C_start(M * ldc);
+      for (auto& v : C_start) v = beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : n(rng);  // beta 0: C is not read
+      std::vector<std::vector<float>> results;
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> C = C_start;
+        gemm<float>(Trans::No, Trans::Yes, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+        results.push_back(C);
+      }
+      CHECK(std::memcmp(results[0].data(), results[1].data(), results[0].size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(results[0].data(), results[2].data(), results[0].size() * sizeof(float)) == 0);
+      double worst = 0;
+      for (std::size_t i = 0; i < M; ++i)
+        for (std::size_t j = 0; j < N; ++j) {
+          double dot = 0;
+          for (std::size_t k = 0; k < K; ++k) dot += double(A[i * lda + k]) * double(B[j * ldb + k]);
+          const double expected = 0.5 * dot + (beta == 0.0f ? 0.0 : double(C_start[i * ldc + j]));
+          worst = std::max(worst, std::abs(results[0][i * ldc + j] - expected) / (1.0 + std::abs(expected)));
+        }
+      CHECK(worst < 1e-5);
+      for (std::size_t i = 0; i < M; ++i)  // the padding between rows of C is left alone
+        CHECK(std::memcmp(&results[0][i * ldc + N], &C_start[i * ldc + N], 2 * sizeof(float)) == 0);
+    }
+  }
+  set_num_threads(before);
+  CHECK_FALSE(detail::takes_few_rows_kernel(13, N, K));      // more rows: the GEMM library
+  CHECK_FALSE(detail::takes_few_rows_kernel(12, 64, 64));    // a small product: the GEMM library
 }
 
 TEST_CASE("bfloat16 GEMMs: rounding and agreement with float32, or one clear error where they cannot run") {

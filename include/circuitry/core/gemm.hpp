@@ -2,7 +2,9 @@
 // Row-major GEMM through Eigen maps: C = alpha op(A) op(B) + beta C, with leading
 // dimensions so strided slices (one head's columns of a [rows, 3 d_model] buffer) need
 // no copy. Large products run on the thread pool (core/parallel.hpp) in a grid of blocks fixed
-// by the shape, so the result does not depend on the thread count.
+// by the shape, so the result does not depend on the thread count. Each block goes through
+// oneDNN's dnnl_sgemm when it is large and oneDNN is there, through the few-rows kernel
+// (core/gemm_few_rows.hpp) when it is a few rows against a long transposed B, else through Eigen.
 #include <algorithm>
 #include <cstddef>
 #include <type_traits>
@@ -10,6 +12,7 @@
 
 #include <Eigen/Core>
 
+#include "circuitry/core/gemm_few_rows.hpp"
 #include "circuitry/core/gemm_precision.hpp"
 #include "circuitry/core/parallel.hpp"
 
@@ -113,10 +116,15 @@ void gemm(Trans ta, Trans tb, std::size_t M, std::size_t N, std::size_t K, T alp
       return backends::onednn::gemm_bf16(at, bt, M, N, K, alpha, A, lda, B, ldb, C, ldc, block_rows, block_cols);
     }
 #endif
+  // A few rows against a long transposed B (the readout rows' logits against W_U).
+  const bool few_rows = !at && bt && detail::takes_few_rows_kernel(M, N, K);
   // C[i0.., j0..] (+)= alpha op(A)[i0.., :] op(B)[:, j0..] for one block of the grid.
   auto block = [&](std::size_t t) {
     const std::size_t i0 = t / col_blocks * block_rows, j0 = t % col_blocks * block_cols;
     const std::size_t m = std::min(block_rows, M - i0), n = std::min(block_cols, N - j0);
+    if constexpr (std::is_same_v<T, float> && detail::kHasFewRowsKernel)
+      if (few_rows)
+        return detail::gemm_few_rows_nt(m, n, K, alpha, A + i0 * lda, lda, B + j0 * ldb, ldb, overwrite, C + i0 * ldc + j0, ldc);
 #if defined(CIRCUITRY_WITH_ONEDNN) && !defined(CIRCUITRY_EIGEN_GEMM)
     // oneDNN allocates its packing buffers on every call: worth it only for large blocks (a small
     // model's thousands of small products ran 25% slower through it, mostly in page faults).
