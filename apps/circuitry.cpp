@@ -143,8 +143,15 @@ void forward(const Args& a) {
     j["metric"] = metric_name(metric.kind);
     j["clean_metric"] = metric_value(metric, task.clean_logits, task.data);
     j["corrupted_metric"] = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
+    // Each example's last-position logits (DESIGN.md section 4), also with --positions all,
+    // where the run returns every position after the first.
     const std::size_t V = model.config().n_outputs(), rows = task.clean.batch;
-    const T* logits = task.clean_logits.data();
+    std::vector<T> last_logits;  // [rows, V]
+    last_logits.reserve(rows * V);
+    for (std::size_t i : task.clean.last_readout_indices())
+      last_logits.insert(last_logits.end(), task.clean_logits.begin() + static_cast<std::ptrdiff_t>(i * V),
+                         task.clean_logits.begin() + static_cast<std::ptrdiff_t>((i + 1) * V));
+    const T* logits = last_logits.data();
     require_finite(j, "");
     for (std::size_t i = 0; i < rows * V; ++i)
       if (!std::isfinite(logits[i]))
@@ -245,7 +252,7 @@ void prune_command(const Args& a) {
   if (!a.flag("--no-prune")) prune_dead_ends(circuit);  // EAP-IG's apply_topn / apply_greedy prune by default
   // The circuit, its DOT and the SVG rendered from it appear together or not at all.
   io::OutputSet outputs;
-  outputs.stage(a.get("--out"), json_text(circuit_to_json(circuit, scores.values, d_model)));
+  outputs.stage(a.get("--out"), circuit_json_text(circuit, scores.values, d_model));
   std::filesystem::path svg;
   if (a.has("--dot")) {
     outputs.stage(a.get("--dot"), to_dot(circuit, scores.values));
@@ -529,7 +536,7 @@ void acdc_command(const Args& a) {
       std::snprintf(file, sizeof file, "circuit-%02zu.json", i);
       Circuit circuit(graph);
       circuit.in_graph = c.in_graph;
-      outputs.stage(out / file, json_text(circuit_to_json(circuit, sweep.edge_scores, model.config().n_embd)));
+      outputs.stage(out / file, circuit_json_text(circuit, sweep.edge_scores, model.config().n_embd));
       circuits.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}, {"distance", c.distance}, {"metric", c.metric},
                           {"runs", c.runs}, {"file", file}});
       std::printf("tau %-10.4g %6zu of %zu edges   distance %.6g\n", c.threshold, c.n_edges, graph.n_edges(), c.distance);

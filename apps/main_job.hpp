@@ -179,7 +179,7 @@ void compare_with_acdc(const M& model, const PatchingTask<T>& task, DiscoveryRep
   Circuit circuit(g);
   circuit.in_graph = c.in_graph;
   const auto path = opt.out_dir / "acdc-circuit.json";
-  outputs.stage(path, io::json_text(io::circuit_to_json(circuit, r.exact.edge_scores, model.config().n_embd)));
+  outputs.stage(path, io::circuit_json_text(circuit, r.exact.edge_scores, model.config().n_embd));
   r.files.push_back(path.string());
 }
 

@@ -181,6 +181,20 @@ expect_ok(tracr_acdc "\"ablation\": \"zero\"" ${WORK}/tracr/acdc.json acdc --mod
           --ablation zero --threshold 1e-4 --out ${WORK}/tracr)
 expect_error(tracr_needs_answers "needs \"answer\"" attribute --model ${R} --task ${R}/task.jsonl --method eap --out ${WORK}/x.json)
 expect_error(bad_positions "unknown position mode" forward --model ${R} --task ${R}/task.jsonl --positions middle --out ${WORK}/x.json)
+# forward writes each example's last-position logits (DESIGN.md section 4) in either position
+# mode; with `all` the run reads every position, and the rows written must still be the last ones.
+expect_ok(tracr_forward_last "\"logits\"" ${WORK}/tracr-last.json forward --model ${R} --task ${R}/task.jsonl --metric l2
+          --out ${WORK}/tracr-last.json)
+expect_ok(tracr_forward_all "\"logits\"" ${WORK}/tracr-all.json forward --model ${R} --task ${R}/task.jsonl --metric l2
+          --positions all --out ${WORK}/tracr-all.json)
+file(READ ${WORK}/tracr-last.json last_text)
+file(READ ${WORK}/tracr-all.json all_text)
+string(JSON last_logits GET "${last_text}" logits)
+string(JSON all_logits GET "${all_text}" logits)
+string(JSON examples LENGTH "${last_text}" logits)
+if(NOT last_logits STREQUAL all_logits OR examples LESS 2)
+  message(FATAL_ERROR "forward --positions all: its logits differ from --positions last's (${examples} examples)")
+endif()
 
 # Pythia (GPT-NeoX: parallel attention/MLP, partial rotary) and the Llama family (RMSNorm,
 # SwiGLU, grouped-query attention; Qwen2's q/k/v biases and tied unembedding) from Hugging Face.

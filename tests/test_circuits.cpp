@@ -493,6 +493,22 @@ TEST_CASE("circuit json: EAP-IG layout, round trip and errors") {
   const Graph other(shape_of(2, 1));
   CHECK_ERROR(back.on(other), "c.json", "2 layers x 1 heads");
 
+  std::vector<double> nan_scores = s;
+  nan_scores[2] = std::numeric_limits<double>::quiet_NaN();
+  CHECK_ERROR(circuit_json_text(c, nan_scores, 768), "'" + g.edges()[2].name + "'", "not finite");
+
+  // GPT-2 small's 32,491 edges: written one per line in Graph::edges() order, read back exactly.
+  const Graph gpt2(shape_of(12, 12));
+  std::vector<double> gpt2_scores(gpt2.n_edges());
+  for (std::size_t e = 0; e < gpt2_scores.size(); ++e) gpt2_scores[e] = std::sin(double(e)) * 1e-3;
+  const Circuit gpt2_circuit = top_n(gpt2, gpt2_scores, 500);
+  const std::string text = circuit_json_text(gpt2_circuit, gpt2_scores, 768);
+  CHECK(text.find("\"" + gpt2.edges()[0].name + "\"") < text.find("\"" + gpt2.edges()[1].name + "\""));
+  write_file(dir / "gpt2.json", text);
+  const CircuitFile gpt2_back = read_circuit_json(dir / "gpt2.json");
+  CHECK(gpt2_back.scores == gpt2_scores);
+  CHECK(gpt2_back.on(gpt2).in_graph == gpt2_circuit.in_graph);
+
   // An empty circuit still marks logits in the graph, as EAP-IG does.
   CHECK(circuit_to_json(Circuit(g), s, 16)["nodes"]["logits"]["in_graph"] == true);
   CHECK(circuit_to_json(Circuit(g), s, 16)["nodes"]["m0"]["in_graph"] == false);

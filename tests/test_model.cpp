@@ -140,6 +140,16 @@ TEST_CASE_TEMPLATE("whole-model gradients match finite differences (double), eve
   CHECK(worst < 1e-7);
 }
 
+TEST_CASE("Batch: where each sequence's last-position logits are among the readout rows, in both position modes") {
+  Batch b = Batch::from({{1, 4, 2, 7}, {3, 3}, {5, 6, 8}});  // pos 4; last rows 3, 5, 10
+  CHECK(b.last_readout_indices() == std::vector<std::size_t>{0, 1, 2});
+  b.read_all_positions();  // rows 1, 2, 3 | 5 | 9, 10
+  CHECK(b.readout == std::vector<std::size_t>{1, 2, 3, 5, 9, 10});
+  CHECK(b.last_readout_indices() == std::vector<std::size_t>{2, 3, 5});
+  b.readout.pop_back();
+  CHECK_THROWS_WITH_AS(b.last_readout_indices(), doctest::Contains("last position"), Error);
+}
+
 TEST_CASE("bidirectional attention: padding never changes a real position, and later tokens reach earlier ones") {
   ModelConfig c;
   c.n_layer = 2, c.n_head = 2, c.n_embd = 8, c.n_positions = 8, c.vocab_size = 11, c.n_inner = 12;

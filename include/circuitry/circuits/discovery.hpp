@@ -129,7 +129,7 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
     outputs.stage(path("scores-" + a->method + ".json"),
                   io::scores_json_text(graph, a->edge_scores,
                                        io::ScoresMeta{a->method, metric_name(opt.metric), a->clean_metric, a->corrupted_metric}));
-  outputs.stage(path("circuit.json"), io::json_text(io::circuit_to_json(r.circuit, r.exact.edge_scores, model.config().n_embd)));
+  outputs.stage(path("circuit.json"), io::circuit_json_text(r.circuit, r.exact.edge_scores, model.config().n_embd));
   io::DotOptions dot;
   char title[96];
   std::snprintf(title, sizeof title, "circuit: %zu edges, faithfulness %.3f", r.circuit.n_edges(), r.circuit_faithfulness);

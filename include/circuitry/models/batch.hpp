@@ -47,6 +47,15 @@ struct Batch {
       for (std::size_t t = 1; t < length(b); ++t) readout.push_back(b * pos + t);
     }
   }
+  /// Per sequence, the index into `readout` of its last position (in mode `last` 0, 1, 2, ...; in
+  /// mode `all` the end of each sequence's group): where its last-position logits are in a run's output.
+  std::vector<std::size_t> last_readout_indices() const {
+    std::vector<std::size_t> at;
+    for (std::size_t i = 0, b = 0; i < readout.size() && b < batch; ++i)
+      if (readout[i] == last[b]) at.push_back(i), ++b;
+    require(at.size() == batch, "Batch: the readout rows do not include every sequence's last position");
+    return at;
+  }
   /// Sequences [first, last) as a batch of their own, with the same padded length.
   Batch sequences(std::size_t first, std::size_t last_seq) const {
     require(first < last_seq && last_seq <= batch, "Batch::sequences: [" + std::to_string(first) + ", " + std::to_string(last_seq) +
