@@ -9,6 +9,7 @@
 
 #include <circuitry/core/gradcheck.hpp>
 #include <circuitry/core/ops.hpp>
+#include <circuitry/core/transpose.hpp>
 #include <circuitry/models/components.hpp>
 
 using namespace circuitry;
@@ -531,6 +532,20 @@ TEST_CASE("gemm: a few rows against a long transposed B (the readout rows' kerne
   set_num_threads(before);
   CHECK_FALSE(detail::takes_few_rows_kernel(13, N, K));      // more rows: the GEMM library
   CHECK_FALSE(detail::takes_few_rows_kernel(12, 64, 64));    // a small product: the GEMM library
+}
+
+TEST_CASE("transpose: blocked, with tails and leading dimensions") {
+  const std::size_t rows = 70, cols = 45, ld_src = 50, ld_dst = 75;  // tiles of 32: tails both ways
+  std::vector<double> src(rows * ld_src), dst(cols * ld_dst, -1.0);
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = double(i);
+  transpose(src.data(), rows, cols, ld_src, dst.data(), ld_dst);
+  bool all_moved = true, padding_kept = true;
+  for (std::size_t c = 0; c < cols; ++c)
+    for (std::size_t r = 0; r < ld_dst; ++r)
+      if (r < rows) all_moved = all_moved && dst[c * ld_dst + r] == src[r * ld_src + c];
+      else padding_kept = padding_kept && dst[c * ld_dst + r] == -1.0;
+  CHECK(all_moved);
+  CHECK(padding_kept);
 }
 
 TEST_CASE("bfloat16 GEMMs: rounding and agreement with float32, or one clear error where they cannot run") {

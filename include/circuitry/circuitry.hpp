@@ -4,6 +4,7 @@
 #include "circuitry/core/gradcheck.hpp"
 #include "circuitry/core/ops.hpp"
 #include "circuitry/core/parallel.hpp"
+#include "circuitry/core/transpose.hpp"
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/models/architectures.hpp"
 #include "circuitry/models/model.hpp"

@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "circuitry/core/transpose.hpp"
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/tensor_store.hpp"
 
@@ -211,8 +212,7 @@ Weights<T> hf_family_weights(const Store& file, const std::string& where, const 
   };
   // A Linear weight [out, in] into columns col0.. of a [in, width] matrix: dst(i, col0 + o) = W[o, i].
   auto transpose_into = [](ParamTensor<T, 2>& dst, const std::vector<T>& W, std::size_t out, std::size_t in, std::size_t col0) {
-    for (std::size_t o = 0; o < out; ++o)
-      for (std::size_t i = 0; i < in; ++i) dst(i, col0 + o) = W[o * in + i];
+    transpose(W.data(), out, in, in, &dst(0, col0), dst.shape()[1]);
   };
 
   // A config.json claiming more layers than the files hold is refused before anything is allocated per layer.

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "circuitry/core/transpose.hpp"
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/tensor_store.hpp"
 
@@ -216,8 +217,7 @@ Weights<T> load_transformer_lens_weights(const std::filesystem::path& dir, Model
   {
     const std::vector<T> W = read("unembed.W_U", {D, V});  // [D, V] -> lm_head [V, D]
     w.lm_head.resize({V, D});
-    for (std::size_t d = 0; d < D; ++d)
-      for (std::size_t v = 0; v < V; ++v) w.lm_head(v, d) = W[d * V + v];
+    transpose(W.data(), D, V, V, w.lm_head.data(), D);
   }
   if (c.unembed_bias) tensor1(w.b_unembed, "unembed.b_U", V);
 
