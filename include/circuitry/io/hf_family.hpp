@@ -14,6 +14,7 @@
 // rotary_pct, rotary_emb_base, torch_dtype) are read. A setting circuitry does not implement
 // (rope scaling, a sliding window shorter than the context, MoE, another activation) is one
 // error naming the key.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -236,12 +237,11 @@ Weights<T> hf_family_weights(const Store& file, const std::string& where, const 
       const auto W = read(p + "attention.query_key_value.weight", {3 * A, D});
       const auto b = c.attn_qkv_bias ? read(p + "attention.query_key_value.bias", {3 * A}) : std::vector<T>{};
       for (std::size_t h = 0; h < H; ++h)
-        for (std::size_t j = 0; j < 3; ++j)
-          for (std::size_t i = 0; i < dh; ++i) {
-            const std::size_t row = (h * 3 + j) * dh + i, col = j * A + h * dh + i;
-            for (std::size_t d = 0; d < D; ++d) x.w_qkv(d, col) = W[row * D + d];
-            if (c.attn_qkv_bias) x.b_qkv(col) = b[row];
-          }
+        for (std::size_t j = 0; j < 3; ++j) {
+          const std::size_t row = (h * 3 + j) * dh, col = j * A + h * dh;  // a [dh, D] block -> [D, dh] columns
+          transpose(W.data() + row * D, dh, D, D, &x.w_qkv(0, col), N);
+          if (c.attn_qkv_bias) std::copy_n(b.begin() + static_cast<std::ptrdiff_t>(row), dh, x.b_qkv.begin() + static_cast<std::ptrdiff_t>(col));
+        }
     } else {  // q_proj [H dh, D] | k_proj [KV dh, D] | v_proj [KV dh, D]
       const std::size_t widths[3] = {H * dh, KV * dh, KV * dh}, starts[3] = {0, H * dh, (H + KV) * dh};
       for (std::size_t j = 0; j < 3; ++j) {

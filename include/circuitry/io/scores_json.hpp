@@ -52,11 +52,6 @@ std::string json_text_with_member(const nlohmann::ordered_json& head, std::strin
 
 namespace detail {
 
-/// Writes `j` atomically (io/atomic_file.hpp); Error names the file on failure.
-inline void write_json_document(const std::filesystem::path& path, const nlohmann::ordered_json& j) {
-  write_file_atomically(path, json_text(j));
-}
-
 /// One side of an edge name: `input`, `a{l}.h{h}` (+ `<q|k|v>` on the port side), `m{l}`, `logits`.
 struct EdgeNamePart {
   char kind = 0;  // 'i' input, 'a' head, 'm' MLP, 'l' logits

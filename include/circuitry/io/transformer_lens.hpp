@@ -16,6 +16,7 @@
 // parallel blocks, grouped-query attention, ...) is one error naming the config field; the
 // rotary, RMS, gated, parallel and grouped models are read from Hugging Face directories
 // (io/hf_family.hpp).
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -196,12 +197,12 @@ Weights<T> load_transformer_lens_weights(const std::filesystem::path& dir, Model
       const std::string qkv(1, "QKV"[j]);
       const std::vector<T> W = read(p + "attn.W_" + qkv, {H, D, dh});  // [H, D, dh]
       const std::vector<T> b = read(p + "attn.b_" + qkv, {H, dh});     // [H, dh]
-      for (std::size_t h = 0; h < H; ++h)
-        for (std::size_t i = 0; i < dh; ++i) {
-          const std::size_t col = j * A + h * dh + i;
-          x.b_qkv(col) = b[h * dh + i];
-          for (std::size_t d = 0; d < D; ++d) x.w_qkv(d, col) = W[(h * D + d) * dh + i];
-        }
+      for (std::size_t h = 0; h < H; ++h) {  // head h's [D, dh] block, row by row, into its dh columns
+        const std::size_t col = j * A + h * dh;
+        std::copy_n(b.begin() + static_cast<std::ptrdiff_t>(h * dh), dh, x.b_qkv.begin() + static_cast<std::ptrdiff_t>(col));
+        for (std::size_t d = 0; d < D; ++d)
+          std::copy_n(W.begin() + static_cast<std::ptrdiff_t>((h * D + d) * dh), dh, &x.w_qkv(d, col));
+      }
     }
     x.w_o.resize({A, D});
     read_into(p + "attn.W_O", {H, dh, D}, std::span<T>(x.w_o.data(), x.w_o.size()));  // [H, dh, D] is [H dh, D] row-major
