@@ -14,15 +14,16 @@
 #include <circuitry/circuitry.hpp>
 
 #include "cli_args.hpp"
-#include "embedded_ground_truth.hpp"
+#include "cli_common.hpp"
+#include "embedded_model.hpp"
 #include "main_job.hpp"
+#include "model_command_bodies.hpp"
+#include "model_commands.hpp"
 #include "tokenizer_source.hpp"
 
 namespace circuitry::cli {
 namespace {
 
-using Json = nlohmann::ordered_json;
-using namespace circuitry::io;
 
 constexpr const char* kUsage = R"(circuitry: circuit discovery for transformer language models
 
@@ -63,42 +64,9 @@ std::set<std::string> with_model_options(std::set<std::string> extra) {
   return extra;
 }
 
-/// Throws when `value`, the result's number at `where`, is a NaN or an infinity (JSON has neither).
-void require_finite(double value, const std::string& where) {
-  if (!std::isfinite(value))  // not require(): its message would be built for every number
-    throw Error("the result " + where + " is not finite (" + std::to_string(value) +
-                "): the model's numbers overflow or are NaN; check the checkpoint's weights");
-}
-
-/// Throws when the result holds a NaN or an infinity (nlohmann would write null), naming the key.
-void require_finite(const Json& j, const std::string& where) {
-  if (j.is_number_float()) {
-    require_finite(j.get<double>(), where);
-  } else if (j.is_object()) {
-    for (const auto& [key, value] : j.items()) require_finite(value, where.empty() ? key : where + "." + key);
-  } else if (j.is_array()) {
-    for (std::size_t i = 0; i < j.size(); ++i) require_finite(j[i], where + "[" + std::to_string(i) + "]");
-  }
-}
-
-/// The text of a JSON result, refused when it holds a non-finite number.
-std::string result_text(const Json& j) {
-  require_finite(j, "");
-  return io::json_text(j);
-}
-
-/// Writes a command's one JSON result atomically (io/atomic_file.hpp).
-void write_json(const std::string& path, const Json& j) { io::write_file_atomically(path, result_text(j)); }
-
-/// Checks the folders of every output a command will write, before it computes anything.
-void check_outputs(const Args& a, std::initializer_list<const char*> options) {
-  for (const char* option : options)
-    if (a.has(option)) io::check_writable(a.get(option));
-}
-
-/// Loads --model in the requested dtype and architecture and calls f(model).
-template <class F>
-void with_model(const Args& a, F&& f) {
+/// Loads --model in the requested dtype, picks its architecture and runs the command on it
+/// (apps/model_commands.hpp: the model commands are compiled per scalar type, elsewhere).
+void run_on_model(ModelCommand command, const Args& a) {
   a.need({"--model", "--task", "--out"});
   set_num_threads(a.threads());
   const std::string dtype = a.get("--dtype", "float32");
@@ -106,120 +74,53 @@ void with_model(const Args& a, F&& f) {
           "unknown --dtype '" + dtype + "' (choose float32, float64 or bfloat16)");
   // bfloat16: a float32 model whose GEMMs take bfloat16 inputs (core/gemm_precision.hpp).
   const GemmPrecisionScope precision(dtype == "bfloat16" ? GemmPrecision::bfloat16 : GemmPrecision::native);
-  auto run = [&]<class T>() {
-    auto checkpoint = io::load_model_directory<T>(a.get("--model"));
-    with_architecture(checkpoint.config, [&]<class Arch>() {
-      const Model<Arch, T> model(checkpoint.config, std::move(checkpoint.weights));
-      f(model);
-    });
+  const ModelRun run{command, a, a.get("--model")};
+  if (dtype == "float64") run_model_command<double>(run);
+  else run_model_command<float>(run);
+}
+
+/// Writes the embedded model into dir (config.json, model.safetensors) and returns dir.
+inline std::filesystem::path unpack_embedded_model(const std::filesystem::path& dir) {
+  io::create_output_folder(dir);
+  auto write = [&](const char* name, const unsigned char* data, std::size_t size) {
+    io::write_file_atomically(dir / name, std::string_view(reinterpret_cast<const char*>(data), size));
   };
-  if (dtype == "float64") run.template operator()<double>();
-  else run.template operator()<float>();
+  write("config.json", embedded::config_json, embedded::config_json_size);
+  write("model.safetensors", embedded::model_safetensors, embedded::model_safetensors_size);
+  return dir;
 }
 
-template <class M>
-auto load_task(const Args& a, const M& model) {
-  const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);
-  return make_patching_task(model, task, parse_position_mode(a.get("--positions", "last")));
+/// `circuitry` with no arguments, or `circuitry [--out DIR] [--model DIR]`: the main job
+/// (apps/main_job.hpp) on the embedded model, or on a GPT-2-layout checkpoint.
+void main_job(const Args& a) {
+  set_num_threads(a.threads());
+  const DiscoveryOptions opt = main_job_options(a);
+  io::create_output_folder(opt.out_dir);  // before any computing: a bad --out costs nothing
+  const std::filesystem::path model_dir = a.has("--model") ? std::filesystem::path(a.get("--model")) : unpack_embedded_model(opt.out_dir / "model");
+  run_model_command<float>({ModelCommand::main_job, a, model_dir});
 }
 
-/// `forward --format npy`: the logits file written beside --out (result.json -> result.logits.npy).
-std::filesystem::path logits_npy_path(const std::string& out) {
-  return std::filesystem::path(out).replace_extension(".logits.npy");
+/// `circuitry discover`: the main job's pipeline on any model and task, in float32.
+void discover_command(const Args& a) {
+  set_num_threads(a.threads());
+  const DiscoveryOptions opt = discover_options(a);
+  io::create_output_folder(opt.out_dir);  // before any computing: a bad --out costs nothing
+  run_model_command<float>({ModelCommand::discover, a, a.get("--model")});
 }
 
 void forward(const Args& a) {
-  const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
-  const std::string format = a.get("--format", "json");
-  require(format == "json" || format == "npy", "unknown --format '" + format + "' (choose json or npy)");
+  const ForwardOptions o = parse_forward(a);
   check_outputs(a, {"--out"});
-  if (format == "npy") io::check_writable(logits_npy_path(a.get("--out")));
-  with_model(a, [&](const auto& model) {
-    const auto task = load_task(a, model);
-    Arena arena;
-    using T = typename std::decay_t<decltype(model)>::scalar;
-    Context<T, false> ctx(arena);
-    Json j;
-    j["metric"] = metric_name(metric.kind);
-    j["clean_metric"] = metric_value(metric, task.clean_logits, task.data);
-    j["corrupted_metric"] = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
-    // Each example's last-position logits (DESIGN.md section 4), also with --positions all,
-    // where the run returns every position after the first.
-    const std::size_t V = model.config().n_outputs(), rows = task.clean.batch;
-    std::vector<T> last_logits;  // [rows, V]
-    last_logits.reserve(rows * V);
-    for (std::size_t i : task.clean.last_readout_indices())
-      last_logits.insert(last_logits.end(), task.clean_logits.begin() + static_cast<std::ptrdiff_t>(i * V),
-                         task.clean_logits.begin() + static_cast<std::ptrdiff_t>((i + 1) * V));
-    const T* logits = last_logits.data();
-    require_finite(j, "");
-    for (std::size_t i = 0; i < rows * V; ++i)
-      if (!std::isfinite(logits[i]))
-        require_finite(double(logits[i]), "logits[" + std::to_string(i / V) + "][" + std::to_string(i % V) + "]");
-    io::OutputSet outputs;
-    if (format == "npy") {  // the logits as a [rows, vocab] array in their own dtype (numpy.load reads it)
-      const auto npy = logits_npy_path(a.get("--out"));
-      outputs.stage_with(npy, [&](std::ostream& out) { io::write_npy(out, logits, {rows, V}); });
-      j["logits_npy"] = npy.filename().string();
-      j["logits_shape"] = {rows, V};
-      outputs.stage(a.get("--out"), result_text(j));
-    } else {
-      // The logits (batch x vocabulary, 1.6M numbers for 32 GPT-2 rows) are written straight
-      // from the numbers, one row per line, each in its own type's shortest exact form.
-      outputs.stage(a.get("--out"), io::json_text_with_member(j, "logits", rows * V * 16, [&](std::string& out) {
-                      io::append_json_matrix(out, logits, rows, V);
-                    }));
-    }
-    outputs.commit();
-  });
+  if (o.format == "npy") io::check_writable(logits_npy_path(a.get("--out")));
+  run_on_model(ModelCommand::forward, a);
 }
 
-/// Progress on stderr for long runs: a line every few seconds.
-std::function<void(std::size_t, std::size_t)> progress_printer(const std::string& what) {
-  auto start = std::chrono::steady_clock::now();
-  auto last = std::make_shared<double>(0.0);
-  return [=](std::size_t done, std::size_t total) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (done == total || s - *last >= 2.0) {
-      *last = s;
-      std::fprintf(stderr, "%s: %zu/%zu edges, %.1f s\n", what.c_str(), done, total, s);
-    }
-  };
-}
 
-template <class M, class T = typename M::scalar>
-Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
-                       std::size_t steps, std::size_t memory_budget_mb) {
-  // memory_budget_mb = 0: the method's default
-  auto budget = [&](std::size_t default_bytes) { return memory_budget_mb ? memory_budget_mb << 20 : default_bytes; };
-  if (method == "eap") return attribute(model, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget)});
-  if (method == "eap-ig") return attribute(model, task, metric, EapIg{.steps = steps, .memory_budget = budget(kAttributionMemoryBudget)});
-  if (method == "clean-corrupted") return attribute(model, task, metric, CleanCorrupted{.memory_budget = budget(kAttributionMemoryBudget)});
-  if (method == "exact") {
-    ExactPatching exact;
-    exact.progress = progress_printer("exact");
-    exact.memory_budget = budget(exact.memory_budget);
-    return attribute(model, task, metric, exact);
-  }
-  throw Error("unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
-}
 
 void attribute_command(const Args& a) {
-  const std::string method = a.get("--method");
-  require(method == "eap" || method == "eap-ig" || method == "clean-corrupted" || method == "exact",
-          "unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
-  const std::size_t steps = a.positive("--steps", 5);
-  const std::size_t budget_mb = a.has("--memory-budget") ? a.positive("--memory-budget", 1) : 0;
-  const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
+  parse_attribute(a);
   check_outputs(a, {"--out"});
-  with_model(a, [&](const auto& model) {
-    const auto task = load_task(a, model);
-    const Attribution r = run_method(model, task, metric, method, steps, budget_mb);
-    ScoresMeta meta{r.method, metric_name(metric.kind), r.clean_metric, r.corrupted_metric};
-    if (method == "eap-ig") meta.extra["steps"] = steps;
-    meta.extra["d_model"] = model.config().n_embd;  // EAP-IG's circuit cfg needs it (prune)
-    write_scores_json(a.get("--out"), model.graph(), r.edge_scores, meta);
-  });
+  run_on_model(ModelCommand::attribute, a);
 }
 
 void prune_command(const Args& a) {
@@ -266,93 +167,11 @@ void prune_command(const Args& a) {
 }
 
 void evaluate_command(const Args& a) {
-  require(a.has("--circuit") != a.has("--scores"), "evaluate: give either --circuit FILE or --scores FILE (for the MIB curve)");
-  const BuiltinMetric metric{parse_metric(a.get("--metric", "logit_diff"))};
-  const std::string ablation_name = a.get("--ablation", "resample");
-  require(ablation_name == "resample" || ablation_name == "zero" || ablation_name == "mean",
-          "unknown --ablation '" + ablation_name + "' (choose resample, zero or mean)");
-  const Ablation ablation = ablation_name == "zero" ? Ablation::Zero : ablation_name == "mean" ? Ablation::Mean : Ablation::Resample;
+  parse_evaluate(a);
   check_outputs(a, {"--out", "--svg"});
-  with_model(a, [&](const auto& model) {
-    const auto task = load_task(a, model);
-    const Graph graph = model.graph();
-    io::OutputSet outputs;  // the result and its plot appear together or not at all
-    Json j;
-    j["metric"] = metric_name(metric.kind);
-    if (a.has("--scores")) {  // the MIB faithfulness curve of the scores' top edges, with CPR and CMD
-      const std::vector<double> scores = read_scores_json(a.get("--scores"), graph).values;
-      const FaithfulnessCurve curve = faithfulness_curve(model, task, metric, scores);
-      j["clean_metric"] = curve.m_full;
-      j["corrupted_metric"] = curve.m_empty;
-      j["cpr"] = curve.cpr;
-      j["cmd"] = curve.cmd;
-      Json points = Json::array();
-      io::PlotSeries series{"faithfulness", {}, {}, "#1f77b4"};
-      for (std::size_t i = 0; i < curve.points.size(); ++i) {
-        points.push_back({{"fraction", curve.points[i].fraction}, {"n_edges_in_graph", curve.edges_kept[i]}, {"faithfulness", curve.points[i].value}});
-        series.x.push_back(curve.points[i].fraction);
-        series.y.push_back(curve.points[i].value);
-      }
-      j["curve"] = std::move(points);
-      if (a.has("--svg")) {
-        io::LinePlot plot;
-        char title[96];
-        std::snprintf(title, sizeof title, "Faithfulness of the top edges (CPR %.3f, CMD %.3f)", curve.cpr, curve.cmd);
-        plot.title = title;
-        plot.x_label = "fraction of edges";
-        plot.y_label = "faithfulness";
-        plot.log_x = true;
-        plot.series.push_back(series);
-        outputs.stage(a.get("--svg"), io::render_line_plot(plot));
-      }
-    } else {
-      const Circuit circuit = read_circuit_json(a.get("--circuit")).on(graph);
-      // Edges outside the circuit read the corrupted run (resample), zero, or their mean over the
-      // task's corrupted sequences at each position (mean).
-      const auto source = ablation_source(model, task, ablation, &task.corrupted);
-      const double full = metric_value(metric, task.clean_logits, task.data);
-      const double empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
-      // The empty and the full circuit are the reference runs themselves (faithfulness exactly 0 and 1).
-      const std::size_t n = circuit.n_edges();
-      const double m = n == 0 ? empty : n == graph.n_edges() ? full : evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
-      j["ablation"] = ablation_name;
-      j["clean_metric"] = full;
-      j["corrupted_metric"] = empty;
-      j["circuit_metric"] = m;
-      j["faithfulness"] = full == empty ? Json(nullptr) : Json(faithfulness(m, empty, full));
-      j["n_edges_in_graph"] = circuit.n_edges();
-    }
-    outputs.stage(a.get("--out"), result_text(j));
-    outputs.commit();
-  });
+  run_on_model(ModelCommand::evaluate, a);
 }
 
-/// A ground truth by file, or by the name of one that ships inside the executable
-/// (data/ground-truth: ioi, greaterthan, docstring, tracr-reverse, tracr-proportion).
-std::vector<std::uint8_t> resolve_ground_truth(const Graph& graph, const std::string& value, const std::string& key) {
-  namespace gt = embedded_ground_truth;
-  struct Shipped {
-    const char* name;
-    const unsigned char* data;
-    std::size_t size;
-  };
-  const Shipped shipped[] = {{"ioi", gt::ioi, gt::ioi_size},
-                             {"greaterthan", gt::greaterthan, gt::greaterthan_size},
-                             {"greater-than", gt::greaterthan, gt::greaterthan_size},
-                             {"docstring", gt::docstring, gt::docstring_size},
-                             {"tracr-reverse", gt::tracr_reverse, gt::tracr_reverse_size},
-                             {"tracr-proportion", gt::tracr_proportion, gt::tracr_proportion_size}};
-  std::error_code ec;
-  if (!std::filesystem::exists(value, ec))
-    for (const Shipped& s : shipped)
-      if (value == s.name)
-        return ground_truth_from_json(graph, io::parse_json(std::string_view(reinterpret_cast<const char*>(s.data), s.size), value),
-                                      "ground truth '" + value + "'", key);
-  require(std::filesystem::exists(value, ec), "--ground-truth '" + value +
-                                                  "' is neither a file nor a shipped ground truth (ioi, greaterthan, "
-                                                  "docstring, tracr-reverse, tracr-proportion)");
-  return read_ground_truth(graph, value, key);
-}
 
 /// ROC of a scores file against a ground-truth edge set (ACDC's evaluation).
 void roc_command(const Args& a) {
@@ -386,23 +205,6 @@ void roc_command(const Args& a) {
   outputs.commit();
 }
 
-std::vector<std::vector<std::string>> read_paths(const std::string& path) {
-  const nlohmann::json j = io::read_json_file(path);
-  require(j.is_object() && j.contains("paths") && j["paths"].is_array(),
-          path + ": expected {\"paths\": [[edge, ...], ...]}");
-  std::vector<std::vector<std::string>> paths;
-  for (std::size_t i = 0; i < j["paths"].size(); ++i) {
-    const auto& p = j["paths"][i];
-    require(p.is_array() && !p.empty(), path + ": paths[" + std::to_string(i) + "] must be a non-empty list of edge names");
-    std::vector<std::string> edges;
-    for (const auto& e : p) {
-      require(e.is_string(), path + ": paths[" + std::to_string(i) + "] holds something that is not an edge name");
-      edges.push_back(e.get<std::string>());
-    }
-    paths.push_back(std::move(edges));
-  }
-  return paths;
-}
 
 /// JSON Lines {"text": "..."} in, the same lines with "ids": [...] added out (other keys kept).
 void tokenize_command(const Args& a) {
@@ -439,173 +241,27 @@ void tokenize_command(const Args& a) {
 }
 
 void path_patch_command(const Args& a) {
-  const bool sets = a.has("--paths");
-  require(sets != (a.has("--senders") || a.has("--receivers")), "path-patch: give either --senders and --receivers, or --paths FILE");
-  if (!sets) a.need({"--senders", "--receivers"});
-  const MetricKind kind = parse_metric(a.get("--metric", sets ? "kl" : "logit_diff"));
+  const PathPatchOptions o = parse_path_patch(a);
   check_outputs(a, {"--out"});
-  const auto paths = sets ? read_paths(a.get("--paths")) : std::vector<std::vector<std::string>>{};
-  with_model(a, [&](const auto& model) {
-    const auto task = load_task(a, model);
-    Json j;
-    if (sets) {
-      const MetricKind delta = kind;
-      PathSetResult r;
-      try {
-        r = evaluate_path_set(model, task, paths, delta);
-      } catch (const Error& e) {
-        throw Error(a.get("--paths") + ": " + e.what());
-      }
-      j["delta"] = metric_name(delta);
-      j["aue"] = r.aue;
-      j["ate"] = r.ate;
-      j["proportion_explained"] = r.proportion_explained;
-    } else {
-      const BuiltinMetric metric{kind};
-      const auto r = path_patch(model, task, metric, a.list("--senders"), a.list("--receivers"), a.flag("--recompute-mlps"));
-      j["metric"] = metric_name(metric.kind);
-      j["effect"] = r.effect;
-      j["clean_metric"] = r.clean_metric;
-      j["patched_metric"] = r.patched_metric;
-    }
-    write_json(a.get("--out"), j);
-  });
+  if (o.sets) read_paths(a.get("--paths"));  // a bad paths file fails before the model loads
+  run_on_model(ModelCommand::path_patch, a);
 }
 
-/// --threshold T, --thresholds T1,T2,... (ascending), or the default log-spaced sweep.
-std::vector<double> acdc_thresholds(const Args& a) {
-  require(!(a.has("--threshold") && a.has("--thresholds")), "give --threshold T or --thresholds T1,T2,..., not both");
-  std::vector<double> t;
-  if (a.has("--threshold")) t.push_back(a.number("--threshold"));
-  else if (a.has("--thresholds")) t = a.numbers("--thresholds");
-  else t = default_acdc_thresholds();
-  check_acdc_thresholds(t);
-  return t;
-}
-
-AcdcOptions acdc_options(const Args& a) {
-  AcdcOptions o;
-  const std::string ablation = a.get("--ablation", "resample");
-  require(ablation == "resample" || ablation == "zero" || ablation == "mean",
-          "unknown --ablation '" + ablation + "' (choose resample, zero or mean)");
-  o.ablation = ablation == "zero" ? Ablation::Zero : ablation == "mean" ? Ablation::Mean : Ablation::Resample;
-  o.lanes = a.positive("--lanes", 8);
-  // Progress on stderr: receiver, edges removed so far, distance; a line every two seconds.
-  auto start = std::chrono::steady_clock::now();
-  auto last = std::make_shared<double>(-10.0);
-  o.progress = [=](const AcdcProgress& p) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (p.receiver == p.n_receivers || s - *last >= 2.0) {
-      *last = s;
-      std::fprintf(stderr, "acdc: receiver %zu/%zu (%s), %zu edges removed, distance %.6g, %.1f s\n", p.receiver, p.n_receivers,
-                   p.receiver_name.c_str(), p.removed, p.distance, s);
-    }
-  };
-  return o;
-}
-
-std::string ablation_name(Ablation a) { return a == Ablation::Zero ? "zero" : a == Ablation::Mean ? "mean" : "resample"; }
 
 /// circuitry acdc: one circuit per threshold, and the sweep scores (DESIGN.md section 4).
 void acdc_command(const Args& a) {
-  const std::vector<double> thresholds = acdc_thresholds(a);
-  const MetricKind kind = parse_metric(a.get("--metric", "kl"));
-  AcdcOptions options = acdc_options(a);
-  const std::filesystem::path out = a.get("--out");
-  io::create_output_folder(out);
-  with_model(a, [&](const auto& model) {
-    using M = std::decay_t<decltype(model)>;
-    const auto task = load_task(a, model);
-    options.mean_reference = &task.corrupted;
-    io::OutputSet outputs;  // every circuit and acdc.json, published together
-    const Acdc<M, typename M::scalar> acdc_run(model, task, kind, options);
-    const Graph& graph = acdc_run.graph();
-    const auto start = std::chrono::steady_clock::now();
-    const AcdcSweep sweep = acdc_run.sweep(thresholds);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    Json j;
-    j["thresholds"] = thresholds;
-    j["metric"] = metric_name(kind);
-    j["ablation"] = ablation_name(options.ablation);
-    j["clean_metric"] = acdc_run.distance().clean_metric;
-    j["seconds"] = seconds;
-    Json circuits = Json::array();
-    for (std::size_t i = 0; i < sweep.circuits.size(); ++i) {
-      const AcdcCircuit& c = sweep.circuits[i];
-      char file[64];
-      std::snprintf(file, sizeof file, "circuit-%02zu.json", i);
-      Circuit circuit(graph);
-      circuit.in_graph = c.in_graph;
-      outputs.stage(out / file, circuit_json_text(circuit, sweep.edge_scores, model.config().n_embd));
-      circuits.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}, {"distance", c.distance}, {"metric", c.metric},
-                          {"runs", c.runs}, {"file", file}});
-      std::printf("tau %-10.4g %6zu of %zu edges   distance %.6g\n", c.threshold, c.n_edges, graph.n_edges(), c.distance);
-    }
-    j["circuits"] = std::move(circuits);
-    Json edges = Json::object();
-    for (std::size_t e = 0; e < graph.n_edges(); ++e) edges[graph.edges()[e].name] = sweep.edge_scores[e];
-    j["edges"] = std::move(edges);
-    outputs.stage(out / "acdc.json", result_text(j));
-    outputs.commit();
-  });
+  acdc_thresholds(a);
+  parse_metric(a.get("--metric", "kl"));
+  acdc_options(a);
+  io::create_output_folder(a.get("--out"));
+  run_on_model(ModelCommand::acdc, a);
 }
 
 /// circuitry compare: every method's ROC against one ground truth (the EAP paper's figure, one task).
 void compare_command(const Args& a) {
-  a.need({"--ground-truth"});
-  ComparisonOptions options;
-  if (a.has("--methods")) options.methods = a.list("--methods");
-  if (!options.methods.empty()) check_comparison_methods(options.methods);
-  options.metric = parse_metric(a.get("--metric", "logit_diff"));
-  options.acdc_metric = parse_metric(a.get("--acdc-metric", "kl"));
-  options.thresholds = acdc_thresholds(a);
-  options.eap_ig_steps = a.positive("--steps", 5);
-  options.acdc = acdc_options(a);
-  options.acdc.progress = nullptr;
-  options.log = [](const std::string& m) { std::fprintf(stderr, "compare: running %s\n", m.c_str()); };
-  const std::filesystem::path out = a.get("--out");
-  io::create_output_folder(out);
-  with_model(a, [&](const auto& model) {
-    const auto task = load_task(a, model);
-    options.acdc.mean_reference = &task.corrupted;
-    const Graph graph = model.graph();
-    const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
-    const auto results = compare_methods(model, task, truth, options);
-    Json j;
-    j["ground_truth"] = a.get("--ground-truth");
-    j["n_edges"] = graph.n_edges();
-    j["n_true"] = std::count(truth.begin(), truth.end(), 1);
-    j["metric"] = metric_name(options.metric);
-    j["acdc_metric"] = metric_name(options.acdc_metric);
-    Json methods = Json::object();
-    io::LinePlot plot;
-    plot.title = "ROC against the ground truth (" + a.get("--ground-truth") + ")";
-    plot.x_label = "false positive rate";
-    plot.y_label = "true positive rate";
-    plot.diagonal = true;
-    plot.x_min = 0, plot.x_max = 1, plot.y_min = 0, plot.y_max = 1;
-    std::printf("%-16s %8s %12s %10s %8s\n", "method", "auc", "pessimistic", "seconds", "edges");
-    for (const auto& r : results) {
-      Json m = {{"auc", r.auc}, {"auc_pessimistic", r.auc_pessimistic}, {"seconds", r.seconds}, {"edges_scored", r.edges_scored},
-                {"fpr", r.fpr}, {"tpr", r.tpr}};
-      if (r.acdc) {
-        Json points = Json::array();
-        for (const auto& c : r.acdc->circuits) points.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}});
-        m["circuits"] = std::move(points);
-      }
-      methods[r.method] = std::move(m);
-      char label[96];
-      std::snprintf(label, sizeof label, "%s (AUC %.3f)", r.method.c_str(), r.auc);
-      plot.series.push_back({label, r.fpr, r.tpr, "", false, r.method == "acdc"});
-      std::printf("%-16s %8.4f %12.4f %10.3f %8zu\n", r.method.c_str(), r.auc, r.auc_pessimistic, r.seconds, r.edges_scored);
-    }
-    j["methods"] = std::move(methods);
-    io::OutputSet outputs;  // compare.json and roc.svg appear together or not at all
-    outputs.stage(out / "compare.json", result_text(j));
-    outputs.stage(out / "roc.svg", io::render_line_plot(plot));
-    outputs.commit();
-    std::fprintf(stderr, "wrote %s and %s\n", (out / "compare.json").c_str(), (out / "roc.svg").c_str());
-  });
+  parse_compare(a);
+  io::create_output_folder(a.get("--out"));
+  run_on_model(ModelCommand::compare, a);
 }
 
 /// circuitry planted: a planted-circuit model (models/planted_circuit.hpp) with its task and

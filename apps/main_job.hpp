@@ -1,7 +1,8 @@
 #pragma once
 // The main job (`circuitry` with no arguments) and `circuitry discover`: find a circuit in a
 // model and explain it. With no --model, the shipped 2-layer attention-only induction model
-// (embedded in this executable) and a generated induction task are used.
+// (embedded in this executable; apps/circuitry.cpp unpacks and loads it) and a generated
+// induction task are used.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,21 +14,9 @@
 #include <circuitry/circuitry.hpp>
 
 #include "cli_args.hpp"
-#include "embedded_model.hpp"
 #include "task_source.hpp"
 
 namespace circuitry::cli {
-
-/// Writes the embedded model into dir (config.json, model.safetensors) and returns dir.
-inline std::filesystem::path unpack_embedded_model(const std::filesystem::path& dir) {
-  io::create_output_folder(dir);
-  auto write = [&](const char* name, const unsigned char* data, std::size_t size) {
-    io::write_file_atomically(dir / name, std::string_view(reinterpret_cast<const char*>(data), size));
-  };
-  write("config.json", embedded::config_json, embedded::config_json_size);
-  write("model.safetensors", embedded::model_safetensors, embedded::model_safetensors_size);
-  return dir;
-}
 
 inline std::string fixed(double x, int digits = 3) {
   char buf[64];
@@ -239,50 +228,50 @@ std::size_t induction_half_length(const M& model) {
   return std::min<std::size_t>(16, model.config().n_positions / 2);
 }
 
-/// `circuitry` with no arguments, or `circuitry [--out DIR] [--model DIR]`.
-inline void main_job(const Args& a) {
-  const auto start = std::chrono::steady_clock::now();
-  set_num_threads(a.threads());
+/// The main job's options: `circuitry [--out DIR] [--model DIR] [--threads N]`.
+inline DiscoveryOptions main_job_options(const Args& a) {
   DiscoveryOptions opt;
   opt.out_dir = a.get("--out", "circuitry-out");
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
-  io::create_output_folder(opt.out_dir);  // before any computing: a bad --out costs nothing
-  const std::filesystem::path model_dir = a.has("--model") ? std::filesystem::path(a.get("--model")) : unpack_embedded_model(opt.out_dir / "model");
-  auto checkpoint = io::load_checkpoint<float>(model_dir);
-  with_architecture(checkpoint.config, [&]<class Arch>() {
-    const Model<Arch, float> model(checkpoint.config, std::move(checkpoint.weights));
-    const auto& c = model.config();
-    std::printf("circuitry main job: finding the induction circuit of a small trained transformer\n");
-    std::printf("\nModel %s: %zu layers x %zu heads, d_model %zu, vocabulary %zu, context %zu (%s)\n", Arch::name().c_str(), c.n_layer,
-                c.n_head, c.n_embd, c.vocab_size, c.n_positions, model_dir.c_str());
-    const std::size_t half = induction_half_length(model);
-    const Task task = make_induction_task(c.vocab_size, half, 64, 2024);
-    io::OutputSet outputs;  // every file of the job, published together at the end
-    outputs.stage_with(opt.out_dir / "induction-task.jsonl", [&](std::ostream& out) { write_task(out, task); });
-    std::printf("\nTask: 64 induction examples. Random tokens x_0..x_%zu repeat; the clean sequence stops inside the\n"
-                "repeat at a token A, whose successor B in the first half is the answer. The corrupted sequence\n"
-                "replaces that earlier B by an unused token C (the wrong answer). A model that has learned\n"
-                "induction predicts B on clean input and C on corrupted input.\n",
-                half - 1);
-    const auto ptask = make_patching_task(model, task);
-    DiscoveryReport r = discover(model, ptask, opt, outputs);
-    print_discovery(model, r, opt);
-    const Task trigger = make_induction_task(c.vocab_size, half, 64, 2024, 2, InductionCorruption::Trigger);
-    const InductionFindings found = explain_induction(model, ptask, make_patching_task(model, trigger), half);
-    compare_with_acdc(model, ptask, r, opt, 0.01, outputs);
-    planted_auc_table(c.n_layer, c.n_head);
-    outputs.commit();
-    print_files(r);
-    print_summary(r, found);
-    std::printf("\nDone in %.1f s. Read the circuit in %s/circuit.svg (or circuit.dot) and the curves in faithfulness.svg and roc.svg.\n",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), opt.out_dir.c_str());
-  });
+  return opt;
+}
+
+/// The main job on a loaded model (`circuitry` with no arguments, or `circuitry [--out DIR] [--model DIR]`).
+template <class M>
+void main_job_on(const Args& a, const M& model, const std::filesystem::path& model_dir) {
+  const auto start = std::chrono::steady_clock::now();
+  const DiscoveryOptions opt = main_job_options(a);
+  using Arch = typename M::architecture;
+  const auto& c = model.config();
+  std::printf("circuitry main job: finding the induction circuit of a small trained transformer\n");
+  std::printf("\nModel %s: %zu layers x %zu heads, d_model %zu, vocabulary %zu, context %zu (%s)\n", Arch::name().c_str(), c.n_layer,
+              c.n_head, c.n_embd, c.vocab_size, c.n_positions, model_dir.c_str());
+  const std::size_t half = induction_half_length(model);
+  const Task task = make_induction_task(c.vocab_size, half, 64, 2024);
+  io::OutputSet outputs;  // every file of the job, published together at the end
+  outputs.stage_with(opt.out_dir / "induction-task.jsonl", [&](std::ostream& out) { write_task(out, task); });
+  std::printf("\nTask: 64 induction examples. Random tokens x_0..x_%zu repeat; the clean sequence stops inside the\n"
+              "repeat at a token A, whose successor B in the first half is the answer. The corrupted sequence\n"
+              "replaces that earlier B by an unused token C (the wrong answer). A model that has learned\n"
+              "induction predicts B on clean input and C on corrupted input.\n",
+              half - 1);
+  const auto ptask = make_patching_task(model, task);
+  DiscoveryReport r = discover(model, ptask, opt, outputs);
+  print_discovery(model, r, opt);
+  const Task trigger = make_induction_task(c.vocab_size, half, 64, 2024, 2, InductionCorruption::Trigger);
+  const InductionFindings found = explain_induction(model, ptask, make_patching_task(model, trigger), half);
+  compare_with_acdc(model, ptask, r, opt, 0.01, outputs);
+  planted_auc_table(c.n_layer, c.n_head);
+  outputs.commit();
+  print_files(r);
+  print_summary(r, found);
+  std::printf("\nDone in %.1f s. Read the circuit in %s/circuit.svg (or circuit.dot) and the curves in faithfulness.svg and roc.svg.\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), opt.out_dir.c_str());
 }
 
 /// `circuitry discover --model DIR --task FILE [--out DIR] [--metric M] [--target F] [--steps M]`
-inline void discover_command(const Args& a) {
+inline DiscoveryOptions discover_options(const Args& a) {
   a.need({"--model", "--task"});
-  set_num_threads(a.threads());
   DiscoveryOptions opt;
   opt.out_dir = a.get("--out", "circuitry-out");
   opt.metric = parse_metric(a.get("--metric", "logit_diff"));
@@ -291,16 +280,17 @@ inline void discover_command(const Args& a) {
   require(opt.target_faithfulness > 0 && opt.target_faithfulness <= 1.5, "discover: --target must be in (0, 1.5], got " +
                                                                            std::to_string(opt.target_faithfulness));
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
-  io::create_output_folder(opt.out_dir);  // before any computing: a bad --out costs nothing
-  auto checkpoint = io::load_model_directory<float>(a.get("--model"));
-  with_architecture(checkpoint.config, [&]<class Arch>() {
-    const Model<Arch, float> model(checkpoint.config, std::move(checkpoint.weights));
-    const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);
-    const auto ptask = make_patching_task(model, task);
-    const DiscoveryReport r = discover(model, ptask, opt);
-    print_discovery(model, r, opt);
-    print_files(r);
-  });
+  return opt;
+}
+
+template <class M>
+void discover_on(const Args& a, const M& model) {
+  const DiscoveryOptions opt = discover_options(a);
+  const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);
+  const auto ptask = make_patching_task(model, task);
+  const DiscoveryReport r = discover(model, ptask, opt);
+  print_discovery(model, r, opt);
+  print_files(r);
 }
 
 }  // namespace circuitry::cli

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load test (issue 13), run by hand, not in CI: how the benchmarks slow down when other
+# Load test, run by hand, not in CI: how the benchmarks slow down when other
 # programs keep the cores busy, as a build or a browser does on a laptop.
 #
 #   benchmarks/load_test.sh [BENCH_DIR] [--loads "0 1 2"] [--threads "1 2"] [--max-busy SECONDS]
@@ -9,7 +9,7 @@
 # bench_exact (from BENCH_DIR, default build/release/benchmarks) with 1 and 2 threads,
 # and stops its busy loops: always, also on Ctrl-C or an error (the trap below). It then prints
 # one row per benchmark and load: the time of each thread count, the busy/idle slowdown of each,
-# and the 2-thread/1-thread ratio. Issue 13's goal: under load, 2 threads take at most 1.2x the
+# and the 2-thread/1-thread ratio. The goal: under load, 2 threads take at most 1.2x the
 # time of 1 thread and at most 2x their idle time.
 #
 # The benchmarks are called with no arguments and read through their last line of key=value

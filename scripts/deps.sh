@@ -5,8 +5,11 @@
 set -euo pipefail
 required=(g++ make cmake libeigen3-dev libxtensor-dev nlohmann-json3-dev doctest-dev)
 if [ "${1:-}" = fuzz ]; then required+=(clang libclang-rt-dev); fi
-# `dot` renders circuit.svg; oneDNN runs `--dtype bfloat16` on AMX / AVX512-BF16. Everything else works without them.
-optional=(graphviz libdnnl-dev)
+# `dot` renders circuit.svg; oneDNN runs `--dtype bfloat16` on AMX / AVX512-BF16, and its CMake
+# package needs OpenCL's headers and loader beside it (only a Recommends of libdnnl-dev, which
+# --no-install-recommends skips). Everything else works without them: CMakeLists.txt goes on without
+# oneDNN when its package cannot load, and says why.
+optional=(graphviz libdnnl-dev ocl-icd-opencl-dev)
 missing=()
 for pkg in "${required[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -25,5 +28,8 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#missing_optional[@]} -gt 0 ]; then
     echo "circuitry: missing Debian packages; run:" >&2
     echo "  sudo apt-get install -y ${missing[*]} ${missing_optional[*]}" >&2
     exit 1
+  else
+    echo "circuitry: optional Debian packages missing (the build goes on without them); for all features run:" >&2
+    echo "  sudo apt-get install -y ${missing_optional[*]}" >&2
   fi
 fi

@@ -208,7 +208,7 @@ file(MAKE_DIRECTORY ${WORK}/mixtral)
 file(COPY_FILE ${FIXTURES}/hf-unsupported/mixtral.json ${WORK}/mixtral/config.json)
 expect_error(unknown_model_type "model_type \"mixtral\" is not one circuitry reads" forward --model ${WORK}/mixtral --task ${QW}/task.jsonl --out ${WORK}/x.json)
 
-# Reliability (issue 11). Malformed input of any kind names the file and the fault in one line:
+# Reliability. Malformed input of any kind names the file and the fault in one line:
 # a directory where a file is expected, a number no double holds.
 file(MAKE_DIRECTORY ${WORK}/a-dir)
 set(dir_fault "a-dir: is a directory, not a regular file")

@@ -1,4 +1,4 @@
-# Results depend only on the inputs (issue 11): the same command gives identical bytes with 1, 2
+# Results depend only on the inputs: the same command gives identical bytes with 1, 2
 # and 3 threads (VARIANTS t1;t2;t3), and when only the lengths of the --model and --out path
 # strings change, which moves the heap and so the addresses the kernels see (VARIANTS
 # t1;long1;long2). Float32 and float64, on the fixture whose sizes reach the threaded GEMM

@@ -1,4 +1,4 @@
-// Reliability (issue 11): every parser turns every malformed input into a circuitry::Error that
+// Reliability: every parser turns every malformed input into a circuitry::Error that
 // names the file; sizes claimed by a file are checked against its data before anything is
 // allocated; non-finite metrics are refused; outputs are written atomically and together; the
 // inputs that fuzzing found (tests/fuzz/regressions) stay fixed.

@@ -2,7 +2,7 @@
 // GEMMs through oneDNN (Debian's libdnnl-dev), compiled only when CMake found it
 // (CIRCUITRY_WITH_ONEDNN); core/gemm.hpp calls these for its blocks.
 //
-// - bfloat16 (issue 12, item 4), through oneDNN's matmul primitive: the operands are rounded to
+// - bfloat16, through oneDNN's matmul primitive: the operands are rounded to
 //   bfloat16 (round to nearest even, as torch.bfloat16 does) and the products accumulated in
 //   float32 into a float32 C. On a CPU with AMX-BF16 oneDNN runs the tiles (its
 //   "brg:avx512_core_amx_bf16" kernels, 2-3x the float32 GEMM on one core here); with only
@@ -38,9 +38,6 @@ inline std::string bfloat16_unavailable_reason() {
   if (isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx) return {};
   return "this CPU has neither AMX-BF16 nor AVX512-BF16 (oneDNN reports ISA " + std::to_string(static_cast<int>(isa)) + ")";
 }
-
-/// True when oneDNN runs bfloat16 GEMMs on AMX tiles here.
-inline bool uses_amx() { return dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx; }
 
 /// float -> bfloat16 bits, round to nearest even; a NaN stays a (quiet) NaN.
 inline std::uint16_t to_bfloat16(float x) {

@@ -22,8 +22,7 @@
 // removed whole (up to `lanes`) and falls back to 1 after a kept edge, so few lanes are
 // wasted where kept edges cluster. What lanes buy on a CPU is the weights read once per
 // batched run instead of once per run: above all the unembedding, which every run applies
-// (bench_acdc: 3.7x on GPT-2 small's last layer, vocabulary 50257; on a 4-layer model of
-// width 256 and vocabulary 512, where the runs are compute-bound, about the same speed). The decisions are those of the one-at-a-time pass
+// (bench_acdc measures the gain; the README gives the figures). The decisions are those of the one-at-a-time pass
 // (lanes = 1). Every run restarts from the clean residual at the receiver's layer.
 //
 // A sweep over thresholds tau_1 < ... < tau_n runs one pass per tau and scores each edge by

@@ -2,7 +2,7 @@
 // Thread control: one persistent pool for every parallel loop of the library (kernels, GEMM
 // blocks, exact patching's lanes). Eigen itself stays single-threaded.
 //
-// Why not OpenMP (issue 13): a `#pragma omp parallel for` ends in a barrier that waits for every
+// Why not OpenMP: a `#pragma omp parallel for` ends in a barrier that waits for every
 // thread of the team, including one the kernel has descheduled because another program wants the
 // core. With thousands of short regions per run, two threads on a busy two-core machine were up
 // to 16x slower than on an idle one, and slower than one thread. Here a loop is a list of tasks

@@ -102,8 +102,6 @@ class Graph {
   const std::vector<int>& edges_out_of(int upstream) const {
     return edges_out_of_[static_cast<std::size_t>(upstream)];
   }
-  /// Number of upstream nodes whose output is part of the residual stream before `port`.
-  std::size_t n_upstream_before(int port) const { return edges_into(port).size(); }
 
   int find_edge(std::string_view name) const { return lookup(edge_ids_, name, "edge"); }
   int find_upstream(std::string_view name) const { return lookup(upstream_ids_, name, "upstream node"); }

@@ -188,11 +188,6 @@ class ByteLevelBpeTokenizer {
     return ByteLevelBpeTokenizer(read_vocab_and_merges(vocab_json, merges_txt, "vocab.json of " + origin, "merges.txt of " + origin));
   }
 
-  /// A Hugging Face tokenizer.json (bpe_config.hpp says which).
-  static ByteLevelBpeTokenizer from_tokenizer_json(const std::filesystem::path& path) {
-    return ByteLevelBpeTokenizer(read_tokenizer_json(io::read_regular_file(path), path.string()));
-  }
-
   /// dir/tokenizer.json, else dir/vocab.json + dir/merges.txt.
   static ByteLevelBpeTokenizer from_directory(const std::filesystem::path& dir) {
     return ByteLevelBpeTokenizer(read_tokenizer_directory(dir));

@@ -1,0 +1,156 @@
+#pragma once
+// What the commands of apps/circuitry.cpp and the model commands (apps/model_command_bodies.hpp)
+// share: results refused when not finite, outputs checked before any computing, progress lines,
+// and the options that several commands parse the same way.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <circuitry/circuitry.hpp>
+
+#include "cli_args.hpp"
+#include "embedded_ground_truth.hpp"
+
+namespace circuitry::cli {
+
+using Json = nlohmann::ordered_json;
+using namespace circuitry::io;  // the commands read and write their files through io/ throughout
+
+/// Throws when `value`, the result's number at `where`, is a NaN or an infinity (JSON has neither).
+inline void require_finite(double value, const std::string& where) {
+  if (!std::isfinite(value))  // not require(): its message would be built for every number
+    throw Error("the result " + where + " is not finite (" + std::to_string(value) +
+                "): the model's numbers overflow or are NaN; check the checkpoint's weights");
+}
+
+/// Throws when the result holds a NaN or an infinity (nlohmann would write null), naming the key.
+inline void require_finite(const Json& j, const std::string& where) {
+  if (j.is_number_float()) {
+    require_finite(j.get<double>(), where);
+  } else if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) require_finite(value, where.empty() ? key : where + "." + key);
+  } else if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i) require_finite(j[i], where + "[" + std::to_string(i) + "]");
+  }
+}
+
+/// The text of a JSON result, refused when it holds a non-finite number.
+inline std::string result_text(const Json& j) {
+  require_finite(j, "");
+  return io::json_text(j);
+}
+
+/// Writes a command's one JSON result atomically (io/atomic_file.hpp).
+inline void write_json(const std::string& path, const Json& j) { io::write_file_atomically(path, result_text(j)); }
+
+/// Checks the folders of every output a command will write, before it computes anything.
+inline void check_outputs(const Args& a, std::initializer_list<const char*> options) {
+  for (const char* option : options)
+    if (a.has(option)) io::check_writable(a.get(option));
+}
+
+/// Progress on stderr for long runs: a line every few seconds.
+inline std::function<void(std::size_t, std::size_t)> progress_printer(const std::string& what) {
+  auto start = std::chrono::steady_clock::now();
+  auto last = std::make_shared<double>(0.0);
+  return [=](std::size_t done, std::size_t total) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (done == total || s - *last >= 2.0) {
+      *last = s;
+      std::fprintf(stderr, "%s: %zu/%zu edges, %.1f s\n", what.c_str(), done, total, s);
+    }
+  };
+}
+
+/// --ablation resample|zero|mean (default resample).
+inline Ablation parse_ablation(const Args& a) {
+  const std::string name = a.get("--ablation", "resample");
+  require(name == "resample" || name == "zero" || name == "mean", "unknown --ablation '" + name + "' (choose resample, zero or mean)");
+  return name == "zero" ? Ablation::Zero : name == "mean" ? Ablation::Mean : Ablation::Resample;
+}
+
+/// --threshold T, --thresholds T1,T2,... (ascending), or the default log-spaced sweep.
+inline std::vector<double> acdc_thresholds(const Args& a) {
+  require(!(a.has("--threshold") && a.has("--thresholds")), "give --threshold T or --thresholds T1,T2,..., not both");
+  std::vector<double> t;
+  if (a.has("--threshold")) t.push_back(a.number("--threshold"));
+  else if (a.has("--thresholds")) t = a.numbers("--thresholds");
+  else t = default_acdc_thresholds();
+  check_acdc_thresholds(t);
+  return t;
+}
+
+inline AcdcOptions acdc_options(const Args& a) {
+  AcdcOptions o;
+  o.ablation = parse_ablation(a);
+  o.lanes = a.positive("--lanes", 8);
+  // Progress on stderr: receiver, edges removed so far, distance; a line every two seconds.
+  auto start = std::chrono::steady_clock::now();
+  auto last = std::make_shared<double>(-10.0);
+  o.progress = [=](const AcdcProgress& p) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (p.receiver == p.n_receivers || s - *last >= 2.0) {
+      *last = s;
+      std::fprintf(stderr, "acdc: receiver %zu/%zu (%s), %zu edges removed, distance %.6g, %.1f s\n", p.receiver, p.n_receivers,
+                   p.receiver_name.c_str(), p.removed, p.distance, s);
+    }
+  };
+  return o;
+}
+
+inline std::string ablation_name(Ablation a) { return a == Ablation::Zero ? "zero" : a == Ablation::Mean ? "mean" : "resample"; }
+
+/// A ground truth by file, or by the name of one that ships inside the executable
+/// (data/ground-truth: ioi, greaterthan, docstring, tracr-reverse, tracr-proportion).
+inline std::vector<std::uint8_t> resolve_ground_truth(const Graph& graph, const std::string& value, const std::string& key) {
+  namespace gt = embedded_ground_truth;
+  struct Shipped {
+    const char* name;
+    const unsigned char* data;
+    std::size_t size;
+  };
+  const Shipped shipped[] = {{"ioi", gt::ioi, gt::ioi_size},
+                             {"greaterthan", gt::greaterthan, gt::greaterthan_size},
+                             {"greater-than", gt::greaterthan, gt::greaterthan_size},
+                             {"docstring", gt::docstring, gt::docstring_size},
+                             {"tracr-reverse", gt::tracr_reverse, gt::tracr_reverse_size},
+                             {"tracr-proportion", gt::tracr_proportion, gt::tracr_proportion_size}};
+  std::error_code ec;
+  if (!std::filesystem::exists(value, ec))
+    for (const Shipped& s : shipped)
+      if (value == s.name)
+        return ground_truth_from_json(graph, io::parse_json(std::string_view(reinterpret_cast<const char*>(s.data), s.size), value),
+                                      "ground truth '" + value + "'", key);
+  require(std::filesystem::exists(value, ec), "--ground-truth '" + value +
+                                                  "' is neither a file nor a shipped ground truth (ioi, greaterthan, "
+                                                  "docstring, tracr-reverse, tracr-proportion)");
+  return read_ground_truth(graph, value, key);
+}
+
+inline std::vector<std::vector<std::string>> read_paths(const std::string& path) {
+  const nlohmann::json j = io::read_json_file(path);
+  require(j.is_object() && j.contains("paths") && j["paths"].is_array(),
+          path + ": expected {\"paths\": [[edge, ...], ...]}");
+  std::vector<std::vector<std::string>> paths;
+  for (std::size_t i = 0; i < j["paths"].size(); ++i) {
+    const auto& p = j["paths"][i];
+    require(p.is_array() && !p.empty(), path + ": paths[" + std::to_string(i) + "] must be a non-empty list of edge names");
+    std::vector<std::string> edges;
+    for (const auto& e : p) {
+      require(e.is_string(), path + ": paths[" + std::to_string(i) + "] holds something that is not an edge name");
+      edges.push_back(e.get<std::string>());
+    }
+    paths.push_back(std::move(edges));
+  }
+  return paths;
+}
+
+}  // namespace circuitry::cli

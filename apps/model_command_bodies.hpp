@@ -1,0 +1,334 @@
+#pragma once
+// The commands that run a model, as templates over the model type. apps/model_commands.cpp
+// compiles them once per architecture (see apps/model_commands.hpp); apps/circuitry.cpp parses
+// and checks each command's options with the same parse_* functions before it loads the model,
+// so bad options fail before any loading or computing.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <circuitry/circuitry.hpp>
+
+#include "cli_common.hpp"
+#include "task_source.hpp"
+
+namespace circuitry::cli {
+
+template <class M>
+auto load_task(const Args& a, const M& model) {
+  const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);
+  return make_patching_task(model, task, parse_position_mode(a.get("--positions", "last")));
+}
+
+/// `forward --format npy`: the logits file written beside --out (result.json -> result.logits.npy).
+inline std::filesystem::path logits_npy_path(const std::string& out) {
+  return std::filesystem::path(out).replace_extension(".logits.npy");
+}
+
+struct ForwardOptions {
+  BuiltinMetric metric;
+  std::string format;  // json | npy
+};
+inline ForwardOptions parse_forward(const Args& a) {
+  ForwardOptions o{BuiltinMetric{parse_metric(a.get("--metric", "logit_diff"))}, a.get("--format", "json")};
+  require(o.format == "json" || o.format == "npy", "unknown --format '" + o.format + "' (choose json or npy)");
+  return o;
+}
+
+template <class M>
+void forward_on(const Args& a, const M& model) {
+  const auto [metric, format] = parse_forward(a);
+  const auto task = load_task(a, model);
+  Arena arena;
+  using T = typename std::decay_t<decltype(model)>::scalar;
+  Context<T, false> ctx(arena);
+  Json j;
+  j["metric"] = metric_name(metric.kind);
+  j["clean_metric"] = metric_value(metric, task.clean_logits, task.data);
+  j["corrupted_metric"] = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
+  // Each example's last-position logits (DESIGN.md section 4), also with --positions all,
+  // where the run returns every position after the first.
+  const std::size_t V = model.config().n_outputs(), rows = task.clean.batch;
+  std::vector<T> last_logits;  // [rows, V]
+  last_logits.reserve(rows * V);
+  for (std::size_t i : task.clean.last_readout_indices())
+    last_logits.insert(last_logits.end(), task.clean_logits.begin() + static_cast<std::ptrdiff_t>(i * V),
+                       task.clean_logits.begin() + static_cast<std::ptrdiff_t>((i + 1) * V));
+  const T* logits = last_logits.data();
+  require_finite(j, "");
+  for (std::size_t i = 0; i < rows * V; ++i)
+    if (!std::isfinite(logits[i]))
+      require_finite(double(logits[i]), "logits[" + std::to_string(i / V) + "][" + std::to_string(i % V) + "]");
+  io::OutputSet outputs;
+  if (format == "npy") {  // the logits as a [rows, vocab] array in their own dtype (numpy.load reads it)
+    const auto npy = logits_npy_path(a.get("--out"));
+    outputs.stage_with(npy, [&](std::ostream& out) { io::write_npy(out, logits, {rows, V}); });
+    j["logits_npy"] = npy.filename().string();
+    j["logits_shape"] = {rows, V};
+    outputs.stage(a.get("--out"), result_text(j));
+  } else {
+    // The logits (batch x vocabulary, 1.6M numbers for 32 GPT-2 rows) are written straight
+    // from the numbers, one row per line, each in its own type's shortest exact form.
+    outputs.stage(a.get("--out"), io::json_text_with_member(j, "logits", rows * V * 16, [&](std::string& out) {
+                    io::append_json_matrix(out, logits, rows, V);
+                  }));
+  }
+  outputs.commit();
+  
+}
+
+template <class M, class T = typename M::scalar>
+Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
+                       std::size_t steps, std::size_t memory_budget_mb) {
+  // memory_budget_mb = 0: the method's default
+  auto budget = [&](std::size_t default_bytes) { return memory_budget_mb ? memory_budget_mb << 20 : default_bytes; };
+  if (method == "eap") return attribute(model, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget)});
+  if (method == "eap-ig") return attribute(model, task, metric, EapIg{.steps = steps, .memory_budget = budget(kAttributionMemoryBudget)});
+  if (method == "clean-corrupted") return attribute(model, task, metric, CleanCorrupted{.memory_budget = budget(kAttributionMemoryBudget)});
+  if (method == "exact") {
+    ExactPatching exact;
+    exact.progress = progress_printer("exact");
+    exact.memory_budget = budget(exact.memory_budget);
+    return attribute(model, task, metric, exact);
+  }
+  throw Error("unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
+}
+
+struct AttributeOptions {
+  std::string method;
+  std::size_t steps;
+  std::size_t budget_mb;  // 0: the method's default
+  BuiltinMetric metric;
+};
+inline AttributeOptions parse_attribute(const Args& a) {
+  AttributeOptions o{a.get("--method"), a.positive("--steps", 5), a.has("--memory-budget") ? a.positive("--memory-budget", 1) : 0,
+                     BuiltinMetric{parse_metric(a.get("--metric", "logit_diff"))}};
+  require(o.method == "eap" || o.method == "eap-ig" || o.method == "clean-corrupted" || o.method == "exact",
+          "unknown --method '" + o.method + "' (choose eap, eap-ig, clean-corrupted or exact)");
+  return o;
+}
+
+template <class M>
+void attribute_on(const Args& a, const M& model) {
+  const auto [method, steps, budget_mb, metric] = parse_attribute(a);
+  const auto task = load_task(a, model);
+  const Attribution r = run_method(model, task, metric, method, steps, budget_mb);
+  ScoresMeta meta{r.method, metric_name(metric.kind), r.clean_metric, r.corrupted_metric};
+  if (method == "eap-ig") meta.extra["steps"] = steps;
+  meta.extra["d_model"] = model.config().n_embd;  // EAP-IG's circuit cfg needs it (prune)
+  write_scores_json(a.get("--out"), model.graph(), r.edge_scores, meta);
+  
+}
+
+struct EvaluateOptions {
+  BuiltinMetric metric;
+  Ablation ablation;
+};
+inline EvaluateOptions parse_evaluate(const Args& a) {
+  require(a.has("--circuit") != a.has("--scores"), "evaluate: give either --circuit FILE or --scores FILE (for the MIB curve)");
+  return {BuiltinMetric{parse_metric(a.get("--metric", "logit_diff"))}, parse_ablation(a)};
+}
+
+template <class M>
+void evaluate_on(const Args& a, const M& model) {
+  const auto [metric, ablation] = parse_evaluate(a);
+  const auto task = load_task(a, model);
+  const Graph graph = model.graph();
+  io::OutputSet outputs;  // the result and its plot appear together or not at all
+  Json j;
+  j["metric"] = metric_name(metric.kind);
+  if (a.has("--scores")) {  // the MIB faithfulness curve of the scores' top edges, with CPR and CMD
+    const std::vector<double> scores = read_scores_json(a.get("--scores"), graph).values;
+    const FaithfulnessCurve curve = faithfulness_curve(model, task, metric, scores);
+    j["clean_metric"] = curve.m_full;
+    j["corrupted_metric"] = curve.m_empty;
+    j["cpr"] = curve.cpr;
+    j["cmd"] = curve.cmd;
+    Json points = Json::array();
+    io::PlotSeries series{"faithfulness", {}, {}, "#1f77b4"};
+    for (std::size_t i = 0; i < curve.points.size(); ++i) {
+      points.push_back({{"fraction", curve.points[i].fraction}, {"n_edges_in_graph", curve.edges_kept[i]}, {"faithfulness", curve.points[i].value}});
+      series.x.push_back(curve.points[i].fraction);
+      series.y.push_back(curve.points[i].value);
+    }
+    j["curve"] = std::move(points);
+    if (a.has("--svg")) {
+      io::LinePlot plot;
+      char title[96];
+      std::snprintf(title, sizeof title, "Faithfulness of the top edges (CPR %.3f, CMD %.3f)", curve.cpr, curve.cmd);
+      plot.title = title;
+      plot.x_label = "fraction of edges";
+      plot.y_label = "faithfulness";
+      plot.log_x = true;
+      plot.series.push_back(series);
+      outputs.stage(a.get("--svg"), io::render_line_plot(plot));
+    }
+  } else {
+    const Circuit circuit = read_circuit_json(a.get("--circuit")).on(graph);
+    // Edges outside the circuit read the corrupted run (resample), zero, or their mean over the
+    // task's corrupted sequences at each position (mean).
+    const auto source = ablation_source(model, task, ablation, &task.corrupted);
+    const double full = metric_value(metric, task.clean_logits, task.data);
+    const double empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
+    // The empty and the full circuit are the reference runs themselves (faithfulness exactly 0 and 1).
+    const std::size_t n = circuit.n_edges();
+    const double m = n == 0 ? empty : n == graph.n_edges() ? full : evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
+    j["ablation"] = ablation_name(ablation);
+    j["clean_metric"] = full;
+    j["corrupted_metric"] = empty;
+    j["circuit_metric"] = m;
+    j["faithfulness"] = full == empty ? Json(nullptr) : Json(faithfulness(m, empty, full));
+    j["n_edges_in_graph"] = circuit.n_edges();
+  }
+  outputs.stage(a.get("--out"), result_text(j));
+  outputs.commit();
+  
+}
+
+struct PathPatchOptions {
+  bool sets;  // --paths FILE rather than --senders / --receivers
+  MetricKind kind;
+};
+inline PathPatchOptions parse_path_patch(const Args& a) {
+  const bool sets = a.has("--paths");
+  require(sets != (a.has("--senders") || a.has("--receivers")), "path-patch: give either --senders and --receivers, or --paths FILE");
+  if (!sets) a.need({"--senders", "--receivers"});
+  return {sets, parse_metric(a.get("--metric", sets ? "kl" : "logit_diff"))};
+}
+
+template <class M>
+void path_patch_on(const Args& a, const M& model) {
+  const auto [sets, kind] = parse_path_patch(a);
+  const auto paths = sets ? read_paths(a.get("--paths")) : std::vector<std::vector<std::string>>{};
+  const auto task = load_task(a, model);
+  Json j;
+  if (sets) {
+    const MetricKind delta = kind;
+    PathSetResult r;
+    try {
+      r = evaluate_path_set(model, task, paths, delta);
+    } catch (const Error& e) {
+      throw Error(a.get("--paths") + ": " + e.what());
+    }
+    j["delta"] = metric_name(delta);
+    j["aue"] = r.aue;
+    j["ate"] = r.ate;
+    j["proportion_explained"] = r.proportion_explained;
+  } else {
+    const BuiltinMetric metric{kind};
+    const auto r = path_patch(model, task, metric, a.list("--senders"), a.list("--receivers"), a.flag("--recompute-mlps"));
+    j["metric"] = metric_name(metric.kind);
+    j["effect"] = r.effect;
+    j["clean_metric"] = r.clean_metric;
+    j["patched_metric"] = r.patched_metric;
+  }
+  write_json(a.get("--out"), j);
+  
+}
+
+template <class M>
+void acdc_on(const Args& a, const M& model) {
+  const std::vector<double> thresholds = acdc_thresholds(a);
+  const MetricKind kind = parse_metric(a.get("--metric", "kl"));
+  AcdcOptions options = acdc_options(a);
+  const std::filesystem::path out = a.get("--out");
+  const auto task = load_task(a, model);
+  options.mean_reference = &task.corrupted;
+  io::OutputSet outputs;  // every circuit and acdc.json, published together
+  const Acdc<M, typename M::scalar> acdc_run(model, task, kind, options);
+  const Graph& graph = acdc_run.graph();
+  const auto start = std::chrono::steady_clock::now();
+  const AcdcSweep sweep = acdc_run.sweep(thresholds);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Json j;
+  j["thresholds"] = thresholds;
+  j["metric"] = metric_name(kind);
+  j["ablation"] = ablation_name(options.ablation);
+  j["clean_metric"] = acdc_run.distance().clean_metric;
+  j["seconds"] = seconds;
+  Json circuits = Json::array();
+  for (std::size_t i = 0; i < sweep.circuits.size(); ++i) {
+    const AcdcCircuit& c = sweep.circuits[i];
+    char file[64];
+    std::snprintf(file, sizeof file, "circuit-%02zu.json", i);
+    Circuit circuit(graph);
+    circuit.in_graph = c.in_graph;
+    outputs.stage(out / file, circuit_json_text(circuit, sweep.edge_scores, model.config().n_embd));
+    circuits.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}, {"distance", c.distance}, {"metric", c.metric},
+                        {"runs", c.runs}, {"file", file}});
+    std::printf("tau %-10.4g %6zu of %zu edges   distance %.6g\n", c.threshold, c.n_edges, graph.n_edges(), c.distance);
+  }
+  j["circuits"] = std::move(circuits);
+  Json edges = Json::object();
+  for (std::size_t e = 0; e < graph.n_edges(); ++e) edges[graph.edges()[e].name] = sweep.edge_scores[e];
+  j["edges"] = std::move(edges);
+  outputs.stage(out / "acdc.json", result_text(j));
+  outputs.commit();
+  
+}
+
+inline ComparisonOptions parse_compare(const Args& a) {
+  a.need({"--ground-truth"});
+  ComparisonOptions options;
+  if (a.has("--methods")) options.methods = a.list("--methods");
+  if (!options.methods.empty()) check_comparison_methods(options.methods);
+  options.metric = parse_metric(a.get("--metric", "logit_diff"));
+  options.acdc_metric = parse_metric(a.get("--acdc-metric", "kl"));
+  options.thresholds = acdc_thresholds(a);
+  options.eap_ig_steps = a.positive("--steps", 5);
+  options.acdc = acdc_options(a);
+  options.acdc.progress = nullptr;
+  options.log = [](const std::string& m) { std::fprintf(stderr, "compare: running %s\n", m.c_str()); };
+  return options;
+}
+
+template <class M>
+void compare_on(const Args& a, const M& model) {
+  ComparisonOptions options = parse_compare(a);
+  const std::filesystem::path out = a.get("--out");
+  const auto task = load_task(a, model);
+  options.acdc.mean_reference = &task.corrupted;
+  const Graph graph = model.graph();
+  const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
+  const auto results = compare_methods(model, task, truth, options);
+  Json j;
+  j["ground_truth"] = a.get("--ground-truth");
+  j["n_edges"] = graph.n_edges();
+  j["n_true"] = std::count(truth.begin(), truth.end(), 1);
+  j["metric"] = metric_name(options.metric);
+  j["acdc_metric"] = metric_name(options.acdc_metric);
+  Json methods = Json::object();
+  io::LinePlot plot;
+  plot.title = "ROC against the ground truth (" + a.get("--ground-truth") + ")";
+  plot.x_label = "false positive rate";
+  plot.y_label = "true positive rate";
+  plot.diagonal = true;
+  plot.x_min = 0, plot.x_max = 1, plot.y_min = 0, plot.y_max = 1;
+  std::printf("%-16s %8s %12s %10s %8s\n", "method", "auc", "pessimistic", "seconds", "edges");
+  for (const auto& r : results) {
+    Json m = {{"auc", r.auc}, {"auc_pessimistic", r.auc_pessimistic}, {"seconds", r.seconds}, {"edges_scored", r.edges_scored},
+              {"fpr", r.fpr}, {"tpr", r.tpr}};
+    if (r.acdc) {
+      Json points = Json::array();
+      for (const auto& c : r.acdc->circuits) points.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}});
+      m["circuits"] = std::move(points);
+    }
+    methods[r.method] = std::move(m);
+    char label[96];
+    std::snprintf(label, sizeof label, "%s (AUC %.3f)", r.method.c_str(), r.auc);
+    plot.series.push_back({label, r.fpr, r.tpr, "", false, r.method == "acdc"});
+    std::printf("%-16s %8.4f %12.4f %10.3f %8zu\n", r.method.c_str(), r.auc, r.auc_pessimistic, r.seconds, r.edges_scored);
+  }
+  j["methods"] = std::move(methods);
+  io::OutputSet outputs;  // compare.json and roc.svg appear together or not at all
+  outputs.stage(out / "compare.json", result_text(j));
+  outputs.stage(out / "roc.svg", io::render_line_plot(plot));
+  outputs.commit();
+  std::fprintf(stderr, "wrote %s and %s\n", (out / "compare.json").c_str(), (out / "roc.svg").c_str());
+  
+}
+
+}  // namespace circuitry::cli
