@@ -272,6 +272,8 @@ void main_job_on(const Args& a, const M& model, const std::filesystem::path& mod
 /// `circuitry discover --model DIR --task FILE [--out DIR] [--metric M] [--target F] [--steps M]`
 inline DiscoveryOptions discover_options(const Args& a) {
   a.need({"--model", "--task"});
+  require(a.get("--dtype", "float32") == "float32" && a.get("--positions", "last") == "last",
+          "discover: runs in float32 on each example's last position; leave out --dtype and --positions");
   DiscoveryOptions opt;
   opt.out_dir = a.get("--out", "circuitry-out");
   opt.metric = parse_metric(a.get("--metric", "logit_diff"));

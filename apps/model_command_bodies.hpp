@@ -129,6 +129,8 @@ struct EvaluateOptions {
 };
 inline EvaluateOptions parse_evaluate(const Args& a) {
   require(a.has("--circuit") != a.has("--scores"), "evaluate: give either --circuit FILE or --scores FILE (for the MIB curve)");
+  require(!(a.has("--scores") && a.has("--ablation")),
+          "evaluate: --ablation applies to --circuit; the MIB curve of --scores patches the edges it leaves out with the corrupted run");
   return {BuiltinMetric{parse_metric(a.get("--metric", "logit_diff"))}, parse_ablation(a)};
 }
 

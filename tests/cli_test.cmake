@@ -90,6 +90,9 @@ expect_ok(prune "\"in_graph\"" ${WORK}/circuit.json prune --scores ${WORK}/eap.j
 expect_ok(evaluate "\"faithfulness\"" ${WORK}/eval.json evaluate --model ${M} --task ${M}/task.jsonl --circuit ${WORK}/circuit.json --out ${WORK}/eval.json)
 expect_ok(evaluate_zero "\"ablation\": \"zero\"" ${WORK}/eval0.json evaluate --model ${M} --task ${M}/task.jsonl --circuit ${WORK}/circuit.json --ablation zero --out ${WORK}/eval0.json)
 expect_ok(mib_curve "\"cpr\"" ${WORK}/curve.json evaluate --model ${M} --task ${M}/task.jsonl --scores ${WORK}/eap.json --out ${WORK}/curve.json --svg ${WORK}/curve.svg)
+# Options a mode cannot honour are refused, not ignored.
+expect_error(mib_curve_ablation "--ablation applies to --circuit" evaluate --model ${M} --task ${M}/task.jsonl --scores ${WORK}/eap.json --ablation zero --out ${WORK}/x.json)
+expect_error(discover_dtype "discover: runs in float32" discover --model ${M} --task ${M}/task.jsonl --dtype float64 --out ${WORK}/x)
 file(WRITE ${WORK}/truth.json "{\"edges\": [\"a0.h1->a1.h0<k>\", \"a1.h0->logits\", \"input->logits\"]}")
 expect_ok(roc "\"auc_pessimistic\"" ${WORK}/roc.json roc --scores ${WORK}/eap.json --ground-truth ${WORK}/truth.json --out ${WORK}/roc.json --svg ${WORK}/roc.svg)
 file(WRITE ${WORK}/bad-truth.json "{\"edges\": [\"a0.h1->a5.h0<k>\"]}")
