@@ -35,6 +35,7 @@ usage:
   circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
                        [--memory-budget MB]   working memory: exact's lanes per forward (default 2048),
                        the gradient methods' examples per pass (default 512)
+                       [--edges FILE]   exact only: score just these edges (a circuit file, or {"edges": [names]})
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]
   circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE [--ablation resample|zero|mean]
   circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
@@ -323,7 +324,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (cmd == "forward") forward(Args(cmd, argc, argv, 2, with_model_options({"--format"})));
-  else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps", "--memory-budget"})));
+  else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps", "--memory-budget", "--edges"})));
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot", "--d-model"}, {"--no-prune"}));
   else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg", "--ablation"})));

@@ -2,6 +2,7 @@
 // What the commands of apps/circuitry.cpp and the model commands (apps/model_command_bodies.hpp)
 // share: results refused when not finite, outputs checked before any computing, progress lines,
 // and the options that several commands parse the same way.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -57,7 +58,21 @@ inline void check_outputs(const Args& a, std::initializer_list<const char*> opti
     if (a.has(option)) io::check_writable(a.get(option));
 }
 
-/// Progress on stderr for long runs: a line every few seconds.
+/// A duration for progress lines: "42 s", "3 min 10 s", "2 h 5 min".
+inline std::string human_duration(double seconds) {
+  const long long s = std::llround(std::max(seconds, 0.0));
+  if (s < 60) return std::to_string(s) + " s";
+  if (s < 3600) return std::to_string(s / 60) + " min " + std::to_string(s % 60) + " s";
+  return std::to_string(s / 3600) + " h " + std::to_string(s % 3600 / 60) + " min";
+}
+
+/// "about T left" from the rate so far (work done of total after `seconds`), or "" before any.
+inline std::string time_left(double seconds, std::size_t done, std::size_t total) {
+  if (done == 0 || done >= total) return "";
+  return ", about " + human_duration(seconds * double(total - done) / double(done)) + " left";
+}
+
+/// Progress on stderr for long runs: a line every few seconds, with an estimate of the time left.
 inline std::function<void(std::size_t, std::size_t)> progress_printer(const std::string& what) {
   auto start = std::chrono::steady_clock::now();
   auto last = std::make_shared<double>(0.0);
@@ -65,7 +80,7 @@ inline std::function<void(std::size_t, std::size_t)> progress_printer(const std:
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (done == total || s - *last >= 2.0) {
       *last = s;
-      std::fprintf(stderr, "%s: %zu/%zu edges, %.1f s\n", what.c_str(), done, total, s);
+      std::fprintf(stderr, "%s: %zu/%zu edges, %.1f s%s\n", what.c_str(), done, total, s, time_left(s, done, total).c_str());
     }
   };
 }
@@ -99,8 +114,9 @@ inline AcdcOptions acdc_options(const Args& a) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (p.receiver == p.n_receivers || s - *last >= 2.0) {
       *last = s;
-      std::fprintf(stderr, "acdc: receiver %zu/%zu (%s), %zu edges removed, distance %.6g, %.1f s\n", p.receiver, p.n_receivers,
-                   p.receiver_name.c_str(), p.removed, p.distance, s);
+      // The estimate counts receivers, whose costs differ (a receiver near the logits restarts late).
+      std::fprintf(stderr, "acdc: receiver %zu/%zu (%s), %zu edges removed, distance %.6g, %.1f s%s\n", p.receiver, p.n_receivers,
+                   p.receiver_name.c_str(), p.removed, p.distance, s, time_left(s, p.receiver, p.n_receivers).c_str());
     }
   };
   return o;

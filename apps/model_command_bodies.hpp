@@ -82,7 +82,7 @@ void forward_on(const Args& a, const M& model) {
 
 template <class M, class T = typename M::scalar>
 Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
-                       std::size_t steps, std::size_t memory_budget_mb) {
+                       std::size_t steps, std::size_t memory_budget_mb, const std::vector<std::uint8_t>& exact_edges = {}) {
   // memory_budget_mb = 0: the method's default
   auto budget = [&](std::size_t default_bytes) { return memory_budget_mb ? memory_budget_mb << 20 : default_bytes; };
   if (method == "eap") return attribute(model, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget)});
@@ -92,6 +92,7 @@ Attribution run_method(const M& model, const PatchingTask<T>& task, const Builti
     ExactPatching exact;
     exact.progress = progress_printer("exact");
     exact.memory_budget = budget(exact.memory_budget);
+    exact.edges = exact_edges;  // empty: every edge
     return attribute(model, task, metric, exact);
   }
   throw Error("unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
@@ -108,19 +109,31 @@ inline AttributeOptions parse_attribute(const Args& a) {
                      BuiltinMetric{parse_metric(a.get("--metric", "logit_diff"))}};
   require(o.method == "eap" || o.method == "eap-ig" || o.method == "clean-corrupted" || o.method == "exact",
           "unknown --method '" + o.method + "' (choose eap, eap-ig, clean-corrupted or exact)");
+  require(!a.has("--edges") || o.method == "exact",
+          "attribute: --edges selects the edges of --method exact; " + o.method + " scores every edge in one pass");
   return o;
+}
+
+/// `attribute --method exact --edges FILE`: the edges to score, from a circuit (EAP-IG's format:
+/// the edges in_graph) or an edge list `{"edges": [names]}` (the ground-truth format).
+inline std::vector<std::uint8_t> read_edge_selection(const Graph& graph, const std::string& path) {
+  const nlohmann::json j = io::read_json_file(path);
+  if (j.is_object() && j.contains("edges") && j["edges"].is_object()) return read_circuit_json(path).on(graph).in_graph;
+  return ground_truth_from_json(graph, j, path, "edges");
 }
 
 template <class M>
 void attribute_on(const Args& a, const M& model) {
   const auto [method, steps, budget_mb, metric] = parse_attribute(a);
+  const std::vector<std::uint8_t> selected = a.has("--edges") ? read_edge_selection(model.graph(), a.get("--edges")) : std::vector<std::uint8_t>{};
   const auto task = load_task(a, model);
-  const Attribution r = run_method(model, task, metric, method, steps, budget_mb);
+  const Attribution r = run_method(model, task, metric, method, steps, budget_mb, selected);
   ScoresMeta meta{r.method, metric_name(metric.kind), r.clean_metric, r.corrupted_metric};
   if (method == "eap-ig") meta.extra["steps"] = steps;
+  if (!selected.empty())  // the edges left out score 0
+    meta.extra["edges_scored"] = std::count(selected.begin(), selected.end(), std::uint8_t{1});
   meta.extra["d_model"] = model.config().n_embd;  // EAP-IG's circuit cfg needs it (prune)
   write_scores_json(a.get("--out"), model.graph(), r.edge_scores, meta);
-  
 }
 
 struct EvaluateOptions {

@@ -110,6 +110,32 @@ expect_error(unknown_option "unknown option '--modle'" forward --modle ${M} --ta
 expect_error(bad_threads "--threads must be between 1 and 1024" forward --model ${M} --task ${M}/task.jsonl --threads 0 --out ${WORK}/x.json)
 expect_error(bad_steps "--steps must be a positive integer" attribute --model ${M} --task ${M}/task.jsonl --method eap-ig --steps -1 --out ${WORK}/x.json)
 expect_error(missing_out "missing required option --out" attribute --model ${M} --task ${M}/task.jsonl --method exact)
+# attribute --method exact --edges: the chosen edges score what a full exact run gives them (to
+# float64 rounding: fewer edges run in fewer lanes, so the GEMMs have other shapes), the others 0.
+expect_ok(exact_all "\"edges\"" ${WORK}/exact-all.json attribute --model ${M} --task ${M}/task.jsonl --method exact --dtype float64
+          --out ${WORK}/exact-all.json)
+file(WRITE ${WORK}/two-edges.json "{\"edges\": [\"input->logits\", \"m0->logits\"]}")
+expect_ok(exact_edges "\"edges_scored\": 2" ${WORK}/exact-two.json attribute --model ${M} --task ${M}/task.jsonl --method exact
+          --dtype float64 --edges ${WORK}/two-edges.json --out ${WORK}/exact-two.json)
+file(READ ${WORK}/exact-all.json all_text)
+file(READ ${WORK}/exact-two.json two_text)
+foreach(edge input->logits m0->logits)
+  string(JSON full GET "${all_text}" edges ${edge})
+  string(JSON chosen GET "${two_text}" edges ${edge})
+  string(SUBSTRING "${full}" 0 12 full_digits)  # sign, "0." and about ten significant digits
+  string(SUBSTRING "${chosen}" 0 12 chosen_digits)
+  if(NOT full_digits STREQUAL chosen_digits OR full MATCHES "^0(\\.0)?$")
+    message(FATAL_ERROR "exact_edges: ${edge} scores ${chosen} with --edges, ${full} in the full run")
+  endif()
+endforeach()
+string(JSON left_out GET "${two_text}" edges a0.h0->logits)
+if(NOT left_out MATCHES "^0(\\.0)?$")
+  message(FATAL_ERROR "exact_edges: a0.h0->logits was not chosen but scores ${left_out}")
+endif()
+expect_error(edges_not_exact "--edges selects the edges of --method exact" attribute --model ${M} --task ${M}/task.jsonl --method eap
+             --edges ${WORK}/two-edges.json --out ${WORK}/x.json)
+expect_error(edges_unknown "greaterthan-gpt2-small.json: " attribute --model ${M} --task ${M}/task.jsonl --method exact
+             --edges ${FIXTURES}/ground-truth/greaterthan-gpt2-small.json --out ${WORK}/x.json)
 expect_error(unknown_sender "unknown upstream node 'a7.h0'" path-patch --model ${M} --task ${M}/task.jsonl --senders a7.h0 --receivers logits --out ${WORK}/x.json)
 file(WRITE ${WORK}/bad-path.json "{\"paths\": [[\"a0.h1->a1.h0<k>\"]]}")
 expect_error(bad_path "must end at logits" path-patch --model ${M} --task ${M}/task.jsonl --paths ${WORK}/bad-path.json --out ${WORK}/x.json)
