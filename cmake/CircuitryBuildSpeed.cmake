@@ -28,5 +28,6 @@ function(circuitry_precompile_library_headers target)
     circuitry_sanitize(circuitry_pch)
   endif()
   target_precompile_headers(${target} REUSE_FROM circuitry_pch)
+  circuitry_sanitize(${target})  # the header's flags: a sanitized header serves only sanitized units
   target_compile_options(${target} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-Wno-stringop-overflow>)  # the false positives above
 endfunction()
