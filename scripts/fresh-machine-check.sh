@@ -8,12 +8,14 @@
 #   sudo bash scripts/fresh-machine-check.sh [SCRATCH_DIR]     (default /tmp/circuitry-fresh)
 #
 # Environment: MIRROR (default http://deb.debian.org/debian), KEEP=1 keeps the root afterwards,
-# ONLY=main-job|test runs one of the two commands.
+# ONLY=main-job|test runs one of the two commands, OPTIONAL=0 checks a machine without the optional
+# packages (graphviz, oneDNN, OpenCL): deps.sh then installs only the required ones.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 scratch="${1:-/tmp/circuitry-fresh}"
 mirror="${MIRROR:-http://deb.debian.org/debian}"
 only="${ONLY:-}"
+optional="${OPTIONAL:-1}"
 if [ "$(id -u)" != 0 ]; then
   echo "fresh-machine-check: run as root (debootstrap and chroot need it): sudo bash $0 $*" >&2
   exit 1
@@ -57,7 +59,7 @@ run_in_root() {  # name, command
   t0=$(date +%s)
   set +e
   chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-    bash -c "cd /root/circuitry && $command" >"$log" 2>&1
+    CIRCUITRY_OPTIONAL_PACKAGES="$optional" bash -c "cd /root/circuitry && $command" >"$log" 2>&1
   status=$?
   set -e
   local seconds=$(($(date +%s) - t0))
@@ -72,5 +74,13 @@ run_in_root() {  # name, command
 status=0
 if [ "$only" != test ]; then run_in_root main-job "bash scripts/main-job.sh" || status=1; fi
 if [ "$only" != main-job ]; then run_in_root test "bash scripts/test.sh" || status=1; fi
+if [ "$optional" = 0 ]; then
+  for pkg in graphviz libdnnl-dev ocl-icd-opencl-dev; do
+    if chroot "$root" dpkg -s "$pkg" >/dev/null 2>&1; then
+      echo "fresh-machine-check: $pkg was installed though OPTIONAL=0"; status=1
+    fi
+  done
+  echo "fresh-machine-check: optional packages absent; the configure said: $(grep -h 'circuitry: oneDNN' "$scratch"/*.log | sort -u | tr '\n' ' ')"
+fi
 echo "fresh-machine-check: commit $commit: $([ $status = 0 ] && echo 'both commands green' || echo 'FAILED')"
 exit $status
