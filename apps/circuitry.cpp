@@ -36,17 +36,23 @@ usage:
                        [--memory-budget MB]   working memory: exact's lanes per forward (default 2048),
                        the gradient methods' examples per pass (default 512)
                        [--edges FILE]   exact only: score just these edges (a circuit file, or {"edges": [names]})
+                       [--resume DIR [--checkpoint-every S] [--stop-after S]]   exact only: see below
   circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]
   circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE [--ablation resample|zero|mean]
   circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
   circuitry roc        --scores FILE --ground-truth FILE [--key edges] --out FILE [--svg FILE]
-  circuitry acdc       --model DIR --task FILE (--threshold T | --thresholds T1,T2,...) --out DIR [--ablation resample|zero|mean] [--lanes K]
+  circuitry acdc       --model DIR --task FILE [--threshold T | --thresholds T1,T2,...] --out DIR [--ablation resample|zero|mean]
+                       [--lanes K] [--resume DIR [--checkpoint-every S] [--stop-after S]]   default thresholds:
+                       {1,2,5} x 10^-5..10^-1
   circuitry compare    --model DIR --task FILE --ground-truth FILE|NAME [--methods eap,eap-ig,clean-corrupted,exact,acdc] --out DIR
   circuitry planted    --out DIR [--layers L] [--heads H] [--shape chain|fork] [--seed S]   a model with a known circuit
   circuitry tokenize   [--model DIR | --tokenizer DIR] --in FILE --out FILE   JSON Lines {"text": ...} -> the same with "ids"
   circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
   circuitry task       ioi|greater-than|docstring|induction --n N [--seed S] [--model DIR] --out FILE   a generated task
 
+Long runs (attribute --method exact, acdc) stop and resume: --resume DIR keeps a checkpoint in DIR (every
+--checkpoint-every seconds, default 60) and carries on from the one there, writing the bytes an unbroken run
+writes; --stop-after S stops at the first checkpoint after S seconds with exit status 75 (run it again to go on).
 Commands that run a model also take --metric logit_diff|prob_diff|logit_diff_max|kl|loss|l2 (default logit_diff;
 kl for --paths), --positions last|all (where metrics read the logits: each example's last position, the default,
 or every position after the first, as tracr's tasks need), --dtype float32|float64|bfloat16 (default float32;
@@ -254,6 +260,7 @@ void acdc_command(const Args& a) {
   acdc_thresholds(a);
   parse_metric(a.get("--metric", "kl"));
   acdc_options(a);
+  RunCheckpoint{a};  // checks the checkpoint options
   io::create_output_folder(a.get("--out"));
   run_on_model(ModelCommand::acdc, a);
 }
@@ -265,7 +272,7 @@ void compare_command(const Args& a) {
   run_on_model(ModelCommand::compare, a);
 }
 
-/// circuitry planted: a planted-circuit model (models/planted_circuit.hpp) with its task and
+/// circuitry planted: a planted-circuit model (circuits/planted_circuit.hpp) with its task and
 /// ground truth, ready for `compare --ground-truth DIR/ground-truth.json`.
 void planted_command(const Args& a) {
   a.need({"--out"});
@@ -285,7 +292,7 @@ void planted_command(const Args& a) {
   Json gt;
   gt["name"] = "planted-" + a.get("--shape", "chain");
   gt["model"] = {{"n_layers", spec.n_layers}, {"n_heads", spec.n_heads}, {"attn_only", true}};
-  gt["source"] = "circuitry planted (models/planted_circuit.hpp), seed " + std::to_string(spec.seed);
+  gt["source"] = "circuitry planted (circuits/planted_circuit.hpp), seed " + std::to_string(spec.seed);
   gt["edges"] = planted.true_edges;
   gt["n_edges"] = planted.true_edges.size();
   write_json((out / "ground-truth.json").string(), gt);
@@ -324,7 +331,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (cmd == "forward") forward(Args(cmd, argc, argv, 2, with_model_options({"--format"})));
-  else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps", "--memory-budget", "--edges"})));
+  else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps", "--memory-budget", "--edges", "--resume", "--checkpoint-every", "--stop-after"})));
   else if (cmd == "prune")
     prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot", "--d-model"}, {"--no-prune"}));
   else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg", "--ablation"})));
@@ -333,7 +340,7 @@ int run(int argc, char** argv) {
   else if (cmd == "discover")
     discover_command(Args(cmd, argc, argv, 2, with_model_options({"--target", "--steps"})));
   else if (cmd == "acdc")
-    acdc_command(Args(cmd, argc, argv, 2, with_model_options({"--threshold", "--thresholds", "--ablation", "--lanes"})));
+    acdc_command(Args(cmd, argc, argv, 2, with_model_options({"--threshold", "--thresholds", "--ablation", "--lanes", "--resume", "--checkpoint-every", "--stop-after"})));
   else if (cmd == "compare")
     compare_command(Args(cmd, argc, argv, 2, with_model_options({"--ground-truth", "--key", "--methods", "--acdc-metric", "--threshold",
                                                                  "--thresholds", "--ablation", "--lanes", "--steps"})));
@@ -357,6 +364,9 @@ int main(int argc, char** argv) {
   if (const auto warning = circuitry::unused_vector_units_warning()) std::fprintf(stderr, "%s\n", warning->c_str());
   try {
     return circuitry::cli::run(argc, argv);
+  } catch (const circuitry::cli::StoppedAtCheckpoint& e) {
+    std::fprintf(stderr, "circuitry: %s\n", e.what());
+    return circuitry::cli::kExitStoppedAtCheckpoint;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "circuitry: error: %s\n", e.what());
     return 1;

@@ -50,6 +50,9 @@ class Args {
     return static_cast<std::size_t>(n);
   }
   bool flag(const std::string& key) const { return flags_.count(key) > 0; }
+  const std::string& command() const { return command_; }
+  const std::map<std::string, std::string>& values() const { return values_; }
+  const std::set<std::string>& flags() const { return flags_; }
   std::string get(const std::string& key) const {
     auto it = values_.find(key);
     require(it != values_.end(), command_ + ": missing required option " + key);

@@ -72,15 +72,17 @@ inline std::string time_left(double seconds, std::size_t done, std::size_t total
   return ", about " + human_duration(seconds * double(total - done) / double(done)) + " left";
 }
 
-/// Progress on stderr for long runs: a line every few seconds, with an estimate of the time left.
-inline std::function<void(std::size_t, std::size_t)> progress_printer(const std::string& what) {
+/// Progress on stderr for long runs: a line every few seconds, with an estimate of the time left
+/// from this run's rate (`already_done`: the edges a resumed run found done).
+inline std::function<void(std::size_t, std::size_t)> progress_printer(const std::string& what, std::size_t already_done = 0) {
   auto start = std::chrono::steady_clock::now();
   auto last = std::make_shared<double>(0.0);
   return [=](std::size_t done, std::size_t total) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (done == total || s - *last >= 2.0) {
       *last = s;
-      std::fprintf(stderr, "%s: %zu/%zu edges, %.1f s%s\n", what.c_str(), done, total, s, time_left(s, done, total).c_str());
+      std::fprintf(stderr, "%s: %zu/%zu edges, %.1f s%s\n", what.c_str(), done, total, s,
+                   time_left(s, done - already_done, total - already_done).c_str());
     }
   };
 }
@@ -108,15 +110,27 @@ inline AcdcOptions acdc_options(const Args& a) {
   o.ablation = parse_ablation(a);
   o.lanes = a.positive("--lanes", 8);
   // Progress on stderr: receiver, edges removed so far, distance; a line every two seconds.
+  // The estimate of the time left is the pass's: its receivers done since it began (or since
+  // a resumed run carried it on), whose costs differ (a receiver near the logits restarts late).
+  struct PassClock {
+    double last_line = -10, last_call = 0, pass_start = 0;
+    std::size_t last_receiver = 0, base = 0;
+    bool first = true;
+  };
   auto start = std::chrono::steady_clock::now();
-  auto last = std::make_shared<double>(-10.0);
+  auto clock = std::make_shared<PassClock>();
   o.progress = [=](const AcdcProgress& p) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (p.receiver == p.n_receivers || s - *last >= 2.0) {
-      *last = s;
-      // The estimate counts receivers, whose costs differ (a receiver near the logits restarts late).
+    PassClock& c = *clock;
+    if (c.first || p.receiver <= c.last_receiver) {  // a pass begins (or is carried on)
+      c.pass_start = c.last_call, c.base = p.receiver - 1, c.first = false;
+    }
+    c.last_call = s, c.last_receiver = p.receiver;
+    if (p.receiver == p.n_receivers || s - c.last_line >= 2.0) {
+      c.last_line = s;
       std::fprintf(stderr, "acdc: receiver %zu/%zu (%s), %zu edges removed, distance %.6g, %.1f s%s\n", p.receiver, p.n_receivers,
-                   p.receiver_name.c_str(), p.removed, p.distance, s, time_left(s, p.receiver, p.n_receivers).c_str());
+                   p.receiver_name.c_str(), p.removed, p.distance, s,
+                   time_left(s - c.pass_start, p.receiver - c.base, p.n_receivers - c.base).c_str());
     }
   };
   return o;

@@ -3,6 +3,7 @@
 // model and explain it. With no --model, the shipped 2-layer attention-only induction model
 // (embedded in this executable; apps/circuitry.cpp unpacks and loads it) and a generated
 // induction task are used.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -173,7 +174,7 @@ void compare_with_acdc(const M& model, const PatchingTask<T>& task, DiscoveryRep
 }
 
 /// Every method against models whose circuit is known by construction, of the shipped model's
-/// size (models/planted_circuit.hpp): the EAP paper's comparison where the truth is exact.
+/// size (circuits/planted_circuit.hpp): the EAP paper's comparison where the truth is exact.
 inline void planted_auc_table(std::size_t n_layers, std::size_t n_heads) {
   std::printf("\nEvery method against planted circuits of the same size (%zu x %zu; ROC AUC, 1 = the true edges ranked first):\n",
               n_layers, n_heads);
@@ -265,8 +266,12 @@ void main_job_on(const Args& a, const M& model, const std::filesystem::path& mod
   outputs.commit();
   print_files(r);
   print_summary(r, found);
-  std::printf("\nDone in %.1f s. Read the circuit in %s/circuit.svg (or circuit.dot) and the curves in faithfulness.svg and roc.svg.\n",
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), opt.out_dir.c_str());
+  // Without Graphviz there is no circuit.svg: say so, and how to get it.
+  const bool have_svg = std::find(r.files.begin(), r.files.end(), (opt.out_dir / "circuit.svg").string()) != r.files.end();
+  std::printf("\nDone in %.1f s. Read the circuit in %s/%s and the curves in faithfulness.svg and roc.svg.\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), opt.out_dir.c_str(),
+              have_svg ? "circuit.svg (or circuit.dot)"
+                       : "circuit.dot (for a picture, circuit.svg, install Graphviz: apt-get install graphviz)");
 }
 
 /// `circuitry discover --model DIR --task FILE [--out DIR] [--metric M] [--target F] [--steps M]`

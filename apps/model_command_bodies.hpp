@@ -13,6 +13,7 @@
 #include <circuitry/circuitry.hpp>
 
 #include "cli_common.hpp"
+#include "run_checkpoint.hpp"
 #include "task_source.hpp"
 
 namespace circuitry::cli {
@@ -77,12 +78,13 @@ void forward_on(const Args& a, const M& model) {
                   }));
   }
   outputs.commit();
-  
 }
 
+/// checkpoint: --resume's, for exact patching (the other methods are one pass).
 template <class M, class T = typename M::scalar>
 Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
-                       std::size_t steps, std::size_t memory_budget_mb, const std::vector<std::uint8_t>& exact_edges = {}) {
+                       std::size_t steps, std::size_t memory_budget_mb, const std::vector<std::uint8_t>& exact_edges,
+                       RunCheckpoint& checkpoint) {
   // memory_budget_mb = 0: the method's default
   auto budget = [&](std::size_t default_bytes) { return memory_budget_mb ? memory_budget_mb << 20 : default_bytes; };
   if (method == "eap") return attribute(model, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget)});
@@ -90,9 +92,18 @@ Attribution run_method(const M& model, const PatchingTask<T>& task, const Builti
   if (method == "clean-corrupted") return attribute(model, task, metric, CleanCorrupted{.memory_budget = budget(kAttributionMemoryBudget)});
   if (method == "exact") {
     ExactPatching exact;
-    exact.progress = progress_printer("exact");
     exact.memory_budget = budget(exact.memory_budget);
     exact.edges = exact_edges;  // empty: every edge
+    const std::size_t n_edges = model.graph().n_edges();
+    ExactCheckpoint saved;
+    if (const auto state = checkpoint.load({{"n_edges", n_edges}, {"clean_logits", logits_fingerprint(task.clean_logits)},
+                                            {"lanes_per_forward", exact_lanes(model, task.clean, exact)}})) {
+      saved = exact_state_from_json(*state, n_edges, checkpoint.path().string());
+      exact.resume = &saved;
+    }
+    if (checkpoint.active())
+      exact.checkpoint = [&](const ExactCheckpoint& c) { checkpoint.offer([&] { return exact_state_json(c); }); };
+    exact.progress = progress_printer("exact", saved.edges_done);
     return attribute(model, task, metric, exact);
   }
   throw Error("unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
@@ -111,6 +122,10 @@ inline AttributeOptions parse_attribute(const Args& a) {
           "unknown --method '" + o.method + "' (choose eap, eap-ig, clean-corrupted or exact)");
   require(!a.has("--edges") || o.method == "exact",
           "attribute: --edges selects the edges of --method exact; " + o.method + " scores every edge in one pass");
+  for (const char* option : kCheckpointOptions)
+    require(!a.has(option) || o.method == "exact",
+            "attribute: " + std::string(option) + " applies to --method exact; " + o.method + " is one pass, nothing to resume");
+  RunCheckpoint{a};  // checks the checkpoint options
   return o;
 }
 
@@ -127,13 +142,15 @@ void attribute_on(const Args& a, const M& model) {
   const auto [method, steps, budget_mb, metric] = parse_attribute(a);
   const std::vector<std::uint8_t> selected = a.has("--edges") ? read_edge_selection(model.graph(), a.get("--edges")) : std::vector<std::uint8_t>{};
   const auto task = load_task(a, model);
-  const Attribution r = run_method(model, task, metric, method, steps, budget_mb, selected);
+  RunCheckpoint checkpoint(a);
+  const Attribution r = run_method(model, task, metric, method, steps, budget_mb, selected, checkpoint);
   ScoresMeta meta{r.method, metric_name(metric.kind), r.clean_metric, r.corrupted_metric};
   if (method == "eap-ig") meta.extra["steps"] = steps;
   if (!selected.empty())  // the edges left out score 0
     meta.extra["edges_scored"] = std::count(selected.begin(), selected.end(), std::uint8_t{1});
   meta.extra["d_model"] = model.config().n_embd;  // EAP-IG's circuit cfg needs it (prune)
   write_scores_json(a.get("--out"), model.graph(), r.edge_scores, meta);
+  checkpoint.finish();
 }
 
 struct EvaluateOptions {
@@ -200,7 +217,6 @@ void evaluate_on(const Args& a, const M& model) {
   }
   outputs.stage(a.get("--out"), result_text(j));
   outputs.commit();
-  
 }
 
 struct PathPatchOptions {
@@ -241,7 +257,6 @@ void path_patch_on(const Args& a, const M& model) {
     j["patched_metric"] = r.patched_metric;
   }
   write_json(a.get("--out"), j);
-  
 }
 
 template <class M>
@@ -252,6 +267,17 @@ void acdc_on(const Args& a, const M& model) {
   const std::filesystem::path out = a.get("--out");
   const auto task = load_task(a, model);
   options.mean_reference = &task.corrupted;
+  RunCheckpoint checkpoint(a);
+  const std::size_t n_edges = model.graph().n_edges();
+  AcdcCheckpoint saved;
+  if (const auto state = checkpoint.load({{"n_edges", n_edges}, {"clean_logits", logits_fingerprint(task.clean_logits)}})) {
+    saved = acdc_state_from_json(*state, n_edges, checkpoint.path().string());
+    options.resume = &saved;
+  }
+  if (checkpoint.active())
+    options.checkpoint = [&](const std::vector<AcdcCircuit>& finished, const AcdcPassState& current) {
+      checkpoint.offer([&] { return acdc_state_json(finished, current); });
+    };
   io::OutputSet outputs;  // every circuit and acdc.json, published together
   const Acdc<M, typename M::scalar> acdc_run(model, task, kind, options);
   const Graph& graph = acdc_run.graph();
@@ -282,7 +308,7 @@ void acdc_on(const Args& a, const M& model) {
   j["edges"] = std::move(edges);
   outputs.stage(out / "acdc.json", result_text(j));
   outputs.commit();
-  
+  checkpoint.finish();
 }
 
 inline ComparisonOptions parse_compare(const Args& a) {
@@ -343,7 +369,6 @@ void compare_on(const Args& a, const M& model) {
   outputs.stage(out / "roc.svg", io::render_line_plot(plot));
   outputs.commit();
   std::fprintf(stderr, "wrote %s and %s\n", (out / "compare.json").c_str(), (out / "roc.svg").c_str());
-  
 }
 
 }  // namespace circuitry::cli

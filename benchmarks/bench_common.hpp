@@ -129,6 +129,17 @@ inline ModelConfig llama_1b_config() {
   return c;
 }
 
+/// SmolLM2-135M's shape (HuggingFaceTB/SmolLM2-135M): Llama, 30 layers, 9 query heads sharing 3
+/// key/value heads of 64, width 576, SwiGLU MLP of 1536, a 49,152-token vocabulary tied to the unembedding.
+inline ModelConfig smollm2_135m_config() {
+  ModelConfig c;
+  c.n_layer = 30, c.n_head = 9, c.n_kv_head = 3, c.head_dim = 64, c.n_embd = 576, c.n_inner = 1536;
+  c.n_positions = 2048, c.vocab_size = 49152, c.layer_norm_epsilon = 1e-5;
+  c.normalization = "RMS", c.act_fn = "silu", c.gated_mlp = true, c.positional = "rotary", c.rotary_base = 100000;
+  c.attn_qkv_bias = c.attn_out_bias = c.mlp_bias = false, c.tie_word_embeddings = true;
+  return c;
+}
+
 /// The command line every benchmark takes: --arch NAME, --dtype float32|float64|bfloat16, --batch B,
 /// --pos P, and the options a program declares: switches (bench_exact's --full-gpt2-small)
 /// and numbers (--memory-budget MB).
@@ -164,7 +175,7 @@ struct Options {
         std::string extra;
         for (const auto& s : switches) extra += " [" + s + "]";
         for (const auto& s : numeric) extra += " [" + s + " N]";
-        std::fprintf(stderr, "usage: %s [--arch gpt2-small|pythia-160m|llama-1b-shape] [--dtype float32|float64|bfloat16] [--batch B] [--pos P]%s\n",
+        std::fprintf(stderr, "usage: %s [--arch gpt2-small|pythia-160m|llama-1b-shape|smollm2-135m] [--dtype float32|float64|bfloat16] [--batch B] [--pos P]%s\n",
                      argv[0], extra.c_str());
         std::exit(2);
       }
@@ -197,8 +208,9 @@ void with_model(const std::string& arch, F&& f) {
   if (arch == "gpt2-small") f(Model<GPT2, T>::random(gpt2_small_config(), 1));
   else if (arch == "pythia-160m") f(Model<Pythia, T>::random(pythia_160m_config(), 1));
   else if (arch == "llama-1b-shape") f(Model<Llama, T>::random(llama_1b_config(), 1));
+  else if (arch == "smollm2-135m") f(Model<Llama, T>::random(smollm2_135m_config(), 1));
   else {
-    std::fprintf(stderr, "unknown --arch %s (gpt2-small, pythia-160m, llama-1b-shape)\n", arch.c_str());
+    std::fprintf(stderr, "unknown --arch %s (gpt2-small, pythia-160m, llama-1b-shape, smollm2-135m)\n", arch.c_str());
     std::exit(2);
   }
 }

@@ -153,6 +153,57 @@ expect_ok(acdc_circuit "\"in_graph\"" ${WORK}/acdc/circuit-01.json acdc --model 
 expect_ok(planted "\"edges\"" ${WORK}/planted/ground-truth.json planted --layers 2 --heads 3 --shape fork --seed 5 --out ${WORK}/planted)
 expect_ok(compare "\"auc_pessimistic\"" ${WORK}/cmp/compare.json compare --model ${WORK}/planted --task ${WORK}/planted/task.jsonl --ground-truth ${WORK}/planted/ground-truth.json --thresholds 0.0001,0.01 --out ${WORK}/cmp)
 expect_ok(compare_svg "<svg" ${WORK}/cmp/roc.svg compare --model ${WORK}/planted --task ${WORK}/planted/task.jsonl --ground-truth ${WORK}/planted/ground-truth.json --methods eap,acdc --threshold 0.001 --out ${WORK}/cmp)
+# --resume DIR: a run stopped at its checkpoints (--stop-after 0 stops at the first one, exit 75)
+# and run again until it finishes writes the bytes of an unbroken run; the checkpoint is then gone.
+function(run_until_done name dir)
+  foreach(attempt RANGE 200)
+    execute_process(COMMAND ${CLI} ${ARGN} --resume ${dir} --checkpoint-every 0 --stop-after 0
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    if(rc EQUAL 0)
+      if(attempt LESS 2)
+        message(FATAL_ERROR "${name}: finished after ${attempt} stops; the test needs a run of several steps")
+      endif()
+      if(EXISTS ${dir}/checkpoint.json)
+        message(FATAL_ERROR "${name}: the checkpoint is left after the run finished")
+      endif()
+      return()
+    endif()
+    if(NOT rc EQUAL 75 OR NOT err MATCHES "stopped by --stop-after at a checkpoint" OR NOT EXISTS ${dir}/checkpoint.json)
+      message(FATAL_ERROR "${name}: expected a stop at a checkpoint (exit 75), got exit ${rc}\n${err}")
+    endif()
+    if(attempt GREATER 0 AND NOT err MATCHES "resuming from")
+      message(FATAL_ERROR "${name}: the run again did not resume\n${err}")
+    endif()
+  endforeach()
+  message(FATAL_ERROR "${name}: never finished")
+endfunction()
+function(expect_same_files name a b)
+  file(SHA256 ${a} ha)
+  file(SHA256 ${b} hb)
+  if(NOT ha STREQUAL hb)
+    message(FATAL_ERROR "${name}: ${b} differs from the unbroken run's ${a}")
+  endif()
+endfunction()
+expect_ok(acdc_unbroken "\"distance\"" ${WORK}/acdc-whole/acdc.json acdc --model ${M} --task ${M}/task.jsonl --thresholds 0.001,0.01
+          --lanes 3 --out ${WORK}/acdc-whole)
+run_until_done(acdc_resumed ${WORK}/acdc-ckpt acdc --model ${M} --task ${M}/task.jsonl --thresholds 0.001,0.01 --lanes 3
+               --out ${WORK}/acdc-resumed)
+expect_same_files(acdc_resumed ${WORK}/acdc-whole/circuit-00.json ${WORK}/acdc-resumed/circuit-00.json)
+expect_same_files(acdc_resumed ${WORK}/acdc-whole/circuit-01.json ${WORK}/acdc-resumed/circuit-01.json)
+run_until_done(exact_resumed ${WORK}/exact-ckpt attribute --model ${M} --task ${M}/task.jsonl --method exact --dtype float64
+               --memory-budget 1 --out ${WORK}/exact-resumed.json)
+expect_ok(exact_unbroken "\"edges\"" ${WORK}/exact-whole.json attribute --model ${M} --task ${M}/task.jsonl --method exact --dtype float64
+          --memory-budget 1 --out ${WORK}/exact-whole.json)
+expect_same_files(exact_resumed ${WORK}/exact-whole.json ${WORK}/exact-resumed.json)
+# A checkpoint of another run is refused, naming the difference; the options need --resume.
+execute_process(COMMAND ${CLI} acdc --model ${M} --task ${M}/task.jsonl --thresholds 0.001,0.01 --lanes 3 --out ${WORK}/x
+                --resume ${WORK}/acdc-other --checkpoint-every 0 --stop-after 0 RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+expect_error(resume_other_run "a checkpoint of another run [(]--lanes was \"3\", is \"2\"[)]" acdc --model ${M} --task ${M}/task.jsonl
+             --thresholds 0.001,0.01 --lanes 2 --out ${WORK}/x --resume ${WORK}/acdc-other)
+expect_error(stop_needs_resume "--checkpoint-every and --stop-after need --resume DIR" acdc --model ${M} --task ${M}/task.jsonl
+             --threshold 0.01 --stop-after 10 --out ${WORK}/x)
+expect_error(resume_not_exact "--resume applies to --method exact" attribute --model ${M} --task ${M}/task.jsonl --method eap
+             --resume ${WORK}/r --out ${WORK}/x.json)
 expect_error(acdc_negative "not a finite number >= 0" acdc --model ${M} --task ${M}/task.jsonl --thresholds 0.01,-0.5 --out ${WORK}/x)
 expect_error(acdc_empty "needs a comma-separated list" acdc --model ${M} --task ${M}/task.jsonl --thresholds , --out ${WORK}/x)
 expect_error(acdc_order "ascending" acdc --model ${M} --task ${M}/task.jsonl --thresholds 0.1,0.01 --out ${WORK}/x)

@@ -7,6 +7,7 @@
 #include "error_check.hpp"
 #include "fixtures.hpp"
 
+#include <bit>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -14,7 +15,7 @@
 
 #include "circuitry/circuits/acdc.hpp"
 #include "circuitry/circuits/method_comparison.hpp"
-#include "circuitry/models/planted_circuit.hpp"
+#include "circuitry/circuits/planted_circuit.hpp"
 #include "circuitry/patching/task_data.hpp"
 
 using namespace circuitry;
@@ -147,6 +148,46 @@ TEST_CASE("acdc sweep: each edge scores the largest threshold it survives; large
     acdc(model, task, MetricKind::KL, 1e-3, o);
     CHECK(progress_seen.size() == acdc_run.graph().ports().size());
   });
+}
+
+TEST_CASE("acdc sweep resumed from any receiver's checkpoint gives the circuits of an unbroken sweep") {
+  for (const std::string name : {"attn-only", "hf-llama-gqa"}) {
+    CAPTURE(name);
+    Fixture<double> fx(name);
+    fx.template with_model<RegisteredArchitectures>([&](const auto& model) {
+      using M = std::decay_t<decltype(model)>;
+      const auto task = make_patching_task(model, fx.task);
+      const std::vector<double> taus = {1e-3, 1e-2, 1e-1};
+      std::vector<AcdcCheckpoint> checkpoints;
+      AcdcOptions o;
+      o.lanes = 4;
+      o.checkpoint = [&](const std::vector<AcdcCircuit>& finished, const AcdcPassState& current) { checkpoints.push_back({finished, current}); };
+      const AcdcSweep unbroken = Acdc<M, double>(model, task, MetricKind::KL, o).sweep(taus);
+      const std::size_t n_ports = model.graph().ports().size();
+      REQUIRE(checkpoints.size() == taus.size() * n_ports);
+      for (std::size_t i : {std::size_t{0}, n_ports / 2, n_ports - 1, n_ports + 3, checkpoints.size() - 1}) {
+        CAPTURE(i);
+        AcdcOptions r = o;
+        r.checkpoint = nullptr;
+        r.resume = &checkpoints[i];
+        const AcdcSweep resumed = Acdc<M, double>(model, task, MetricKind::KL, r).sweep(taus);
+        REQUIRE(resumed.circuits.size() == taus.size());
+        for (std::size_t t = 0; t < taus.size(); ++t) {
+          CHECK(resumed.circuits[t].in_graph == unbroken.circuits[t].in_graph);
+          CHECK(resumed.circuits[t].n_edges == unbroken.circuits[t].n_edges);
+          CHECK(std::bit_cast<std::uint64_t>(resumed.circuits[t].distance) == std::bit_cast<std::uint64_t>(unbroken.circuits[t].distance));
+          CHECK(std::bit_cast<std::uint64_t>(resumed.circuits[t].metric) == std::bit_cast<std::uint64_t>(unbroken.circuits[t].metric));
+          CHECK(resumed.circuits[t].runs == unbroken.circuits[t].runs);
+        }
+        CHECK(resumed.edge_scores == unbroken.edge_scores);
+      }
+      // A checkpoint of other thresholds is refused.
+      AcdcOptions r = o;
+      r.resume = &checkpoints[n_ports + 3];
+      const Acdc<M, double> other_sweep(model, task, MetricKind::KL, r);
+      CHECK_THROWS_WITH_AS(other_sweep.sweep({1e-3, 5e-2}), doctest::Contains("thresholds"), Error);
+    });
+  }
 }
 
 TEST_CASE("acdc: thresholds that are empty, negative, NaN or not ascending are refused") {

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "circuitry/circuits/circuit.hpp"
 #include "circuitry/circuits/evaluation.hpp"
 #include "circuitry/circuits/pruning.hpp"
+#include "circuitry/graph/circuit.hpp"
 #include "circuitry/io/circuit_json.hpp"
 #include "circuitry/io/dot.hpp"
 #include "circuitry/io/scores_json.hpp"

@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <circuitry/circuits/metrics.hpp>
 #include <circuitry/io/model_directory.hpp>
 #include <circuitry/models/model.hpp>
+#include <circuitry/patching/metrics.hpp>
 #include <circuitry/text/task.hpp>
 
 #include "error_check.hpp"

@@ -2,6 +2,7 @@
 // identities that tie the methods together.
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <cmath>
 #include <fstream>
 #include <cstdint>
@@ -509,6 +510,46 @@ TEST_CASE("exact patching streams: lanes per forward, the memory budget and edge
         CHECK(full.edge_scores[e] ==
               doctest::Approx(patch_edges(model, task, metric, one, source).metric - full.clean_metric).scale(1.0).epsilon(1e-10));
       }
+    });
+  }
+}
+
+TEST_CASE_TEMPLATE("exact patching resumed from any checkpoint gives the bytes of an unbroken run", T, float, double) {
+  for (const std::string name : {"gpt2-small3", "hf-llama-gqa"}) {
+    CAPTURE(name);
+    Fixture<T> fx(name);
+    fx.template with_model<RegisteredArchitectures>([&](const auto& model) {
+      const auto task = make_patching_task(model, fx.task);
+      const BuiltinMetric metric{MetricKind::LogitDiff};
+      const ExactMemory mem = exact_memory(model, task.clean);
+      ExactPatching policy;
+      policy.memory_budget = mem.fixed + 5 * mem.per_lane;  // five lanes per forward: many groups
+      std::vector<ExactCheckpoint> checkpoints;
+      policy.checkpoint = [&](const ExactCheckpoint& c) { checkpoints.push_back(c); };
+      const Attribution unbroken = attribute(model, task, metric, policy);
+      REQUIRE(checkpoints.size() > 3);
+      CHECK(checkpoints.back().edges_done == model.graph().n_edges());
+      for (std::size_t i : {std::size_t{0}, checkpoints.size() / 2, checkpoints.size() - 1}) {
+        CAPTURE(i);
+        ExactPatching resumed = policy;
+        resumed.checkpoint = nullptr;
+        resumed.resume = &checkpoints[i];
+        std::size_t progress_calls = 0;
+        resumed.progress = [&](std::size_t, std::size_t) { ++progress_calls; };
+        const Attribution r = attribute(model, task, metric, resumed);
+        CHECK(progress_calls == checkpoints.size() - 1 - i);  // only the groups after the checkpoint run
+        CHECK(std::memcmp(r.edge_scores.data(), unbroken.edge_scores.data(), r.edge_scores.size() * sizeof(double)) == 0);
+      }
+      // A checkpoint of another lane count, or of another graph, is refused.
+      ExactPatching other = policy;
+      other.memory_budget = mem.fixed + 4 * mem.per_lane;
+      other.resume = &checkpoints[1];
+      CHECK_THROWS_WITH_AS(attribute(model, task, metric, other), doctest::Contains("lanes per forward"), Error);
+      ExactCheckpoint short_one = checkpoints[1];
+      short_one.edge_scores.pop_back();
+      other = policy;
+      other.resume = &short_one;
+      CHECK_THROWS_WITH_AS(attribute(model, task, metric, other), doctest::Contains("edge scores"), Error);
     });
   }
 }

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include <circuitry/circuits/circuit.hpp>
+#include <circuitry/graph/circuit.hpp>
 #include <circuitry/io/model_directory.hpp>
 #include <circuitry/io/circuit_json.hpp>
 #include <circuitry/io/json_parse.hpp>

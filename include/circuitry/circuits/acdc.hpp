@@ -31,10 +31,11 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "circuitry/circuits/metrics.hpp"
+#include "circuitry/patching/metrics.hpp"
 #include "circuitry/patching/staged_runs.hpp"
 
 namespace circuitry {
@@ -61,12 +62,14 @@ struct AcdcProgress {
   double distance = 0;      // d after this receiver
 };
 
-struct AcdcOptions {
-  Ablation ablation = Ablation::Resample;
-  const Batch* mean_reference = nullptr;  // the reference batch of mean ablation
-  std::size_t lanes = 8;                  // candidates evaluated per batched run at most (1 = one at a time)
-  std::size_t max_lane_bytes = std::size_t{1} << 30;  // memory for one batched run's buffers
-  std::function<void(const AcdcProgress&)> progress;
+/// Where a pass stands after its first receivers: enough to carry it on later and reach the
+/// circuit an unbroken pass reaches (each receiver's decisions depend only on this state).
+struct AcdcPassState {
+  double threshold = 0;
+  std::size_t receivers_done = 0;      // in the pass's order (the reverse of Graph::ports())
+  std::vector<std::uint8_t> removed;   // per edge, in Graph::edges() order
+  double distance = 0, metric = 0;     // d and M with every removed edge patched
+  std::size_t runs = 0;                // patched runs evaluated so far
 };
 
 struct AcdcCircuit {
@@ -76,6 +79,25 @@ struct AcdcCircuit {
   double distance = 0;                 // D of the circuit (every removed edge patched)
   double metric = 0;                   // M of the circuit
   std::size_t runs = 0;                // patched runs evaluated (lanes included)
+};
+
+/// A sweep's checkpoint: the passes finished (ascending thresholds) and the one under way.
+struct AcdcCheckpoint {
+  std::vector<AcdcCircuit> finished;
+  AcdcPassState current;
+};
+
+struct AcdcOptions {
+  Ablation ablation = Ablation::Resample;
+  const Batch* mean_reference = nullptr;  // the reference batch of mean ablation
+  std::size_t lanes = 8;                  // candidates evaluated per batched run at most (1 = one at a time)
+  std::size_t max_lane_bytes = std::size_t{1} << 30;  // memory for one batched run's buffers
+  std::function<void(const AcdcProgress&)> progress;
+  /// Called after every receiver of a sweep with the passes finished and the state of the one
+  /// under way (to write a checkpoint).
+  std::function<void(const std::vector<AcdcCircuit>& finished, const AcdcPassState& current)> checkpoint;
+  /// Carries a sweep on from a checkpoint of an earlier run of the same model, task and options.
+  const AcdcCheckpoint* resume = nullptr;
 };
 
 struct AcdcSweep {
@@ -119,17 +141,27 @@ class Acdc {
   const AcdcDistance& distance() const { return distance_; }
 
   /// One greedy pass at threshold tau.
-  AcdcCircuit pass(double tau) const {
-    check_acdc_thresholds({tau});
+  AcdcCircuit pass(double tau) const { return pass_from(start_of_pass(tau)); }
+
+  /// A pass from the state after its first receivers (start_of_pass, or a checkpoint's); `done`,
+  /// if given, receives the state after every receiver.
+  AcdcCircuit pass_from(AcdcPassState state, const std::function<void(const AcdcPassState&)>& done = nullptr) const {
+    check_acdc_thresholds({state.threshold});
     const std::size_t E = graph_.n_edges(), n_ports = graph_.ports().size();
-    std::vector<std::uint8_t> removed(E, 0);
+    require(state.removed.size() == E && state.receivers_done <= n_ports,
+            "ACDC: the pass state does not fit this model's graph (" + std::to_string(state.removed.size()) + " edges, " +
+                std::to_string(state.receivers_done) + " receivers done; the graph has " + std::to_string(E) + " and " +
+                std::to_string(n_ports) + ")");
+    const double tau = state.threshold;
+    std::vector<std::uint8_t>& removed = state.removed;
     AcdcCircuit result;
     result.threshold = tau;
-    result.metric = distance_.clean_metric;
-    double d = distance_(distance_.clean_metric);
-    std::size_t n_removed = 0;
+    result.metric = state.metric;
+    result.runs = state.runs;
+    double d = state.distance;
+    std::size_t n_removed = static_cast<std::size_t>(std::count(removed.begin(), removed.end(), std::uint8_t{1}));
     std::vector<std::vector<std::uint8_t>> lane_masks;
-    for (std::size_t visited = 0; visited < n_ports; ++visited) {
+    for (std::size_t visited = state.receivers_done; visited < n_ports; ++visited) {
       const int p = static_cast<int>(n_ports - 1 - visited);
       std::vector<int> candidates(graph_.edges_into(p).rbegin(), graph_.edges_into(p).rend());  // latest upstream first
       const std::size_t max_window = lanes_for(p);
@@ -163,6 +195,10 @@ class Acdc {
       }
       if (options_.progress)
         options_.progress({visited + 1, n_ports, graph_.ports()[static_cast<std::size_t>(p)].name, n_removed, d});
+      if (done) {
+        state.receivers_done = visited + 1, state.distance = d, state.metric = result.metric, state.runs = result.runs;
+        done(state);
+      }
     }
     result.in_graph.resize(E);
     for (std::size_t e = 0; e < E; ++e) result.in_graph[e] = removed[e] ? 0 : 1;
@@ -171,17 +207,35 @@ class Acdc {
     return result;
   }
 
-  /// One pass per threshold (ascending), and each edge's sweep score.
+  /// The state before a pass's first receiver: every edge in, d = D(clean run).
+  AcdcPassState start_of_pass(double tau) const {
+    return {tau, 0, std::vector<std::uint8_t>(graph_.n_edges(), 0), distance_(distance_.clean_metric), distance_.clean_metric, 0};
+  }
+
+  /// One pass per threshold (ascending), and each edge's sweep score; from options.resume when
+  /// set, reporting to options.checkpoint after every receiver.
   AcdcSweep sweep(const std::vector<double>& thresholds) const {
     check_acdc_thresholds(thresholds);
     AcdcSweep s;
-    s.edge_scores.assign(graph_.n_edges(), 0.0);
-    for (double tau : thresholds) {
-      s.circuits.push_back(pass(tau));
-      const auto& in = s.circuits.back().in_graph;
-      for (std::size_t e = 0; e < in.size(); ++e)
-        if (in[e]) s.edge_scores[e] = tau;  // ascending: the last survival is the largest
+    std::optional<AcdcPassState> resumed;
+    if (const AcdcCheckpoint* r = options_.resume) {
+      const std::size_t n = r->finished.size();
+      bool same = n < thresholds.size() && r->current.threshold == thresholds[n];
+      for (std::size_t i = 0; i < n && same; ++i) same = r->finished[i].threshold == thresholds[i];
+      require(same, "ACDC: the checkpoint's thresholds are not this sweep's (resume with the thresholds it had)");
+      s.circuits = r->finished;
+      resumed = r->current;
     }
+    for (std::size_t i = s.circuits.size(); i < thresholds.size(); ++i) {
+      std::function<void(const AcdcPassState&)> done;
+      if (options_.checkpoint) done = [&](const AcdcPassState& state) { options_.checkpoint(s.circuits, state); };
+      s.circuits.push_back(pass_from(resumed ? std::move(*resumed) : start_of_pass(thresholds[i]), done));
+      resumed.reset();
+    }
+    s.edge_scores.assign(graph_.n_edges(), 0.0);
+    for (const AcdcCircuit& c : s.circuits)
+      for (std::size_t e = 0; e < c.in_graph.size(); ++e)
+        if (c.in_graph[e]) s.edge_scores[e] = c.threshold;  // ascending: the last survival is the largest
     return s;
   }
 
@@ -192,7 +246,7 @@ class Acdc {
     const auto& c = model_->config();
     const std::size_t BPD = task_->clean.rows() * c.n_embd;
     const std::size_t layer = static_cast<std::size_t>(graph_.ports()[static_cast<std::size_t>(port)].layer);
-    const std::size_t later_nodes = model_->n_upstream() - std::min(model_->n_upstream(), 1 + layer * (c.n_head + (M::architecture::has_mlp ? 1 : 0)));
+    const std::size_t later_nodes = model_->n_upstream() - std::min(model_->n_upstream(), first_node_of_layer(layer, c.n_head, M::architecture::has_mlp));
     const std::size_t per_lane = (later_nodes + 3 * c.n_head + 4) * BPD * sizeof(T);
     return std::clamp<std::size_t>(options_.max_lane_bytes / std::max<std::size_t>(per_lane, 1), 1, options_.lanes);
   }

@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "circuitry/circuits/circuit.hpp"
 #include "circuitry/circuits/evaluation.hpp"
 #include "circuitry/circuits/faithfulness_curve.hpp"
 #include "circuitry/circuits/pruning.hpp"
+#include "circuitry/graph/circuit.hpp"
 #include "circuitry/io/atomic_file.hpp"
 #include "circuitry/io/circuit_json.hpp"
 #include "circuitry/io/dot.hpp"

@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "circuitry/circuits/circuit.hpp"
 #include "circuitry/core/error.hpp"
+#include "circuitry/graph/circuit.hpp"
 #include "circuitry/graph/graph.hpp"
 
 namespace circuitry {

@@ -38,6 +38,15 @@ struct GraphShape {
   bool parallel_attn_mlp = false;  // GPT-J style: heads of layer l do not feed m{l}
 };
 
+/// Index of the first node of layer `layer` (its head 0) among the upstream nodes, which are in
+/// forward order: `input`, then per layer its `n_head` heads and, when the model has MLPs, its
+/// MLP. So head h of layer l is first_node_of_layer(l, ...) + h, MLP l follows its heads, and
+/// first_node_of_layer(n_layers, ...) is the number of upstream nodes. Graph::head_node and
+/// Graph::mlp_node use it; so does code with no Graph at hand (the forward).
+constexpr std::size_t first_node_of_layer(std::size_t layer, std::size_t n_head, bool has_mlp) {
+  return 1 + layer * (n_head + (has_mlp ? 1 : 0));
+}
+
 enum class NodeKind : std::uint8_t { Input, Head, Mlp };
 enum class PortKind : std::uint8_t { Q, K, V, Mlp, Logits };
 
@@ -76,11 +85,11 @@ class Graph {
   /// Index of head (l, h) / MLP l / input among the upstream nodes.
   int input_node() const { return 0; }
   int head_node(std::size_t layer, std::size_t head) const {
-    return static_cast<int>(1 + layer * per_layer_ + head);
+    return static_cast<int>(first_node_of_layer(layer, shape_.n_heads, shape_.has_mlp) + head);
   }
   int mlp_node(std::size_t layer) const {
     require(shape_.has_mlp, "this model has no MLP nodes");
-    return static_cast<int>(1 + layer * per_layer_ + shape_.n_heads);
+    return static_cast<int>(first_node_of_layer(layer, shape_.n_heads, shape_.has_mlp) + shape_.n_heads);
   }
   /// Index of a port: q/k/v of head (l, h), MLP l's input, or logits.
   int head_port(std::size_t layer, std::size_t head, PortKind kind) const {
@@ -110,7 +119,6 @@ class Graph {
  private:
   void build() {
     require(shape_.n_layers > 0 && shape_.n_heads > 0, "a graph needs at least one layer and one head");
-    per_layer_ = shape_.n_heads + (shape_.has_mlp ? 1 : 0);
     ports_per_layer_ = 3 * shape_.n_heads + (shape_.has_mlp ? 1 : 0);
     // Position of each node in the forward order: input 0, layer l's heads 2l+1, its MLP 2l+2
     // (parallel models put the MLP at 2l+1 too, so heads of layer l do not feed m{l}).
@@ -171,7 +179,7 @@ class Graph {
   }
 
   GraphShape shape_;
-  std::size_t per_layer_ = 0, ports_per_layer_ = 0;
+  std::size_t ports_per_layer_ = 0;
   std::vector<UpstreamNode> upstream_;
   std::vector<DownstreamPort> ports_;
   std::vector<Edge> edges_;

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "circuitry/circuits/circuit.hpp"
 #include "circuitry/core/error.hpp"
+#include "circuitry/graph/circuit.hpp"
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/io/scores_json.hpp"
 

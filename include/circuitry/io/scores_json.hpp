@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "circuitry/circuits/circuit.hpp"
 #include "circuitry/core/error.hpp"
+#include "circuitry/graph/circuit.hpp"
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/io/atomic_file.hpp"
 #include "circuitry/io/json_parse.hpp"
@@ -110,10 +110,9 @@ inline std::optional<std::pair<EdgeNamePart, EdgeNamePart>> parse_edge_name(std:
 /// Edge count of the graph of `shape`, without building it: each port sees every upstream node
 /// written before it (input, earlier layers, and for a sequential MLP its own layer's heads).
 inline std::size_t expected_edge_count(const GraphShape& shape) {
-  const std::size_t per_layer = shape.n_heads + (shape.has_mlp ? 1 : 0);
-  std::size_t count = 1 + shape.n_layers * per_layer;  // logits
+  std::size_t count = first_node_of_layer(shape.n_layers, shape.n_heads, shape.has_mlp);  // into logits: one from every node
   for (std::size_t l = 0; l < shape.n_layers; ++l) {
-    const std::size_t before = 1 + l * per_layer;
+    const std::size_t before = first_node_of_layer(l, shape.n_heads, shape.has_mlp);
     count += 3 * shape.n_heads * before;
     if (shape.has_mlp) count += before + (shape.parallel_attn_mlp ? 0 : shape.n_heads);
   }

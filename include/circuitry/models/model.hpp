@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "circuitry/core/ops.hpp"
+#include "circuitry/graph/graph.hpp"
 #include "circuitry/models/batch.hpp"
 #include "circuitry/models/architectures.hpp"
 #include "circuitry/models/hooks.hpp"
@@ -87,7 +88,7 @@ class Model {
   const Weights<T>& weights() const { return weights_; }
   Weights<T>& weights() { return weights_; }
   Graph graph() const { return Graph(Arch::graph_shape(config_)); }
-  std::size_t n_upstream() const { return 1 + config_.n_layer * (config_.n_head + (Arch::has_mlp ? 1 : 0)); }
+  std::size_t n_upstream() const { return first_node_of_layer(config_.n_layer, config_.n_head, Arch::has_mlp); }
   std::size_t ports_per_layer() const { return 3 * config_.n_head + (Arch::has_mlp ? 1 : 0); }
   /// The attention mask of `lanes` copies of a batch stacked one after another.
   ops::KeyMask key_mask(const Batch& batch, std::size_t lanes = 1) const { return attention::mask(batch, lanes); }
@@ -166,7 +167,7 @@ class Model {
     for (std::size_t l = first_layer; l < end_layer; ++l) {
       const LayerVars<T>& w = pv.layers[l];
       const std::string pre = named ? "blocks." + std::to_string(l) + "." : "";
-      const std::size_t node0 = 1 + l * (H + (Arch::has_mlp ? 1 : 0));
+      const std::size_t node0 = first_node_of_layer(l, H, Arch::has_mlp);
       const bool lean = lean_last_layer && l + 1 == L;
       const bool run_attention = !o.start_residual || o.start_stage <= 2 * l;
       Var<T> attn_out;  // [B, P, D], or [R, D] in a lean last layer

@@ -26,6 +26,17 @@
 
 namespace circuitry {
 
+/// How far an exact-patching run has got: what a checkpoint holds so that a later run of the same
+/// model, task and policy can carry on where this one stopped. Edges are scored in groups of
+/// lanes in a fixed order (by restart stage, then receiver), so a resumed run skips the groups
+/// done and computes the others exactly as an unbroken run would: the same bytes.
+struct ExactCheckpoint {
+  std::size_t lanes_per_forward = 0;  // the groups' size: a resumed run must use the same
+  std::size_t groups_done = 0;
+  std::size_t edges_done = 0;
+  std::vector<double> edge_scores;  // per edge; the edges of groups not yet done hold 0
+};
+
 struct ExactPatching {
   static constexpr const char* name = "exact";
   /// Working memory in bytes (exact_memory() says what is counted): the lanes per forward are
@@ -37,6 +48,10 @@ struct ExactPatching {
   /// One flag per edge: score only the flagged edges (empty: every edge); the others score 0.
   std::vector<std::uint8_t> edges;
   std::function<void(std::size_t done, std::size_t total)> progress;
+  /// Called after every group of lanes with the state so far (to write a checkpoint).
+  std::function<void(const ExactCheckpoint&)> checkpoint;
+  /// Carries on from a checkpoint of an earlier run of the same model, task and policy.
+  const ExactCheckpoint* resume = nullptr;
 };
 
 /// What exact patching's working memory is made of, in bytes.
@@ -127,13 +142,25 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
   std::vector<T> unchanged(K_max * BPD);                 // the clean input, per lane    [K, B, P, D]
   std::vector<T> node(K_max * BPD);                      // the receiver's new output    [K, B, P, D]
   std::vector<T> logits;                                 // [K * R, vocab] (R readout rows per lane)
-  std::size_t done = 0;
+  ExactCheckpoint state{K_max, 0, 0, {}};
+  if (policy.resume) {
+    const ExactCheckpoint& r = *policy.resume;
+    require(r.edge_scores.size() == graph.n_edges(), "exact patching: the checkpoint holds " + std::to_string(r.edge_scores.size()) +
+                                                         " edge scores, the model has " + std::to_string(graph.n_edges()) + " edges");
+    require(r.lanes_per_forward == K_max, "exact patching: the checkpoint was made with " + std::to_string(r.lanes_per_forward) +
+                                              " lanes per forward, this run has " + std::to_string(K_max) +
+                                              " (resume with the memory budget the run had)");
+    state = r;
+    result.edge_scores = r.edge_scores;
+  }
+  std::size_t group = 0;  // groups of lanes, counted in the run's fixed order
   Arena arena;
   for (std::size_t stage = 0; stage < by_stage.size(); ++stage) {
     const auto& edges = by_stage[stage];
-    for (std::size_t first = 0; first < edges.size(); first += K_max) {
+    for (std::size_t first = 0; first < edges.size(); first += K_max, ++group) {
       const std::size_t K = std::min(K_max, edges.size() - first);
       const int* lane_edge = edges.data() + first;
+      if (group < state.groups_done) continue;  // scored before the checkpoint
       auto delta_of = [&](std::size_t k) {  // [B, P, D]
         return delta.data() + static_cast<std::size_t>(graph.edges()[static_cast<std::size_t>(lane_edge[k])].upstream) * BPD;
       };
@@ -216,10 +243,16 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         const Var<T> lane{logits.data() + k * RV, {task.data.rows, RV / task.data.rows}, nullptr};  // [R, vocab]
         result.edge_scores[static_cast<std::size_t>(lane_edge[k])] = double(metric(ctx, lane, task.data).value[0]) - result.clean_metric;
       }
-      done += K;
-      if (policy.progress) policy.progress(done, total);
+      state.edges_done += K;
+      ++state.groups_done;
+      if (policy.checkpoint) {
+        state.edge_scores = result.edge_scores;
+        policy.checkpoint(state);
+      }
+      if (policy.progress) policy.progress(state.edges_done, total);
     }
   }
+  require(!policy.resume || state.edges_done == total, "exact patching: the checkpoint does not match this run's edges");
   result.compute_node_scores(graph);
   return result;
 }

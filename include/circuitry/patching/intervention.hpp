@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "circuitry/graph/graph.hpp"
 #include "circuitry/models/node_forward.hpp"
 
 namespace circuitry {
@@ -76,7 +77,7 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
   for (std::size_t l = 0; l < L; ++l) {
     arena.reset();
     const auto& w = params.layers[l];
-    const std::size_t node0 = 1 + l * (H + (Arch::has_mlp ? 1 : 0));
+    const std::size_t node0 = first_node_of_layer(l, H, Arch::has_mlp);
     std::memcpy(run.residuals.data() + 2 * l * BPD, resid.data(), BPD * sizeof(T));
     if (iv.port_inputs(l * ppl, 3 * H, resid.data(), outs, ports.data())) {
       for (std::size_t h = 0; h < H; ++h) {

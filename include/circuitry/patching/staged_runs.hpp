@@ -47,8 +47,9 @@ class StagedRuns {
     const std::size_t K = lanes.size(), BPD = B_ * P_ * D_, BD = R_ * D_, KB = K * B_, KR = K * R_;
     const auto& port = graph_.ports()[static_cast<std::size_t>(first_port)];
     const std::size_t l0 = static_cast<std::size_t>(port.layer), H = model_->config().n_head;
-    const std::size_t per_layer = H + (M::architecture::has_mlp ? 1 : 0), ppl = model_->ports_per_layer();
-    const std::size_t n0 = 1 + l0 * per_layer;  // nodes before layer l0: clean in every lane
+    const std::size_t ppl = model_->ports_per_layer();
+    // The nodes before layer l0: clean in every lane.
+    const std::size_t n0 = first_node_of_layer(l0, H, M::architecture::has_mlp);
     for (const std::uint8_t* mask : lanes)
       for (std::size_t e = 0; e < graph_.n_edges(); ++e)
         if (mask[e]) require(graph_.ports()[static_cast<std::size_t>(graph_.edges()[e].port)].layer >= port.layer,
@@ -141,7 +142,7 @@ class StagedRuns {
     for (std::size_t l = l0; l < L_; ++l) {
       w.arena.reset();
       const auto& weights = model_->weights().layers[l];
-      const std::size_t node0 = 1 + l * per_layer, qkv0 = l * ppl;
+      const std::size_t node0 = first_node_of_layer(l, H, M::architecture::has_mlp), qkv0 = l * ppl;
       const bool lean = l + 1 == L_;  // the last layer: attention, heads and MLP at the readout rows
       const std::size_t R = lean ? BD : BPD;
       // ---- heads: port inputs [3H][K][B*P*D] where some lane patches, else the residual ----

@@ -6,8 +6,8 @@
 #include <string>
 #include <type_traits>
 
-#include "circuitry/circuits/metrics.hpp"
 #include "circuitry/models/model.hpp"
+#include "circuitry/patching/metrics.hpp"
 #include "circuitry/text/task.hpp"
 
 namespace circuitry {

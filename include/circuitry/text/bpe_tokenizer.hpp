@@ -21,22 +21,17 @@
 //      merge the adjacent pair with the lowest rank (the leftmost if it occurs twice) until no
 //      adjacent pair is in the list; each final symbol is a token of the vocabulary. With
 //      ignore_merges (Llama 3), a word that is itself a token is that token, without merging
-//      (tokenizers' models/bpe/model.rs, tokenize_with_cache).
+//      (tokenizers' models/bpe/model.rs, tokenize_with_cache). The merging is bpe_merge.hpp.
 //
-// Speed. Most words are themselves one token; a hash map from a word's bytes to its token answers
-// those without running BPE (only for the tokens that BPE really produces from their own bytes,
-// so the answer is always what the merges give; with ignore_merges, for every token). Other words
-// are merged in place in a small buffer; a long word (a run of digits, of spaces) uses a heap so it
-// costs O(n log n), not O(n^2). Encoding allocates nothing per word, and the tokenizer holds no
-// mutable state: it can be shared by threads.
-#include <algorithm>
+// Speed. Most words are themselves one token; a hash map from a word's bytes to its token
+// (word_map.hpp) answers those without running BPE (only for the tokens that BPE really produces
+// from their own bytes, so the answer is always what the merges give; with ignore_merges, for
+// every token). Other words are merged in place in a small buffer; a long word (a run of digits,
+// of spaces) uses a heap so it costs O(n log n), not O(n^2). Encoding allocates nothing per word,
+// and the tokenizer holds no mutable state: it can be shared by threads.
 #include <array>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
-#include <functional>
-#include <limits>
-#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -48,9 +43,11 @@
 #include "circuitry/io/read_file.hpp"
 #include "circuitry/text/added_tokens.hpp"
 #include "circuitry/text/bpe_config.hpp"
+#include "circuitry/text/bpe_merge.hpp"
 #include "circuitry/text/nfc.hpp"
 #include "circuitry/text/pretokenizer.hpp"
 #include "circuitry/text/utf8.hpp"
+#include "circuitry/text/word_map.hpp"
 
 namespace circuitry::text {
 
@@ -67,112 +64,6 @@ inline std::array<char32_t, 256> bytes_to_unicode() {
   }
   return map;
 }
-
-namespace detail {
-
-/// A fast hash of a short byte string (words are a few bytes): eight bytes at a time.
-inline std::uint64_t hash_bytes(std::string_view s) {
-  std::uint64_t h = 0x9E3779B97F4A7C15ull * (s.size() + 1);
-  const char* p = s.data();
-  std::size_t n = s.size();
-  auto mix = [&](std::uint64_t x) {
-    h = (h ^ x) * 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 31;
-  };
-  for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t x;
-    std::memcpy(&x, p, 8);
-    mix(x);
-  }
-  if (n > 0) {
-    std::uint64_t x = 0;
-    std::memcpy(&x, p, n);
-    mix(x);
-  }
-  return h;
-}
-
-/// Open-addressing map from byte strings to token ids, keys stored in one buffer.
-class WordMap {
- public:
-  void build(const std::vector<std::pair<std::string_view, int>>& entries) {
-    std::size_t capacity = 16;
-    while (capacity < 2 * entries.size()) capacity *= 2;
-    slots_.assign(capacity, Slot{});
-    mask_ = capacity - 1;
-    for (const auto& [word, id] : entries) {
-      const std::uint64_t h = hash_bytes(word);
-      std::size_t i = h & mask_;
-      while (slots_[i].id >= 0) i = (i + 1) & mask_;
-      slots_[i] = Slot{std::uint32_t(h >> 32), std::uint32_t(keys_.size()), std::uint32_t(word.size()), id};
-      keys_.append(word);
-    }
-  }
-  /// The id of word, or -1.
-  int find(std::string_view word) const {
-    const std::uint64_t h = hash_bytes(word);
-    const auto tag = std::uint32_t(h >> 32);
-    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (s.id < 0) return -1;
-      if (s.tag == tag && s.length == word.size() && std::memcmp(keys_.data() + s.offset, word.data(), word.size()) == 0)
-        return s.id;
-    }
-  }
-
- private:
-  struct Slot {
-    std::uint32_t tag = 0, offset = 0, length = 0;
-    int id = -1;
-  };
-  std::vector<Slot> slots_;
-  std::string keys_;
-  std::size_t mask_ = 0;
-};
-
-/// What merging a pair gives: its rank in merges.txt and the merged token.
-struct Merge {
-  int rank = std::numeric_limits<int>::max();
-  int id = -1;
-};
-
-/// Open-addressing map from a pair of token ids to its Merge.
-class PairMap {
- public:
-  void reserve(std::size_t n) {
-    std::size_t capacity = 16;
-    bits_ = 4;
-    while (capacity < 2 * n) capacity *= 2, ++bits_;
-    slots_.assign(capacity, Slot{});
-  }
-  /// Inserts or replaces (a later line of merges.txt wins, as in Hugging Face's BPE).
-  void set(int a, int b, Merge m) {
-    const std::uint64_t key = pack(a, b);
-    std::size_t i = index(key);
-    while (slots_[i].key != kEmpty && slots_[i].key != key) i = (i + 1) & (slots_.size() - 1);
-    slots_[i] = Slot{key, m};
-  }
-  Merge find(int a, int b) const {
-    const std::uint64_t key = pack(a, b);
-    for (std::size_t i = index(key);; i = (i + 1) & (slots_.size() - 1)) {
-      if (slots_[i].key == key) return slots_[i].merge;
-      if (slots_[i].key == kEmpty) return Merge{};
-    }
-  }
-
- private:
-  static constexpr std::uint64_t kEmpty = ~0ull;
-  struct Slot {
-    std::uint64_t key = kEmpty;
-    Merge merge;
-  };
-  static std::uint64_t pack(int a, int b) { return (std::uint64_t(std::uint32_t(a)) << 32) | std::uint32_t(b); }
-  std::size_t index(std::uint64_t key) const { return std::size_t((key * 0x9E3779B97F4A7C15ull) >> (64 - bits_)); }
-  std::vector<Slot> slots_;
-  int bits_ = 4;
-};
-
-}  // namespace detail
 
 /// A byte-level BPE tokenizer (the steps above), immutable once built.
 class ByteLevelBpeTokenizer {
@@ -242,7 +133,6 @@ class ByteLevelBpeTokenizer {
   std::size_t vocab_size() const { return offsets_.size() - 1; }
 
  private:
-  static constexpr std::size_t kShortWord = 64;
 
   void check_id(int id) const {
     require(id >= 0 && std::size_t(id) < vocab_size(),
@@ -262,65 +152,7 @@ class ByteLevelBpeTokenizer {
       out.push_back(id);
       return;
     }
-    bpe(word, out);
-  }
-
-  /// Appends BPE(word) to out: merge the lowest-ranked adjacent pair until none is left.
-  void bpe(std::string_view word, std::vector<int>& out) const {
-    if (word.size() > kShortWord) return bpe_long(word, out);
-    // Short words in place: ids[i] the symbols, next[i] what merging ids[i], ids[i+1] gives.
-    std::array<int, kShortWord> ids;
-    std::array<detail::Merge, kShortWord> next;
-    std::size_t n = word.size();
-    for (std::size_t i = 0; i < n; ++i) ids[i] = byte_id_[static_cast<unsigned char>(word[i])];
-    for (std::size_t i = 0; i + 1 < n; ++i) next[i] = merges_.find(ids[i], ids[i + 1]);
-    while (n > 1) {
-      std::size_t best = 0;
-      for (std::size_t i = 1; i + 1 < n; ++i)
-        if (next[i].rank < next[best].rank) best = i;
-      if (next[best].id < 0) break;
-      ids[best] = next[best].id;
-      std::copy(ids.begin() + std::ptrdiff_t(best) + 2, ids.begin() + std::ptrdiff_t(n), ids.begin() + std::ptrdiff_t(best) + 1);
-      if (best + 2 < n)  // the pairs after the merged one move left too
-        std::copy(next.begin() + std::ptrdiff_t(best) + 2, next.begin() + std::ptrdiff_t(n) - 1, next.begin() + std::ptrdiff_t(best) + 1);
-      --n;
-      if (best > 0) next[best - 1] = merges_.find(ids[best - 1], ids[best]);
-      if (best + 1 < n) next[best] = merges_.find(ids[best], ids[best + 1]);
-    }
-    out.insert(out.end(), ids.begin(), ids.begin() + std::ptrdiff_t(n));
-  }
-
-  /// The same for a long word, as Hugging Face's Word::merge_all does it: the symbols in a
-  /// linked list, candidate merges in a min-heap by (rank, position), stale ones skipped.
-  void bpe_long(std::string_view word, std::vector<int>& out) const {
-    const std::size_t n = word.size();
-    std::vector<int> ids(n), prev(n), next(n);
-    for (std::size_t i = 0; i < n; ++i)
-      ids[i] = byte_id_[static_cast<unsigned char>(word[i])], prev[i] = int(i) - 1, next[i] = i + 1 < n ? int(i) + 1 : -1;
-    using Candidate = std::pair<int, int>;  // (rank, position of the left symbol)
-    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-    auto push = [&](int left) {
-      if (left < 0 || next[std::size_t(left)] < 0) return;
-      const detail::Merge m = merges_.find(ids[std::size_t(left)], ids[std::size_t(next[std::size_t(left)])]);
-      if (m.id >= 0) heap.emplace(m.rank, left);
-    };
-    for (std::size_t i = 0; i + 1 < n; ++i) push(int(i));
-    while (!heap.empty()) {
-      const auto [rank, left] = heap.top();
-      heap.pop();
-      const auto l = std::size_t(left);
-      if (ids[l] < 0 || next[l] < 0) continue;  // merged away since
-      const auto r = std::size_t(next[l]);
-      const detail::Merge m = merges_.find(ids[l], ids[r]);
-      if (m.rank != rank) continue;  // this pair changed since it was pushed
-      ids[l] = m.id;
-      ids[r] = -1;
-      next[l] = next[r];
-      if (next[r] >= 0) prev[std::size_t(next[r])] = left;
-      push(prev[l]);
-      push(left);
-    }
-    for (int i = 0; i >= 0; i = next[std::size_t(i)]) out.push_back(ids[std::size_t(i)]);
+    detail::bpe(word, byte_id_, merges_, out);
   }
 
   std::string bytes_;                  // every token's bytes, concatenated
@@ -436,7 +268,7 @@ inline ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const ByteLevelBpeConfig& co
     if (!byte_level[id]) continue;
     const std::string_view b = token_bytes(int(id));
     ids.clear();
-    if (!config.ignore_merges) bpe(b, ids);
+    if (!config.ignore_merges) detail::bpe(b, byte_id_, merges_, ids);
     if (config.ignore_merges || (ids.size() == 1 && ids[0] == int(id))) whole.emplace_back(b, int(id));
   }
   words_.build(whole);
