@@ -9,7 +9,9 @@
 // ([lane, batch, pos, d_model]), each with its own set of patched edges, so the node
 // forwards run as one big batch. Only the last positions' logits are wanted, so the last
 // layer runs its queries, head outputs and MLP on the last rows only, and the logits port
-// reads just those rows.
+// reads just those rows. A node whose every path to the logits is patched in a lane cannot change
+// that lane's logits: it takes its source there and, when no lane needs it, is not computed
+// (ACDC, which removes most edges, then recomputes only the few nodes its circuit still holds).
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -36,6 +38,15 @@ class StagedRuns {
     delta_.resize(N_ * BPD);  // src_u - out_u(clean)  [n_upstream, B*P*D]
     for (std::size_t i = 0; i < delta_.size(); ++i) delta_[i] = source[i] - clean_out_[i];
     delta_last_ = gather_last(delta_.data(), N_);
+    edge_layer_.resize(graph_.n_edges());
+    edge_reader_.resize(graph_.n_edges());
+    for (std::size_t e = 0; e < graph_.n_edges(); ++e) {
+      const DownstreamPort& p = graph_.ports()[static_cast<std::size_t>(graph_.edges()[e].port)];
+      edge_layer_[e] = p.layer;
+      edge_reader_[e] = p.kind == PortKind::Logits ? -1
+                        : p.kind == PortKind::Mlp  ? graph_.mlp_node(static_cast<std::size_t>(p.layer))
+                                                   : graph_.head_node(static_cast<std::size_t>(p.layer), static_cast<std::size_t>(p.head));
+    }
   }
 
   const Graph& graph() const { return graph_; }
@@ -52,8 +63,8 @@ class StagedRuns {
     const std::size_t n0 = first_node_of_layer(l0, H, M::architecture::has_mlp);
     for (const std::uint8_t* mask : lanes)
       for (std::size_t e = 0; e < graph_.n_edges(); ++e)
-        if (mask[e]) require(graph_.ports()[static_cast<std::size_t>(graph_.edges()[e].port)].layer >= port.layer,
-                             "staged runs: a patched edge points into a port before the restart stage");
+        if (mask[e] && edge_layer_[e] < port.layer)
+          throw Error("staged runs: the patched edge " + graph_.edges()[e].name + " points into a port before the restart stage");
 
     // The lanes' diffs src_u - out_u(run) of nodes from layer l0 on, at every row and at the
     // last rows only: [node - n0][lane][B*P*D] and [node - n0][lane][R*D].
@@ -66,6 +77,37 @@ class StagedRuns {
       std::memcpy(w.resid.data() + k * BPD, resid_.data() + 2 * std::min(l0, L_) * BPD, BPD * sizeof(T));
     bool last_rows = false;
 
+    // Which nodes from layer l0 on a lane's logits depend on: a node is needed when one of its
+    // edges is not patched in the lane and leads to the logits or to a needed node. Where a
+    // node is not needed, every reader that matters reads its source (its edges there are
+    // patched), so the lane takes the source as the node's output: the residual then holds
+    // src_u and every patched reader gets src_u + (src_u - src_u), as patching defines. A node
+    // no lane needs is not computed at all; late in an ACDC pass, with most edges removed, that
+    // is most of the layers above the receiver.   needed: [node - n0][lane]
+    std::vector<std::uint8_t>& needed = w.needed;
+    needed.assign(n_late * K, 0);
+    for (std::size_t u = N_; u-- > n0;)
+      for (int e : graph_.edges_out_of(static_cast<int>(u))) {
+        const int reader = edge_reader_[static_cast<std::size_t>(e)];
+        for (std::size_t k = 0; k < K; ++k)
+          if (!lanes[k][static_cast<std::size_t>(e)] && (reader < 0 || needed[(static_cast<std::size_t>(reader) - n0) * K + k]))
+            needed[(u - n0) * K + k] = 1;
+      }
+    auto needed_by_some_lane = [&](std::size_t u) {
+      for (std::size_t k = 0; k < K; ++k)
+        if (needed[(u - n0) * K + k]) return true;
+      return false;
+    };
+    // Node u's output in the lanes that do not need it: its source. out [K][B*P*D], or [K][R*D] at the readout rows.
+    auto source_where_not_needed = [&](std::size_t u, T* out, bool at_last) {
+      const std::size_t R = at_last ? BD : BPD;
+      const T* src = at_last ? source_last_.data() + u * BD : source_.data() + u * BPD;
+      for (std::size_t k = 0; k < K; ++k)
+        if (!needed[(u - n0) * K + k]) std::memcpy(out + k * R, src, R * sizeof(T));
+    };
+
+    // The diff src_u - out_u(run) of a node that takes its source in a lane is zero: not stored, not summed.
+    auto zero_diff = [&](std::size_t u, std::size_t k) { return u >= n0 && !needed[(u - n0) * K + k]; };
     auto diff_row = [&](std::size_t u, std::size_t k, bool at_last) -> const T* {
       if (u < n0) return at_last ? delta_last_.data() + u * BD : delta_.data() + u * BPD;
       return at_last ? w.late_last.data() + ((u - n0) * K + k) * BD : w.late_full.data() + ((u - n0) * K + k) * BPD;
@@ -80,10 +122,10 @@ class StagedRuns {
     // When most of a port's edges are patched (ACDC removes most), the sum is taken as the
     // lane's total over all upstream nodes minus the unpatched ones. Returns false when no
     // lane patches any of these ports (they all read resid).
-    auto port_inputs = [&](std::size_t first, std::size_t n, bool at_last) {
+    auto port_inputs = [&](std::size_t first, std::size_t n, bool at_last, const std::vector<std::uint8_t>& wanted) {
       bool any = false;
       for (std::size_t k = 0; k < K && !any; ++k)
-        for (std::size_t i = 0; i < n && !any; ++i) any = patched_in(k, first + i);
+        for (std::size_t i = 0; i < n && !any; ++i) any = wanted[i] && patched_in(k, first + i);
       if (!any) return false;
       const std::size_t R = at_last ? BD : BPD, U = graph_.edges_into(static_cast<int>(first)).size();
       w.inputs.resize(n * K * R);
@@ -92,31 +134,34 @@ class StagedRuns {
       for (std::size_t k = 0; k < K; ++k) {
         bool have_total = false;
         for (std::size_t i = 0; i < n; ++i) {
+          if (!wanted[i]) continue;  // a port of a node no lane needs
           T* dst = w.inputs.data() + (i * K + k) * R;
           if (at_last && !last_rows) gather_rows(w.resid.data() + k * BPD, dst);
           else std::memcpy(dst, w.resid.data() + k * R, R * sizeof(T));
-          std::size_t count = 0;
+          std::size_t patched_diffs = 0, unpatched_diffs = 0;  // the nonzero diffs on each side
           for (std::size_t u = 0; u < U; ++u) {
             const int e = graph_.edge_index(static_cast<int>(u), static_cast<int>(first + i));
             upstream_patched[u] = lanes[k][static_cast<std::size_t>(e)];
-            count += upstream_patched[u];
+            if (zero_diff(u, k)) continue;
+            (upstream_patched[u] ? patched_diffs : unpatched_diffs) += 1;
           }
-          if (count == 0) continue;
+          if (patched_diffs == 0) continue;
           auto out = ops::vec(dst, R);
-          if (count <= U - count + 1) {
+          if (patched_diffs <= unpatched_diffs + 1) {
             for (std::size_t u = 0; u < U; ++u)
-              if (upstream_patched[u]) out += ops::vec(diff_row(u, k, at_last), R);
+              if (upstream_patched[u] && !zero_diff(u, k)) out += ops::vec(diff_row(u, k, at_last), R);
             continue;
           }
           if (!have_total) {  // the lane's sum of every upstream node's diff  [R]
             auto total = ops::vec(w.total.data(), R);
             total.setZero();
-            for (std::size_t u = 0; u < U; ++u) total += ops::vec(diff_row(u, k, at_last), R);
+            for (std::size_t u = 0; u < U; ++u)
+              if (!zero_diff(u, k)) total += ops::vec(diff_row(u, k, at_last), R);
             have_total = true;
           }
           out += ops::vec(w.total.data(), R);
           for (std::size_t u = 0; u < U; ++u)
-            if (!upstream_patched[u]) out -= ops::vec(diff_row(u, k, at_last), R);
+            if (!upstream_patched[u] && !zero_diff(u, k)) out -= ops::vec(diff_row(u, k, at_last), R);
         }
       }
       return true;
@@ -125,6 +170,7 @@ class StagedRuns {
     auto record = [&](std::size_t u, const T* out, bool at_last) {
       const std::size_t j = u - n0;
       for (std::size_t k = 0; k < K; ++k) {
+        if (zero_diff(u, k)) continue;
         T* last = w.late_last.data() + (j * K + k) * BD;
         if (at_last) {
           const T* src = source_last_.data() + u * BD;
@@ -146,7 +192,9 @@ class StagedRuns {
       const bool lean = l + 1 == L_;  // the last layer: attention, heads and MLP at the readout rows
       const std::size_t R = lean ? BD : BPD;
       // ---- heads: port inputs [3H][K][B*P*D] where some lane patches, else the residual ----
-      const bool patched = port_inputs(qkv0, 3 * H, false);
+      w.wanted.assign(3 * H, 0);
+      for (std::size_t h = 0; h < H; ++h) w.wanted[3 * h] = w.wanted[3 * h + 1] = w.wanted[3 * h + 2] = needed_by_some_lane(node0 + h);
+      const bool patched = port_inputs(qkv0, 3 * H, false, w.wanted);
       if (patched) w.head_in.swap(w.inputs);
       w.node.resize(H * K * R);  // [H][K][R]
       for (std::size_t h = 0; h < H; ++h) {
@@ -159,13 +207,14 @@ class StagedRuns {
           for (std::size_t k = 0; k < K; ++k)
             if (lean) gather_rows(clean, out + k * BD);
             else std::memcpy(out + k * BPD, clean, BPD * sizeof(T));
-          continue;
+        } else if (w.wanted[3 * h]) {
+          const T* in[3];
+          for (std::size_t j = 0; j < 3; ++j) in[j] = patched ? w.head_in.data() + (3 * h + j) * K * BPD : w.resid.data();
+          // Queries are projected at every row even in the last layer (the packed q | k | v kernel).
+          if (lean) head_output_rows(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_readout_rows(K), mask, w.arena, out);
+          else head_output(*model_, l, h, in[0], in[1], in[2], KB, P_, mask, w.arena, out);
         }
-        const T* in[3];
-        for (std::size_t j = 0; j < 3; ++j) in[j] = patched ? w.head_in.data() + (3 * h + j) * K * BPD : w.resid.data();
-        // Queries are projected at every row even in the last layer (the packed q | k | v kernel).
-        if (lean) head_output_rows(*model_, l, h, in[0], in[1], in[2], KB, P_, lane_readout_rows(K), mask, w.arena, out);
-        else head_output(*model_, l, h, in[0], in[1], in[2], KB, P_, mask, w.arena, out);
+        source_where_not_needed(node0 + h, out, lean);
       }
       if (lean) {  // from here on only the last rows
         w.gathered.resize(K * BD);
@@ -184,9 +233,13 @@ class StagedRuns {
       if (!M::parallel) add_heads();
       // ---- MLP ----
       if constexpr (M::architecture::has_mlp) {
-        const T* x = port_inputs(qkv0 + 3 * H, 1, lean) ? w.inputs.data() : w.resid.data();
         w.mlp.resize(K * R);
-        mlp_output(*model_, l, x, lean ? KR : KB * P_, w.arena, w.mlp.data());
+        w.wanted.assign(1, needed_by_some_lane(node0 + H));
+        if (w.wanted[0]) {
+          const T* x = port_inputs(qkv0 + 3 * H, 1, lean, w.wanted) ? w.inputs.data() : w.resid.data();
+          mlp_output(*model_, l, x, lean ? KR : KB * P_, w.arena, w.mlp.data());
+        }
+        source_where_not_needed(node0 + H, w.mlp.data(), lean);
         if (M::parallel) add_heads();
         resid += ops::vec(w.mlp.data(), K * R);
         record(node0 + H, w.mlp.data(), lean);
@@ -195,7 +248,8 @@ class StagedRuns {
     // ---- logits: the final norm's input at the readout rows ----
     const std::size_t logits_port = static_cast<std::size_t>(graph_.logits_port());
     const T* x = nullptr;
-    if (port_inputs(logits_port, 1, true)) {
+    w.wanted.assign(1, 1);
+    if (port_inputs(logits_port, 1, true, w.wanted)) {
       x = w.inputs.data();
     } else if (last_rows) {
       x = w.resid.data();
@@ -230,10 +284,13 @@ class StagedRuns {
   std::vector<T> clean_out_, resid_;     // the clean run: [n_upstream, B*P*D], [2L + 1, B*P*D]
   std::vector<T> source_, source_last_;  // what patched edges read: [n_upstream, B*P*D], [n_upstream, B*D]
   std::vector<T> delta_, delta_last_;    // source - clean output, the same two layouts
+  std::vector<int> edge_layer_;          // per edge: the layer of the port it points into (L for logits)
+  std::vector<int> edge_reader_;         // per edge: the upstream node that reads its port, -1 for logits
   /// Buffers of run(), kept between runs so that repeated runs do not fault in fresh pages.
   struct Workspace {
     Arena arena;
     std::vector<T> late_full, late_last, resid, inputs, head_in, node, mlp, gathered, total;
+    std::vector<std::uint8_t> needed, wanted;
   };
   mutable Workspace workspace_;
 };
