@@ -151,11 +151,7 @@ int main(int argc, char** argv) {
     n_tensors = store.size();
   } else {
     checkpoint = io::load_model_directory<float>(dir);
-    with_architecture(checkpoint->config, [&]<class Arch>() {
-      Arch::parameters(checkpoint->config, checkpoint->weights, [&](const std::string&, const auto& t, const ParamShape&, ParamKind) {
-        parameters += t.size(), ++n_tensors;
-      });
-    });
+    for (const auto& [name, tensor] : checkpoint->weights) parameters += tensor.size(), ++n_tensors;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double weights_mb = double(parameters) * sizeof(float) / (1024.0 * 1024.0);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Hugging Face checkpoints of the Pythia (GPT-NeoX) and Llama families for circuitry's loaders.
+"""Hugging Face checkpoints of the Pythia (GPT-NeoX) and Llama families (Llama, Qwen2, Mistral,
+Qwen3) for circuitry's loaders.
 
 For each tiny configuration below it builds the model from a config (`torch.manual_seed`
 first), re-draws every parameter (matrices ~ N(0, 0.2), norm weights ~ 1 + N(0, 0.1),
@@ -28,10 +29,18 @@ checks float64_strict against its own small independent float64 implementation r
 from the written safetensors files (to 1e-11), float64 against float32 (1e-4), and that
 transformers 5 reads every legacy config back to the same logits.
 
-    ~/peers/bin/python tests/make_hf_family_fixtures.py
+    ~/peers/bin/python tests/make_hf_family_fixtures.py [NAME ...]
 
 (torch 2.15, transformers 5.24, safetensors; no downloads, CPU, one thread, ~10 s.)
 The output is deterministic: running it twice gives byte-identical files.
+
+With NAMEs (keys of MODELS, e.g. `hf-qwen3`) it writes only those models: tests/fixtures/NAME/
+and that model's own hf-legacy-configs/NAME.json; hf-unsupported/ and every other model's files
+are left as they are (the fixtures were not all written with the same transformers version:
+hf-qwen3 with transformers 5.25, the others with 5.24; see the README).
+
+Qwen3 (hf-qwen3) is the Llama layout plus q_norm / k_norm: an RMSNorm (weight [head_dim], eps
+rms_norm_eps) over each head's query and key, after q_proj / k_proj and before rotary.
 """
 
 import copy
@@ -52,7 +61,7 @@ from safetensors.torch import load_file
 import transformers
 from transformers import (AutoModelForCausalLM, BertConfig, GPTNeoXConfig, GPTNeoXForCausalLM,
                           LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          MixtralConfig, Qwen2Config, Qwen2ForCausalLM)
+                          MixtralConfig, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 torch.set_num_threads(1)
 transformers.logging.set_verbosity_error()
@@ -88,6 +97,12 @@ MODELS = {
                         intermediate_size=48, vocab_size=V, max_position_embeddings=16, rms_norm_eps=1e-5,
                         rope_theta=10000.0, sliding_window=None, tie_word_embeddings=False),
                    26, [8, 5, 3, 6], 126, "f32"),
+    # QK-norm: per-head RMSNorms self_attn.q_norm / k_norm (weight [head_dim]) before rotary
+    "hf-qwen3": (Qwen3Config, Qwen3ForCausalLM,
+                 dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                      intermediate_size=48, vocab_size=V, max_position_embeddings=16, rms_norm_eps=1e-6,
+                      rope_theta=10000.0, attention_bias=False, tie_word_embeddings=True, use_sliding_window=False),
+                 27, [5, 8, 3, 7], 127, "f32"),
     # the hf-llama model (same seeds, same task), saved in 3 shards / in bfloat16
     "hf-llama-sharded": (LlamaConfig, LlamaForCausalLM, LLAMA, 23, [5, 3, 8, 6], 123, "sharded"),
     "hf-llama-bf16": (LlamaConfig, LlamaForCausalLM, LLAMA, 23, [5, 3, 8, 6], 123, "bf16"),
@@ -110,6 +125,7 @@ def build_model(config_cls, model_cls, fields, seed):
 
 
 def is_norm_weight(name):
+    """input_layernorm, post_attention_layernorm, final / model.norm, and Qwen3's self_attn.q_norm / k_norm."""
     return name.endswith(".weight") and ("norm" in name.split(".")[-2])
 
 
@@ -154,7 +170,8 @@ def random_task(vocab, lengths, seed):
 
 def strict_float64(model):
     """A float64 copy of model whose rotary tables and RMSNorms are computed in float64
-    (transformers computes them in float32 whatever the model's dtype)."""
+    (transformers computes them in float32 whatever the model's dtype).  Every module whose class
+    ends in RMSNorm is replaced, Qwen3's per-head q_norm / k_norm (Qwen3RMSNorm) included."""
     m = copy.deepcopy(model).to(torch.float64)
     cfg = m.config
     for module in m.modules():
@@ -292,13 +309,17 @@ def reference_llama(W, cfg, tokens):
     def lin(y, name):
         out = y @ W[name + ".weight"].T
         return out + W[name + ".bias"] if name + ".bias" in W else out
+    qk_norm = cfg["model_type"] == "qwen3"  # per-head RMSNorm of q and k (weight [dh]) before rotary
     x = W["model.embed_tokens.weight"][tokens]
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
+        assert (p + "self_attn.q_norm.weight" in W) == (p + "self_attn.k_norm.weight" in W) == qk_norm
         h = rms(x, W[p + "input_layernorm.weight"])
         q = lin(h, p + "self_attn.q_proj").view(P, H, dh)
         k = lin(h, p + "self_attn.k_proj").view(P, KV, dh)
         v = lin(h, p + "self_attn.v_proj").view(P, KV, dh)
+        if qk_norm:  # rms over the last dim (each head's dh values), weight broadcast over heads
+            q, k = rms(q, W[p + "self_attn.q_norm.weight"]), rms(k, W[p + "self_attn.k_norm.weight"])
         q, k = rope(q, pos, rp["rope_theta"], dh), rope(k, pos, rp["rope_theta"], dh)
         group = torch.arange(H) // (H // KV)  # query head i reads KV head i // (H / KV)
         x = x + lin(causal_attention(q, k[:, group], v[:, group]), p + "self_attn.o_proj")
@@ -342,9 +363,11 @@ def legacy_config(cfg):
             out["torch_dtype"] = value
         elif key in ("attention_bias", "layer_types") and cfg["model_type"] in ("gpt_neox", "qwen2"):
             continue  # 4.x had neither for these families (GPT-NeoX's attention always had biases)
+        elif key == "layer_types" and cfg["model_type"] == "qwen3":
+            continue  # as the Qwen3 checkpoints on the Hub (written by 4.51) carry it: attention_bias, no layer_types
         else:
             out[key] = value
-    out["transformers_version"] = "4.46.0"
+    out["transformers_version"] = "4.51.0" if cfg["model_type"] == "qwen3" else "4.46.0"  # Qwen3 is new in 4.51
     return dict(sorted(out.items()))
 
 
@@ -465,17 +488,25 @@ def unsupported():
     write_json(out / "mistral-sliding.json", sliding, indent=2)
 
 
-def main():
+def main(argv):
+    """No arguments: every model and hf-unsupported/.  NAME ...: only those models (their
+    directories and their own hf-legacy-configs/NAME.json); nothing else is rewritten."""
+    unknown = [n for n in argv if n not in MODELS]
+    if unknown:
+        sys.exit(f"unknown fixture(s) {unknown}; choose from {list(MODELS)}")
     keys = {}
     for name, spec in MODELS.items():
+        if argv and name not in argv:
+            continue
         model = build(name, *spec)
-        if name in ("hf-pythia", "hf-llama-gqa", "hf-qwen2"):  # as the file names them (sorted)
+        if name in ("hf-pythia", "hf-llama-gqa", "hf-qwen2", "hf-qwen3"):  # as the file names them (sorted)
             keys[name] = [f"{k} {list(v.shape)} {str(v.dtype).replace('torch.', '')}"
                           for k, v in sorted(load_file(str(FIXTURES / name / "model.safetensors")).items())]
-    unsupported()
+    if not argv:
+        unsupported()
     for name, ks in keys.items():
         print(f"{name} state_dict:\n  " + "\n  ".join(ks))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -168,6 +168,26 @@ TEST_CASE("gradients: RMS norm, SiLU and the gated activation (SwiGLU)") {
   CHECK(r.value[1] == doctest::Approx(2 * 4 / std::sqrt(12.5)).epsilon(1e-14));
 }
 
+TEST_CASE("QK norm: gradients of q, k, v and both gains; each head vector RMS-normalised, values untouched") {
+  const std::size_t H = 3, dh = 4, P = 2;
+  expect_ok(check_gradients([&](const auto& ctx, auto& v) { return ops::qk_rms_norm(ctx, v[0], H, v[1], v[2], 1e-6); },
+                            {random_input({2, P, 3 * H * dh}, 131), random_input({dh}, 132), random_input({dh}, 133)}));
+  Arena arena;
+  Context<double, false> ctx(arena);
+  std::vector<double> qkv(P * 3 * H * dh), ones(dh, 1.0), twos(dh, 2.0);
+  for (std::size_t i = 0; i < qkv.size(); ++i) qkv[i] = 0.1 + 0.37 * double(i % 11);
+  const Var<double> y = ops::qk_rms_norm(ctx, Var<double>{qkv.data(), {1, P, 3 * H * dh}, nullptr}, H,
+                                         Var<double>{ones.data(), {dh}, nullptr}, Var<double>{twos.data(), {dh}, nullptr}, 0.0);
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t j = 0; j < 3 * H; ++j) {
+      double square = 0;
+      for (std::size_t i = 0; i < dh; ++i) square += y.value[(p * 3 * H + j) * dh + i] * y.value[(p * 3 * H + j) * dh + i];
+      if (j < 2 * H) CHECK(square / dh == doctest::Approx(j < H ? 1.0 : 4.0).epsilon(1e-12));  // q: gain 1, k: gain 2
+      else
+        for (std::size_t i = 0; i < dh; ++i) CHECK(y.value[(p * 3 * H + j) * dh + i] == qkv[(p * 3 * H + j) * dh + i]);
+    }
+}
+
 TEST_CASE("rotary positions: gradients, the rotate-half layout, relative positions only") {
   const std::size_t H = 2, dh = 4, P = 5;
   for (const std::size_t rot : {dh, std::size_t{2}}) {  // all of each head (Llama) or a fraction (Pythia)

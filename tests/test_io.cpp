@@ -277,34 +277,16 @@ std::vector<double> values_of(const Tensor& tensor) {
   return std::vector<double>(tensor.begin(), tensor.end());
 }
 
-/// Every parameter of `a` equals the one of `b` (as doubles), and the shapes agree.
+/// `a` and `b` have the same parameters (names and shapes), with equal values (as doubles).
 template <class A, class B>
 void check_same_weights(const Weights<A>& a, const Weights<B>& b) {
-  CHECK(values_of(a.wte) == values_of(b.wte));
-  CHECK(values_of(a.wpe) == values_of(b.wpe));
-  CHECK(values_of(a.lnf_w) == values_of(b.lnf_w));
-  CHECK(values_of(a.lnf_b) == values_of(b.lnf_b));
-  CHECK(values_of(a.lm_head) == values_of(b.lm_head));
-  CHECK(a.wte.shape() == b.wte.shape());
-  CHECK(a.lm_head.shape() == b.lm_head.shape());
-  REQUIRE(a.layers.size() == b.layers.size());
-  for (std::size_t l = 0; l < a.layers.size(); ++l) {
-    const auto& x = a.layers[l];
-    const auto& y = b.layers[l];
-    CHECK(values_of(x.ln1_w) == values_of(y.ln1_w));
-    CHECK(values_of(x.ln1_b) == values_of(y.ln1_b));
-    CHECK(values_of(x.w_qkv) == values_of(y.w_qkv));
-    CHECK(x.w_qkv.shape() == y.w_qkv.shape());
-    CHECK(values_of(x.b_qkv) == values_of(y.b_qkv));
-    CHECK(values_of(x.w_o) == values_of(y.w_o));
-    CHECK(values_of(x.b_o) == values_of(y.b_o));
-    CHECK(values_of(x.ln2_w) == values_of(y.ln2_w));
-    CHECK(values_of(x.ln2_b) == values_of(y.ln2_b));
-    CHECK(values_of(x.w_fc) == values_of(y.w_fc));
-    CHECK(x.w_fc.shape() == y.w_fc.shape());
-    CHECK(values_of(x.b_fc) == values_of(y.b_fc));
-    CHECK(values_of(x.w_proj) == values_of(y.w_proj));
-    CHECK(values_of(x.b_proj) == values_of(y.b_proj));
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, x] : a) {
+    CAPTURE(name);
+    REQUIRE(b.contains(name));
+    const auto& y = b.at(name);
+    CHECK(std::vector<std::size_t>(x.shape().begin(), x.shape().end()) == std::vector<std::size_t>(y.shape().begin(), y.shape().end()));
+    CHECK(values_of(x) == values_of(y));
   }
 }
 
@@ -335,10 +317,11 @@ TEST_CASE("checkpoint: HF tensor names load, with or without the transformer. pr
   const auto with_prefix = circuitry::io::load_checkpoint<double>(write_model(dir, "prefixed", config, prefixed));
   check_same_config(plain.config, config);
   check_same_weights(plain.weights, with_prefix.weights);
-  CHECK(plain.weights.lm_head.size() == 0);
-  CHECK(plain.weights.layers[1].w_fc.shape() == std::array<std::size_t, 2>{4, 12});
-  CHECK(plain.weights.layers[1].w_fc(3, 11) == tensors[22].values[47]);  // h.1.mlp.c_fc.weight, row-major
-  CHECK(&plain.weights.unembed() == &plain.weights.wte);
+  CHECK_FALSE(plain.weights.contains("unembed.W_U"));
+  const auto& w_in = plain.weights.at("blocks.1.mlp.W_in");
+  CHECK(std::vector<std::size_t>(w_in.shape().begin(), w_in.shape().end()) == std::vector<std::size_t>{4, 12});
+  CHECK(w_in(3, 11) == tensors[22].values[47]);  // h.1.mlp.c_fc.weight, row-major
+  CHECK(&plain.weights.unembed() == &plain.weights.at("embed.W_E"));
 }
 
 TEST_CASE("checkpoint: save_checkpoint then load_checkpoint gives the same model") {
@@ -353,15 +336,17 @@ TEST_CASE("checkpoint: save_checkpoint then load_checkpoint gives the same model
     const auto reloaded = circuitry::io::load_checkpoint<double>(saved);
     check_same_config(reloaded.config, config);
     check_same_weights(reloaded.weights, original.weights);
-    CHECK(reloaded.weights.lm_head.size() == (attn_only ? 44u : 0u));
-    CHECK(reloaded.weights.layers[0].w_fc.size() == (attn_only ? 0u : 48u));
+    CHECK(reloaded.weights.contains("unembed.W_U") == attn_only);
+    if (attn_only) CHECK(reloaded.weights.at("unembed.W_U").size() == 44u);
+    CHECK(reloaded.weights.contains("blocks.0.mlp.W_in") == !attn_only);
+    if (!attn_only) CHECK(reloaded.weights.at("blocks.0.mlp.W_in").size() == 48u);
     CHECK(SafetensorsFile::open(saved / "model.safetensors").metadata().at("format") == "pt");
   }
 
   const ModelConfig config = tiny_config(false, true);
   auto weights =
       circuitry::io::load_checkpoint<float>(write_model(dir, "m", config, hf_tensors(config, "", 3))).weights;
-  weights.layers[1].b_fc = xt::xtensor<float, 1>::from_shape({5});
+  weights["blocks.1.mlp.b_in"] = circuitry::ParamArray<float>::from_shape({5});
   CHECK_ERROR(circuitry::io::save_checkpoint(dir / "bad", config, weights), "h.1.mlp.c_fc.bias", "[5]", "[12]");
 }
 
@@ -687,7 +672,6 @@ TEST_CASE("tensor store: sharded GPT-2 and TransformerLens directories load like
     const auto sharded = circuitry::io::load_model_directory<double>(dir / name);
     check_same_config(sharded.config, single.config);
     check_same_weights(sharded.weights, single.weights);
-    CHECK(values_of(sharded.weights.b_unembed) == values_of(single.weights.b_unembed));
   }
 
   // A sharded GPT-2 directory names the shard of a bad tensor, and the index for a missing one.

@@ -67,77 +67,80 @@ TEST_CASE_TEMPLATE("whole-model gradients match finite differences (double), eve
   if constexpr (std::is_same_v<Arch, Llama>) {  // Qwen2-like: grouped-query attention, q/k/v biases only
     c.n_head = 4, c.n_kv_head = 2, c.head_dim = 2, c.attn_out_bias = false, c.mlp_bias = false, c.unembed_bias = false;
   }
-  auto model = Model<Arch, double>::random(c, 3, 0.4);
-  std::mt19937 rng(5);
-  std::normal_distribution<double> normal(0.0, 0.3);
-  // Random biases and gains too, so every parameter's gradient is exercised away from 0 / 1.
-  ParamVars<double>::view(model.weights()).for_each(model.weights(), [&](Var<double>&, auto& t) {
-    if (t.dimension() == 1)
-      for (auto& v : t) v += normal(rng);
-  });
-  const Batch batch = Batch::from({{1, 4, 2, 7}, {3, 3, 9}});
-  const std::vector<int> targets{0, 5, 2, 8, 1, 1, 6, 7};  // one per position (padded rows included)
-  auto loss_of = [&](Model<Arch, double>& m) {
+  // Llama also with a QK norm (Qwen3): RMS norms of each head's q and k.
+  for (const bool qk_norm : std::is_same_v<Arch, Llama> ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
+    CAPTURE(qk_norm);
+    c.qk_norm = qk_norm;
+    auto model = Model<Arch, double>::random(c, 3, 0.4);
+    std::mt19937 rng(5);
+    std::normal_distribution<double> normal(0.0, 0.3);
+    // Random biases and gains too, so every parameter's gradient is exercised away from 0 / 1.
+    for (const ParamDecl& d : Arch::parameter_list(c))
+      if (auto& t = model.weights().at(d.name); t.dimension() == 1)
+        for (auto& v : t) v += normal(rng);
+    const Batch batch = Batch::from({{1, 4, 2, 7}, {3, 3, 9}});
+    const std::vector<int> targets{0, 5, 2, 8, 1, 1, 6, 7};  // one per position (padded rows included)
+    auto loss_of = [&](Model<Arch, double>& m) {
+      Arena arena;
+      Context<double, false> ctx(arena);
+      ForwardOptions<double> o;
+      o.all_positions = true;
+      return ops::cross_entropy(ctx, m.forward(ctx, batch, o), targets).value[0];
+    };
     Arena arena;
-    Context<double, false> ctx(arena);
+    Tape<double> tape(arena);
+    Context<double, true> ctx(arena, tape);
+    ParamVars<double> params = model.params();
+    params.watch_all(tape);
     ForwardOptions<double> o;
     o.all_positions = true;
-    return ops::cross_entropy(ctx, m.forward(ctx, batch, o), targets).value[0];
-  };
-  Arena arena;
-  Tape<double> tape(arena);
-  Context<double, true> ctx(arena, tape);
-  auto params = ParamVars<double>::view(model.weights());
-  params.watch_all(tape, model.weights());
-  ForwardOptions<double> o;
-  o.all_positions = true;
-  Var<double> input;
-  o.input_var = &input;
-  tape.backward(ops::cross_entropy(ctx, model.forward(ctx, batch, o, &params), targets));
+    Var<double> input;
+    o.input_var = &input;
+    tape.backward(ops::cross_entropy(ctx, model.forward(ctx, batch, o, &params), targets));
 
-  double worst = 0, largest = 0;
-  std::size_t n_params = 0;
-  params.for_each(model.weights(), [&](Var<double>& v, auto& tensor) {
-    const double* g = tape.grad(v);
-    ++n_params;
-    for (int k = 0; k < 6; ++k) {
-      const std::size_t i = rng() % tensor.size();
-      const double x0 = tensor.data()[i], h = 1e-6;
-      tensor.data()[i] = x0 + h;
-      const double up = loss_of(model);
-      tensor.data()[i] = x0 - h;
-      const double down = loss_of(model);
-      tensor.data()[i] = x0;
-      const double numeric = (up - down) / (2 * h);
-      worst = std::max(worst, std::abs(numeric - g[i]));
-      largest = std::max(largest, std::abs(numeric));
+    double worst = 0, largest = 0;
+    std::size_t n_params = 0;
+    for (const auto& entry : params.entries()) {
+      auto& tensor = model.weights().at(entry.name);
+      const double* g = tape.grad(entry.var);
+      ++n_params;
+      for (int k = 0; k < 6; ++k) {
+        const std::size_t i = rng() % tensor.size();
+        const double x0 = tensor.data()[i], h = 1e-6;
+        tensor.data()[i] = x0 + h;
+        const double up = loss_of(model);
+        tensor.data()[i] = x0 - h;
+        const double down = loss_of(model);
+        tensor.data()[i] = x0;
+        const double numeric = (up - down) / (2 * h);
+        worst = std::max(worst, std::abs(numeric - g[i]));
+        largest = std::max(largest, std::abs(numeric));
+      }
     }
-  });
-  std::size_t declared = 0;
-  Arch::parameters(c, model.weights(), [&](const std::string&, auto&, const ParamShape&, ParamKind) { ++declared; });
-  CHECK(n_params == declared);
-  CHECK(largest > 1e-3);
-  CHECK(worst < 1e-7);
+    CHECK(n_params == Arch::parameter_list(c).size());
+    CHECK(largest > 1e-3);
+    CHECK(worst < 1e-7);
 
-  // d loss / d (input node output): perturb the embeddings through input_override.
-  const std::size_t n = batch.rows() * c.n_embd;
-  std::vector<double> embed(input.value, input.value + n);
-  const double* g_in = tape.grad(input);
-  worst = 0;
-  for (std::size_t i = 0; i < n; i += 5) {
-    auto run = [&](double delta) {
-      std::vector<double> e = embed;
-      e[i] += delta;
-      Arena a2;
-      Context<double, false> plain(a2);
-      ForwardOptions<double> oo;
-      oo.all_positions = true;
-      oo.input_override = e.data();
-      return ops::cross_entropy(plain, model.forward(plain, batch, oo), targets).value[0];
-    };
-    worst = std::max(worst, std::abs((run(1e-6) - run(-1e-6)) / 2e-6 - g_in[i]));
+    // d loss / d (input node output): perturb the embeddings through input_override.
+    const std::size_t n = batch.rows() * c.n_embd;
+    std::vector<double> embed(input.value, input.value + n);
+    const double* g_in = tape.grad(input);
+    worst = 0;
+    for (std::size_t i = 0; i < n; i += 5) {
+      auto run = [&](double delta) {
+        std::vector<double> e = embed;
+        e[i] += delta;
+        Arena a2;
+        Context<double, false> plain(a2);
+        ForwardOptions<double> oo;
+        oo.all_positions = true;
+        oo.input_override = e.data();
+        return ops::cross_entropy(plain, model.forward(plain, batch, oo), targets).value[0];
+      };
+      worst = std::max(worst, std::abs((run(1e-6) - run(-1e-6)) / 2e-6 - g_in[i]));
+    }
+    CHECK(worst < 1e-7);
   }
-  CHECK(worst < 1e-7);
 }
 
 TEST_CASE("Batch: where each sequence's last-position logits are among the readout rows, in both position modes") {
@@ -253,20 +256,43 @@ void check_hf_logits(const std::string& dir, const std::string& logits_dir) {
   });
 }
 
-TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Mistral: logits match transformers", T, float, double) {
+TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Qwen3, Mistral: logits match transformers", T, float, double) {
   const std::string fixtures = CIRCUITRY_FIXTURES_DIR;
-  for (const char* name : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral", "hf-llama-bf16",
-                           "hf-llama-sharded"}) {
+  for (const char* name : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-qwen3", "hf-mistral",
+                           "hf-llama-bf16", "hf-llama-sharded"}) {
     CAPTURE(name);
     check_hf_logits<T>(fixtures + "/" + name, fixtures + "/" + name);
   }
   // The configs transformers 4.x wrote (rope_theta, rotary_pct, torch_dtype, ...) read as the same models.
-  for (const char* model : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral", "hf-llama-bf16"}) {
+  for (const char* model : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-qwen3", "hf-mistral",
+                            "hf-llama-bf16"}) {
     CAPTURE(model);
     const testing::TempDir dir;
     std::filesystem::copy_file(fixtures + "/" + model + "/model.safetensors", dir / "model.safetensors");
     std::filesystem::copy_file(fixtures + "/hf-legacy-configs/" + model + ".json", dir / "config.json");
     check_hf_logits<T>(dir.path.string(), fixtures + "/" + model);
+  }
+}
+
+TEST_CASE("Qwen3's QK norm: its tensors are required exactly when model_type says qwen3") {
+  const std::string fixtures = CIRCUITRY_FIXTURES_DIR;
+  const testing::TempDir tmp;
+  for (const char* type : {"qwen3", "qwen2"}) {
+    CAPTURE(type);
+    const std::filesystem::path dir = tmp / type;
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(fixtures + "/hf-qwen3/model.safetensors", dir / "model.safetensors");
+    nlohmann::json config = nlohmann::json::parse(std::ifstream(fixtures + "/hf-qwen3/config.json"));
+    config["model_type"] = type;
+    testing::write_file(dir / "config.json", config.dump());
+    if (std::string(type) == "qwen3") {
+      const auto checkpoint = io::load_model_directory<float>(dir);
+      CHECK(checkpoint.config.qk_norm);
+      CHECK(checkpoint.weights.at("blocks.1.attn.k_norm.w").size() == 8);
+    } else {  // Qwen2 has q/k/v biases and no QK norm: the file lacks the first and holds the second
+      CHECK_ERROR(io::load_model_directory<float>(dir), "missing tensor 'layers.0.self_attn.q_proj.bias'",
+                  "'model.layers.0.self_attn.q_proj.bias'");
+    }
   }
 }
 
@@ -382,7 +408,8 @@ TEST_CASE("hooks read and replace activations by TransformerLens names") {
     o.hooks = &zero;
     Var<double> hooked = model.forward(ctx, batch, o);
     auto stripped = model;
-    for (auto& l : stripped.weights().layers) l.w_proj.fill(0), l.b_proj.fill(0);
+    for (int l = 0; l < 2; ++l)
+      stripped.weights().at(layer_param(l, "mlp.W_out")).fill(0), stripped.weights().at(layer_param(l, "mlp.b_out")).fill(0);
     Var<double> expect = stripped.forward(ctx, batch);
     for (std::size_t i = 0; i < hooked.numel(); ++i) CHECK(hooked.value[i] == doctest::Approx(expect.value[i]).epsilon(1e-12));
     bool changed = false;

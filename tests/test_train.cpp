@@ -179,36 +179,37 @@ TEST_CASE("AdamW on a model decays weight matrices only") {
   const Weights<double> before = model.weights();
   Arena arena;
   Tape<double> tape(arena);
-  auto params = ParamVars<double>::view(model.weights());
-  params.watch_all(tape, model.weights());
+  ParamVars<double> params = model.params();
+  params.watch_all(tape);
   AdamWConfig cfg;
   cfg.weight_decay = 0.5;
   AdamW<double> opt(cfg);
-  opt.step(params, tape, model.weights(), 0.1);
+  opt.step(params, tape, 0.1);
   const auto& w = model.weights();
   auto scaled = [](const auto& now, const auto& was, double f) {
     for (std::size_t i = 0; i < now.size(); ++i)
       if (std::abs(now.data()[i] - f * was.data()[i]) > 1e-12) return false;
     return true;
   };
-  CHECK(scaled(w.wte, before.wte, 1.0));
-  CHECK(scaled(w.wpe, before.wpe, 1.0));
-  CHECK(scaled(w.lm_head, before.lm_head, 0.95));
-  CHECK(scaled(w.lnf_w, before.lnf_w, 1.0));
-  for (std::size_t l = 0; l < w.layers.size(); ++l) {
-    CHECK(scaled(w.layers[l].w_qkv, before.layers[l].w_qkv, 0.95));
-    CHECK(scaled(w.layers[l].w_o, before.layers[l].w_o, 0.95));
-    CHECK(scaled(w.layers[l].ln1_w, before.layers[l].ln1_w, 1.0));
+  auto same_name = [&](const std::string& name, double f) { return scaled(w.at(name), before.at(name), f); };
+  CHECK(same_name("embed.W_E", 1.0));
+  CHECK(same_name("pos_embed.W_pos", 1.0));
+  CHECK(same_name("unembed.W_U", 0.95));
+  CHECK(same_name("ln_final.w", 1.0));
+  for (std::size_t l = 0; l < model.config().n_layer; ++l) {
+    CHECK(same_name(layer_param(l, "attn.W_QKV"), 0.95));
+    CHECK(same_name(layer_param(l, "attn.W_O"), 0.95));
+    CHECK(same_name(layer_param(l, "ln1.w"), 1.0));
   }
   // A tied model: wte is also the unembedding, and stays undecayed.
   ModelConfig tied = tiny_attn_only();
   tied.tie_word_embeddings = true;
   auto tied_model = Model<AttnOnly, double>::random(tied, 2);
-  const auto wte = tied_model.weights().wte;
-  auto tied_params = ParamVars<double>::view(tied_model.weights());
-  tied_params.watch_all(tape, tied_model.weights());
-  AdamW<double>(cfg).step(tied_params, tape, tied_model.weights(), 0.1);
-  CHECK(scaled(tied_model.weights().wte, wte, 1.0));
+  const auto wte = tied_model.weights().at("embed.W_E");
+  ParamVars<double> tied_params = tied_model.params();
+  tied_params.watch_all(tape);
+  AdamW<double>(cfg).step(tied_params, tape, 0.1);
+  CHECK(scaled(tied_model.weights().at("embed.W_E"), wte, 1.0));
 }
 
 TEST_CASE("training a tiny attention-only model on induction sequences lowers the loss, reproducibly") {
@@ -254,10 +255,10 @@ TEST_CASE("training a tiny attention-only model on induction sequences lowers th
   const auto [w1, a] = run(12, r1);
   const auto [w2, b] = run(12, r2);
   CHECK(a.losses == b.losses);
-  CHECK(w1.wte == w2.wte);
-  CHECK(w1.layers[1].w_qkv == w2.layers[1].w_qkv);
-  CHECK(w1.lm_head == w2.lm_head);
-  CHECK_FALSE(w1.lm_head == Model<AttnOnly, float>::random(c, 1).weights().lm_head);  // training did move it
+  CHECK(w1.at("embed.W_E") == w2.at("embed.W_E"));
+  CHECK(w1.at("blocks.1.attn.W_QKV") == w2.at("blocks.1.attn.W_QKV"));
+  CHECK(w1.at("unembed.W_U") == w2.at("unembed.W_U"));
+  CHECK_FALSE(w1.at("unembed.W_U") == Model<AttnOnly, float>::random(c, 1).weights().at("unembed.W_U"));  // training did move it
 }
 
 TEST_CASE("induction task: the trigger corruption replaces the earlier copy of the last token") {

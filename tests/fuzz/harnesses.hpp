@@ -90,7 +90,7 @@ inline void checkpoint(const std::uint8_t* data, std::size_t size) {
   detail::write_bytes(dir / "model.safetensors",
                       split == std::string_view::npos ? std::string_view() : bytes.substr(split + checkpoint_separator.size()));
   const auto loaded = io::load_model_directory<float>(dir);  // Hugging Face or TransformerLens
-  detail::expect(loaded.weights.layers.size() == loaded.config.n_layer);
+  detail::expect(loaded.weights.size() == io::declared_parameters(loaded.config).size());  // every parameter, nothing else
 }
 
 /// A sharded model's model.safetensors.index.json, over the three shards of

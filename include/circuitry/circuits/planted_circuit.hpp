@@ -108,15 +108,18 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
   m.weights = Model<AttnOnly, T>::random(m.config, spec.seed).weights();  // every shape; unit norms, zero biases
   Weights<T>& w = m.weights;
   auto zero = [](auto& t) { std::fill(t.data(), t.data() + t.size(), T(0)); };
-  zero(w.wte), zero(w.wpe), zero(w.lm_head);
-  for (auto& layer : w.layers) zero(layer.w_qkv), zero(layer.w_o);
+  ParamArray<T>& w_e = w.at("embed.W_E");      // [V, D]
+  ParamArray<T>& w_pos = w.at("pos_embed.W_pos");  // [P, D]
+  ParamArray<T>& w_u = w.at("unembed.W_U");      // [V, D]
+  zero(w_e), zero(w_pos), zero(w_u);
+  for (std::size_t l = 0; l < L; ++l) zero(w.at(layer_param(l, "attn.W_QKV"))), zero(w.at(layer_param(l, "attn.W_O")));
 
   auto put_code = [&](T* row, std::size_t block, std::size_t symbol, T scale) {
     row[block + 2 * symbol] = scale;
     row[block + 2 * symbol + 1] = -scale;
   };
-  for (std::size_t t = 0; t < V; ++t) put_code(w.wte.data() + t * D, token_block, t, T(1));
-  for (std::size_t i = 0; i < P; ++i) put_code(w.wpe.data() + i * D, position_block, i, T(1));
+  for (std::size_t t = 0; t < V; ++t) put_code(w_e.data() + t * D, token_block, t, T(1));
+  for (std::size_t i = 0; i < P; ++i) put_code(w_pos.data() + i * D, position_block, i, T(1));
 
   // The circuit heads and each head's offset r and source block.
   const bool induction = spec.shape == PlantedShape::Induction;
@@ -154,12 +157,12 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
     return std::sqrt(2.0 * double(2 + heads_before) / double(D) + m.config.layer_norm_epsilon);
   };
   for (std::size_t l = 0; l < L; ++l) {
-    auto& layer = w.layers[l];
+    T* wq = w.at(layer_param(l, "attn.W_QKV")).data();  // [D, 3D]: columns q | k | v, head h at h * dh
+    T* wo = w.at(layer_param(l, "attn.W_O")).data();    // [D, D]
     const double s = ln_scale(l * H);
     const double score = std::sqrt(200.0 * std::sqrt(double(dh)));  // q . k / sqrt(dh) = 200 at the target
     for (std::size_t h = 0; h < H; ++h) {
       const std::size_t r = offset[l * H + h];
-      T* wq = layer.w_qkv.data();  // [D, 3D]: columns q | k | v, head h at h * dh
       if (induction && l + 1 == L && h == chain[l]) {
         // q_i = score (e_{token i} + e_V); k_j = score (e_{previous token at j} + [j = 0] e_V / 2):
         // 200 where the previous token matches the current one, 100 at position 0, else 0.
@@ -189,7 +192,7 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
       for (std::size_t v = 0; v < V; ++v) {  // value: e_v for code v of the source block; out: code v of the own block
         wq[(source[l * H + h] + 2 * v) * 3 * D + 2 * D + h * dh + v] = T(s / 2);
         wq[(source[l * H + h] + 2 * v + 1) * 3 * D + 2 * D + h * dh + v] = T(-s / 2);
-        put_code(layer.w_o.data() + (h * dh + v) * D, head_block(l, h), v, T(1));
+        put_code(wo + (h * dh + v) * D, head_block(l, h), v, T(1));
       }
     }
   }
@@ -198,7 +201,7 @@ PlantedModel<T> make_planted_model(const PlantedSpec& spec) {
   std::vector<std::size_t> readers = {chain[L - 1]};
   if (fork_head < H) readers.push_back(fork_head);
   for (std::size_t t = 0; t < V; ++t)
-    for (std::size_t h : readers) put_code(w.lm_head.data() + t * D, head_block(L - 1, h), t, T(2.5 * s_final));
+    for (std::size_t h : readers) put_code(w_u.data() + t * D, head_block(L - 1, h), t, T(2.5 * s_final));
 
   // The planted edges.
   auto head = [](std::size_t l, std::size_t h) { return "a" + std::to_string(l) + ".h" + std::to_string(h); };

@@ -8,6 +8,7 @@
 #include "circuitry/core/ops/matmul.hpp"
 #include "circuitry/core/ops/norm_linear.hpp"
 #include "circuitry/core/ops/pick_sets.hpp"
+#include "circuitry/core/ops/qk_norm.hpp"
 #include "circuitry/core/ops/reduce.hpp"
 #include "circuitry/core/ops/slice.hpp"
 #include "circuitry/core/ops/softmax.hpp"

@@ -20,6 +20,7 @@
 #include "circuitry/io/atomic_file.hpp"
 #include "circuitry/io/json_parse.hpp"
 #include "circuitry/io/safetensors.hpp"
+#include "circuitry/io/parameter_table.hpp"
 #include "circuitry/io/tensor_store.hpp"
 #include "circuitry/models/config.hpp"
 #include "circuitry/models/weights.hpp"
@@ -59,49 +60,46 @@ inline void require_setting(const nlohmann::json& config, const std::string& whe
                 supported.dump() + " only");
 }
 
-/// Calls visit(name, tensor, expected_shape) for every parameter that `config` implies, named
-/// as Hugging Face names them without the "transformer." prefix. W is Weights<T> (loading) or
-/// const Weights<T> (saving); weights.layers must already have n_layer entries.
-template <class W, class Visit>
-void for_each_parameter(const ModelConfig& config, W& weights, Visit&& visit) {
-  const std::size_t d = config.n_embd, mlp = config.n_inner, vocab = config.vocab_size;
-  visit("wte.weight", weights.wte, {vocab, d});
-  visit("wpe.weight", weights.wpe, {config.n_positions, d});
-  for (std::size_t l = 0; l < config.n_layer; ++l) {
-    auto& layer = weights.layers[l];
-    const std::string h = "h." + std::to_string(l) + ".";
-    visit(h + "ln_1.weight", layer.ln1_w, {d});
-    visit(h + "ln_1.bias", layer.ln1_b, {d});
-    visit(h + "attn.c_attn.weight", layer.w_qkv, {d, 3 * d});
-    visit(h + "attn.c_attn.bias", layer.b_qkv, {3 * d});
-    visit(h + "attn.c_proj.weight", layer.w_o, {d, d});
-    visit(h + "attn.c_proj.bias", layer.b_o, {d});
-    if (config.attn_only) continue;
-    visit(h + "ln_2.weight", layer.ln2_w, {d});
-    visit(h + "ln_2.bias", layer.ln2_b, {d});
-    visit(h + "mlp.c_fc.weight", layer.w_fc, {d, mlp});
-    visit(h + "mlp.c_fc.bias", layer.b_fc, {mlp});
-    visit(h + "mlp.c_proj.weight", layer.w_proj, {mlp, d});
-    visit(h + "mlp.c_proj.bias", layer.b_proj, {d});
-  }
-  visit("ln_f.weight", weights.lnf_w, {d});
-  visit("ln_f.bias", weights.lnf_b, {d});
-  if (!config.tie_word_embeddings) visit("lm_head.weight", weights.lm_head, {vocab, d});
-}
-
 inline std::string describe(const ModelConfig& config) {
   return "n_layer = " + std::to_string(config.n_layer) + ", attn_only = " + (config.attn_only ? "true" : "false") +
          ", tie_word_embeddings = " + (config.tie_word_embeddings ? "true" : "false");
 }
 
-/// Tensors a GPT-2 file may hold that no parameter uses: the causal-mask buffers, and the
-/// lm_head copy of wte that some tied checkpoints keep.
-inline bool is_ignored_tensor(const std::string& name, const ModelConfig& config) {
-  return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") ||
-         (config.tie_word_embeddings && name == "lm_head.weight");
-}
-
 }  // namespace detail
+
+/// Hugging Face GPT-2 tensor names (GPT2LMHeadModel / GPT2Model, with or without "transformer.").
+/// Conv1D stores y = x W + b as circuitry does, and c_attn is already q | k | v: every tensor is
+/// kept as it is. The causal-mask buffers, and the lm_head copy of wte that some tied checkpoints
+/// keep, are ignored.
+inline TensorTable gpt2_tensor_table(const ModelConfig& config) {
+  TensorTable t;
+  t.roots = {"transformer."};
+  t.rules = {
+      {"wte.weight", "embed.W_E"},
+      {"wpe.weight", "pos_embed.W_pos"},
+      {"h.{l}.ln_1.weight", "blocks.{l}.ln1.w"},
+      {"h.{l}.ln_1.bias", "blocks.{l}.ln1.b"},
+      {"h.{l}.attn.c_attn.weight", "blocks.{l}.attn.W_QKV"},
+      {"h.{l}.attn.c_attn.bias", "blocks.{l}.attn.b_QKV"},
+      {"h.{l}.attn.c_proj.weight", "blocks.{l}.attn.W_O"},
+      {"h.{l}.attn.c_proj.bias", "blocks.{l}.attn.b_O"},
+      {"h.{l}.ln_2.weight", "blocks.{l}.ln2.w"},
+      {"h.{l}.ln_2.bias", "blocks.{l}.ln2.b"},
+      {"h.{l}.mlp.c_fc.weight", "blocks.{l}.mlp.W_in"},
+      {"h.{l}.mlp.c_fc.bias", "blocks.{l}.mlp.b_in"},
+      {"h.{l}.mlp.c_proj.weight", "blocks.{l}.mlp.W_out"},
+      {"h.{l}.mlp.c_proj.bias", "blocks.{l}.mlp.b_out"},
+      {"ln_f.weight", "ln_final.w"},
+      {"ln_f.bias", "ln_final.b"},
+      {"lm_head.weight", "unembed.W_U"},
+  };
+  const bool tied = config.tie_word_embeddings;
+  t.ignored = [tied](const std::string& name) {
+    return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || (tied && name == "lm_head.weight");
+  };
+  t.config_words = "config.json (" + detail::describe(config) + ")";
+  return t;
+}
 
 /// Reads a GPT-2 config.json. Required: n_layer, n_head, n_embd, n_positions, vocab_size
 /// (positive integers). Optional: n_inner (null or absent: 4 n_embd), layer_norm_epsilon (1e-5),
@@ -184,36 +182,7 @@ Weights<T> load_weights(const std::filesystem::path& dir, const ModelConfig& con
     throw Error(where + ": missing tensor '" + last_layer + "': config.json says n_layer = " + std::to_string(config.n_layer) +
                 " but the file holds " + std::to_string(store.size()) + " tensors; does config.json belong to this model?");
 
-  Weights<T> weights;
-  weights.layers.resize(config.n_layer);
-  std::set<std::string> used;
-  detail::for_each_parameter(
-      config, weights, [&](const std::string& name, auto& tensor, const std::vector<std::size_t>& shape) {
-        const std::string prefixed = "transformer." + name;
-        const std::string& stored = store.contains(name) ? name : prefixed;
-        if (!store.contains(stored))
-          throw Error(where + ": missing tensor '" + name + "' (or '" + prefixed + "'), which config.json (" +
-                      detail::describe(config) + ") requires");
-        const TensorInfo& info = store.info(stored);
-        if (info.shape != shape)
-          throw Error(store.file_of(stored) + ": tensor '" + stored + "' has shape " + detail::format_shape(info.shape) +
-                      " but config.json implies " + detail::format_shape(shape));
-        typename std::remove_reference_t<decltype(tensor)>::shape_type extents;
-        std::copy(shape.begin(), shape.end(), extents.begin());
-        tensor.resize(extents);
-        store.read_into(stored, std::span<T>(tensor.data(), tensor.size()));
-        // A NaN or infinite weight would only show up later as NaN logits and scores.
-        const auto bad = std::find_if(tensor.begin(), tensor.end(), [](T v) { return !std::isfinite(v); });
-        if (bad != tensor.end())
-          throw Error(store.file_of(stored) + ": tensor '" + stored + "' holds a non-finite value (" +
-                      std::to_string(double(*bad)) + ") at flat index " + std::to_string(bad - tensor.begin()));
-        used.insert(stored);
-      });
-  for (const std::string& name : store.names())
-    if (!used.contains(name) && !detail::is_ignored_tensor(name, config))
-      throw Error(store.file_of(name) + ": unexpected tensor '" + name + "' that config.json (" +
-                  detail::describe(config) + ") has no place for; does config.json belong to this model?");
-  return weights;
+  return load_parameters<T>(store, where, declared_parameters(config), gpt2_tensor_table(config), config);
 }
 
 template <class T>
@@ -246,17 +215,8 @@ void save_checkpoint(const std::filesystem::path& dir, const ModelConfig& config
               !config.unembed_bias && config.n_outputs() == config.vocab_size,
           where + "the Hugging Face GPT-2 layout holds GPT-2 and attention-only models only (layer norms, causal "
                   "attention, gelu_new, d_head = n_embd / n_head, no unembedding bias)");
-  require(weights.layers.size() == config.n_layer,
-          where + "the weights have " + std::to_string(weights.layers.size()) +
-              " layers but the config has n_layer = " + std::to_string(config.n_layer));
-  std::vector<NamedTensor> tensors;
-  detail::for_each_parameter(
-      config, weights, [&](const std::string& name, const auto& tensor, const std::vector<std::size_t>& shape) {
-        const std::vector<std::size_t> actual(tensor.shape().begin(), tensor.shape().end());
-        require(actual == shape, where + "parameter '" + name + "' has shape " + detail::format_shape(actual) +
-                                     " but the config implies " + detail::format_shape(shape));
-        tensors.push_back({name, shape, std::vector<float>(tensor.data(), tensor.data() + tensor.size())});
-      });
+  const std::vector<NamedTensor> tensors =
+      parameters_to_tensors(weights, declared_parameters(config), gpt2_tensor_table(config), config.n_layer, where);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(dir.string() + ": cannot create the directory (" + ec.message() + ")");

@@ -3,13 +3,15 @@
 // model_type (DESIGN.md section 3):
 //   gpt_neox (Pythia)        LayerNorms, rotary on rotary_pct of each head, parallel residual
 //                            (use_parallel_residual), exact GELU, untied embed_out
-//   llama, qwen2, mistral    RMSNorms, rotary on all of each head, SwiGLU MLP, grouped-query
-//                            attention (num_key_value_heads); Qwen2 adds q/k/v biases
+//   llama, qwen2, qwen3,     RMSNorms, rotary on all of each head, SwiGLU MLP, grouped-query
+//   mistral                  attention (num_key_value_heads); Qwen2 adds q/k/v biases,
+//                            Qwen3 RMS norms of each head's q and k (q_norm, k_norm)
 // Every Linear weight is PyTorch's [out, in] (y = x W^T + b); circuitry stores y = x W + b, so
 // the loader transposes. q, k and v are fused into circuitry's W_QKV [D, (H + 2 KV) d_head]:
 // Llama's q_proj, k_proj, v_proj side by side; GPT-NeoX's query_key_value, whose rows are
 // grouped per head (head h's q, k, v are rows h*3*dh + [0, dh), [dh, 2dh), [2dh, 3dh)), regrouped
 // into q | k | v blocks. gate_proj | up_proj become one [D, 2 d_mlp] (models/components/mlp.hpp).
+// The tensors are read by the table of hf_family_tensor_table (io/parameter_table.hpp).
 // Both transformers 5's config keys (rope_parameters, dtype) and 4.x's (rope_theta, rope_scaling,
 // rotary_pct, rotary_emb_base, torch_dtype) are read. A setting circuitry does not implement
 // (rope scaling, a sliding window shorter than the context, MoE, another activation) is one
@@ -23,7 +25,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "circuitry/core/transpose.hpp"
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/tensor_store.hpp"
 
@@ -31,7 +32,7 @@ namespace circuitry::io {
 
 /// The model_type values this file reads.
 inline bool is_hf_family_model_type(const std::string& type) {
-  return type == "gpt_neox" || type == "llama" || type == "qwen2" || type == "mistral";
+  return type == "gpt_neox" || type == "llama" || type == "qwen2" || type == "qwen3" || type == "mistral";
 }
 
 namespace detail {
@@ -79,13 +80,13 @@ inline RopeSettings read_rope(const nlohmann::json& json, const std::string& whe
 
 }  // namespace detail
 
-/// Reads a config.json of model_type gpt_neox, llama, qwen2 or mistral.
+/// Reads a config.json of model_type gpt_neox, llama, qwen2, qwen3 or mistral.
 inline ModelConfig read_hf_family_config(const std::filesystem::path& config_json) {
   const std::string where = config_json.string();
   const nlohmann::json json = read_json_file(config_json);
   if (!json.is_object()) throw Error(where + ": expected a JSON object of model settings, got " + json.type_name());
   const std::string type = json.value("model_type", "");
-  require(is_hf_family_model_type(type), where + ": model_type \"" + type + "\" is not gpt_neox, llama, qwen2 or mistral");
+  require(is_hf_family_model_type(type), where + ": model_type \"" + type + "\" is not gpt_neox, llama, qwen2, qwen3 or mistral");
   const bool neox = type == "gpt_neox";
   auto required_size = [&](const std::string& key) {
     const auto found = json.find(key);
@@ -145,6 +146,7 @@ inline ModelConfig read_hf_family_config(const std::filesystem::path& config_jso
     const bool attention_bias = detail::optional_bool(json, where, "attention_bias", false);
     c.attn_qkv_bias = type == "qwen2" || attention_bias;  // Qwen2's q/k/v projections always have biases
     c.attn_out_bias = type != "qwen2" && attention_bias;
+    c.qk_norm = type == "qwen3";  // RMS norms of each head's q and k (q_norm, k_norm)
     c.mlp_bias = detail::optional_bool(json, where, "mlp_bias", false);
     c.tie_word_embeddings = detail::optional_bool(json, where, "tie_word_embeddings", false);
     // A sliding window shorter than the context changes which keys a query sees.
@@ -162,141 +164,73 @@ inline ModelConfig read_hf_family_config(const std::filesystem::path& config_jso
   return c;
 }
 
-namespace detail {
-
-/// Reads the tensors of a gpt_neox / llama-family checkpoint out of `file` (a TensorStore) into
-/// circuitry's layout. Every tensor the config implies must be there with its shape, and every tensor in
-/// the file must be used (rotary inv_freq and mask buffers aside).
-template <class T, class Store>
-Weights<T> hf_family_weights(const Store& file, const std::string& where, const ModelConfig& c, bool neox) {
-  const std::size_t D = c.n_embd, H = c.n_head, KV = c.kv_heads(), dh = c.d_head(), A = c.d_attn(), N = c.qkv_width();
-  const std::size_t F = c.n_inner, V = c.vocab_size;
-  const std::string root = neox ? "gpt_neox." : "model.";
-  std::set<std::string> used;
-  auto stored_name = [&](const std::string& name) {
-    if (file.contains(root + name)) return root + name;
-    return name;  // a base model saved without its wrapper's prefix
-  };
-  // Reads tensor `name` (checked against `shape`) into out, which has shape's element count.
-  auto read_into = [&](const std::string& name, const std::vector<std::size_t>& shape, std::span<T> out, bool under_root) {
-    const std::string stored = under_root ? stored_name(name) : name;
-    if (!file.contains(stored))
-      throw Error(where + ": missing tensor '" + (under_root ? root : "") + name + "', which config.json requires");
-    const auto& info = file.info(stored);
-    const std::string holder = file.file_of(stored);
-    if (info.shape != shape)
-      throw Error(holder + ": tensor '" + stored + "' has shape " + format_shape(info.shape) + " but config.json implies " +
-                  format_shape(shape));
-    file.template read_into<T>(stored, out);
-    for (std::size_t i = 0; i < out.size(); ++i)
-      if (!std::isfinite(out[i]))
-        throw Error(holder + ": tensor '" + stored + "' holds a non-finite value (" + std::to_string(double(out[i])) +
-                    ") at flat index " + std::to_string(i));
-    used.insert(stored);
-  };
-  // A tensor that is rearranged on the way in: read into a temporary (one tensor at a time).
-  auto read = [&](const std::string& name, const std::vector<std::size_t>& shape) {
-    std::size_t n = 1;
-    for (std::size_t e : shape) n *= e;
-    std::vector<T> values(n);
-    read_into(name, shape, std::span<T>(values), true);
-    return values;
-  };
-  // Tensors kept as stored are read straight into their storage (no second copy of the embedding).
-  auto copy1 = [&](ParamTensor<T, 1>& t, const std::string& name, std::size_t n) {
-    t.resize({n});
-    read_into(name, {n}, std::span<T>(t.data(), t.size()), true);
-  };
-  auto copy2 = [&](ParamTensor<T, 2>& t, const std::string& name, std::size_t rows, std::size_t cols, bool under_root = true) {
-    t.resize({rows, cols});
-    read_into(name, {rows, cols}, std::span<T>(t.data(), t.size()), under_root);
-  };
-  // A Linear weight [out, in] into columns col0.. of a [in, width] matrix: dst(i, col0 + o) = W[o, i].
-  auto transpose_into = [](ParamTensor<T, 2>& dst, const std::vector<T>& W, std::size_t out, std::size_t in, std::size_t col0) {
-    transpose(W.data(), out, in, in, &dst(0, col0), dst.shape()[1]);
-  };
-
-  // A config.json claiming more layers than the files hold is refused before anything is allocated per layer.
-  const std::string last_layer = "layers." + std::to_string(c.n_layer - 1) + ".input_layernorm.weight";
-  if (!file.contains(stored_name(last_layer)))
-    throw Error(where + ": missing tensor '" + root + last_layer + "': config.json says num_hidden_layers = " +
-                std::to_string(c.n_layer) + " but the checkpoint holds " + std::to_string(file.size()) +
-                " tensors; does config.json belong to this model?");
-  Weights<T> w;
-  copy2(w.wte, neox ? "embed_in.weight" : "embed_tokens.weight", V, D);
-  w.layers.resize(c.n_layer);
-  for (std::size_t l = 0; l < c.n_layer; ++l) {
-    auto& x = w.layers[l];
-    const std::string p = "layers." + std::to_string(l) + ".";
-    copy1(x.ln1_w, p + "input_layernorm.weight", D);
-    copy1(x.ln2_w, p + "post_attention_layernorm.weight", D);
-    if (neox) copy1(x.ln1_b, p + "input_layernorm.bias", D), copy1(x.ln2_b, p + "post_attention_layernorm.bias", D);
-    x.w_qkv.resize({D, N});
-    if (c.attn_qkv_bias) x.b_qkv.resize({N});
-    if (neox) {  // rows grouped per head: [H, (q | k | v), dh]  ->  columns q | k | v, head-major in each
-      const auto W = read(p + "attention.query_key_value.weight", {3 * A, D});
-      const auto b = c.attn_qkv_bias ? read(p + "attention.query_key_value.bias", {3 * A}) : std::vector<T>{};
-      for (std::size_t h = 0; h < H; ++h)
-        for (std::size_t j = 0; j < 3; ++j) {
-          const std::size_t row = (h * 3 + j) * dh, col = j * A + h * dh;  // a [dh, D] block -> [D, dh] columns
-          transpose(W.data() + row * D, dh, D, D, &x.w_qkv(0, col), N);
-          if (c.attn_qkv_bias) std::copy_n(b.begin() + static_cast<std::ptrdiff_t>(row), dh, x.b_qkv.begin() + static_cast<std::ptrdiff_t>(col));
-        }
-    } else {  // q_proj [H dh, D] | k_proj [KV dh, D] | v_proj [KV dh, D]
-      const std::size_t widths[3] = {H * dh, KV * dh, KV * dh}, starts[3] = {0, H * dh, (H + KV) * dh};
-      for (std::size_t j = 0; j < 3; ++j) {
-        const std::string proj = p + "self_attn." + "qkv"[j] + "_proj.";
-        transpose_into(x.w_qkv, read(proj + "weight", {widths[j], D}), widths[j], D, starts[j]);
-        if (c.attn_qkv_bias) {
-          const auto b = read(proj + "bias", {widths[j]});
-          std::copy(b.begin(), b.end(), x.b_qkv.begin() + static_cast<std::ptrdiff_t>(starts[j]));
-        }
-      }
-    }
-    const std::string out = neox ? p + "attention.dense." : p + "self_attn.o_proj.";
-    x.w_o.resize({A, D});
-    transpose_into(x.w_o, read(out + "weight", {D, A}), D, A, 0);
-    if (c.attn_out_bias) copy1(x.b_o, out + "bias", D);
-    if (neox) {
-      x.w_fc.resize({D, F});
-      transpose_into(x.w_fc, read(p + "mlp.dense_h_to_4h.weight", {F, D}), F, D, 0);
-      copy1(x.b_fc, p + "mlp.dense_h_to_4h.bias", F);
-      x.w_proj.resize({F, D});
-      transpose_into(x.w_proj, read(p + "mlp.dense_4h_to_h.weight", {D, F}), D, F, 0);
-      copy1(x.b_proj, p + "mlp.dense_4h_to_h.bias", D);
-    } else {  // gate | up fused into [D, 2F]
-      x.w_fc.resize({D, 2 * F});
-      transpose_into(x.w_fc, read(p + "mlp.gate_proj.weight", {F, D}), F, D, 0);
-      transpose_into(x.w_fc, read(p + "mlp.up_proj.weight", {F, D}), F, D, F);
-      x.w_proj.resize({F, D});
-      transpose_into(x.w_proj, read(p + "mlp.down_proj.weight", {D, F}), D, F, 0);
-      if (c.mlp_bias) {
-        x.b_fc.resize({2 * F});
-        const auto gate = read(p + "mlp.gate_proj.bias", {F}), up = read(p + "mlp.up_proj.bias", {F});
-        std::copy(gate.begin(), gate.end(), x.b_fc.begin());
-        std::copy(up.begin(), up.end(), x.b_fc.begin() + static_cast<std::ptrdiff_t>(F));
-        copy1(x.b_proj, p + "mlp.down_proj.bias", D);
-      }
-    }
+/// The tensor names of a gpt_neox or llama-family checkpoint (with or without the wrapper's
+/// "gpt_neox." / "model." prefix) and how each becomes a parameter: every Linear weight is
+/// transposed; q, k and v (and gate and up) fill the parts of the fused W_QKV (W_gate_in);
+/// GPT-NeoX's query_key_value is regrouped from per-head rows. Rotary inv_freq and the
+/// attention-mask buffers are ignored, and so is an lm_head copy of a tied embedding.
+inline TensorTable hf_family_tensor_table(const ModelConfig& c, bool neox) {
+  using enum TensorLayout;
+  TensorTable t;
+  std::string head;
+  if (neox) {
+    t.roots = {"gpt_neox."};
+    head = "embed_out.weight";
+    t.rules = {
+        {"embed_in.weight", "embed.W_E"},
+        {"layers.{l}.input_layernorm.weight", "blocks.{l}.ln1.w"},
+        {"layers.{l}.input_layernorm.bias", "blocks.{l}.ln1.b"},
+        {"layers.{l}.attention.query_key_value.weight", "blocks.{l}.attn.W_QKV", neox_qkv},
+        {"layers.{l}.attention.query_key_value.bias", "blocks.{l}.attn.b_QKV", neox_qkv},
+        {"layers.{l}.attention.dense.weight", "blocks.{l}.attn.W_O", transposed},
+        {"layers.{l}.attention.dense.bias", "blocks.{l}.attn.b_O"},
+        {"layers.{l}.post_attention_layernorm.weight", "blocks.{l}.ln2.w"},
+        {"layers.{l}.post_attention_layernorm.bias", "blocks.{l}.ln2.b"},
+        {"layers.{l}.mlp.dense_h_to_4h.weight", "blocks.{l}.mlp.W_in", transposed},
+        {"layers.{l}.mlp.dense_h_to_4h.bias", "blocks.{l}.mlp.b_in"},
+        {"layers.{l}.mlp.dense_4h_to_h.weight", "blocks.{l}.mlp.W_out", transposed},
+        {"layers.{l}.mlp.dense_4h_to_h.bias", "blocks.{l}.mlp.b_out"},
+        {"final_layer_norm.weight", "ln_final.w"},
+        {"final_layer_norm.bias", "ln_final.b"},
+        {head, "unembed.W_U"},
+    };
+  } else {
+    t.roots = {"model."};
+    head = "lm_head.weight";
+    t.rules = {
+        {"embed_tokens.weight", "embed.W_E"},
+        {"layers.{l}.input_layernorm.weight", "blocks.{l}.ln1.w"},
+        {"layers.{l}.self_attn.q_proj.weight", "blocks.{l}.attn.W_QKV", transposed, 0},
+        {"layers.{l}.self_attn.k_proj.weight", "blocks.{l}.attn.W_QKV", transposed, 1},
+        {"layers.{l}.self_attn.v_proj.weight", "blocks.{l}.attn.W_QKV", transposed, 2},
+        {"layers.{l}.self_attn.q_proj.bias", "blocks.{l}.attn.b_QKV", same, 0},
+        {"layers.{l}.self_attn.k_proj.bias", "blocks.{l}.attn.b_QKV", same, 1},
+        {"layers.{l}.self_attn.v_proj.bias", "blocks.{l}.attn.b_QKV", same, 2},
+        {"layers.{l}.self_attn.q_norm.weight", "blocks.{l}.attn.q_norm.w"},
+        {"layers.{l}.self_attn.k_norm.weight", "blocks.{l}.attn.k_norm.w"},
+        {"layers.{l}.self_attn.o_proj.weight", "blocks.{l}.attn.W_O", transposed},
+        {"layers.{l}.self_attn.o_proj.bias", "blocks.{l}.attn.b_O"},
+        {"layers.{l}.post_attention_layernorm.weight", "blocks.{l}.ln2.w"},
+        {"layers.{l}.mlp.gate_proj.weight", "blocks.{l}.mlp.W_gate_in", transposed, 0},
+        {"layers.{l}.mlp.up_proj.weight", "blocks.{l}.mlp.W_gate_in", transposed, 1},
+        {"layers.{l}.mlp.gate_proj.bias", "blocks.{l}.mlp.b_gate_in", same, 0},
+        {"layers.{l}.mlp.up_proj.bias", "blocks.{l}.mlp.b_gate_in", same, 1},
+        {"layers.{l}.mlp.down_proj.weight", "blocks.{l}.mlp.W_out", transposed},
+        {"layers.{l}.mlp.down_proj.bias", "blocks.{l}.mlp.b_out"},
+        {"norm.weight", "ln_final.w"},
+        {head, "unembed.W_U"},
+    };
   }
-  copy1(w.lnf_w, neox ? "final_layer_norm.weight" : "norm.weight", D);
-  if (neox) copy1(w.lnf_b, "final_layer_norm.bias", D);
-  const std::string head = neox ? "embed_out.weight" : "lm_head.weight";
-  if (!c.tie_word_embeddings) copy2(w.lm_head, head, V, D, /*under_root=*/false);
-
-  for (const std::string& name : file.names()) {
-    const bool buffer = name.ends_with(".inv_freq") || name.ends_with(".attention.bias") ||
-                        name.ends_with(".attention.masked_bias") || (c.tie_word_embeddings && name == head);
-    if (!used.contains(name) && !buffer)
-      throw Error(file.file_of(name) + ": unexpected tensor '" + name +
-                  "' that config.json has no place for; does config.json belong to this model?");
-  }
-  return w;
+  const bool tied = c.tie_word_embeddings;
+  t.ignored = [tied, head](const std::string& name) {
+    return name.ends_with(".inv_freq") || name.ends_with(".attention.bias") || name.ends_with(".attention.masked_bias") ||
+           (tied && name == head);
+  };
+  return t;
 }
 
-}  // namespace detail
 
-/// Loads a gpt_neox, llama, qwen2 or mistral directory: config.json and model.safetensors, or
+/// Loads a gpt_neox, llama, qwen2, qwen3 or mistral directory: config.json and model.safetensors, or
 /// model.safetensors.index.json and its shards (io/tensor_store.hpp: tensors are read through a
 /// memory map straight into circuitry's storage, so loading holds one copy of the weights).
 template <class T>
@@ -305,7 +239,16 @@ Checkpoint<T> load_hf_family(const std::filesystem::path& dir) {
   checkpoint.config = read_hf_family_config(dir / "config.json");
   const bool neox = read_json_file(dir / "config.json").value("model_type", "") == "gpt_neox";
   const TensorStore store = TensorStore::open(dir);
-  checkpoint.weights = detail::hf_family_weights<T>(store, store.path().string(), checkpoint.config, neox);
+  const ModelConfig& c = checkpoint.config;
+  // A config.json claiming more layers than the files hold is refused before anything is allocated per layer.
+  const std::string root = neox ? "gpt_neox." : "model.";
+  const std::string last_layer = "layers." + std::to_string(c.n_layer - 1) + ".input_layernorm.weight";
+  if (!store.contains(root + last_layer) && !store.contains(last_layer))
+    throw Error(store.path().string() + ": missing tensor '" + root + last_layer + "': config.json says num_hidden_layers = " +
+                std::to_string(c.n_layer) + " but the checkpoint holds " + std::to_string(store.size()) +
+                " tensors; does config.json belong to this model?");
+  checkpoint.weights =
+      load_parameters<T>(store, store.path().string(), declared_parameters(c), hf_family_tensor_table(c, neox), c);
   return checkpoint;
 }
 

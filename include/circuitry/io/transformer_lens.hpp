@@ -18,13 +18,11 @@
 // (io/hf_family.hpp).
 #include <algorithm>
 #include <filesystem>
-#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "circuitry/core/transpose.hpp"
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/tensor_store.hpp"
 
@@ -127,6 +125,43 @@ inline ModelConfig read_transformer_lens_config(const std::filesystem::path& con
   return c;
 }
 
+/// TransformerLens' state_dict names, which are circuitry's parameter names but for the fused and
+/// transposed ones: W_Q, W_K, W_V [H, D, d_head] fill the q, k, v columns of W_QKV, b_Q, b_K,
+/// b_V [H, d_head] its bias, W_O [H, d_head, D] is W_O [H d_head, D], and W_U [D, d_vocab_out] is
+/// stored transposed. LNPre (layer_norm_weights false): the norms' gains are one and biases zero.
+inline TensorTable transformer_lens_tensor_table(bool layer_norm_weights) {
+  using enum TensorLayout;
+  TensorTable t;
+  const TensorLayout gain = layer_norm_weights ? same : ones, bias = layer_norm_weights ? same : zeros;
+  t.rules = {
+      {"embed.W_E", "embed.W_E"},
+      {"pos_embed.W_pos", "pos_embed.W_pos"},
+      {"blocks.{l}.ln1.w", "blocks.{l}.ln1.w", gain},
+      {"blocks.{l}.ln1.b", "blocks.{l}.ln1.b", bias},
+      {"blocks.{l}.attn.W_Q", "blocks.{l}.attn.W_QKV", heads_to_columns, 0},
+      {"blocks.{l}.attn.W_K", "blocks.{l}.attn.W_QKV", heads_to_columns, 1},
+      {"blocks.{l}.attn.W_V", "blocks.{l}.attn.W_QKV", heads_to_columns, 2},
+      {"blocks.{l}.attn.b_Q", "blocks.{l}.attn.b_QKV", heads_split, 0},
+      {"blocks.{l}.attn.b_K", "blocks.{l}.attn.b_QKV", heads_split, 1},
+      {"blocks.{l}.attn.b_V", "blocks.{l}.attn.b_QKV", heads_split, 2},
+      {"blocks.{l}.attn.W_O", "blocks.{l}.attn.W_O", heads_split},
+      {"blocks.{l}.attn.b_O", "blocks.{l}.attn.b_O"},
+      {"blocks.{l}.ln2.w", "blocks.{l}.ln2.w", gain},
+      {"blocks.{l}.ln2.b", "blocks.{l}.ln2.b", bias},
+      {"blocks.{l}.mlp.W_in", "blocks.{l}.mlp.W_in"},
+      {"blocks.{l}.mlp.b_in", "blocks.{l}.mlp.b_in"},
+      {"blocks.{l}.mlp.W_out", "blocks.{l}.mlp.W_out"},
+      {"blocks.{l}.mlp.b_out", "blocks.{l}.mlp.b_out"},
+      {"ln_final.w", "ln_final.w", gain},
+      {"ln_final.b", "ln_final.b", bias},
+      {"unembed.W_U", "unembed.W_U", transposed},
+      {"unembed.b_U", "unembed.b_U"},
+  };
+  t.ignored = [](const std::string& name) { return name.ends_with(".attn.mask") || name.ends_with(".attn.IGNORE"); };
+  t.config_words = "config.json (normalization_type, attn_only and the sizes decide which tensors a model has)";
+  return t;
+}
+
 /// Reads the tensors of dir (TransformerLens names; model.safetensors or shards) into
 /// circuitry's storage. Every parameter the config implies must be present with exactly its
 /// shape, and every tensor stored must be used (except buffers). Sets config.unembed_bias from
@@ -140,95 +175,7 @@ Weights<T> load_transformer_lens_weights(const std::filesystem::path& dir, Model
     throw Error(where + ": missing tensor '" + last_layer + "': config.json says n_layers = " + std::to_string(c.n_layer) +
                 " but the file holds " + std::to_string(store.size()) + " tensors; does config.json belong to this model?");
   c.unembed_bias = store.contains("unembed.b_U");
-
-  // Reads tensor `name`, which must have `shape`, into `out` and checks that every value is finite.
-  std::set<std::string> used;
-  auto read_into = [&](const std::string& name, const std::vector<std::size_t>& shape, std::span<T> out) {
-    if (!store.contains(name)) throw Error(where + ": missing tensor '" + name + "', which config.json requires");
-    const TensorInfo& info = store.info(name);
-    if (info.shape != shape)
-      throw Error(store.file_of(name) + ": tensor '" + name + "' has shape " + detail::format_shape(info.shape) +
-                  " but config.json implies " + detail::format_shape(shape));
-    store.read_into(name, out);
-    for (std::size_t i = 0; i < out.size(); ++i)
-      if (!std::isfinite(out[i]))
-        throw Error(store.file_of(name) + ": tensor '" + name + "' holds a non-finite value (" +
-                    std::to_string(double(out[i])) + ") at flat index " + std::to_string(i));
-    used.insert(name);
-  };
-  // The same, into a new vector: for the tensors that are rearranged on the way in.
-  auto read = [&](const std::string& name, const std::vector<std::size_t>& shape) {
-    std::size_t count = 1;
-    for (std::size_t extent : shape) count *= extent;
-    std::vector<T> values(count);
-    read_into(name, shape, std::span<T>(values));
-    return values;
-  };
-  auto tensor1 = [&](ParamTensor<T, 1>& t, const std::string& name, std::size_t n) {
-    t.resize({n});
-    read_into(name, {n}, std::span<T>(t.data(), t.size()));
-  };
-  auto tensor2 = [&](ParamTensor<T, 2>& t, const std::string& name, std::size_t rows, std::size_t cols) {
-    t.resize({rows, cols});
-    read_into(name, {rows, cols}, std::span<T>(t.data(), t.size()));
-  };
-  auto fill = [](ParamTensor<T, 1>& t, std::size_t n, T value) {
-    t.resize({n});
-    std::fill(t.begin(), t.end(), value);
-  };
-  const std::size_t D = c.n_embd, H = c.n_head, dh = c.d_head(), A = c.d_attn(), F = c.n_inner, V = c.n_outputs();
-  auto norm = [&](ParamTensor<T, 1>& w, ParamTensor<T, 1>& b, const std::string& prefix) {
-    if (c.normalization == "none") return;
-    if (layer_norm_weights) tensor1(w, prefix + ".w", D), tensor1(b, prefix + ".b", D);
-    else fill(w, D, T(1)), fill(b, D, T(0));  // LNPre
-  };
-
-  Weights<T> w;
-  tensor2(w.wte, "embed.W_E", c.vocab_size, D);
-  tensor2(w.wpe, "pos_embed.W_pos", c.n_positions, D);
-  w.layers.resize(c.n_layer);
-  for (std::size_t l = 0; l < c.n_layer; ++l) {
-    auto& x = w.layers[l];
-    const std::string p = "blocks." + std::to_string(l) + ".";
-    norm(x.ln1_w, x.ln1_b, p + "ln1");
-    x.w_qkv.resize({D, 3 * A});
-    x.b_qkv.resize({3 * A});
-    for (std::size_t j = 0; j < 3; ++j) {
-      const std::string qkv(1, "QKV"[j]);
-      const std::vector<T> W = read(p + "attn.W_" + qkv, {H, D, dh});  // [H, D, dh]
-      const std::vector<T> b = read(p + "attn.b_" + qkv, {H, dh});     // [H, dh]
-      for (std::size_t h = 0; h < H; ++h) {  // head h's [D, dh] block, row by row, into its dh columns
-        const std::size_t col = j * A + h * dh;
-        std::copy_n(b.begin() + static_cast<std::ptrdiff_t>(h * dh), dh, x.b_qkv.begin() + static_cast<std::ptrdiff_t>(col));
-        for (std::size_t d = 0; d < D; ++d)
-          std::copy_n(W.begin() + static_cast<std::ptrdiff_t>((h * D + d) * dh), dh, &x.w_qkv(d, col));
-      }
-    }
-    x.w_o.resize({A, D});
-    read_into(p + "attn.W_O", {H, dh, D}, std::span<T>(x.w_o.data(), x.w_o.size()));  // [H, dh, D] is [H dh, D] row-major
-    tensor1(x.b_o, p + "attn.b_O", D);
-    if (c.attn_only) continue;
-    norm(x.ln2_w, x.ln2_b, p + "ln2");
-    tensor2(x.w_fc, p + "mlp.W_in", D, F);
-    tensor1(x.b_fc, p + "mlp.b_in", F);
-    tensor2(x.w_proj, p + "mlp.W_out", F, D);
-    tensor1(x.b_proj, p + "mlp.b_out", D);
-  }
-  norm(w.lnf_w, w.lnf_b, "ln_final");
-  {
-    const std::vector<T> W = read("unembed.W_U", {D, V});  // [D, V] -> lm_head [V, D]
-    w.lm_head.resize({V, D});
-    transpose(W.data(), D, V, V, w.lm_head.data(), D);
-  }
-  if (c.unembed_bias) tensor1(w.b_unembed, "unembed.b_U", V);
-
-  for (const std::string& name : store.names()) {
-    const bool buffer = name.ends_with(".attn.mask") || name.ends_with(".attn.IGNORE");
-    if (!used.contains(name) && !buffer)
-      throw Error(store.file_of(name) + ": unexpected tensor '" + name + "' that config.json has no place for (normalization_type,"
-                  " attn_only and the sizes decide which tensors a model has); does config.json belong to this model?");
-  }
-  return w;
+  return load_parameters<T>(store, where, declared_parameters(c), transformer_lens_tensor_table(layer_norm_weights), c);
 }
 
 /// Loads a TransformerLens checkpoint directory: dir/config.json and dir/model.safetensors (or shards).

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/models/components/attention.hpp"
@@ -68,17 +69,26 @@ struct Architecture {
     return c.normalization + ", " + c.attention_dir + ", " + mlp + ", " + c.positional + " positions" +
            (c.parallel_attn_mlp ? ", parallel attention/MLP" : "");
   }
-  /// Calls visit(name, tensor, shape, kind) for every parameter, in forward order.
-  template <class W, class Visit>
-  static void parameters(const ModelConfig& c, W& w, Visit&& visit) {
-    Embed::parameters(c, w, visit);
+  /// Calls declare(ParamDecl) for every parameter, in forward order.
+  template <class Declare>
+  static void parameters(const ModelConfig& c, Declare&& declare) {
+    Embed::parameters(c, declare);
     for (std::size_t l = 0; l < c.n_layer; ++l) {
       const std::string prefix = "blocks." + std::to_string(l) + ".";
-      Block::parameters(c, prefix, w.layers[l], has_mlp, visit);
-      Attn::parameters(c, prefix, w.layers[l], visit);
-      MlpT::parameters(c, prefix, w.layers[l], visit);
+      Block::attention_norm_parameters(c, prefix, declare);
+      Attn::parameters(c, prefix, declare);
+      if constexpr (has_mlp) {
+        Block::mlp_norm_parameters(c, prefix, declare);
+        MlpT::parameters(c, prefix, declare);
+      }
     }
-    Out::parameters(c, w, visit);
+    Out::parameters(c, declare);
+  }
+  /// Every parameter's declaration, in forward order.
+  static std::vector<ParamDecl> parameter_list(const ModelConfig& c) {
+    std::vector<ParamDecl> list;
+    parameters(c, [&](ParamDecl d) { list.push_back(std::move(d)); });
+    return list;
   }
 };
 

@@ -25,6 +25,8 @@ struct ModelConfig {
   bool attn_qkv_bias = true;  // b_Q | b_K | b_V
   bool attn_out_bias = true;  // b_O
   bool mlp_bias = true;       // b_in and b_out
+  // An RMS norm over d_head of every head's query and key, before rotary (Qwen3).
+  bool qk_norm = false;
   // Grouped-query attention: n_kv_head heads of keys and values, each shared by
   // n_head / n_kv_head consecutive query heads (Ainslie et al. 2023). 0 means n_head.
   std::size_t n_kv_head = 0;

@@ -80,13 +80,28 @@ class Model {
     check_weights();
     rotary_ = attention::template rotary_table<T>(config_);
   }
+  // The parameter view points into this model's own tensors: copies make their own.
+  Model(const Model& other) : Model(other.config_, other.weights_) {}
+  Model(Model&& other) noexcept : config_(std::move(other.config_)), weights_(std::move(other.weights_)),
+                                  rotary_(std::move(other.rotary_)) { params_ = make_params(); }
+  Model& operator=(Model other) {
+    config_ = std::move(other.config_);
+    weights_ = std::move(other.weights_);
+    rotary_ = std::move(other.rotary_);
+    params_ = make_params();
+    return *this;
+  }
 
   /// Random weights (seeded): matrices and embeddings N(0, stddev), norm gains one, biases zero.
   static Model random(const ModelConfig& c, unsigned seed, double stddev = 0.02);
 
   const ModelConfig& config() const { return config_; }
   const Weights<T>& weights() const { return weights_; }
+  /// The weights, to change their values in place (training, ablating a component). Their
+  /// shapes are the architecture's: a model of other shapes is a new Model.
   Weights<T>& weights() { return weights_; }
+  /// Every parameter as a constant tape variable over the weights, in declaration order.
+  const ParamVars<T>& params() const { return params_; }
   Graph graph() const { return Graph(Arch::graph_shape(config_)); }
   std::size_t n_upstream() const { return first_node_of_layer(config_.n_layer, config_.n_head, Arch::has_mlp); }
   std::size_t ports_per_layer() const { return 3 * config_.n_head + (Arch::has_mlp ? 1 : 0); }
@@ -114,8 +129,7 @@ class Model {
     require(o.stop_stage == 0 || (o.stop_stage % 2 == 0 && o.stop_stage <= 2 * L &&
                                   o.stop_stage > (o.start_residual ? o.start_stage : 0)),
             "stop stage " + std::to_string(o.stop_stage) + " must be an even stage after the start");
-    const ParamVars<T> local = params ? ParamVars<T>{} : ParamVars<T>::view(weights_);
-    const ParamVars<T>& pv = params ? *params : local;
+    const ParamVars<T>& pv = params ? *params : params_;
     const ops::KeyMask mask = key_mask(batch);
     const bool hooked = o.hooks && !o.hooks->empty();
     const bool named = hooked || o.activations;  // hook-point names are built only when someone asks
@@ -165,7 +179,7 @@ class Model {
     const std::size_t first_layer = o.start_residual ? o.start_stage / 2 : 0;
     const std::size_t end_layer = o.stop_stage ? o.stop_stage / 2 : L;
     for (std::size_t l = first_layer; l < end_layer; ++l) {
-      const LayerVars<T>& w = pv.layers[l];
+      const LayerParams<T> w = pv.layer(l);
       const std::string pre = named ? "blocks." + std::to_string(l) + "." : "";
       const std::size_t node0 = first_node_of_layer(l, H, Arch::has_mlp);
       const bool lean = lean_last_layer && l + 1 == L;
@@ -193,7 +207,7 @@ class Model {
           attn_out = attention::output(ctx, Var<T>{z.value, {B, P, A}, z.slot}, w);  // [B, P, D]
           hook(pre + "hook_attn_out", attn_out);
           if (o.node_outputs)
-            attention::head_outputs(z.value, w.w_o.value, c, B * P, o.node_outputs + node0 * BPD, BPD, o.subtract_node_outputs);
+            attention::head_outputs(z.value, w["attn.W_O"].value, c, B * P, o.node_outputs + node0 * BPD, BPD, o.subtract_node_outputs);
         }
         if (!parallel) {
           resid = ops::add(ctx, resid, attn_out);
@@ -234,33 +248,43 @@ class Model {
   }
 
  private:
-  /// Every parameter the components declare must be there with its shape; no other slot may
+  /// Every parameter the components declare must be there with its shape; no other name may
   /// hold a tensor (a weight the architecture would silently ignore).
-  void check_weights() const {
+  void check_weights() {
     const ModelConfig& c = config_;
     require(c.n_layer > 0 && c.n_head > 0 && c.n_embd > 0 && c.d_head() > 0 && c.n_positions > 0 && c.vocab_size > 0,
             "model config: every size must be positive");
     require(c.tie_word_embeddings ? c.n_outputs() == c.vocab_size : true,
             "model config: a tied unembedding needs d_vocab_out (" + std::to_string(c.n_outputs()) + ") = d_vocab (" +
                 std::to_string(c.vocab_size) + ")");
-    require(weights_.layers.size() == c.n_layer, "weights have " + std::to_string(weights_.layers.size()) +
-                                                     " layers, config says " + std::to_string(c.n_layer));
     std::size_t declared = 0;
-    auto& weights = const_cast<Weights<T>&>(weights_);  // the visitors only read
-    Arch::parameters(c, weights, [&](const std::string& name, const auto& t, const ParamShape& shape, ParamKind) {
-      const ParamShape actual(t.shape().begin(), t.shape().end());
-      require(actual == shape, "weight " + name + " has shape " + shape_string(actual) + ", expected " + shape_string(shape));
+    Arch::parameters(c, [&](const ParamDecl& d) {
+      const ParamArray<T>* t = weights_.find(d.name);
+      require(t != nullptr, "the weights have no '" + d.name + "', a parameter of the architecture (" + Arch::name() + ")");
+      const ParamShape actual(t->shape().begin(), t->shape().end());
+      require(actual == d.shape, "weight " + d.name + " has shape " + shape_string(actual) + ", expected " + shape_string(d.shape));
       ++declared;
     });
-    std::size_t held = 0;
-    ParamVars<T>::view(weights_).for_each(weights, [&](auto&, const auto&) { ++held; });
-    require(held == declared, "weights hold " + std::to_string(held) + " tensors but the architecture (" + Arch::name() +
-                                  ") has " + std::to_string(declared) + " parameters");
+    if (weights_.size() != declared)
+      for (const auto& [name, t] : weights_) {
+        bool known = false;
+        Arch::parameters(c, [&](const ParamDecl& d) { known = known || d.name == name; });
+        require(known, "the weights hold '" + name + "', which is not a parameter of the architecture (" + Arch::name() +
+                           ") with this config");
+      }
+    params_ = make_params();
+  }
+
+  ParamVars<T> make_params() const {
+    ParamVars<T> p;
+    Arch::parameters(config_, [&](const ParamDecl& d) { p.add(d.name, constant_var(weights_.at(d.name)), d.kind); });
+    return p;
   }
 
   ModelConfig config_;
   Weights<T> weights_;
   std::optional<ops::RotaryTable<T>> rotary_;  // the backward of the rotary op reads it
+  ParamVars<T> params_;                         // views of weights_
 };
 
 template <ArchitectureSpec Arch, class T>
@@ -268,15 +292,13 @@ Model<Arch, T> Model<Arch, T>::random(const ModelConfig& c, unsigned seed, doubl
   std::mt19937 rng(seed);
   std::normal_distribution<double> normal(0.0, stddev);
   Weights<T> w;
-  w.layers.resize(c.n_layer);
-  Arch::parameters(c, w, [&](const std::string&, auto& t, const ParamShape& shape, ParamKind kind) {
-    typename std::remove_reference_t<decltype(t)>::shape_type extents;
-    std::copy(shape.begin(), shape.end(), extents.begin());
-    t.resize(extents);
+  Arch::parameters(c, [&](const ParamDecl& d) {
+    ParamArray<T>& t = w[d.name];
+    t.resize(d.shape);
     for (auto& v : t)
-      v = kind == ParamKind::matrix || kind == ParamKind::embedding ? static_cast<T>(normal(rng))
-          : kind == ParamKind::norm_gain                            ? T(1)
-                                                                    : T(0);
+      v = d.kind == ParamKind::matrix || d.kind == ParamKind::embedding ? static_cast<T>(normal(rng))
+          : d.kind == ParamKind::norm_gain                              ? T(1)
+                                                                        : T(0);
   });
   return Model(c, std::move(w));
 }

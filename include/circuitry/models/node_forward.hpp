@@ -15,7 +15,7 @@ namespace circuitry {
 template <class M, class T = typename M::scalar>
 void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv, std::size_t B,
                  std::size_t P, const ops::KeyMask& mask, Arena& arena, T* out) {
-  M::attention::template head_output<typename M::norm>(model.weights().layers[l], model.config(), h, xq, xk, xv, B, P, mask,
+  M::attention::template head_output<typename M::norm>(model.params().layer(l), model.config(), h, xq, xk, xv, B, P, mask,
                                                        model.rotary(), arena, out);
 }
 
@@ -25,7 +25,7 @@ template <class M, class T = typename M::scalar>
 void head_output_rows(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv,
                       std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
                       Arena& arena, T* out) {
-  M::attention::template head_output_rows<typename M::norm>(model.weights().layers[l], model.config(), h, xq, xk, xv, B, P,
+  M::attention::template head_output_rows<typename M::norm>(model.params().layer(l), model.config(), h, xq, xk, xv, B, P,
                                                             rows, mask, model.rotary(), arena, out);
 }
 
@@ -33,7 +33,7 @@ void head_output_rows(const M& model, std::size_t l, std::size_t h, const T* xq,
 template <class M, class T = typename M::scalar>
 void mlp_output(const M& model, std::size_t l, const T* x, std::size_t rows, Arena& arena, T* out) {
   if constexpr (M::architecture::has_mlp)
-    M::mlp::template node_output<typename M::norm>(model.weights().layers[l], model.config(), x, rows, arena, out);
+    M::mlp::template node_output<typename M::norm>(model.params().layer(l), model.config(), x, rows, arena, out);
   else
     throw Error("mlp_output: the architecture has no MLPs");
 }
@@ -44,7 +44,7 @@ std::vector<T> logits_from_residual(const M& model, const T* x, std::size_t B, s
                                     Arena& arena) {
   const std::size_t D = model.config().n_embd;
   Context<T, false> ctx(arena);
-  const ParamVars<T> pv = ParamVars<T>::view(model.weights());
+  const ParamVars<T>& pv = model.params();
   Var<T> picked = ops::gather_rows(ctx, Var<T>{const_cast<T*>(x), {B * P, D}, nullptr}, rows);  // [rows, D]
   Var<T> logits = M::unembed::project(ctx, M::unembed::normalize(ctx, picked, pv, model.config()), pv);
   return std::vector<T>(logits.value, logits.value + logits.numel());
@@ -59,8 +59,8 @@ std::vector<T> residual_bias(const M& model, std::size_t stage) {
   const std::size_t D = model.config().n_embd;
   std::vector<T> b(D, T(0));
   for (std::size_t l = 0; M::stage_after_heads(l) <= stage && l < model.config().n_layer; ++l)
-    if (const auto& b_o = model.weights().layers[l].b_o; b_o.size())
-      for (std::size_t i = 0; i < D; ++i) b[i] += b_o[i];
+    if (const Var<T>& b_o = model.params().layer(l)["attn.b_O"]; b_o.value)
+      for (std::size_t i = 0; i < D; ++i) b[i] += b_o.value[i];
   return b;
 }
 

@@ -1,8 +1,13 @@
 #pragma once
 // Weights as tape variables. A forward pass reads parameters through ParamVars: constants
 // for inference and attribution (no weight gradients are computed), watched variables for
-// training (Tape::grad gives each weight's gradient after backward()).
-#include <random>
+// training (Tape::grad gives each weight's gradient after backward()). The variables come from
+// the same declarations as the weights (Architecture::parameters), in declaration order, and
+// are looked up by the same names; a component reads its layer's through a LayerParams view
+// (w["attn.W_QKV"]), so lookups need no string building.
+#include <map>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "circuitry/core/tape.hpp"
@@ -12,58 +17,76 @@
 namespace circuitry {
 
 template <class T>
-struct LayerVars {
-  Var<T> ln1_w, ln1_b, w_qkv, b_qkv, w_o, b_o, ln2_w, ln2_b, w_fc, b_fc, w_proj, b_proj;
+class ParamVars;
+
+/// One layer's parameters by their names within the layer ("attn.W_QKV", "ln1.w").
+template <class T>
+class LayerParams {
+ public:
+  LayerParams(const ParamVars<T>& params, std::size_t layer) : params_(&params), layer_(layer) {}
+  /// The parameter, or a Var without storage when the model has none of that name (an optional bias).
+  const Var<T>& operator[](std::string_view name) const { return params_->in_layer(layer_, name); }
+  std::size_t layer() const { return layer_; }
+
+ private:
+  const ParamVars<T>* params_;
+  std::size_t layer_;
 };
 
 template <class T>
-struct ParamVars {
-  Var<T> wte, wpe, lnf_w, lnf_b, unembed, b_unembed;
-  std::vector<LayerVars<T>> layers;
+class ParamVars {
+ public:
+  struct Entry {
+    std::string name;
+    Var<T> var;
+    ParamKind kind;
+  };
 
-  /// Constant views of the weights (no copies).
-  static ParamVars view(const Weights<T>& w) {
-    ParamVars p;
-    p.wte = constant_var(w.wte);
-    p.wpe = constant_var(w.wpe);
-    p.lnf_w = constant_var(w.lnf_w);
-    p.lnf_b = constant_var(w.lnf_b);
-    p.unembed = constant_var(w.unembed());
-    p.b_unembed = constant_var(w.b_unembed);
-    for (const auto& l : w.layers)
-      p.layers.push_back({constant_var(l.ln1_w), constant_var(l.ln1_b), constant_var(l.w_qkv), constant_var(l.b_qkv),
-                          constant_var(l.w_o), constant_var(l.b_o), constant_var(l.ln2_w), constant_var(l.ln2_b),
-                          constant_var(l.w_fc), constant_var(l.b_fc), constant_var(l.w_proj), constant_var(l.b_proj)});
-    return p;
-  }
-
-  /// Calls f(var, tensor) for every parameter the model has (every non-empty slot; the
-  /// components decide which those are), pairing each Var with the tensor in `w` (a tied
-  /// unembedding is visited once, as wte).
-  template <class W, class F>
-  void for_each(W& w, F&& f) {
-    auto g = [&](Var<T>& v, auto& t) {
-      if (t.size()) f(v, t);
-    };
-    g(wte, w.wte);
-    g(wpe, w.wpe);
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-      auto& v = layers[i];
-      auto& t = w.layers[i];
-      g(v.ln1_w, t.ln1_w), g(v.ln1_b, t.ln1_b), g(v.w_qkv, t.w_qkv), g(v.b_qkv, t.b_qkv), g(v.w_o, t.w_o), g(v.b_o, t.b_o);
-      g(v.ln2_w, t.ln2_w), g(v.ln2_b, t.ln2_b), g(v.w_fc, t.w_fc), g(v.b_fc, t.b_fc), g(v.w_proj, t.w_proj), g(v.b_proj, t.b_proj);
+  /// Adds a parameter (in declaration order). Names "blocks.{l}.x" are also found as layer l's "x".
+  void add(const std::string& name, Var<T> var, ParamKind kind) {
+    require(!index_.contains(name), "parameter '" + name + "' is declared twice");
+    index_.emplace(name, entries_.size());
+    if (name.starts_with("blocks.")) {
+      const std::size_t dot = name.find('.', 7);
+      const std::size_t layer = std::stoul(name.substr(7, dot - 7));
+      if (layers_.size() <= layer) layers_.resize(layer + 1);
+      layers_[layer].emplace(name.substr(dot + 1), entries_.size());
     }
-    g(lnf_w, w.lnf_w);
-    g(lnf_b, w.lnf_b);
-    g(unembed, w.lm_head);
-    g(b_unembed, w.b_unembed);
+    entries_.push_back({name, var, kind});
   }
 
-  /// Makes every parameter a differentiation target (training).
-  void watch_all(Tape<T>& tape, const Weights<T>& w) {
-    for_each(w, [&](Var<T>& v, const auto&) { tape.watch(v); });
-    if (!w.lm_head.size()) unembed.slot = wte.slot;  // tied: one adjoint for both uses
+  /// The parameter, or a Var without storage when there is none of that name.
+  const Var<T>& operator[](std::string_view name) const { return lookup(index_, name); }
+  const Var<T>& in_layer(std::size_t layer, std::string_view name) const {
+    return layer < layers_.size() ? lookup(layers_[layer], name) : absent_;
   }
+  LayerParams<T> layer(std::size_t l) const { return LayerParams<T>(*this, l); }
+
+  std::size_t size() const { return entries_.size(); }
+  /// The parameters in declaration order (forward order: embeddings, each block, unembedding).
+  const std::vector<Entry>& entries() const { return entries_; }
+  std::vector<Entry>& entries() { return entries_; }
+
+  /// Makes every parameter a differentiation target (training). A tied unembedding is W_E
+  /// itself (not a parameter of its own), so both uses share one adjoint.
+  void watch_all(Tape<T>& tape) {
+    for (Entry& e : entries_) {
+      e.var.slot = nullptr;  // a slot of an earlier tape lived in its arena
+      tape.watch(e.var);
+    }
+  }
+
+ private:
+  using Index = std::map<std::string, std::size_t, std::less<>>;
+  const Var<T>& lookup(const Index& index, std::string_view name) const {
+    const auto found = index.find(name);
+    return found == index.end() ? absent_ : entries_[found->second].var;
+  }
+
+  std::vector<Entry> entries_;
+  Index index_;
+  std::vector<Index> layers_;
+  Var<T> absent_;
 };
 
 }  // namespace circuitry

@@ -1,47 +1,67 @@
 #pragma once
-// Parameter storage of every architecture, in the Conv1D layout (y = x W + b). Which slots
-// a model uses, with which shapes and names, the components declare (Architecture::parameters);
-// the others stay empty. The same struct holds gradients during training.
-#include <vector>
-#include <Eigen/Core>
-#include <xtensor/xtensor.hpp>
+// A model's parameters: tensors by their TransformerLens names (embed.W_E, blocks.0.attn.W_QKV,
+// blocks.0.ln1.w, unembed.W_U, ...), in the layouts the components declare
+// (models/components/, Architecture::parameters). Matrices are stored for y = x W + b (the
+// Conv1D layout), the unembedding as [d_vocab_out, d_model] so that a tied one is W_E itself.
+// Which names a model has is decided by its components and config, not by this container: a
+// component with a new parameter needs nothing here. The same container holds gradients.
+#include <cstddef>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
 
+#include <Eigen/Core>
+#include <xtensor/xarray.hpp>
+
+#include "circuitry/core/error.hpp"
 #include "circuitry/models/config.hpp"
 
 namespace circuitry {
 
-/// A parameter tensor: row-major, aligned like Eigen's packets (64 bytes with AVX-512), so
+/// A parameter tensor: N-d, row-major, aligned like Eigen's packets (64 bytes with AVX-512), so
 /// vectorised loops over weights take the same path on every run and results are bit-reproducible.
-template <class T, std::size_t N>
-using ParamTensor = xt::xtensor<T, N, xt::layout_type::row_major, Eigen::aligned_allocator<T>>;
+template <class T>
+using ParamArray = xt::xarray<T, xt::layout_type::row_major, Eigen::aligned_allocator<T>>;
+
+/// "blocks.3.attn.W_O": the name of a layer's parameter.
+inline std::string layer_param(std::size_t layer, std::string_view name) {
+  return "blocks." + std::to_string(layer) + "." + std::string(name);
+}
 
 template <class T>
-struct LayerWeights {
-  ParamTensor<T, 1> ln1_w, ln1_b;  // [d_model]
-  ParamTensor<T, 2> w_qkv;         // [d_model, (H + 2 KV) d_head]; columns q | k | v, each split into heads
-                                   // (KV = H but for grouped-query attention)
-  ParamTensor<T, 1> b_qkv;         // [(H + 2 KV) d_head], when the model has q/k/v biases
-  ParamTensor<T, 2> w_o;           // [H d_head, d_model]; rows h*d_head..(h+1)*d_head belong to head h
-  ParamTensor<T, 1> b_o;           // [d_model], when the model has an attention output bias
-  // MLP (empty tensors in attention-only models)
-  ParamTensor<T, 1> ln2_w, ln2_b;  // [d_model]
-  ParamTensor<T, 2> w_fc;          // [d_model, d_mlp]; gated MLPs: [d_model, 2 d_mlp], columns gate | in
-  ParamTensor<T, 1> b_fc;          // [d_mlp] (gated: [2 d_mlp]), when the model has MLP biases
-  ParamTensor<T, 2> w_proj;        // [d_mlp, d_model]
-  ParamTensor<T, 1> b_proj;        // [d_model], when the model has MLP biases
-};
+class Weights {
+ public:
+  using map_type = std::map<std::string, ParamArray<T>, std::less<>>;
 
-template <class T>
-struct Weights {
-  ParamTensor<T, 2> wte;           // [vocab, d_model] token embedding (also the tied unembedding)
-  ParamTensor<T, 2> wpe;           // [n_positions, d_model] learned positions
-  std::vector<LayerWeights<T>> layers;
-  ParamTensor<T, 1> lnf_w, lnf_b;  // [d_model] final norm
-  ParamTensor<T, 2> lm_head;       // [vocab_out, d_model] only when !tie_word_embeddings, else empty
-  ParamTensor<T, 1> b_unembed;     // [vocab_out] only with an unembedding bias, else empty
+  /// The tensor of that name, made empty if there is none yet (loaders, random initialisation).
+  ParamArray<T>& operator[](const std::string& name) { return tensors_[name]; }
+  /// The tensor of that name; an error naming it when the model has none.
+  const ParamArray<T>& at(std::string_view name) const {
+    const auto found = tensors_.find(name);
+    if (found == tensors_.end()) throw Error("the model has no parameter named '" + std::string(name) + "'");
+    return found->second;
+  }
+  ParamArray<T>& at(std::string_view name) { return const_cast<ParamArray<T>&>(std::as_const(*this).at(name)); }
+  const ParamArray<T>* find(std::string_view name) const {
+    const auto found = tensors_.find(name);
+    return found == tensors_.end() ? nullptr : &found->second;
+  }
+  bool contains(std::string_view name) const { return tensors_.find(name) != tensors_.end(); }
+  /// The unembedding as stored, [d_vocab_out, d_model] (logits = x W_U^T): unembed.W_U, or the
+  /// token embedding when they are tied.
+  const ParamArray<T>& unembed() const { return contains("unembed.W_U") ? at("unembed.W_U") : at("embed.W_E"); }
 
-  /// The unembedding matrix as stored: [vocab_out, d_model] (logits = x lm_head^T).
-  const ParamTensor<T, 2>& unembed() const { return lm_head.size() ? lm_head : wte; }
+  std::size_t size() const { return tensors_.size(); }
+  /// (name, tensor) in name order.
+  auto begin() const { return tensors_.begin(); }
+  auto end() const { return tensors_.end(); }
+  auto begin() { return tensors_.begin(); }
+  auto end() { return tensors_.end(); }
+  bool operator==(const Weights&) const = default;
+
+ private:
+  map_type tensors_;
 };
 
 }  // namespace circuitry

@@ -62,7 +62,7 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
   Arena& arena = run.arena;
   arena.reset();
   Context<T, false> ctx(arena);
-  const auto params = ParamVars<T>::view(model.weights());
+  const ParamVars<T>& params = model.params();
   const ops::KeyMask mask = model.key_mask(batch);
 
   {  // input node
@@ -76,7 +76,7 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
   };
   for (std::size_t l = 0; l < L; ++l) {
     arena.reset();
-    const auto& w = params.layers[l];
+    const LayerParams<T> w = params.layer(l);
     const std::size_t node0 = first_node_of_layer(l, H, Arch::has_mlp);
     std::memcpy(run.residuals.data() + 2 * l * BPD, resid.data(), BPD * sizeof(T));
     if (iv.port_inputs(l * ppl, 3 * H, resid.data(), outs, ports.data())) {
@@ -88,14 +88,14 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
       Var<T> qkv = Attn::template qkv<typename M::norm>(ctx, Var<T>{resid.data(), {B, P, D}, nullptr}, w, c);  // [B, P, 3A]
       qkv = Attn::rotate(ctx, qkv, c, model.rotary());
       Var<T> z = Attn::mix(ctx, Attn::pattern(ctx, qkv, c, mask), qkv, c);  // [B, P, H, dh]
-      Attn::head_outputs(z.value, w.w_o.value, c, B * P, outs + node0 * BPD, BPD, false);
+      Attn::head_outputs(z.value, w["attn.W_O"].value, c, B * P, outs + node0 * BPD, BPD, false);
     }
     for (std::size_t h = 0; h < H; ++h) iv.node_output(node0 + h, outs, outs + (node0 + h) * BPD);
     // The heads (and b_O) enter the residual before the MLP reads it, or, in a parallel block, after.
     auto add_heads = [&] {
       for (std::size_t h = 0; h < H; ++h) add(node0 + h);
-      if (w.b_o.numel())
-        for (std::size_t i = 0; i < BPD; ++i) resid[i] += w.b_o.value[i % D];
+      if (const Var<T>& b_o = w["attn.b_O"]; b_o.value)
+        for (std::size_t i = 0; i < BPD; ++i) resid[i] += b_o.value[i % D];
     };
     if (!M::parallel) add_heads();
     std::memcpy(run.residuals.data() + (2 * l + 1) * BPD, resid.data(), BPD * sizeof(T));

@@ -187,7 +187,7 @@ class StagedRuns {
     const ops::KeyMask mask = model_->key_mask(task_->clean, K);  // K lanes of the task's batch
     for (std::size_t l = l0; l < L_; ++l) {
       w.arena.reset();
-      const auto& weights = model_->weights().layers[l];
+      const Var<T>& b_o = model_->params().layer(l)["attn.b_O"];  // [D] or absent
       const std::size_t node0 = first_node_of_layer(l, H, M::architecture::has_mlp), qkv0 = l * ppl;
       const bool lean = l + 1 == L_;  // the last layer: attention, heads and MLP at the readout rows
       const std::size_t R = lean ? BD : BPD;
@@ -227,8 +227,8 @@ class StagedRuns {
       // The heads (and b_O) enter the residual before the MLP reads it, or, in a parallel block, after.
       auto add_heads = [&] {
         for (std::size_t h = 0; h < H; ++h) resid += ops::vec(w.node.data() + h * K * R, K * R);
-        if (weights.b_o.size())
-          for (std::size_t i = 0; i < K * R; ++i) w.resid[i] += weights.b_o[i % D_];
+        if (b_o.value)
+          for (std::size_t i = 0; i < K * R; ++i) w.resid[i] += b_o.value[i % D_];
       };
       if (!M::parallel) add_heads();
       // ---- MLP ----

@@ -13,9 +13,9 @@
 // lambda by the schedule multiplier eta_t alone, not by the base rate alpha).
 //
 // Which parameters decay: minGPT's convention (karpathy/minGPT configure_optimizers). The
-// 2-D weight matrices of the attention and MLP projections and an untied lm_head decay;
-// biases, layer-norm gains and biases, and the token and position embeddings (wte, wpe; a
-// tied unembedding is wte) do not. nanoGPT's rule, every tensor of rank >= 2, differs only in
+// weight matrices of the attention and MLP projections and an untied unembedding decay
+// (ParamKind::matrix); biases, norm gains and biases, and the token and position embeddings
+// (a tied unembedding is W_E) do not. nanoGPT's rule, every tensor of rank >= 2, differs only in
 // also decaying the embeddings.
 #include <cmath>
 #include <cstddef>
@@ -126,16 +126,14 @@ class AdamW {
     return norm;
   }
 
-  /// One step on a model's weights, with the gradients of a tape on which `params` (watched
-  /// with ParamVars::watch_all) took part in backward().
-  double step(ParamVars<T>& params, Tape<T>& tape, Weights<T>& weights, double lr) {
+  /// One step on a model's weights (the variables of `params` view them), with the gradients of
+  /// a tape on which `params` (watched with ParamVars::watch_all) took part in backward().
+  double step(const ParamVars<T>& params, Tape<T>& tape, double lr) {
     list_.clear();
-    params.for_each(weights, [&](Var<T>& var, auto& tensor) {
-      require(var.needs_grad(), "AdamW::step: a parameter is not watched (call ParamVars::watch_all before the forward)");
-      const void* address = &tensor;
-      const bool embedding = address == &weights.wte || address == &weights.wpe;
-      list_.push_back({tensor.data(), tape.grad(var), tensor.size(), tensor.dimension() == 2 && !embedding});
-    });
+    for (const auto& p : params.entries()) {
+      require(p.var.needs_grad(), "AdamW::step: parameter " + p.name + " is not watched (call ParamVars::watch_all before the forward)");
+      list_.push_back({p.var.value, tape.grad(p.var), p.var.numel(), p.kind == ParamKind::matrix});
+    }
     return step(std::span<const Parameter<T>>(list_), lr);
   }
 

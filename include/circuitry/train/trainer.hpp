@@ -77,7 +77,7 @@ TrainResult train_language_model(Model<Arch, T>& model, const BatchSource& next_
   std::mt19937 rng(config.seed);
   Arena arena;
   Tape<T> tape(arena);
-  ParamVars<T> params = ParamVars<T>::view(model.weights());
+  ParamVars<T> params = model.params();  // watched copies of the constant views, per step
   std::vector<std::size_t> rows;  // flat [batch * pos] rows that have a next token
   std::vector<int> targets;       // the next token of each of those rows
 
@@ -102,8 +102,7 @@ TrainResult train_language_model(Model<Arch, T>& model, const BatchSource& next_
 
     arena.reset();
     tape.clear();
-    params.for_each(model.weights(), [](Var<T>& v, auto&) { v.slot = nullptr; });  // slots lived in the arena
-    params.watch_all(tape, model.weights());
+    params.watch_all(tape);
     const Context<T, true> ctx(arena, tape);
     ForwardOptions<T> options;
     options.all_positions = true;
@@ -113,7 +112,7 @@ TrainResult train_language_model(Model<Arch, T>& model, const BatchSource& next_
     tape.backward(loss);
 
     const double lr = schedule(step);
-    const double grad_norm = optimizer.step(params, tape, model.weights(), lr);
+    const double grad_norm = optimizer.step(params, tape, lr);
     result.losses.push_back(static_cast<double>(loss.value[0]));
 
     const bool last = step + 1 == config.steps;

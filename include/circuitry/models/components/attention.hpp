@@ -16,7 +16,10 @@
 // activations are ungrouped, [B, P, 3 H d_head], every query head with its own copy of its
 // group's k and v: each head's <k> and <v> port reads its own residual copy, as in EAP-IG's
 // graph (ops::PortSplit), and the pattern and mix kernels stay those of plain multi-head attention.
-// Biases are facts of the checkpoint: b_QKV (config.attn_qkv_bias) and b_O (attn_out_bias).
+// Biases are facts of the checkpoint: b_QKV (config.attn_qkv_bias) and b_O (attn_out_bias). So
+// is a QK norm (config.qk_norm; Qwen3): an RMS norm over d_head of every head's q and k, with
+// gains attn.q_norm.w and attn.k_norm.w [d_head], after the projection and before rotary
+// (core/ops/qk_norm.hpp); it is inside the head, so the graph is the same.
 // The same functions serve the whole-layer forward (models/model.hpp) and the single-head
 // forwards of activation and path patching (models/node_forward.hpp).
 #include <optional>
@@ -28,7 +31,7 @@
 #include "circuitry/core/ops.hpp"
 #include "circuitry/core/ops/rotary.hpp"
 #include "circuitry/models/batch.hpp"
-#include "circuitry/models/components/parameters.hpp"
+#include "circuitry/models/parameters.hpp"
 #include "circuitry/models/config.hpp"
 
 namespace circuitry {
@@ -68,13 +71,18 @@ struct Attention {
   static constexpr bool rotary = Positions::present;
   static constexpr std::string_view name = Mask::name;
 
-  template <class LW, class Visit>
-  static void parameters(const ModelConfig& c, const std::string& prefix, LW& w, Visit&& visit) {
-    const std::size_t D = c.n_embd, A = c.d_attn(), N = c.qkv_width();
-    visit(prefix + "attn.W_QKV", w.w_qkv, ParamShape{D, N}, ParamKind::matrix);
-    if (c.attn_qkv_bias) visit(prefix + "attn.b_QKV", w.b_qkv, ParamShape{N}, ParamKind::bias);
-    visit(prefix + "attn.W_O", w.w_o, ParamShape{A, D}, ParamKind::matrix);
-    if (c.attn_out_bias) visit(prefix + "attn.b_O", w.b_o, ParamShape{D}, ParamKind::bias);
+  template <class Declare>
+  static void parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
+    const std::size_t D = c.n_embd, A = c.d_attn(), N = c.qkv_width(), dh = c.d_head();
+    const std::vector<std::size_t> qkv_parts{c.n_head * dh, c.kv_heads() * dh, c.kv_heads() * dh};  // q | k | v
+    declare(ParamDecl{prefix + "attn.W_QKV", {D, N}, ParamKind::matrix, qkv_parts});
+    if (c.attn_qkv_bias) declare(ParamDecl{prefix + "attn.b_QKV", {N}, ParamKind::bias, qkv_parts});
+    if (c.qk_norm) {
+      declare(ParamDecl{prefix + "attn.q_norm.w", {dh}, ParamKind::norm_gain, {}});
+      declare(ParamDecl{prefix + "attn.k_norm.w", {dh}, ParamKind::norm_gain, {}});
+    }
+    declare(ParamDecl{prefix + "attn.W_O", {A, D}, ParamKind::matrix, {}});
+    if (c.attn_out_bias) declare(ParamDecl{prefix + "attn.b_O", {D}, ParamKind::bias, {}});
   }
 
   static ops::KeyMask mask(const Batch& batch, std::size_t lanes = 1) { return Mask::mask(batch, lanes); }
@@ -89,12 +97,15 @@ struct Attention {
 
   // ---- the whole layer, on the tape ---------------------------------------------------
 
-  /// q | k | v of every head from Norm(x), each head's q, k, v its own port (before rotary). [B, P, 3 H d_head]
-  template <class Norm, class Ctx, class LV, class T = typename Ctx::scalar>
-  static Var<T> qkv(const Ctx& ctx, const Var<T>& x, const LV& w, const ModelConfig& c,
+  /// q | k | v of every head from Norm(x), each head's q, k, v its own port (before rotary; after
+  /// the QK norm when the model has one). [B, P, 3 H d_head]
+  template <class Norm, class Ctx, class T = typename Ctx::scalar>
+  static Var<T> qkv(const Ctx& ctx, const Var<T>& x, const LayerParams<T>& w, const ModelConfig& c,
                     ops::PortGradientSink<T> sink = {}) {
-    return ops::norm_linear_ports<Norm>(ctx, x, w.ln1_w, w.ln1_b, static_cast<T>(c.layer_norm_epsilon), &w.w_qkv,
-                                        optional_param(w.b_qkv), port_split(c), std::move(sink));
+    Var<T> qkv = ops::norm_linear_ports<Norm>(ctx, x, w["ln1.w"], w["ln1.b"], static_cast<T>(c.layer_norm_epsilon),
+                                              &w["attn.W_QKV"], optional_param(w["attn.b_QKV"]), port_split(c), std::move(sink));
+    if (c.qk_norm) qkv = ops::qk_rms_norm(ctx, qkv, c.n_head, w["attn.q_norm.w"], w["attn.k_norm.w"], static_cast<T>(c.layer_norm_epsilon));
+    return qkv;
   }
   /// qkv with every head's q and k turned by its position (rotary), or qkv itself. [B, P, 3 H d_head]
   template <class Ctx, class T = typename Ctx::scalar>
@@ -113,9 +124,9 @@ struct Attention {
     return ops::attention_mix(ctx, pattern, qkv, c.n_head);
   }
   /// z W_O + b_O: z [rows..., H d_head] -> [rows..., D]
-  template <class Ctx, class LV, class T = typename Ctx::scalar>
-  static Var<T> output(const Ctx& ctx, const Var<T>& z, const LV& w) {
-    return ops::linear(ctx, z, w.w_o, optional_param(w.b_o));
+  template <class Ctx, class T = typename Ctx::scalar>
+  static Var<T> output(const Ctx& ctx, const Var<T>& z, const LayerParams<T>& w) {
+    return ops::linear(ctx, z, w["attn.W_O"], optional_param(w["attn.b_O"]));
   }
   /// Every head's node output z_h W_O[h] (no b_O) into dst + h * stride ([rows, D] each), or,
   /// with subtract, subtracted from what is there (one small GEMM per head).
@@ -132,13 +143,17 @@ struct Attention {
   // ---- one head, no tape (activation and path patching) -------------------------------
 
   /// Head h's q | k | v from three residual copies (each [rows, D], rows = B * P; they may
-  /// alias): the norm, this head's columns of W_QKV (its group's for k and v), then rotary.
-  /// [rows, 3 d_head], in the arena.
-  template <class Norm, class LW, class T>
-  static T* head_qkv(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
+  /// alias): the norm, this head's columns of W_QKV (its group's for k and v), the QK norm, then
+  /// rotary. [rows, 3 d_head], in the arena.
+  template <class Norm, class T>
+  static T* head_qkv(const LayerParams<T>& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
                      std::size_t rows, std::size_t P, const std::optional<ops::RotaryTable<T>>& table, Arena& arena) {
     const std::size_t D = c.n_embd, dh = c.d_head(), N = c.qkv_width();
     const ops::PortSplit split = port_split(c);
+    const T* ln_w = w["ln1.w"].value;
+    const T* ln_b = w["ln1.b"].value;
+    const T* w_qkv = w["attn.W_QKV"].value;
+    const T* b_qkv = w["attn.b_QKV"].value;
     T* normed = arena.template alloc<T>(rows * D);
     T* mean = arena.template alloc<T>(rows);
     T* rstd = arena.template alloc<T>(rows);
@@ -146,12 +161,18 @@ struct Attention {
     const T* inputs[3] = {xq, xk, xv};
     for (std::size_t j = 0; j < 3; ++j) {
       if (j == 0 || inputs[j] != inputs[j - 1])
-        Norm::forward(inputs[j], w.ln1_w.data(), w.ln1_b.data(), normed, mean, rstd, rows, D,
-                      static_cast<T>(c.layer_norm_epsilon));
+        Norm::forward(inputs[j], ln_w, ln_b, normed, mean, rstd, rows, D, static_cast<T>(c.layer_norm_epsilon));
       const std::size_t col = split.weight_column(j, h);
       for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t i = 0; i < dh; ++i) out[r * 3 * dh + j * dh + i] = w.b_qkv.size() ? w.b_qkv[col + i] : T(0);
-      gemm<T>(Trans::No, Trans::No, rows, dh, D, T(1), normed, D, w.w_qkv.data() + col, N, T(1), out + j * dh, 3 * dh);
+        for (std::size_t i = 0; i < dh; ++i) out[r * 3 * dh + j * dh + i] = b_qkv ? b_qkv[col + i] : T(0);
+      gemm<T>(Trans::No, Trans::No, rows, dh, D, T(1), normed, D, w_qkv + col, N, T(1), out + j * dh, 3 * dh);
+    }
+    if (c.qk_norm) {  // this head's q and k: one head of each
+      T* qk_rstd = arena.template alloc<T>(rows * 2);
+      ops::parallel_items(rows, 2 * dh, [&](std::size_t r) {
+        ops::qk_rms_norm_row(out + r * 3 * dh, w["attn.q_norm.w"].value, w["attn.k_norm.w"].value, 1, dh,
+                             static_cast<T>(c.layer_norm_epsilon), qk_rstd + 2 * r);
+      });
     }
     if constexpr (rotary) ops::rotate_half(out, rows, P, 3 * dh, 2, dh, *table);  // q and k
     return out;
@@ -159,28 +180,28 @@ struct Attention {
 
   /// Head h reading its q, k, v inputs from three residual copies ([B, P, D] each).
   /// out = z_h W_O[h], without b_O. [B, P, D]
-  template <class Norm, class LW, class T>
-  static void head_output(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
+  template <class Norm, class T>
+  static void head_output(const LayerParams<T>& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
                           std::size_t B, std::size_t P, const ops::KeyMask& mask,
                           const std::optional<ops::RotaryTable<T>>& table, Arena& arena, T* out) {
     const std::size_t D = c.n_embd, dh = c.d_head(), rows = B * P;
     Context<T, false> ctx(arena);
     Var<T> packed{head_qkv<Norm>(w, c, h, xq, xk, xv, rows, P, table, arena), {B, P, 3 * dh}, nullptr};
     Var<T> z = ops::attention_mix(ctx, ops::attention_pattern(ctx, packed, 1, mask), packed, 1);  // [B, P, 1, dh]
-    gemm<T>(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
+    gemm<T>(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
   }
 
   /// The same head's output at some query rows only (`rows`: flat b * P + t, the readout rows
   /// of the run).  out [rows, D]
-  template <class Norm, class LW, class T>
-  static void head_output_rows(const LW& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
+  template <class Norm, class T>
+  static void head_output_rows(const LayerParams<T>& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
                                std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
                                const std::optional<ops::RotaryTable<T>>& table, Arena& arena, T* out) {
     const std::size_t D = c.n_embd, dh = c.d_head(), R = rows.size();
     const T* packed = head_qkv<Norm>(w, c, h, xq, xk, xv, B * P, P, table, arena);  // [B, P, 3 dh]
     T* z = arena.template alloc<T>(R * dh);                               // [R, dh]
     ops::attention_rows(packed, B, P, dh, 1, rows, mask, z);
-    gemm<T>(Trans::No, Trans::No, R, D, dh, T(1), z, dh, w.w_o.data() + h * dh * D, D, T(0), out, D);
+    gemm<T>(Trans::No, Trans::No, R, D, dh, T(1), z, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
   }
 };
 

@@ -17,10 +17,15 @@ struct PreNorm {
   using norm = Norm;
   static constexpr bool parallel = false;
 
-  template <class LW, class Visit>
-  static void parameters(const ModelConfig& c, const std::string& prefix, LW& w, bool has_mlp, Visit&& visit) {
-    Norm::parameters(prefix + "ln1", c.n_embd, w.ln1_w, w.ln1_b, visit);
-    if (has_mlp) Norm::parameters(prefix + "ln2", c.n_embd, w.ln2_w, w.ln2_b, visit);
+  /// ln1, the norm of the attention's inputs (prefix: "blocks.{l}.").
+  template <class Declare>
+  static void attention_norm_parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
+    Norm::parameters(prefix + "ln1", c.n_embd, declare);
+  }
+  /// ln2, the norm of the MLP's input.
+  template <class Declare>
+  static void mlp_norm_parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
+    Norm::parameters(prefix + "ln2", c.n_embd, declare);
   }
 };
 

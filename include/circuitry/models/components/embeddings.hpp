@@ -18,7 +18,7 @@ namespace detail {
 /// Token embedding W_E[tokens] [B, P, D], hooked as hook_embed.
 template <class Ctx, class V, class Hook, class T = typename Ctx::scalar>
 Var<T> token_embedding(const Ctx& ctx, const V& pv, const Batch& batch, Hook&& hook) {
-  Var<T> tok = ops::embedding(ctx, pv.wte, batch.tokens, {batch.batch, batch.pos});  // [B, P, D]
+  Var<T> tok = ops::embedding(ctx, pv["embed.W_E"], batch.tokens, {batch.batch, batch.pos});  // [B, P, D]
   if constexpr (Ctx::records)  // gradients reach the embedding even when the table is a constant
     if (!tok.needs_grad()) ctx.tape().watch(tok);
   hook("hook_embed", tok);
@@ -28,10 +28,10 @@ Var<T> token_embedding(const Ctx& ctx, const V& pv, const Batch& batch, Hook&& h
 
 struct LearnedPositions {
   static constexpr std::string_view name = "standard";
-  template <class W, class Visit>
-  static void parameters(const ModelConfig& c, W& w, Visit&& visit) {
-    visit("embed.W_E", w.wte, ParamShape{c.vocab_size, c.n_embd}, ParamKind::embedding);
-    visit("pos_embed.W_pos", w.wpe, ParamShape{c.n_positions, c.n_embd}, ParamKind::embedding);
+  template <class Declare>
+  static void parameters(const ModelConfig& c, Declare&& declare) {
+    declare(ParamDecl{"embed.W_E", {c.vocab_size, c.n_embd}, ParamKind::embedding, {}});
+    declare(ParamDecl{"pos_embed.W_pos", {c.n_positions, c.n_embd}, ParamKind::embedding, {}});
   }
   /// The input node's output [B, P, D].
   template <class Ctx, class V, class Hook, class T = typename Ctx::scalar>
@@ -39,7 +39,7 @@ struct LearnedPositions {
     Var<T> tok = detail::token_embedding(ctx, pv, batch, hook);
     std::vector<int> positions(batch.rows());
     for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int>(i % batch.pos);
-    Var<T> pos = ops::embedding(ctx, pv.wpe, positions, {batch.batch, batch.pos});  // [B, P, D]
+    Var<T> pos = ops::embedding(ctx, pv["pos_embed.W_pos"], positions, {batch.batch, batch.pos});  // [B, P, D]
     if constexpr (Ctx::records)
       if (!pos.needs_grad()) ctx.tape().watch(pos);
     hook("hook_pos_embed", pos);
@@ -49,9 +49,9 @@ struct LearnedPositions {
 
 struct NoPositions {
   static constexpr std::string_view name = "none";
-  template <class W, class Visit>
-  static void parameters(const ModelConfig& c, W& w, Visit&& visit) {
-    visit("embed.W_E", w.wte, ParamShape{c.vocab_size, c.n_embd}, ParamKind::embedding);
+  template <class Declare>
+  static void parameters(const ModelConfig& c, Declare&& declare) {
+    declare(ParamDecl{"embed.W_E", {c.vocab_size, c.n_embd}, ParamKind::embedding, {}});
   }
   template <class Ctx, class V, class Hook, class T = typename Ctx::scalar>
   static Var<T> input(const Ctx& ctx, const V& pv, const Batch& batch, Hook&& hook) {

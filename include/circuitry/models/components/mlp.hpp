@@ -8,10 +8,11 @@
 #include <algorithm>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "circuitry/core/arena.hpp"
 #include "circuitry/core/ops.hpp"
-#include "circuitry/models/components/parameters.hpp"
+#include "circuitry/models/parameters.hpp"
 #include "circuitry/models/config.hpp"
 
 namespace circuitry {
@@ -56,21 +57,25 @@ struct FeedForward {
   static constexpr bool gated = Gated;
   static constexpr std::string_view name = Activation::name;
 
-  template <class LW, class Visit>
-  static void parameters(const ModelConfig& c, const std::string& prefix, LW& w, Visit&& visit) {
+  // circuitry's fused W_gate | W_in (TransformerLens keeps mlp.W_gate and mlp.W_in apart)
+  static constexpr const char* w_in = Gated ? "mlp.W_gate_in" : "mlp.W_in";
+  static constexpr const char* b_in = Gated ? "mlp.b_gate_in" : "mlp.b_in";
+
+  template <class Declare>
+  static void parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
     const std::size_t D = c.n_embd, F = c.n_inner, G = Gated ? 2 * F : F;
-    // circuitry's fused W_gate | W_in (TransformerLens keeps mlp.W_gate and mlp.W_in apart)
-    visit(prefix + (Gated ? "mlp.W_gate_in" : "mlp.W_in"), w.w_fc, ParamShape{D, G}, ParamKind::matrix);
-    if (c.mlp_bias) visit(prefix + (Gated ? "mlp.b_gate_in" : "mlp.b_in"), w.b_fc, ParamShape{G}, ParamKind::bias);
-    visit(prefix + "mlp.W_out", w.w_proj, ParamShape{F, D}, ParamKind::matrix);
-    if (c.mlp_bias) visit(prefix + "mlp.b_out", w.b_proj, ParamShape{D}, ParamKind::bias);
+    const std::vector<std::size_t> parts = Gated ? std::vector<std::size_t>{F, F} : std::vector<std::size_t>{};
+    declare(ParamDecl{prefix + w_in, {D, G}, ParamKind::matrix, parts});
+    if (c.mlp_bias) declare(ParamDecl{prefix + b_in, {G}, ParamKind::bias, parts});
+    declare(ParamDecl{prefix + "mlp.W_out", {F, D}, ParamKind::matrix, {}});
+    if (c.mlp_bias) declare(ParamDecl{prefix + "mlp.b_out", {D}, ParamKind::bias, {}});
   }
 
   /// Norm(x) W_in + b_in, the MLP's one port. [rows..., d_mlp] (gated: gate | in, [rows..., 2 d_mlp])
-  template <class Norm, class Ctx, class LV, class T = typename Ctx::scalar>
-  static Var<T> pre(const Ctx& ctx, const Var<T>& x, const LV& w, const ModelConfig& c, ops::PortGradientSink<T> sink = {}) {
-    return ops::norm_linear_ports<Norm>(ctx, x, w.ln2_w, w.ln2_b, static_cast<T>(c.layer_norm_epsilon), &w.w_fc,
-                                        optional_param(w.b_fc), ops::PortSplit::single(), std::move(sink));
+  template <class Norm, class Ctx, class LP, class T = typename Ctx::scalar>
+  static Var<T> pre(const Ctx& ctx, const Var<T>& x, const LP& w, const ModelConfig& c, ops::PortGradientSink<T> sink = {}) {
+    return ops::norm_linear_ports<Norm>(ctx, x, w["ln2.w"], w["ln2.b"], static_cast<T>(c.layer_norm_epsilon), &w[w_in],
+                                        optional_param(w[b_in]), ops::PortSplit::single(), std::move(sink));
   }
   /// act(pre), or act(gate) * in. [rows..., d_mlp]
   template <class Ctx, class T = typename Ctx::scalar>
@@ -79,21 +84,17 @@ struct FeedForward {
     else return ops::activation<Activation>(ctx, pre);
   }
   /// post W_out + b_out. [rows..., D]
-  template <class Ctx, class LV, class T = typename Ctx::scalar>
-  static Var<T> output(const Ctx& ctx, const Var<T>& post, const LV& w) {
-    return ops::linear(ctx, post, w.w_proj, optional_param(w.b_proj));
+  template <class Ctx, class LP, class T = typename Ctx::scalar>
+  static Var<T> output(const Ctx& ctx, const Var<T>& post, const LP& w) {
+    return ops::linear(ctx, post, w["mlp.W_out"], optional_param(w["mlp.b_out"]));
   }
 
   /// The node's output from its input x [rows, D], no tape (activation and path patching). out [rows, D]
-  template <class Norm, class LW, class T>
-  static void node_output(const LW& w, const ModelConfig& c, const T* x, std::size_t rows, Arena& arena, T* out) {
+  template <class Norm, class T>
+  static void node_output(const LayerParams<T>& w, const ModelConfig& c, const T* x, std::size_t rows, Arena& arena, T* out) {
     Context<T, false> ctx(arena);
-    struct {
-      Var<T> ln2_w, ln2_b, w_fc, b_fc, w_proj, b_proj;
-    } v{constant_var(w.ln2_w), constant_var(w.ln2_b), constant_var(w.w_fc), constant_var(w.b_fc), constant_var(w.w_proj),
-        constant_var(w.b_proj)};
     Var<T> in{const_cast<T*>(x), {rows, c.n_embd}, nullptr};
-    Var<T> m = output(ctx, act(ctx, pre<Norm>(ctx, in, v, c)), v);
+    Var<T> m = output(ctx, act(ctx, pre<Norm>(ctx, in, w, c)), w);
     std::copy(m.value, m.value + rows * c.n_embd, out);
   }
 };
@@ -108,8 +109,8 @@ struct NoMlp {
   static constexpr bool present = false;
   static constexpr bool gated = false;
   static constexpr std::string_view name = "none";
-  template <class LW, class Visit>
-  static void parameters(const ModelConfig&, const std::string&, LW&, Visit&&) {}
+  template <class Declare>
+  static void parameters(const ModelConfig&, const std::string&, Declare&&) {}
 };
 
 }  // namespace circuitry

@@ -18,10 +18,10 @@ namespace circuitry {
 struct LayerNorm {
   static constexpr std::string_view name = "LN";
   /// Declares the gain and bias [d_model] under prefix (blocks.0.ln1, ln_final).
-  template <class Tensor, class Visit>
-  static void parameters(const std::string& prefix, std::size_t d_model, Tensor& w, Tensor& b, Visit&& visit) {
-    visit(prefix + ".w", w, ParamShape{d_model}, ParamKind::norm_gain);
-    visit(prefix + ".b", b, ParamShape{d_model}, ParamKind::norm_bias);
+  template <class Declare>
+  static void parameters(const std::string& prefix, std::size_t d_model, Declare&& declare) {
+    declare(ParamDecl{prefix + ".w", {d_model}, ParamKind::norm_gain, {}});
+    declare(ParamDecl{prefix + ".b", {d_model}, ParamKind::norm_bias, {}});
   }
   template <class T>
   static void forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, std::size_t rows, std::size_t D, T eps) {
@@ -46,9 +46,9 @@ struct LayerNorm {
 struct RMSNorm {
   static constexpr std::string_view name = "RMS";
   /// Declares the gain [d_model] under prefix; an RMS norm has no bias.
-  template <class Tensor, class Visit>
-  static void parameters(const std::string& prefix, std::size_t d_model, Tensor& w, Tensor&, Visit&& visit) {
-    visit(prefix + ".w", w, ParamShape{d_model}, ParamKind::norm_gain);
+  template <class Declare>
+  static void parameters(const std::string& prefix, std::size_t d_model, Declare&& declare) {
+    declare(ParamDecl{prefix + ".w", {d_model}, ParamKind::norm_gain, {}});
   }
   template <class T>
   static void forward(const T* x, const T* w, const T*, T* y, T* mean, T* rstd, std::size_t rows, std::size_t D, T eps) {
@@ -71,8 +71,8 @@ struct RMSNorm {
 
 struct NoNorm {
   static constexpr std::string_view name = "none";
-  template <class Tensor, class Visit>
-  static void parameters(const std::string&, std::size_t, Tensor&, Tensor&, Visit&&) {}
+  template <class Declare>
+  static void parameters(const std::string&, std::size_t, Declare&&) {}
   template <class T>
   static void forward(const T* x, const T*, const T*, T* y, T*, T*, std::size_t rows, std::size_t D, T) {
     std::copy(x, x + rows * D, y);

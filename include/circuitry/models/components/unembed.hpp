@@ -17,24 +17,26 @@ template <class FinalNorm>
 struct Unembed {
   using norm = FinalNorm;
 
-  template <class W, class Visit>
-  static void parameters(const ModelConfig& c, W& w, Visit&& visit) {
-    FinalNorm::parameters("ln_final", c.n_embd, w.lnf_w, w.lnf_b, visit);
-    if (!c.tie_word_embeddings) visit("unembed.W_U", w.lm_head, ParamShape{c.n_outputs(), c.n_embd}, ParamKind::matrix);
-    if (c.unembed_bias) visit("unembed.b_U", w.b_unembed, ParamShape{c.n_outputs()}, ParamKind::bias);
+  template <class Declare>
+  static void parameters(const ModelConfig& c, Declare&& declare) {
+    FinalNorm::parameters("ln_final", c.n_embd, declare);
+    if (!c.tie_word_embeddings) declare(ParamDecl{"unembed.W_U", {c.n_outputs(), c.n_embd}, ParamKind::matrix, {}});
+    if (c.unembed_bias) declare(ParamDecl{"unembed.b_U", {c.n_outputs()}, ParamKind::bias, {}});
   }
 
   /// FinalNorm(x) with x the `logits` port's input [rows..., D] (sink: d metric / d x).
   template <class Ctx, class V, class T = typename Ctx::scalar>
   static Var<T> normalize(const Ctx& ctx, const Var<T>& x, const V& pv, const ModelConfig& c, ops::PortGradientSink<T> sink = {}) {
-    return ops::norm_linear_ports<FinalNorm>(ctx, x, pv.lnf_w, pv.lnf_b, static_cast<T>(c.layer_norm_epsilon), nullptr, nullptr,
+    return ops::norm_linear_ports<FinalNorm>(ctx, x, pv["ln_final.w"], pv["ln_final.b"], static_cast<T>(c.layer_norm_epsilon), nullptr, nullptr,
                                              ops::PortSplit::single(), std::move(sink));
   }
   /// normed [R, D] -> logits [R, d_vocab_out]
   template <class Ctx, class V, class T = typename Ctx::scalar>
   static Var<T> project(const Ctx& ctx, const Var<T>& normed, const V& pv) {
-    Var<T> logits = ops::matmul_transposed(ctx, normed, pv.unembed);
-    return pv.b_unembed.numel() ? ops::add(ctx, logits, pv.b_unembed) : logits;
+    const Var<T>& untied = pv["unembed.W_U"];
+    Var<T> logits = ops::matmul_transposed(ctx, normed, untied.value ? untied : pv["embed.W_E"]);  // tied: W_E
+    const Var<T>& bias = pv["unembed.b_U"];
+    return bias.value ? ops::add(ctx, logits, bias) : logits;
   }
 };
 
