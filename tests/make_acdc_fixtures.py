@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """ACDC reference fixtures: an independent float64 PyTorch transcription of ACDC as
 /work/shared/DESIGN.md section 2 defines it, run on the fixture models that
-make_fixtures.py writes.  Run it after make_fixtures.py, with Debian's Python:
+make_fixtures.py writes.  Run it after make_fixtures.py, with the same Python (torch and
+numpy: Debian's /usr/bin/python3 where it has torch, else /work/scratch/peers/bin/python):
 
-    /usr/bin/python3 tests/make_acdc_fixtures.py
+    /usr/bin/python3 tests/make_acdc_fixtures.py              # every model below
+    /usr/bin/python3 tests/make_acdc_fixtures.py hf-qwen3     # only the named model(s)
 
 For each fixture model (gpt2-tiny, gpt2-small3, attn-only and the Hugging Face hf-pythia,
-hf-pythia-sequential, hf-llama, hf-llama-gqa, hf-qwen2, hf-mistral) it writes
+hf-pythia-sequential, hf-llama, hf-llama-gqa, hf-qwen2, hf-mistral, hf-qwen3), or with
+names on the command line only for those (no other file is touched), it writes
 tests/fixtures/<name>/acdc.json: for two metrics
 (kl, logit_diff) and two thresholds each, the edges ACDC removes under resample
 ablation, the circuit's distance and the smallest margin |d' - d - tau| met by any
@@ -75,10 +78,15 @@ def acdc(name, tau, task):
     return removed, d, margin
 
 
-def main():
+def main(only=()):
+    """Every model of MODELS, or with `only` (fixture names) just those."""
     global model_g, graph_g
+    unknown = sorted(set(only) - set(MODELS))
+    assert not unknown, f"unknown model(s) {unknown}; known: {' '.join(MODELS)}"
     torch.set_num_threads(1)
     for model_name in MODELS:
+        if only and model_name not in only:
+            continue
         model_g, graph_g, task = load(model_name)
         cases = []
         for metric, taus in CASES.items():
@@ -95,4 +103,4 @@ def main():
 
 if __name__ == "__main__":
     np.set_printoptions(precision=17)
-    main()
+    main(sys.argv[1:])

@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
 """Reference fixtures for circuitry's tests.
 
-Run with Debian's Python (torch and numpy, no `transformers` needed):
+Run with a Python that has torch and numpy (no `transformers` needed): Debian's
+/usr/bin/python3 where it has torch, else the ~/peers venv (/work/scratch/peers/bin/python):
 
-    /usr/bin/python3 tests/make_fixtures.py
+    /usr/bin/python3 tests/make_fixtures.py              # every fixture
+    /usr/bin/python3 tests/make_fixtures.py hf-qwen3     # only the named fixture(s)
+
+With fixture names (directory names: gpt2-tiny, gpt2-tiny-f16, gpt2-tiny-bf16, gpt2-small3,
+attn-only, tl-*, hf-*) it writes only those directories' files and leaves every other
+file alone (each fixture comes from its own seeds or files, so the result is the same as
+in a full run); without, it writes them all.
 
 It builds a few tiny random GPT-2 style models, writes them in the Hugging Face
 layout (config.json + model.safetensors), writes a task file for each, and computes
@@ -12,15 +19,16 @@ section 2 the numbers the C++ tests compare against (expected.json).  It also re
 the TransformerLens checkpoints tests/make_tl_fixtures.py writes (fixtures/tl-*/:
 HookedTransformerConfig fields + the state_dict), checks its logits against
 TransformerLens's own, and writes their expected.json the same way; and so for the
-Hugging Face Pythia (GPT-NeoX) and Llama / Qwen2 / Mistral checkpoints that
+Hugging Face Pythia (GPT-NeoX) and Llama / Qwen2 / Mistral / Qwen3 checkpoints that
 tests/make_hf_family_fixtures.py writes (fixtures/hf-*/, checked against transformers'
 float64_strict logits: rotary, RMSNorm, gated MLPs, grouped-query attention, parallel
-residual).  The output is deterministic (fixed seeds); see tests/fixtures/README.md and
-tests/fixtures/hf-family-README.md for the file contents.
+residual, Qwen3's QK norm).  The output is deterministic (fixed seeds); see
+tests/fixtures/README.md and tests/fixtures/hf-family-README.md for the file contents.
 
 The code is meant to be read.  In order:
   1. the models (GPT-2 in the HF layout, TransformerLens checkpoints, HF GPT-NeoX and
-     Llama-family checkpoints; their pieces behind one interface, and a plain forward),
+     Llama-family checkpoints, Qwen3's QK norm included; their pieces behind one
+     interface, and a plain forward),
   2. the graph (nodes, ports, edges with their DESIGN.md names),
   3. the forward pass as an explicit residual decomposition, with overrides for
      edges, nodes and ports, and a zero "delta" per port for gradients,
@@ -37,6 +45,7 @@ scores are means over examples.
 import json
 import math
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +76,8 @@ IG_STEPS = 5
 #   ln1(l, x), ln2(l, x), ln_final(x) the norms (layer norm, LNPre, RMSNorm or none)
 #   head_weights(l, h)                W_Q, b_Q, W_K, b_K, W_V, b_V ([D, dh] / [dh]) and W_O [dh, D];
 #                                     under grouped-query attention K and V are the group's
+#   q_norm(l, q), k_norm(l, k)        the QK norm of each head's q and k ([..., dh]), after the
+#                                     bias and before rotary (Qwen3: RMSNorm over dh; else q, k)
 #   b_O(l)                            attention output bias [D] (a constant of the residual)
 #   mlp_weights(l)                    W_in [D, F], b_in, W_out [F, D], b_out
 #   gate_weights(l)                   W_gate [D, F], b_gate (gated MLPs only)
@@ -126,6 +137,12 @@ class Model:
 
     def b_O(self, l):
         return self[f"h.{l}.attn.c_proj.bias"]
+
+    def q_norm(self, l, q):  # no QK norm
+        return q
+
+    def k_norm(self, l, k):
+        return k
 
     def mlp_weights(self, l):
         p = f"h.{l}.mlp."
@@ -211,6 +228,12 @@ class TLModel:
     def b_O(self, l):
         return self[f"blocks.{l}.attn.b_O"]
 
+    def q_norm(self, l, q):  # no QK norm
+        return q
+
+    def k_norm(self, l, k):
+        return k
+
     def mlp_weights(self, l):
         p = f"blocks.{l}.mlp."
         return self[p + "W_in"], self[p + "b_in"], self[p + "W_out"], self[p + "b_out"]
@@ -221,13 +244,14 @@ class TLModel:
 
 # The Hugging Face families the reference computes (tests/fixtures/hf-family-README.md);
 # anything else is refused, as circuitry must refuse it.
-HF_FAMILIES = {"gpt_neox": "gpt_neox.", "llama": "model.", "qwen2": "model.", "mistral": "model."}
+HF_FAMILIES = {"gpt_neox": "gpt_neox.", "llama": "model.", "qwen2": "model.", "mistral": "model.",
+               "qwen3": "model."}
 HF_ACTS = {"gelu", "gelu_new", "relu", "silu"}
 
 
 def hf_architecture(config):
-    """The architecture description of a Hugging Face GPT-NeoX (Pythia), Llama, Qwen2 or
-    Mistral config.json, in the transformers 5 key names or the 4.x ones (rope_theta,
+    """The architecture description of a Hugging Face GPT-NeoX (Pythia), Llama, Qwen2,
+    Mistral or Qwen3 config.json, in the transformers 5 key names or the 4.x ones (rope_theta,
     rope_scaling, rotary_pct, rotary_emb_base).  Refuses what the reference does not compute."""
     kind = config.get("model_type")
     assert kind in HF_FAMILIES, f"unsupported Hugging Face model_type {kind!r}"
@@ -249,7 +273,8 @@ def hf_architecture(config):
     ) if not ok]
     assert not refuse, f"unsupported {kind} config: {', '.join(refuse)}"
     return {
-        "family": "gpt_neox" if neox else "llama",  # tensor names; qwen2 and mistral are llama's
+        "family": "gpt_neox" if neox else "llama",  # tensor names; qwen2, mistral and qwen3 are llama's
+        "qk_norm": kind == "qwen3",  # RMSNorm over head_dim of each head's q and k, before rotary
         "n_layer": config["num_hidden_layers"], "n_head": H, "n_kv_head": KV, "d_model": D, "d_head": d_head,
         "rotary_dim": int(d_head * partial), "rope_theta": float(theta),
         "parallel": neox and config.get("use_parallel_residual", True),
@@ -261,7 +286,7 @@ def hf_architecture(config):
 
 
 class HFModel:
-    """A Hugging Face GPT-NeoX (Pythia), Llama, Qwen2 or Mistral checkpoint: config.json
+    """A Hugging Face GPT-NeoX (Pythia), Llama, Qwen2, Mistral or Qwen3 checkpoint: config.json
     plus model.safetensors (PyTorch Linear weights [out, in], y = x W^T + b).  No position
     embedding tensor: positions enter through rotary inside each head.
 
@@ -270,7 +295,10 @@ class HFModel:
     dense_h_to_4h / dense_4h_to_h with biases, parallel or sequential residual, embed_out.
     Llama family: q_proj [H dh, D], k_proj / v_proj [KV dh, D] (query head h reads KV head
     h // (H / KV)), o_proj [D, H dh], RMSNorms, gated MLP down(silu(gate x) * up x),
-    lm_head or (tied) embed_tokens.  A bias the file does not hold is zero."""
+    lm_head or (tied) embed_tokens.  Qwen3 adds the QK norm: self_attn.q_norm / k_norm [dh],
+    RMSNorms (eps rms_norm_eps) over each head's own q and k, after q_proj / k_proj and before
+    rotary, one weight shared by all heads of the layer (v is not normalised).  A bias the file
+    does not hold is zero."""
 
     causal, attn_only, b_U = True, False, None
 
@@ -334,6 +362,12 @@ class HFModel:
         (W_Q, b_Q), (W_K, b_K), (W_V, b_V) = (self._linear(p + n) for n in ("q_proj", "k_proj", "v_proj"))
         W_O = self[p + "o_proj.weight"][:, q].T
         return W_Q[:, q], b_Q[q], W_K[:, kv], b_K[kv], W_V[:, kv], b_V[kv], W_O
+
+    def q_norm(self, l, q):
+        return rms_norm(q, self[f"layers.{l}.self_attn.q_norm.weight"], self.eps) if self.arch["qk_norm"] else q
+
+    def k_norm(self, l, k):
+        return rms_norm(k, self[f"layers.{l}.self_attn.k_norm.weight"], self.eps) if self.arch["qk_norm"] else k
 
     def b_O(self, l):
         neox = self.arch["family"] == "gpt_neox"
@@ -417,10 +451,10 @@ def head_output(model, l, h, q_in, k_in, v_in):
     ([P, D] each, each through its own ln1) and returns z_h @ W_O[h] ([P, D]),
     WITHOUT the attention output bias (a constant of the residual).  Under grouped-query
     attention the head computes its own k and v with its group's weights, from its own
-    k and v inputs; rotary turns q and k after the bias."""
+    k and v inputs; the QK norm (Qwen3) and then rotary turn q and k after the bias."""
     W_Q, b_Q, W_K, b_K, W_V, b_V, W_O = model.head_weights(l, h)
-    q = rotary(model, model.ln1(l, q_in) @ W_Q + b_Q)  # [P, dh]
-    k = rotary(model, model.ln1(l, k_in) @ W_K + b_K)
+    q = rotary(model, model.q_norm(l, model.ln1(l, q_in) @ W_Q + b_Q))  # [P, dh]
+    k = rotary(model, model.k_norm(l, model.ln1(l, k_in) @ W_K + b_K))
     v = model.ln1(l, v_in) @ W_V + b_V
     z = attention_pattern(model, q, k) @ v  # [P, dh]
     return z @ W_O  # [P, D]
@@ -458,6 +492,7 @@ def plain_forward(model, tokens):
         q = torch.stack([a @ w[0] + w[1] for w in weights])  # [H, P, dh]
         k, v = (torch.stack([a @ w[i] + w[i + 1] for w in weights[::group]])  # [KV, P, dh]
                 .repeat_interleave(group, dim=0) for i in (2, 4))  # [H, P, dh]
+        q, k = model.q_norm(l, q), model.k_norm(l, k)  # the QK norm (Qwen3), per head and position
         z = attention_pattern(model, rotary(model, q), rotary(model, k)) @ v  # [H, P, dh]
         W_O = torch.cat([w[6] for w in weights])  # [H dh, D]
         if model.parallel:  # attention and MLP both read the layer's input
@@ -1298,11 +1333,12 @@ def build_tl_fixture(directory):
 
 
 # The Hugging Face checkpoints (written by make_hf_family_fixtures.py) that get an expected.json.
-HF_FIXTURES = ["hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral"]
+HF_FIXTURES = ["hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral",
+               "hf-qwen3"]
 
 
 def read_hf_checkpoint(directory):
-    """A Hugging Face GPT-NeoX / Llama / Qwen2 / Mistral directory: config.json and one
+    """A Hugging Face GPT-NeoX / Llama / Qwen2 / Mistral / Qwen3 directory: config.json and one
     model.safetensors."""
     config = json.loads((directory / "config.json").read_text())
     return HFModel(config, read_safetensors(directory / "model.safetensors"))
@@ -1352,35 +1388,59 @@ def summary(name, e):
     print(line)
 
 
-def main():
+GPT2_FIXTURES = ["gpt2-tiny", "gpt2-tiny-f16", "gpt2-tiny-bf16", "gpt2-small3", "attn-only"]
+
+
+def tl_fixtures():
+    """The TransformerLens checkpoint directories make_tl_fixtures.py wrote."""
+    return [d for d in sorted(FIXTURES.glob("tl-*")) if (d / "model.safetensors").exists()]
+
+
+def main(only=()):
+    """Write every fixture, or with `only` (fixture directory names, e.g. hf-qwen3) just
+    those: each is computed from its own seeds or files, so the others' files are left
+    untouched.  The refusal checks (tl-unsupported, hf-unsupported) write nothing and
+    always run."""
+    known = GPT2_FIXTURES + [d.name for d in tl_fixtures()] + HF_FIXTURES
+    unknown = sorted(set(only) - set(known))
+    assert not unknown, f"unknown fixture(s) {unknown}; known: {' '.join(known)}"
+
+    def wanted(name):
+        return not only or name in only
+
     FIXTURES.mkdir(parents=True, exist_ok=True)
 
     # (1) GPT-2, L=2 H=2 D=16, n_inner null; "transformer." prefix and attention buffers.
     c1 = make_config(2, 2, 16, 16, 41, None, 1e-5, False, True)
     w1 = random_weights(c1, seed=1)
     t1 = random_task(41, [3, 5, 8, 4, 6], seed=101)
-    summary("gpt2-tiny", build_fixture("gpt2-tiny", c1, w1, t1, prefix="transformer.", buffers=True))
+    if wanted("gpt2-tiny"):
+        summary("gpt2-tiny", build_fixture("gpt2-tiny", c1, w1, t1, prefix="transformer.", buffers=True))
     # The same weights as F16 and BF16 (expected numbers from the rounded weights).
     for dtype, name in (("F16", "gpt2-tiny-f16"), ("BF16", "gpt2-tiny-bf16")):
-        summary(name, build_fixture(name, c1, w1, t1, prefix="transformer.", buffers=True, dtype=dtype))
+        if wanted(name):
+            summary(name, build_fixture(name, c1, w1, t1, prefix="transformer.", buffers=True, dtype=dtype))
 
     # (2) GPT-2, L=3 H=4 D=32, n_inner 48.
     c2 = make_config(3, 4, 32, 24, 57, 48, 1e-5, False, True)
-    summary("gpt2-small3", build_fixture("gpt2-small3", c2, random_weights(c2, seed=2),
-                                         random_task(57, [7, 4, 8, 3, 6, 5], seed=102)))
+    if wanted("gpt2-small3"):
+        summary("gpt2-small3", build_fixture("gpt2-small3", c2, random_weights(c2, seed=2),
+                                             random_task(57, [7, 4, 8, 3, 6, 5], seed=102)))
 
     # (3) Attention-only, untied unembedding (lm_head.weight), non-default epsilon.
     c3 = make_config(2, 3, 24, 12, 37, None, 1e-4, True, False)
-    summary("attn-only", build_fixture("attn-only", c3, random_weights(c3, seed=3),
-                                       random_task(37, [4, 8, 3, 6], seed=103)))
+    if wanted("attn-only"):
+        summary("attn-only", build_fixture("attn-only", c3, random_weights(c3, seed=3),
+                                           random_task(37, [4, 8, 3, 6], seed=103)))
 
-    # (4) Answer sets (DESIGN.md section 2) on the first model.
-    build_answer_set_fixture("gpt2-tiny", random_set_task(41, [4, 7, 3, 6, 5], seed=104))
+    # (4) Answer sets (DESIGN.md section 2) on the first model (written with gpt2-tiny).
+    if wanted("gpt2-tiny"):
+        build_answer_set_fixture("gpt2-tiny", random_set_task(41, [4, 7, 3, 6, 5], seed=104))
 
     # (5) TransformerLens checkpoints (written by make_tl_fixtures.py), and the
     # configurations the reference refuses as circuitry must.
-    for directory in sorted(FIXTURES.glob("tl-*")):
-        if (directory / "model.safetensors").exists():
+    for directory in tl_fixtures():
+        if wanted(directory.name):
             e, gap64, gap32 = build_tl_fixture(directory)
             summary(directory.name, e)
             print(f"  max |reference - TransformerLens| logits: float64 {gap64:.1e}, float32 {gap32:.1e}")
@@ -1395,9 +1455,10 @@ def main():
     # (6) Hugging Face GPT-NeoX (Pythia) and Llama-family checkpoints (written by
     # make_hf_family_fixtures.py), and the configurations the reference refuses.
     for name in HF_FIXTURES:
-        e, gaps = build_hf_fixture(FIXTURES / name)
-        summary(name, e)
-        print("  max |reference - transformers| logits: " + ", ".join(f"{k} {v:.1e}" for k, v in gaps.items()))
+        if wanted(name):
+            e, gaps = build_hf_fixture(FIXTURES / name)
+            summary(name, e)
+            print("  max |reference - transformers| logits: " + ", ".join(f"{k} {v:.1e}" for k, v in gaps.items()))
     for path in sorted((FIXTURES / "hf-unsupported").glob("*.json")):
         try:
             hf_architecture(json.loads(path.read_text()))
@@ -1411,4 +1472,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

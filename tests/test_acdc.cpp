@@ -201,9 +201,9 @@ TEST_CASE("acdc: thresholds that are empty, negative, NaN or not ascending are r
 }
 
 TEST_CASE("acdc: the removed edges of the PyTorch transcription (tests/make_acdc_fixtures.py) on every fixture model") {
-  // GPT-2, attention-only, Pythia (parallel, partial rotary), GPT-NeoX sequential, Llama (GQA), Qwen2, Mistral.
+  // GPT-2, attention-only, Pythia (parallel, partial rotary), GPT-NeoX sequential, Llama (GQA), Qwen2, Qwen3 (QK norm), Mistral.
   for (const char* name : {"gpt2-tiny", "gpt2-small3", "attn-only", "hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa",
-                           "hf-qwen2", "hf-mistral"}) {
+                           "hf-qwen2", "hf-qwen3", "hf-mistral"}) {
     Fixture<double> fx(name);
     std::ifstream in(fx.dir + "/acdc.json");
     REQUIRE(in.good());

@@ -69,7 +69,7 @@ TEST_CASE_TEMPLATE("eap, eap-ig, clean-corrupted and exact match PyTorch", T, fl
 TEST_CASE("TransformerLens and Hugging Face checkpoints: every method and path patching match PyTorch on every architecture (double)") {
   using T = double;
   for (const char* name : {"tl-gelu-new", "tl-gelu", "tl-relu-bidir", "tl-nonorm-relu", "tl-attn-only", "tl-lnpre", "hf-pythia",
-                           "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-mistral"}) {
+                           "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-qwen3", "hf-mistral"}) {
     CAPTURE(name);
     Fixture<T> fx(name);
     fx.template with_model<RegisteredArchitectures>([&](const auto& model) {
