@@ -79,7 +79,7 @@ void run_on_model(ModelCommand command, const Args& a) {
   const std::string dtype = a.get("--dtype", "float32");
   require(dtype == "float32" || dtype == "float64" || dtype == "bfloat16",
           "unknown --dtype '" + dtype + "' (choose float32, float64 or bfloat16)");
-  // bfloat16: a float32 model whose GEMMs take bfloat16 inputs (core/gemm_precision.hpp).
+  // bfloat16: a float32 model whose GEMMs take bfloat16 inputs (backends/cpu/gemm_precision.hpp).
   const GemmPrecisionScope precision(dtype == "bfloat16" ? GemmPrecision::bfloat16 : GemmPrecision::native);
   const ModelRun run{command, a, a.get("--model")};
   if (dtype == "float64") run_model_command<double>(run);

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include <circuitry/core/ops/common.hpp>
+#include <circuitry/backends/cpu/vector_kernels.hpp>
 
 using namespace circuitry;
 using Clock = std::chrono::steady_clock;
@@ -45,7 +45,7 @@ int main() {
   std::size_t break_even = 0;
   for (std::size_t n = 1024; n <= (std::size_t{1} << 21); n *= 2) {
     std::vector<float> x(n, 1.5f), y(n);
-    auto body = [&](std::size_t b, std::size_t e) { ops::vec(y.data() + b, e - b) = ops::vec(x.data() + b, e - b) * 1.0001f + 0.5f; };
+    auto body = [&](std::size_t b, std::size_t e) { cpu::vec(y.data() + b, e - b) = cpu::vec(x.data() + b, e - b) * 1.0001f + 0.5f; };
     const double serial = median_us(2001, std::chrono::microseconds(0), [&] { body(0, n); });
     const double pooled = median_us(2001, std::chrono::microseconds(0), [&] { parallel_for(n, n / 2, body); });
     std::printf("%10zu %12.2f %12.2f\n", n, serial, pooled);

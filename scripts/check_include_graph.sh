@@ -8,18 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../include/circuitry"
 
 # The folder chain, first to last.
-chain=(core graph models io text patching circuits)
+chain=(core backends ops graph models io text patching circuits)
 
 # What each folder may include from: itself and the folders before it in the chain, and for the
 # folders beside the chain, the ones named here.
 declare -A allowed
 for ((i = 0; i < ${#chain[@]}; ++i)); do allowed[${chain[i]}]="${chain[*]:0:i+1}"; done
-allowed[train]="core graph models train"  # AdamW and the trainer: core and models (graph comes with models)
-allowed[backends]="core backends"         # the kernels behind core's GEMM
-# The known exception: core/gemm_precision.hpp includes backends/onednn.hpp, which includes
-# core/parallel.hpp, so core and backends include each other, until the CPU kernels move into
-# backends/cpu/ behind one backend seam.
-allowed[core]+=" backends"
+allowed[train]="core backends ops graph models train"  # AdamW and the trainer: the host kernels, ops and models
 
 # A top-level header is its folder's entry point (patching.hpp); circuitry.hpp, the umbrella,
 # may include everything and no header may include it.

@@ -7,9 +7,9 @@
 #include <random>
 #include <thread>
 
-#include <circuitry/core/gradcheck.hpp>
-#include <circuitry/core/ops.hpp>
-#include <circuitry/core/transpose.hpp>
+#include <circuitry/ops/gradcheck.hpp>
+#include <circuitry/ops.hpp>
+#include <circuitry/backends/cpu/transpose.hpp>
 #include <circuitry/models/components.hpp>
 
 using namespace circuitry;
@@ -106,12 +106,14 @@ TEST_CASE("gradients: linear, matmul, batched_matmul") {
   expect_ok(check_gradients(
       [](const auto& ctx, auto& v) { return ops::pick(ctx, ops::matmul_transposed(ctx, v[0], v[1]), std::vector<int>{5, 17, 5}); },
       {random_input({3, 4}, 42), random_input({40, 4}, 43)}));
-  const std::vector<double> dy = {0, 1, 0, 0, /**/ 0, 0, 0, -2, /**/ 0, 3, 0, 0};  // [3, 4]
-  CHECK(ops::sparse_columns(dy.data(), 3, 4, 2) == std::vector<std::size_t>{1, 3});
-  CHECK_FALSE(ops::sparse_columns(dy.data(), 3, 4, 1).has_value());  // more than the limit: the dense path
-  const std::vector<double> w = {1, 2, 3, 4, 5, 6, 7, 8};  // [4, 2]
+  std::vector<double> dy(3 * 32, 0.0);  // [3, 32], nonzero in columns 1 and 3 only
+  dy[0 * 32 + 1] = 1, dy[1 * 32 + 3] = -2, dy[2 * 32 + 1] = 3;
+  CHECK(cpu::sparse_columns(dy.data(), 3, 32, 2) == std::vector<std::size_t>{1, 3});
+  CHECK_FALSE(cpu::sparse_columns(dy.data(), 3, 32, 1).has_value());  // more than the limit: the dense path
+  std::vector<double> w(32 * 2);  // [32, 2], row j = (2j + 1, 2j + 2)
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = double(i + 1);
   std::vector<double> dx(3 * 2, 1.0);
-  ops::add_sparse_rows_product(dy.data(), 3, 4, {1, 3}, w.data(), 2, dx.data());
+  cpu::add_product_sparse_lhs(3, 32, 2, dy.data(), w.data(), dx.data());  // 2 columns <= 32 / 16: the sparse path
   CHECK(dx == std::vector<double>{4, 5, -13, -15, 10, 13});  // 1 + dy w
 }
 

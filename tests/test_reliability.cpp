@@ -322,7 +322,7 @@ TEST_CASE("reductions: the same bits wherever the buffer lies") {
   std::vector<float> sums;
   for (std::size_t offset = 0; offset < 16; ++offset) {  // every alignment of a 64-byte packet
     std::copy(values.begin(), values.end(), buffer.begin() + static_cast<std::ptrdiff_t>(offset));
-    sums.push_back(ops::sum_any_alignment(buffer.data() + offset, values.size()));
+    sums.push_back(cpu::sum_any_alignment(buffer.data() + offset, values.size()));
   }
   for (float s : sums) CHECK(std::memcmp(&s, &sums[0], sizeof s) == 0);
 }

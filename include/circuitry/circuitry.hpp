@@ -1,10 +1,10 @@
 #pragma once
 // Everything CPU-side of circuitry in one include.
-#include "circuitry/core/cpu_features.hpp"
-#include "circuitry/core/gradcheck.hpp"
-#include "circuitry/core/ops.hpp"
+#include "circuitry/backends/cpu/cpu_features.hpp"
+#include "circuitry/ops/gradcheck.hpp"
+#include "circuitry/ops.hpp"
 #include "circuitry/core/parallel.hpp"
-#include "circuitry/core/transpose.hpp"
+#include "circuitry/backends/cpu/transpose.hpp"
 #include "circuitry/graph/circuit.hpp"
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/models/architectures.hpp"

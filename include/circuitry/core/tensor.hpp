@@ -2,7 +2,7 @@
 // Tensor views over arena memory. Activations live in an Arena (one allocation reused
 // across runs, no allocation per op); a TensorView names a block of it with a shape and
 // strides. Owning containers at the API boundary (weights, results) are xtensor's, and
-// GEMMs go through Eigen maps (core/gemm.hpp).
+// GEMMs go through Eigen maps (backends/cpu/gemm.hpp).
 #include <array>
 #include <cstddef>
 #include <initializer_list>

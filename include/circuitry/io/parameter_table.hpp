@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "circuitry/core/error.hpp"
-#include "circuitry/core/transpose.hpp"
+#include "circuitry/backends/cpu/transpose.hpp"
 #include "circuitry/io/safetensors.hpp"
 #include "circuitry/models/architectures.hpp"
 #include "circuitry/models/config.hpp"

@@ -8,7 +8,6 @@
 // Alongside the logits it can record what circuit discovery needs (llm.c-style explicit
 // activations): every upstream node's output, the residual stream at every stage, and
 // the gradient of the metric w.r.t. every downstream port's input (ops/norm_linear.hpp).
-#include <cstring>
 #include <functional>
 #include <map>
 #include <optional>
@@ -16,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "circuitry/core/ops.hpp"
+#include "circuitry/ops.hpp"
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/models/batch.hpp"
 #include "circuitry/models/architectures.hpp"
@@ -141,12 +140,12 @@ class Model {
       if (o.activations) (*o.activations)[name] = v;
     };
     auto record_residual = [&](std::size_t stage, const Var<T>& r) {
-      if (o.residuals) std::memcpy(o.residuals + stage * BPD, r.value, BPD * sizeof(T));
+      if (o.residuals) DefaultBackend::copy(BPD, r.value, o.residuals + stage * BPD);
     };
     auto record_node = [&](std::size_t node, const T* value) {
       if (!o.node_outputs) return;
-      if (o.subtract_node_outputs) ops::vec(o.node_outputs + node * BPD, BPD) -= ops::vec(value, BPD);
-      else std::memcpy(o.node_outputs + node * BPD, value, BPD * sizeof(T));
+      if (o.subtract_node_outputs) DefaultBackend::axpy(BPD, T(-1), value, o.node_outputs + node * BPD);
+      else DefaultBackend::copy(BPD, value, o.node_outputs + node * BPD);
     };
     auto sink_for = [&](std::size_t first_port) -> ops::PortGradientSink<T> {
       if (!o.port_gradients) return {};
@@ -154,7 +153,7 @@ class Model {
     };
     auto as_input = [&](const T* data) {  // a copy that takes part in differentiation
       Var<T> v = ctx.output({B, P, D}, true);
-      std::memcpy(v.value, data, BPD * sizeof(T));
+      DefaultBackend::copy(BPD, data, v.value);
       return v;
     };
 
@@ -195,7 +194,7 @@ class Model {
         qkv = attention::rotate(ctx, qkv, c, rotary_);  // [B, P, 3A]
         if (lean) {
           Var<T> z = ctx.output({batch.readout.size(), A}, false);  // [R, H * dh] at the readout rows
-          ops::attention_rows(qkv.value, B, P, A, H, batch.readout, mask, z.value);
+          DefaultBackend::attention_rows(AttentionShape{B, P, H, A / H}, mask, batch.readout, qkv.value, z.value);
           resid = ops::gather_rows(ctx, resid, batch.readout);  // [R, D]
           gathered = true;
           attn_out = attention::output(ctx, z, w);  // [R, D]

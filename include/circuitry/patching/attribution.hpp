@@ -178,14 +178,15 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
       o.subtract_node_outputs = true;
     }
     if (run->interpolation != 1.0) {  // e(x') + a (e(x) - e(x')) = e(x') - a Delta_input
-      for (std::size_t i = 0; i < BPD; ++i) input[i] = corrupted_input[i] - T(run->interpolation) * delta[i];
+      DefaultBackend::copy(BPD, corrupted_input.data(), input.data());
+      DefaultBackend::axpy(BPD, -T(run->interpolation), delta.data(), input.data());
       o.input_override = input.data();
     }
     const double weight = run->weight;
     o.port_gradients = [&](std::size_t first, const T* grads, std::size_t n) {
       const std::size_t U = graph.edges_into(static_cast<int>(first)).size();
       stage_scores.resize(U * n);
-      gemm_nt_long_inner(U, n, BPD, delta.data(), grads, stage_scores.data());
+      DefaultBackend::gemm_nt_long_inner(U, n, BPD, delta.data(), grads, stage_scores.data());
       for (std::size_t u = 0; u < U; ++u)
         for (std::size_t i = 0; i < n; ++i)
           result.edge_scores[static_cast<std::size_t>(graph.edge_index(static_cast<int>(u), static_cast<int>(first + i)))] +=

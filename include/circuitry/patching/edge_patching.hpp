@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "circuitry/core/gemm.hpp"
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/patching/intervention.hpp"
 #include "circuitry/patching/task_data.hpp"
@@ -80,6 +79,8 @@ std::vector<T> ablation_source(const M& model, const PatchingTask<T>& task, Abla
 /// Intervention that patches a set of edges, optionally only at chosen positions.
 template <class T>
 class EdgePatch : public Intervention<T> {
+  using Kernels = DefaultBackend;
+
  public:
   /// patched: one flag per edge; source: [n_upstream, B*P*D]; positions: empty (all) or one flag per position.
   EdgePatch(const Graph& graph, std::vector<std::uint8_t> patched, const std::vector<T>& source, std::size_t batch,
@@ -111,14 +112,16 @@ class EdgePatch : public Intervention<T> {
     diff_.resize(U * BPD);
     for (std::size_t u = 0; u < U; ++u)
       for (std::size_t row = 0; row < B_ * P_; ++row) {  // row = b * P + p
-        const std::size_t at = u * BPD + row * D_;
-        if (position_patched(row % P_))
-          for (std::size_t i = 0; i < D_; ++i) diff_[at + i] = (*source_)[at + i] - outputs[at + i];
-        else
-          std::fill_n(diff_.begin() + static_cast<std::ptrdiff_t>(at), D_, T(0));
+        T* at = diff_.data() + u * BPD + row * D_;
+        if (position_patched(row % P_)) {
+          Kernels::copy(D_, source_->data() + u * BPD + row * D_, at);
+          Kernels::axpy(D_, T(-1), outputs + u * BPD + row * D_, at);
+        } else {
+          Kernels::fill_zero(D_, at);
+        }
       }
-    for (std::size_t i = 0; i < n; ++i) std::copy(resid, resid + BPD, inputs + i * BPD);
-    gemm<T>(Trans::No, Trans::No, n, BPD, U, T(1), mask_.data(), U, diff_.data(), BPD, T(1), inputs, BPD);
+    Kernels::copy_blocks(n, BPD, resid, 0, inputs, BPD);  // every run starts from the plain residual
+    Kernels::gemm(Trans::No, Trans::No, n, BPD, U, T(1), mask_.data(), U, diff_.data(), BPD, T(1), inputs, BPD);
     return true;
   }
 

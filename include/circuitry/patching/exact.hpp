@@ -92,6 +92,7 @@ std::size_t exact_lanes(const M& model, const Batch& clean, const ExactPatching&
 template <class M, class Metric, class T = typename M::scalar>
 Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const Metric& metric, const ExactPatching& policy = {}) {
   using Arch = typename M::architecture;
+  using Kernels = DefaultBackend;
   const Graph graph = model.graph();
   const auto& c = model.config();
   const std::size_t B = task.clean.batch, P = task.clean.pos, D = c.n_embd, L = c.n_layer;
@@ -103,7 +104,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
   const std::vector<T>& clean_out = clean.node_outputs;  // [n_upstream, B, P, D]
   const std::vector<T>& resid = clean.residuals;         // [2L + 1, B, P, D]
   std::vector<T> delta = node_outputs(model, task.corrupted);  // [n_upstream, B, P, D]
-  for (std::size_t i = 0; i < delta.size(); ++i) delta[i] -= clean_out[i];
+  Kernels::axpy(delta.size(), T(-1), clean_out.data(), delta.data());  // corrupted - clean
 
   Attribution result;
   result.method = ExactPatching::name;
@@ -175,7 +176,8 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         if (port.kind == PortKind::Logits) {
           const T* final_resid = resid.data() + 2 * L * BPD;
           parallel_tasks(k1 - k0, [&](std::size_t i) {
-            ops::vec(start.data() + (k0 + i) * BPD, BPD) = ops::vec(final_resid, BPD) + ops::vec(delta_of(k0 + i), BPD);
+            Kernels::copy(BPD, final_resid, start.data() + (k0 + i) * BPD);
+            Kernels::axpy(BPD, T(1), delta_of(k0 + i), start.data() + (k0 + i) * BPD);
           });
           k0 = k1;
           continue;
@@ -184,7 +186,8 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         const bool is_mlp = port.kind == PortKind::Mlp;
         const T* in = resid.data() + (is_mlp ? 2 * l + 1 : 2 * l) * BPD;  // what the port reads in the clean run
         parallel_tasks(n, [&](std::size_t i) {
-          ops::vec(patched.data() + i * BPD, BPD) = ops::vec(in, BPD) + ops::vec(delta_of(k0 + i), BPD);
+          Kernels::copy(BPD, in, patched.data() + i * BPD);
+          Kernels::axpy(BPD, T(1), delta_of(k0 + i), patched.data() + i * BPD);
         });
         arena.reset();
         std::size_t old_node = 0;
@@ -196,7 +199,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
           // (copied per lane: the head batches the lanes like examples). The layer's other heads
           // read nothing that changed: their clean outputs are already in `after`.
           const std::size_t h = static_cast<std::size_t>(port.head), kind = static_cast<std::size_t>(port.kind);
-          parallel_tasks(n, [&](std::size_t i) { std::memcpy(unchanged.data() + i * BPD, in, BPD * sizeof(T)); });
+          parallel_tasks(n, [&](std::size_t i) { Kernels::copy(BPD, in, unchanged.data() + i * BPD); });
           const T* inputs[3] = {unchanged.data(), unchanged.data(), unchanged.data()};
           inputs[kind] = patched.data();
           head_output(model, l, h, inputs[0], inputs[1], inputs[2], n * B, P, model.key_mask(task.clean, n), arena, node.data());
@@ -205,8 +208,10 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         const T* old = clean_out.data() + old_node * BPD;                                  // [B, P, D]
         const T* after = resid.data() + (is_mlp ? 2 * l + 2 : M::stage_after_heads(l)) * BPD;  // holds the clean output
         parallel_tasks(n, [&](std::size_t i) {
-          ops::vec(start.data() + (k0 + i) * BPD, BPD) =
-              ops::vec(after, BPD) + ops::vec(node.data() + i * BPD, BPD) - ops::vec(old, BPD);
+          T* lane = start.data() + (k0 + i) * BPD;  // after + node - old
+          Kernels::copy(BPD, after, lane);
+          Kernels::axpy(BPD, T(1), node.data() + i * BPD, lane);
+          Kernels::axpy(BPD, T(-1), old, lane);
         });
         k0 = k1;
       }
@@ -231,7 +236,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
             logits.assign(out.value, out.value + out.numel());
             break;
           }
-          std::memcpy(next.data(), out.value, K * BPD * sizeof(T));
+          Kernels::copy(K * BPD, out.value, next.data());
           start.swap(next);
         }
       }

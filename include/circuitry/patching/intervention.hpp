@@ -46,6 +46,7 @@ template <class M, class T = typename M::scalar>
 void run_with(const M& model, const Batch& batch, Intervention<T>& iv, InterventionRun<T>& run) {
   using Arch = typename M::architecture;
   using Attn = typename M::attention;
+  using Kernels = DefaultBackend;
   const auto& c = model.config();
   const std::size_t B = batch.batch, P = batch.pos, D = c.n_embd, H = c.n_head, L = c.n_layer;
   const std::size_t BPD = B * P * D, ppl = model.ports_per_layer();
@@ -67,18 +68,18 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
 
   {  // input node
     Var<T> x = Arch::embed::input(ctx, params, batch, [](const std::string&, const Var<T>&) {});  // [B, P, D]
-    std::memcpy(outs, x.value, BPD * sizeof(T));
+    Kernels::copy(BPD, x.value, outs);
     iv.node_output(0, outs, outs);
-    std::memcpy(resid.data(), outs, BPD * sizeof(T));
+    Kernels::copy(BPD, outs, resid.data());
   }
   auto add = [&](std::size_t node) {  // a node's output enters the residual stream
-    for (std::size_t i = 0; i < BPD; ++i) resid[i] += outs[node * BPD + i];
+    Kernels::axpy(BPD, T(1), outs + node * BPD, resid.data());
   };
   for (std::size_t l = 0; l < L; ++l) {
     arena.reset();
     const LayerParams<T> w = params.layer(l);
     const std::size_t node0 = first_node_of_layer(l, H, Arch::has_mlp);
-    std::memcpy(run.residuals.data() + 2 * l * BPD, resid.data(), BPD * sizeof(T));
+    Kernels::copy(BPD, resid.data(), run.residuals.data() + 2 * l * BPD);
     if (iv.port_inputs(l * ppl, 3 * H, resid.data(), outs, ports.data())) {
       for (std::size_t h = 0; h < H; ++h) {
         const T* in = ports.data() + 3 * h * BPD;
@@ -95,10 +96,10 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
     auto add_heads = [&] {
       for (std::size_t h = 0; h < H; ++h) add(node0 + h);
       if (const Var<T>& b_o = w["attn.b_O"]; b_o.value)
-        for (std::size_t i = 0; i < BPD; ++i) resid[i] += b_o.value[i % D];
+        Kernels::add_broadcast(BPD, D, resid.data(), b_o.value, resid.data());
     };
     if (!M::parallel) add_heads();
-    std::memcpy(run.residuals.data() + (2 * l + 1) * BPD, resid.data(), BPD * sizeof(T));
+    Kernels::copy(BPD, resid.data(), run.residuals.data() + (2 * l + 1) * BPD);
     if constexpr (Arch::has_mlp) {
       const T* x = iv.port_inputs(l * ppl + 3 * H, 1, resid.data(), outs, ports.data()) ? ports.data() : resid.data();
       mlp_output(model, l, x, B * P, arena, outs + (node0 + H) * BPD);
@@ -107,7 +108,7 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
       add(node0 + H);
     }
   }
-  std::memcpy(run.residuals.data() + 2 * L * BPD, resid.data(), BPD * sizeof(T));
+  Kernels::copy(BPD, resid.data(), run.residuals.data() + 2 * L * BPD);
   const T* x = iv.port_inputs(L * ppl, 1, resid.data(), outs, ports.data()) ? ports.data() : resid.data();
   arena.reset();
   run.logits = logits_from_residual(model, x, B, P, batch.readout, arena);

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "circuitry/core/ops.hpp"
+#include "circuitry/ops.hpp"
 
 namespace circuitry {
 

@@ -59,7 +59,7 @@ class SenderRun : public Intervention<T> {
     const bool mlp = g_->upstream()[node].kind == NodeKind::Mlp;
     if (!sender && mlp && recompute_) return;
     const std::vector<T>& src = sender ? *corrupted_ : *clean_;
-    std::copy(src.begin() + static_cast<std::ptrdiff_t>(node * bpd_), src.begin() + static_cast<std::ptrdiff_t>((node + 1) * bpd_), value);
+    DefaultBackend::copy(bpd_, src.data() + node * bpd_, value);
   }
 
  private:
@@ -81,7 +81,7 @@ class ReceiverOverride : public Intervention<T> {
       auto it = recorded_.find(static_cast<int>(first + i));
       const T* src = it == recorded_.end() ? resid : it->second.data();
       any = any || it != recorded_.end();
-      std::copy(src, src + bpd_, inputs + i * bpd_);
+      DefaultBackend::copy(bpd_, src, inputs + i * bpd_);
     }
     return any;
   }
@@ -195,12 +195,12 @@ class TreeifiedModel {
   std::vector<T> port_input(int port, const std::vector<int>& s) {
     const auto bias = residual_bias(model_, stage_of_port(g_, port));
     std::vector<T> x(bpd_);
-    for (std::size_t i = 0; i < bpd_; ++i) x[i] = bias[i % bias.size()];
+    DefaultBackend::copy_blocks(bpd_ / bias.size(), bias.size(), bias.data(), 0, x.data(), bias.size());
     for (int e : g_.edges_into(port)) {
       std::vector<int> child{e};
       child.insert(child.end(), s.begin(), s.end());
       const auto v = node_value(g_.edges()[static_cast<std::size_t>(e)].upstream, child);
-      for (std::size_t i = 0; i < bpd_; ++i) x[i] += v[i];
+      DefaultBackend::axpy(bpd_, T(1), v.data(), x.data());
     }
     return x;
   }

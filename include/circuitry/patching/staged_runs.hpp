@@ -13,7 +13,6 @@
 // that lane's logits: it takes its source there and, when no lane needs it, is not computed
 // (ACDC, which removes most edges, then recomputes only the few nodes its circuit still holds).
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "circuitry/patching/edge_patching.hpp"
@@ -22,6 +21,8 @@ namespace circuitry {
 
 template <class M, class T = typename M::scalar>
 class StagedRuns {
+  using Kernels = DefaultBackend;
+
  public:
   /// source: what patched edges read, per upstream node [n_upstream, batch, pos, d_model]
   /// (ablation_source); the task supplies the clean input.
@@ -36,7 +37,8 @@ class StagedRuns {
     source_ = source;
     source_last_ = gather_last(source_.data(), N_);
     delta_.resize(N_ * BPD);  // src_u - out_u(clean)  [n_upstream, B*P*D]
-    for (std::size_t i = 0; i < delta_.size(); ++i) delta_[i] = source[i] - clean_out_[i];
+    Kernels::copy(delta_.size(), source.data(), delta_.data());
+    Kernels::axpy(delta_.size(), T(-1), clean_out_.data(), delta_.data());  // source - clean
     delta_last_ = gather_last(delta_.data(), N_);
     edge_layer_.resize(graph_.n_edges());
     edge_reader_.resize(graph_.n_edges());
@@ -74,7 +76,7 @@ class StagedRuns {
     // resid [K*B, P, D] (all rows) until the last layer's heads, then [K*R, D] (readout rows).
     w.resid.resize(K * BPD);
     for (std::size_t k = 0; k < K; ++k)
-      std::memcpy(w.resid.data() + k * BPD, resid_.data() + 2 * std::min(l0, L_) * BPD, BPD * sizeof(T));
+      Kernels::copy(BPD, resid_.data() + 2 * std::min(l0, L_) * BPD, w.resid.data() + k * BPD);
     bool last_rows = false;
 
     // Which nodes from layer l0 on a lane's logits depend on: a node is needed when one of its
@@ -103,7 +105,7 @@ class StagedRuns {
       const std::size_t R = at_last ? BD : BPD;
       const T* src = at_last ? source_last_.data() + u * BD : source_.data() + u * BPD;
       for (std::size_t k = 0; k < K; ++k)
-        if (!needed[(u - n0) * K + k]) std::memcpy(out + k * R, src, R * sizeof(T));
+        if (!needed[(u - n0) * K + k]) Kernels::copy(R, src, out + k * R);
     };
 
     // The diff src_u - out_u(run) of a node that takes its source in a lane is zero: not stored, not summed.
@@ -137,7 +139,7 @@ class StagedRuns {
           if (!wanted[i]) continue;  // a port of a node no lane needs
           T* dst = w.inputs.data() + (i * K + k) * R;
           if (at_last && !last_rows) gather_rows(w.resid.data() + k * BPD, dst);
-          else std::memcpy(dst, w.resid.data() + k * R, R * sizeof(T));
+          else Kernels::copy(R, w.resid.data() + k * R, dst);
           std::size_t patched_diffs = 0, unpatched_diffs = 0;  // the nonzero diffs on each side
           for (std::size_t u = 0; u < U; ++u) {
             const int e = graph_.edge_index(static_cast<int>(u), static_cast<int>(first + i));
@@ -146,22 +148,20 @@ class StagedRuns {
             (upstream_patched[u] ? patched_diffs : unpatched_diffs) += 1;
           }
           if (patched_diffs == 0) continue;
-          auto out = ops::vec(dst, R);
           if (patched_diffs <= unpatched_diffs + 1) {
             for (std::size_t u = 0; u < U; ++u)
-              if (upstream_patched[u] && !zero_diff(u, k)) out += ops::vec(diff_row(u, k, at_last), R);
+              if (upstream_patched[u] && !zero_diff(u, k)) Kernels::axpy(R, T(1), diff_row(u, k, at_last), dst);
             continue;
           }
           if (!have_total) {  // the lane's sum of every upstream node's diff  [R]
-            auto total = ops::vec(w.total.data(), R);
-            total.setZero();
+            Kernels::fill_zero(R, w.total.data());
             for (std::size_t u = 0; u < U; ++u)
-              if (!zero_diff(u, k)) total += ops::vec(diff_row(u, k, at_last), R);
+              if (!zero_diff(u, k)) Kernels::axpy(R, T(1), diff_row(u, k, at_last), w.total.data());
             have_total = true;
           }
-          out += ops::vec(w.total.data(), R);
+          Kernels::axpy(R, T(1), w.total.data(), dst);
           for (std::size_t u = 0; u < U; ++u)
-            if (!upstream_patched[u] && !zero_diff(u, k)) out -= ops::vec(diff_row(u, k, at_last), R);
+            if (!upstream_patched[u] && !zero_diff(u, k)) Kernels::axpy(R, T(-1), diff_row(u, k, at_last), dst);
         }
       }
       return true;
@@ -173,12 +173,12 @@ class StagedRuns {
         if (zero_diff(u, k)) continue;
         T* last = w.late_last.data() + (j * K + k) * BD;
         if (at_last) {
-          const T* src = source_last_.data() + u * BD;
-          for (std::size_t i = 0; i < BD; ++i) last[i] = src[i] - out[k * BD + i];
+          Kernels::copy(BD, source_last_.data() + u * BD, last);
+          Kernels::axpy(BD, T(-1), out + k * BD, last);  // source - out
         } else {
           T* full = w.late_full.data() + (j * K + k) * BPD;
-          const T* src = source_.data() + u * BPD;
-          for (std::size_t i = 0; i < BPD; ++i) full[i] = src[i] - out[k * BPD + i];
+          Kernels::copy(BPD, source_.data() + u * BPD, full);
+          Kernels::axpy(BPD, T(-1), out + k * BPD, full);  // source - out
           gather_rows(full, last);
         }
       }
@@ -206,7 +206,7 @@ class StagedRuns {
           const T* clean = clean_out_.data() + (node0 + h) * BPD;
           for (std::size_t k = 0; k < K; ++k)
             if (lean) gather_rows(clean, out + k * BD);
-            else std::memcpy(out + k * BPD, clean, BPD * sizeof(T));
+            else Kernels::copy(BPD, clean, out + k * BPD);
         } else if (w.wanted[3 * h]) {
           const T* in[3];
           for (std::size_t j = 0; j < 3; ++j) in[j] = patched ? w.head_in.data() + (3 * h + j) * K * BPD : w.resid.data();
@@ -222,13 +222,11 @@ class StagedRuns {
         w.resid.swap(w.gathered);
         last_rows = true;
       }
-      auto resid = ops::vec(w.resid.data(), K * R);
       for (std::size_t h = 0; h < H; ++h) record(node0 + h, w.node.data() + h * K * R, lean);
       // The heads (and b_O) enter the residual before the MLP reads it, or, in a parallel block, after.
       auto add_heads = [&] {
-        for (std::size_t h = 0; h < H; ++h) resid += ops::vec(w.node.data() + h * K * R, K * R);
-        if (b_o.value)
-          for (std::size_t i = 0; i < K * R; ++i) w.resid[i] += b_o.value[i % D_];
+        for (std::size_t h = 0; h < H; ++h) Kernels::axpy(K * R, T(1), w.node.data() + h * K * R, w.resid.data());
+        if (b_o.value) Kernels::add_broadcast(K * R, D_, w.resid.data(), b_o.value, w.resid.data());
       };
       if (!M::parallel) add_heads();
       // ---- MLP ----
@@ -241,7 +239,7 @@ class StagedRuns {
         }
         source_where_not_needed(node0 + H, w.mlp.data(), lean);
         if (M::parallel) add_heads();
-        resid += ops::vec(w.mlp.data(), K * R);
+        Kernels::axpy(K * R, T(1), w.mlp.data(), w.resid.data());
         record(node0 + H, w.mlp.data(), lean);
       }
     }
@@ -267,7 +265,7 @@ class StagedRuns {
  private:
   /// The readout rows of one lane: [B*P*D] -> [R*D].
   void gather_rows(const T* full, T* last) const {
-    for (std::size_t r = 0; r < R_; ++r) std::memcpy(last + r * D_, full + task_->clean.readout[r] * D_, D_ * sizeof(T));
+    Kernels::gather_rows(R_, D_, task_->clean.readout.data(), full, last);
   }
   std::vector<T> gather_last(const T* nodes, std::size_t n) const {  // [n, B*P*D] -> [n, R*D]
     std::vector<T> out(n * R_ * D_);

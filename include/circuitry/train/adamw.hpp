@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "circuitry/core/error.hpp"
-#include "circuitry/core/ops/common.hpp"
+#include "circuitry/backends/cpu/vector_kernels.hpp"
 #include "circuitry/core/tape.hpp"
 #include "circuitry/models/parameters.hpp"
 #include "circuitry/models/weights.hpp"
@@ -56,11 +56,11 @@ struct Parameter {
 template <class T>
 double clip_grad_norm(std::span<const Parameter<T>> params, double max_norm) {
   double squares = 0;
-  for (const Parameter<T>& p : params) squares += ops::vec(p.grad, p.size).template cast<double>().square().sum();
+  for (const Parameter<T>& p : params) squares += cpu::vec(p.grad, p.size).template cast<double>().square().sum();
   const double norm = std::sqrt(squares);
   if (max_norm > 0 && norm > max_norm) {
     const T coef = static_cast<T>(max_norm / (norm + 1e-6));
-    for (const Parameter<T>& p : params) ops::vec(p.grad, p.size) *= coef;
+    for (const Parameter<T>& p : params) cpu::vec(p.grad, p.size) *= coef;
   }
   return norm;
 }
@@ -114,10 +114,10 @@ class AdamW {
     const T shrink = static_cast<T>(1 - lr * config_.weight_decay);
     for (std::size_t i = 0; i < params.size(); ++i) {
       const Parameter<T>& p = params[i];
-      auto theta = ops::vec(p.value, p.size);
-      auto g = ops::vec(static_cast<const T*>(p.grad), p.size);
-      auto m = ops::vec(m_[i].data(), p.size);
-      auto v = ops::vec(v_[i].data(), p.size);
+      auto theta = cpu::vec(p.value, p.size);
+      auto g = cpu::vec(static_cast<const T*>(p.grad), p.size);
+      auto m = cpu::vec(m_[i].data(), p.size);
+      auto v = cpu::vec(v_[i].data(), p.size);
       if (p.decay) theta *= shrink;
       m = T(b1) * m + T(1 - b1) * g;
       v = T(b2) * v + T(1 - b2) * g.square();

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "circuitry/core/ops.hpp"
+#include "circuitry/ops.hpp"
 #include "circuitry/models/model.hpp"
 #include "circuitry/train/adamw.hpp"
 

@@ -10,7 +10,7 @@
 // The mask is the first template argument: Causal (GPT-2) or Bidirectional (tracr, BERT-style).
 // The second says how positions enter: NoRotary (they came in with the input node, or not at
 // all) or Rotary (GPT-NeoX, Llama: q and k of every head are rotated by their position,
-// core/ops/rotary.hpp, after the projection and its bias).
+// ops/rotary.hpp, after the projection and its bias).
 // Grouped-query attention (n_kv_head < n_head; Llama 3, Qwen2, Mistral): W_QKV has KV heads of
 // keys and values, [D, (H + 2 KV) d_head]; query head h reads KV head h / (H / KV). The qkv
 // activations are ungrouped, [B, P, 3 H d_head], every query head with its own copy of its
@@ -19,7 +19,7 @@
 // Biases are facts of the checkpoint: b_QKV (config.attn_qkv_bias) and b_O (attn_out_bias). So
 // is a QK norm (config.qk_norm; Qwen3): an RMS norm over d_head of every head's q and k, with
 // gains attn.q_norm.w and attn.k_norm.w [d_head], after the projection and before rotary
-// (core/ops/qk_norm.hpp); it is inside the head, so the graph is the same.
+// (ops/qk_norm.hpp); it is inside the head, so the graph is the same.
 // The same functions serve the whole-layer forward (models/model.hpp) and the single-head
 // forwards of activation and path patching (models/node_forward.hpp).
 #include <optional>
@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "circuitry/core/arena.hpp"
-#include "circuitry/core/ops.hpp"
-#include "circuitry/core/ops/rotary.hpp"
+#include "circuitry/ops.hpp"
+#include "circuitry/ops/rotary.hpp"
 #include "circuitry/models/batch.hpp"
 #include "circuitry/models/parameters.hpp"
 #include "circuitry/models/config.hpp"
@@ -70,6 +70,8 @@ struct Attention {
   using positions = Positions;
   static constexpr bool rotary = Positions::present;
   static constexpr std::string_view name = Mask::name;
+  /// The kernels of the raw-buffer paths below (the taped ones take theirs from the context).
+  using Kernels = DefaultBackend;
 
   template <class Declare>
   static void parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
@@ -135,8 +137,8 @@ struct Attention {
                            bool subtract) {
     const std::size_t D = c.n_embd, H = c.n_head, dh = c.d_head(), A = c.d_attn();
     const T sign = subtract ? T(-1) : T(1), keep = subtract ? T(1) : T(0);
-    ops::parallel_items(H, rows * D * dh, [&](std::size_t h) {
-      gemm<T>(Trans::No, Trans::No, rows, D, dh, sign, z + h * dh, A, w_o + h * dh * D, D, keep, dst + h * stride, D);
+    parallel_items(H, rows * D * dh, [&](std::size_t h) {
+      Kernels::gemm(Trans::No, Trans::No, rows, D, dh, sign, z + h * dh, A, w_o + h * dh * D, D, keep, dst + h * stride, D);
     });
   }
 
@@ -161,20 +163,19 @@ struct Attention {
     const T* inputs[3] = {xq, xk, xv};
     for (std::size_t j = 0; j < 3; ++j) {
       if (j == 0 || inputs[j] != inputs[j - 1])
-        Norm::forward(inputs[j], ln_w, ln_b, normed, mean, rstd, rows, D, static_cast<T>(c.layer_norm_epsilon));
+        Kernels::norm_forward(Norm::kind, inputs[j], ln_w, ln_b, normed, mean, rstd, rows, D, static_cast<T>(c.layer_norm_epsilon));
       const std::size_t col = split.weight_column(j, h);
-      for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t i = 0; i < dh; ++i) out[r * 3 * dh + j * dh + i] = b_qkv ? b_qkv[col + i] : T(0);
-      gemm<T>(Trans::No, Trans::No, rows, dh, D, T(1), normed, D, w_qkv + col, N, T(1), out + j * dh, 3 * dh);
+      // The bias (or zero) in every row, then this head's columns of the projection added on.
+      if (b_qkv) Kernels::copy_blocks(rows, dh, b_qkv + col, 0, out + j * dh, 3 * dh);
+      Kernels::gemm(Trans::No, Trans::No, rows, dh, D, T(1), normed, D, w_qkv + col, N, b_qkv ? T(1) : T(0), out + j * dh, 3 * dh);
     }
     if (c.qk_norm) {  // this head's q and k: one head of each
-      T* qk_rstd = arena.template alloc<T>(rows * 2);
-      ops::parallel_items(rows, 2 * dh, [&](std::size_t r) {
-        ops::qk_rms_norm_row(out + r * 3 * dh, w["attn.q_norm.w"].value, w["attn.k_norm.w"].value, 1, dh,
-                             static_cast<T>(c.layer_norm_epsilon), qk_rstd + 2 * r);
-      });
+      T* qk_rstd = arena.template alloc<T>(rows * 2);  // [rows, 2]
+      Kernels::qk_rms_norm_forward(rows, 3 * dh, 1, dh, w["attn.q_norm.w"].value, w["attn.k_norm.w"].value,
+                                   static_cast<T>(c.layer_norm_epsilon), out, qk_rstd);
     }
-    if constexpr (rotary) ops::rotate_half(out, rows, P, 3 * dh, 2, dh, *table);  // q and k
+    if constexpr (rotary)  // q and k
+      Kernels::rotate_half(rows, P, 3 * dh, 2, dh, table->rot, table->cos.data(), table->sin.data(), false, out);
     return out;
   }
 
@@ -188,7 +189,7 @@ struct Attention {
     Context<T, false> ctx(arena);
     Var<T> packed{head_qkv<Norm>(w, c, h, xq, xk, xv, rows, P, table, arena), {B, P, 3 * dh}, nullptr};
     Var<T> z = ops::attention_mix(ctx, ops::attention_pattern(ctx, packed, 1, mask), packed, 1);  // [B, P, 1, dh]
-    gemm<T>(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
+    Kernels::gemm(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
   }
 
   /// The same head's output at some query rows only (`rows`: flat b * P + t, the readout rows
@@ -200,8 +201,8 @@ struct Attention {
     const std::size_t D = c.n_embd, dh = c.d_head(), R = rows.size();
     const T* packed = head_qkv<Norm>(w, c, h, xq, xk, xv, B * P, P, table, arena);  // [B, P, 3 dh]
     T* z = arena.template alloc<T>(R * dh);                               // [R, dh]
-    ops::attention_rows(packed, B, P, dh, 1, rows, mask, z);
-    gemm<T>(Trans::No, Trans::No, R, D, dh, T(1), z, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
+    Kernels::attention_rows(AttentionShape{B, P, 1, dh}, mask, rows, packed, z);
+    Kernels::gemm(Trans::No, Trans::No, R, D, dh, T(1), z, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
   }
 };
 

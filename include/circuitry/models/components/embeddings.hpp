@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "circuitry/core/ops.hpp"
+#include "circuitry/ops.hpp"
 #include "circuitry/models/batch.hpp"
 #include "circuitry/models/components/parameters.hpp"
 #include "circuitry/models/config.hpp"

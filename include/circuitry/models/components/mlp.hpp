@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "circuitry/core/arena.hpp"
-#include "circuitry/core/ops.hpp"
+#include "circuitry/ops.hpp"
 #include "circuitry/models/parameters.hpp"
 #include "circuitry/models/config.hpp"
 
@@ -20,34 +20,22 @@ namespace circuitry {
 /// GPT-2's tanh-approximated GELU (TransformerLens "gelu_new").
 struct GeluNew {
   static constexpr std::string_view name = "gelu_new";
-  template <class T>
-  static void forward(const T* x, T* y, std::size_t n) { ops::gelu_new_forward(x, y, n); }
-  template <class T>
-  static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::gelu_new_backward(x, dy, dx, n); }
+  static constexpr ActivationKind kind = ActivationKind::gelu_new;
 };
 /// The exact, erf-based GELU (TransformerLens "gelu", torch.nn.functional.gelu).
 struct Gelu {
   static constexpr std::string_view name = "gelu";
-  template <class T>
-  static void forward(const T* x, T* y, std::size_t n) { ops::gelu_forward(x, y, n); }
-  template <class T>
-  static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::gelu_backward(x, dy, dx, n); }
+  static constexpr ActivationKind kind = ActivationKind::gelu;
 };
 struct Relu {
   static constexpr std::string_view name = "relu";
-  template <class T>
-  static void forward(const T* x, T* y, std::size_t n) { ops::relu_forward(x, y, n); }
-  template <class T>
-  static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::relu_backward(x, dy, dx, n); }
+  static constexpr ActivationKind kind = ActivationKind::relu;
 };
 
 /// SiLU, x sigmoid(x) (Llama's MLP gate; TransformerLens "silu").
 struct Silu {
   static constexpr std::string_view name = "silu";
-  template <class T>
-  static void forward(const T* x, T* y, std::size_t n) { ops::silu_forward(x, y, n); }
-  template <class T>
-  static void backward(const T* x, const T* dy, T* dx, std::size_t n) { ops::silu_backward(x, dy, dx, n); }
+  static constexpr ActivationKind kind = ActivationKind::silu;
 };
 
 template <class Activation, bool Gated>

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "circuitry/core/ops.hpp"
+#include "circuitry/ops.hpp"
 #include "circuitry/models/components/parameters.hpp"
 #include "circuitry/models/config.hpp"
 

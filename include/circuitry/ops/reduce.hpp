@@ -1,17 +1,18 @@
 #pragma once
 // Sums and means: over everything (to a scalar) or over the last dimension.
-#include "circuitry/core/ops/common.hpp"
+#include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
 
 /// Sum of all entries -> scalar.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> sum(const Ctx& ctx, const Var<T>& x) {
+  using Kernels = typename Ctx::backend;
   const std::size_t n = x.numel();
   Var<T> y = ctx.output(Shape{}, x.needs_grad());
-  y.value[0] = sum_any_alignment(x.value, n);
+  y.value[0] = Kernels::sum(n, x.value);
   if constexpr (Ctx::records) {
-    if (y.needs_grad()) ctx.on_backward([ctx, x, y, n] { vec(ctx.grad(x), n) += ctx.grad(y)[0]; });
+    if (y.needs_grad()) ctx.on_backward([ctx, x, y, n] { Kernels::add_to_rows(1, n, ctx.grad(y), ctx.grad(x)); });
   }
   return y;
 }
@@ -19,11 +20,15 @@ Var<T> sum(const Ctx& ctx, const Var<T>& x) {
 /// Mean of all entries -> scalar.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> mean(const Ctx& ctx, const Var<T>& x) {
+  using Kernels = typename Ctx::backend;
   const std::size_t n = x.numel();
   Var<T> y = ctx.output(Shape{}, x.needs_grad());
-  y.value[0] = sum_any_alignment(x.value, n) / T(n);
+  y.value[0] = Kernels::sum(n, x.value) / T(n);
   if constexpr (Ctx::records) {
-    if (y.needs_grad()) ctx.on_backward([ctx, x, y, n] { vec(ctx.grad(x), n) += ctx.grad(y)[0] / T(n); });
+    if (y.needs_grad()) ctx.on_backward([ctx, x, y, n] {
+        const T g = ctx.grad(y)[0] / T(n);
+        Kernels::add_to_rows(1, n, &g, ctx.grad(x));
+      });
   }
   return y;
 }
@@ -31,18 +36,15 @@ Var<T> mean(const Ctx& ctx, const Var<T>& x) {
 /// Sum over the last dimension: [..., N] -> [...].
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> sum_last(const Ctx& ctx, const Var<T>& x) {
+  using Kernels = typename Ctx::backend;
   const std::size_t N = x.shape.cols(), rows = x.shape.rows();
   Shape ys = x.shape;
   ys.rank -= 1;
   Var<T> y = ctx.output(ys, x.needs_grad());
-  for (std::size_t r = 0; r < rows; ++r) y.value[r] = sum_any_alignment(x.value + r * N, N);
+  Kernels::row_sums(rows, N, x.value, y.value);
   if constexpr (Ctx::records) {
     if (y.needs_grad())
-      ctx.on_backward([ctx, x, y, N, rows] {
-        const T* dy = ctx.grad(y);
-        T* dx = ctx.grad(x);
-        for (std::size_t r = 0; r < rows; ++r) vec(dx + r * N, N) += dy[r];
-      });
+      ctx.on_backward([ctx, x, y, N, rows] { Kernels::add_to_rows(rows, N, ctx.grad(y), ctx.grad(x)); });
   }
   return y;
 }

@@ -1,6 +1,6 @@
 #pragma once
 // The precision of float32 GEMMs: native (float32 throughout), or bfloat16 inputs with float32
-// accumulation on the CPU's matrix units (backends/onednn.hpp; `--dtype bfloat16`). Only the
+// accumulation on the CPU's matrix units (backends/cpu/onednn.hpp; `--dtype bfloat16`). Only the
 // GEMMs change; norms, softmax, activations, residual sums and scores stay float32, and float64
 // runs ignore the setting. A process-wide switch, set between runs.
 #include <atomic>
@@ -9,7 +9,7 @@
 
 #include "circuitry/core/error.hpp"
 #if defined(CIRCUITRY_WITH_ONEDNN)
-#include "circuitry/backends/onednn.hpp"
+#include "circuitry/backends/cpu/onednn.hpp"
 #endif
 
 namespace circuitry {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "circuitry/core/ops/common.hpp"
+#include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
 

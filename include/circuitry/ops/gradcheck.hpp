@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "circuitry/core/tape.hpp"
+#include "circuitry/ops/context.hpp"
 
 namespace circuitry {
 

@@ -1,6 +1,6 @@
 #pragma once
 // GEMMs through oneDNN (Debian's libdnnl-dev), compiled only when CMake found it
-// (CIRCUITRY_WITH_ONEDNN); core/gemm.hpp calls these for its blocks.
+// (CIRCUITRY_WITH_ONEDNN); backends/cpu/gemm.hpp calls these for its blocks.
 //
 // - bfloat16, through oneDNN's matmul primitive: the operands are rounded to
 //   bfloat16 (round to nearest even, as torch.bfloat16 does) and the products accumulated in

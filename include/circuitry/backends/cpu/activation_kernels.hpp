@@ -1,5 +1,5 @@
 #pragma once
-// Elementwise MLP activations, each a forward kernel and a backward kernel (dx += f'(x) dy):
+// The CPU backend's MLP activations, each a forward kernel and a backward kernel (dx += f'(x) dy):
 //   gelu_new (GPT-2's tanh approximation, Hendrycks & Gimpel 2016 eq. 2):
 //     f(x) = 0.5 x (1 + tanh u),  u = sqrt(2/pi) (x + 0.044715 x^3)
 //     f'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
@@ -8,18 +8,17 @@
 //   relu: f(x) = max(x, 0), f'(x) = [x > 0]
 //   silu (swish, Elfwing et al. 2018): f(x) = x s(x), s = the logistic sigmoid,
 //     f'(x) = s(x) (1 + x (1 - s(x)))
-// `activation<F>(ctx, x)` is the tape op for any F with static forward/backward kernels of
-// this shape (the MLP components' activation tags, models/components/mlp.hpp), and
-// `gated_activation<F>(ctx, x)` the gated form of GLU MLPs (Shazeer 2020; Llama's SwiGLU):
+// and the gated form of GLU MLPs (Shazeer 2020; Llama's SwiGLU):
 //   x = [gate | up] [rows, 2F] -> y = f(gate) * up [rows, F]
 //   d gate = f'(gate) (dy * up),  d up = f(gate) dy.
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
-#include "circuitry/core/ops/common.hpp"
+#include "circuitry/backends/kernel_args.hpp"
+#include "circuitry/backends/cpu/vector_kernels.hpp"
 
-namespace circuitry::ops {
+namespace circuitry::cpu {
 
 /// Elementwise over blocks of 4096 so Eigen's vectorised functions do the work.
 template <class F>
@@ -97,48 +96,50 @@ void silu_backward(const T* x, const T* dy, T* dx, std::size_t n) {
   });
 }
 
-/// y = F(x) elementwise, F a type with static forward(x, y, n) and backward(x, dy, dx, n).
-template <class F, class Ctx, class T = typename Ctx::scalar>
-Var<T> activation(const Ctx& ctx, const Var<T>& x) {
-  Var<T> y = ctx.output(x.shape, x.needs_grad());
-  F::forward(x.value, y.value, x.numel());
-  if constexpr (Ctx::records) {
-    if (y.needs_grad()) ctx.on_backward([ctx, x, y] { F::backward(x.value, ctx.grad(y), ctx.grad(x), x.numel()); });
+/// y[n] = f(x) for the activation `kind`.
+template <class T>
+void activation_forward(ActivationKind kind, std::size_t n, const T* x, T* y) {
+  switch (kind) {
+    case ActivationKind::gelu_new: return gelu_new_forward(x, y, n);
+    case ActivationKind::gelu: return gelu_forward(x, y, n);
+    case ActivationKind::relu: return relu_forward(x, y, n);
+    case ActivationKind::silu: return silu_forward(x, y, n);
   }
-  return y;
 }
 
-/// x = [gate | up] [rows..., 2F] -> y = F(gate) * up [rows..., F] (a gated linear unit).
-template <class F, class Ctx, class T = typename Ctx::scalar>
-Var<T> gated_activation(const Ctx& ctx, const Var<T>& x) {
-  const std::size_t rows = x.shape.rows(), F2 = x.shape.cols(), Fw = F2 / 2;
-  require(F2 % 2 == 0, "gated_activation: the last dimension (" + std::to_string(F2) + ") must be gate | up, even");
-  Shape ys = x.shape;
-  ys[ys.rank - 1] = Fw;
-  Var<T> y = ctx.output(ys, x.needs_grad());
-  parallel_items(rows, Fw, [&](std::size_t r) {
-    T* yr = y.value + r * Fw;
-    F::forward(x.value + r * F2, yr, Fw);
-    vec(yr, Fw) *= vec(x.value + r * F2 + Fw, Fw);
+/// dx[n] += f'(x) dy.
+template <class T>
+void activation_backward(ActivationKind kind, std::size_t n, const T* x, const T* dy, T* dx) {
+  switch (kind) {
+    case ActivationKind::gelu_new: return gelu_new_backward(x, dy, dx, n);
+    case ActivationKind::gelu: return gelu_backward(x, dy, dx, n);
+    case ActivationKind::relu: return relu_backward(x, dy, dx, n);
+    case ActivationKind::silu: return silu_backward(x, dy, dx, n);
+  }
+}
+
+/// x = [gate | up] [rows, 2F] -> y = f(gate) * up [rows, F].
+template <class T>
+void gated_activation_forward(ActivationKind kind, std::size_t rows, std::size_t F, const T* x, T* y) {
+  parallel_items(rows, F, [&](std::size_t r) {
+    T* yr = y + r * F;
+    activation_forward(kind, F, x + r * 2 * F, yr);
+    vec(yr, F) *= vec(x + r * 2 * F + F, F);
   });
-  if constexpr (Ctx::records) {
-    if (y.needs_grad())
-      ctx.on_backward([ctx, x, y, rows, F2, Fw] {
-        const T* dy = ctx.grad(y);
-        T* dx = ctx.grad(x);
-        T* scratch = ctx.arena().template alloc<T>(rows * Fw);  // dy * up, then f(gate)
-        parallel_items(rows, Fw, [&](std::size_t r) {
-          const T* gate = x.value + r * F2;
-          const T* up = gate + Fw;
-          T* s = scratch + r * Fw;
-          vec(s, Fw) = vec(dy + r * Fw, Fw) * vec(up, Fw);
-          F::backward(gate, s, dx + r * F2, Fw);  // d gate += f'(gate) (dy * up)
-          F::forward(gate, s, Fw);
-          vec(dx + r * F2 + Fw, Fw) += vec(s, Fw) * vec(dy + r * Fw, Fw);  // d up += f(gate) dy
-        });
-      });
-  }
-  return y;
 }
 
-}  // namespace circuitry::ops
+/// dx [rows, 2F] += the gated activation's backward for dy [rows, F]; scratch [rows, F].
+template <class T>
+void gated_activation_backward(ActivationKind kind, std::size_t rows, std::size_t F, const T* x, const T* dy, T* dx, T* scratch) {
+  parallel_items(rows, F, [&](std::size_t r) {
+    const T* gate = x + r * 2 * F;
+    const T* up = gate + F;
+    T* s = scratch + r * F;
+    vec(s, F) = vec(dy + r * F, F) * vec(up, F);
+    activation_backward(kind, F, gate, s, dx + r * 2 * F);  // d gate += f'(gate) (dy * up)
+    activation_forward(kind, F, gate, s);
+    vec(dx + r * 2 * F + F, F) += vec(s, F) * vec(dy + r * F, F);  // d up += f(gate) dy
+  });
+}
+
+}  // namespace circuitry::cpu

@@ -2,13 +2,14 @@
 // Embedding gather: y[i] = table[ids[i]]. Backward scatters dy rows back into d table.
 #include <vector>
 
-#include "circuitry/core/ops/common.hpp"
+#include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
 
 /// table [V, D], ids (any shape S, values in [0, V)) -> [S..., D].
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> embedding(const Ctx& ctx, const Var<T>& table, const std::vector<int>& ids, Shape ids_shape) {
+  using Kernels = typename Ctx::backend;
   require(table.shape.rank == 2, "embedding: table must be [vocab, d]");
   require(ids.size() == ids_shape.numel(), "embedding: ids do not match their shape " + ids_shape.str());
   const std::size_t V = table.shape[0], D = table.shape[1];
@@ -19,15 +20,10 @@ Var<T> embedding(const Ctx& ctx, const Var<T>& table, const std::vector<int>& id
     require(id >= 0 && static_cast<std::size_t>(id) < V,
             "token id " + std::to_string(id) + " is out of range for a vocabulary of " + std::to_string(V));
   Var<T> y = ctx.output(ys, table.needs_grad());
-  for (std::size_t i = 0; i < ids.size(); ++i)
-    vec(y.value + i * D, D) = vec(table.value + static_cast<std::size_t>(ids[i]) * D, D);
+  Kernels::gather_rows(ids.size(), D, ids.data(), table.value, y.value);
   if constexpr (Ctx::records) {
     if (y.needs_grad())
-      ctx.on_backward([ctx, table, y, ids, D] {
-        T* dt = ctx.grad(table);
-        const T* dy = ctx.grad(y);
-        for (std::size_t i = 0; i < ids.size(); ++i) vec(dt + static_cast<std::size_t>(ids[i]) * D, D) += vec(dy + i * D, D);
-      });
+      ctx.on_backward([ctx, table, y, ids, D] { Kernels::scatter_add_rows(ids.size(), D, ids.data(), ctx.grad(y), ctx.grad(table)); });
   }
   return y;
 }

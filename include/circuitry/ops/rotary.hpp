@@ -7,11 +7,12 @@
 //   out[i + rot/2] = x[i + rot/2] cos + x[i] sin
 // Dimensions rot..d_head-1 pass through (GPT-NeoX's rotary_pct < 1). Queries and keys are
 // rotated, values are not, so q . k depends on the positions only through their difference.
-// The backward turns the gradient back by the same angle: dx = R(-p theta) dy.
+// The backward turns the gradient back by the same angle: dx = R(-p theta) dy. The kernel:
+// backends/cpu/rotary_kernels.hpp.
 #include <cmath>
 #include <vector>
 
-#include "circuitry/core/ops/common.hpp"
+#include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
 
@@ -34,45 +35,25 @@ struct RotaryTable {
   }
 };
 
-/// Rotates, in place, `n_vectors` head vectors per row of x [rows, ld]: vector j is columns
-/// j * d_head .. j * d_head + rot - 1. Row r is position r % P. inverse = true turns by -angle.
-template <class T>
-void rotate_half(T* x, std::size_t rows, std::size_t P, std::size_t ld, std::size_t n_vectors, std::size_t d_head,
-                 const RotaryTable<T>& table, bool inverse = false) {
-  const std::size_t half = table.half;
-  const T sign = inverse ? T(-1) : T(1);
-  parallel_items(rows, n_vectors * table.rot, [&](std::size_t r) {
-    const T* c = table.cos.data() + (r % P) * half;
-    const T* s = table.sin.data() + (r % P) * half;
-    for (std::size_t j = 0; j < n_vectors; ++j) {
-      T* v = x + r * ld + j * d_head;
-      for (std::size_t i = 0; i < half; ++i) {
-        const T a = v[i], b = v[i + half], si = sign * s[i];
-        v[i] = a * c[i] - b * si;
-        v[i + half] = b * c[i] + a * si;
-      }
-    }
-  });
-}
-
 /// qkv [B, P, 3 H d_head] (q | k | v blocks, head h at columns h d_head of each) -> the same with
 /// every head's q and k rotated. The q and k blocks are adjacent, so they are 2H head vectors.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> rotary_qk(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads, const RotaryTable<T>& table) {
+  using Kernels = typename Ctx::backend;
   require(qkv.shape.rank == 3 && qkv.shape[2] % (3 * n_heads) == 0, "rotary_qk: qkv must be [batch, pos, 3 H d_head], got " + qkv.shape.str());
   const std::size_t P = qkv.shape[1], rows = qkv.shape[0] * P, ld = qkv.shape[2], dh = ld / (3 * n_heads);
   require(table.rot <= dh, "rotary_qk: " + std::to_string(table.rot) + " rotated dimensions exceed d_head = " + std::to_string(dh));
   require(table.cos.size() >= P * table.half, "rotary_qk: the table has fewer positions than the sequence");
   Var<T> y = ctx.output(qkv.shape, qkv.needs_grad());
-  vec(y.value, qkv.numel()) = vec(qkv.value, qkv.numel());
-  rotate_half(y.value, rows, P, ld, 2 * n_heads, dh, table);
+  Kernels::copy(qkv.numel(), qkv.value, y.value);
+  Kernels::rotate_half(rows, P, ld, 2 * n_heads, dh, table.rot, table.cos.data(), table.sin.data(), false, y.value);
   if constexpr (Ctx::records) {
     if (y.needs_grad())
       ctx.on_backward([ctx, qkv, y, rows, P, ld, n_heads, dh, &table] {
-        T* g = ctx.arena().template alloc<T>(rows * ld);
-        vec(g, rows * ld) = vec(ctx.grad(y), rows * ld);
-        rotate_half(g, rows, P, ld, 2 * n_heads, dh, table, /*inverse=*/true);
-        vec(ctx.grad(qkv), rows * ld) += vec(g, rows * ld);
+        T* g = ctx.arena().template alloc<T>(rows * ld);  // [rows, 3 H d_head]
+        Kernels::copy(rows * ld, ctx.grad(y), g);
+        Kernels::rotate_half(rows, P, ld, 2 * n_heads, dh, table.rot, table.cos.data(), table.sin.data(), /*inverse=*/true, g);
+        Kernels::axpy(rows * ld, T(1), g, ctx.grad(qkv));
       });
   }
   return y;

@@ -3,7 +3,7 @@
 // tensor as [outer, axis, inner] and copies contiguous inner blocks.
 #include <vector>
 
-#include "circuitry/core/ops/common.hpp"
+#include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
 
@@ -24,6 +24,7 @@ inline AxisSplit split_at(const Shape& s, std::size_t axis) {
 /// x[..., begin:end, ...] along `axis`.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> slice(const Ctx& ctx, const Var<T>& x, std::size_t axis, std::size_t begin, std::size_t end) {
+  using Kernels = typename Ctx::backend;
   const auto a = detail::split_at(x.shape, axis);
   require(begin <= end && end <= a.dim, "slice: range [" + std::to_string(begin) + ", " + std::to_string(end) +
                                             ") is outside axis " + std::to_string(axis) + " of " + x.shape.str());
@@ -31,12 +32,11 @@ Var<T> slice(const Ctx& ctx, const Var<T>& x, std::size_t axis, std::size_t begi
   ys[axis] = end - begin;
   const std::size_t block = (end - begin) * a.inner;
   Var<T> y = ctx.output(ys, x.needs_grad());
-  for (std::size_t o = 0; o < a.outer; ++o) vec(y.value + o * block, block) = vec(x.value + (o * a.dim + begin) * a.inner, block);
+  Kernels::copy_blocks(a.outer, block, x.value + begin * a.inner, a.dim * a.inner, y.value, block);
   if constexpr (Ctx::records) {
     if (y.needs_grad())
       ctx.on_backward([ctx, x, y, a, begin, block] {
-        for (std::size_t o = 0; o < a.outer; ++o)
-          vec(ctx.grad(x) + (o * a.dim + begin) * a.inner, block) += vec(ctx.grad(y) + o * block, block);
+        Kernels::add_blocks(a.outer, block, ctx.grad(y), block, ctx.grad(x) + begin * a.inner, a.dim * a.inner);
       });
   }
   return y;
@@ -45,6 +45,7 @@ Var<T> slice(const Ctx& ctx, const Var<T>& x, std::size_t axis, std::size_t begi
 /// Concatenation along `axis`; all other dimensions must agree.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> concat(const Ctx& ctx, const std::vector<Var<T>>& xs, std::size_t axis) {
+  using Kernels = typename Ctx::backend;
   require(!xs.empty(), "concat: no tensors given");
   Shape ys = xs[0].shape;
   ys[axis] = 0;
@@ -62,8 +63,7 @@ Var<T> concat(const Ctx& ctx, const std::vector<Var<T>>& xs, std::size_t axis) {
   std::size_t offset = 0;
   for (const auto& x : xs) {
     const auto a = detail::split_at(x.shape, axis);
-    for (std::size_t o = 0; o < a.outer; ++o)
-      vec(y.value + (o * ya.dim + offset) * a.inner, a.dim * a.inner) = vec(x.value + o * a.dim * a.inner, a.dim * a.inner);
+    Kernels::copy_blocks(a.outer, a.dim * a.inner, x.value, a.dim * a.inner, y.value + offset * a.inner, ya.dim * a.inner);
     offset += a.dim;
   }
   if constexpr (Ctx::records) {
@@ -73,8 +73,7 @@ Var<T> concat(const Ctx& ctx, const std::vector<Var<T>>& xs, std::size_t axis) {
         for (const auto& x : xs) {
           const auto a = detail::split_at(x.shape, axis);
           if (x.needs_grad())
-            for (std::size_t o = 0; o < a.outer; ++o)
-              vec(ctx.grad(x) + o * a.dim * a.inner, a.dim * a.inner) += vec(ctx.grad(y) + (o * ya.dim + off) * a.inner, a.dim * a.inner);
+            Kernels::add_blocks(a.outer, a.dim * a.inner, ctx.grad(y) + off * a.inner, ya.dim * a.inner, ctx.grad(x), a.dim * a.inner);
           off += a.dim;
         }
       });
@@ -85,15 +84,14 @@ Var<T> concat(const Ctx& ctx, const std::vector<Var<T>>& xs, std::size_t axis) {
 /// Rows of x viewed as [N, D]: rows[i] picks row rows[i] -> [R, D].
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> gather_rows(const Ctx& ctx, const Var<T>& x, const std::vector<std::size_t>& rows) {
+  using Kernels = typename Ctx::backend;
   const std::size_t D = x.shape.cols(), N = x.shape.rows();
   for (std::size_t r : rows) require(r < N, "gather_rows: row " + std::to_string(r) + " out of range");
   Var<T> y = ctx.output({rows.size(), D}, x.needs_grad());
-  for (std::size_t i = 0; i < rows.size(); ++i) vec(y.value + i * D, D) = vec(x.value + rows[i] * D, D);
+  Kernels::gather_rows(rows.size(), D, rows.data(), x.value, y.value);
   if constexpr (Ctx::records) {
     if (y.needs_grad())
-      ctx.on_backward([ctx, x, y, rows, D] {
-        for (std::size_t i = 0; i < rows.size(); ++i) vec(ctx.grad(x) + rows[i] * D, D) += vec(ctx.grad(y) + i * D, D);
-      });
+      ctx.on_backward([ctx, x, y, rows, D] { Kernels::scatter_add_rows(rows.size(), D, rows.data(), ctx.grad(y), ctx.grad(x)); });
   }
   return y;
 }

@@ -4,7 +4,7 @@
 // no copy. Large products run on the thread pool (core/parallel.hpp) in a grid of blocks fixed
 // by the shape, so the result does not depend on the thread count. Each block goes through
 // oneDNN's dnnl_sgemm when it is large and oneDNN is there, through the few-rows kernel
-// (core/gemm_few_rows.hpp) when it is a few rows against a long transposed B, else through Eigen.
+// (backends/cpu/gemm_few_rows.hpp) when it is a few rows against a long transposed B, else through Eigen.
 #include <algorithm>
 #include <cstddef>
 #include <type_traits>
@@ -12,8 +12,9 @@
 
 #include <Eigen/Core>
 
-#include "circuitry/core/gemm_few_rows.hpp"
-#include "circuitry/core/gemm_precision.hpp"
+#include "circuitry/backends/kernel_args.hpp"
+#include "circuitry/backends/cpu/gemm_few_rows.hpp"
+#include "circuitry/backends/cpu/gemm_precision.hpp"
 #include "circuitry/core/parallel.hpp"
 
 namespace circuitry {
@@ -36,8 +37,6 @@ ConstMatrixMap<T> matrix(const T* p, std::size_t rows, std::size_t cols, std::si
   return ConstMatrixMap<T>(p, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols),
                            Eigen::OuterStride<>(static_cast<Eigen::Index>(ld)));
 }
-
-enum class Trans { No, Yes };
 
 namespace detail {
 

@@ -10,25 +10,20 @@
 // This op computes y = LN(x) W + b in one go and, in the backward, hands every g_p to a
 // PortGradientSink before summing them into dx (sum_p g_p is the ordinary gradient).
 // With W absent it is a plain norm with a single port (the final norm: `logits`).
-// The norm is a policy (models/components/norms.hpp: LayerNorm, NoNorm, ...) that supplies
-// the kernels the NormKernels concept names.
+// The norm is a policy (models/components/norms.hpp: LayerNorm, RMSNorm, NoNorm) naming the
+// kind of norm the backend's kernels apply.
 #include <algorithm>
 #include <concepts>
 #include <functional>
 
-#include "circuitry/core/gemm.hpp"
-#include "circuitry/core/ops/layer_norm.hpp"
+#include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
 
-/// A norm over the last dimension, as kernels on [rows, D] buffers with per-row statistics
-/// mean, rstd [rows] that the forward fills and the backward reads.
-template <class N, class T = double>
-concept NormKernels = requires(const T* cx, T* x, std::size_t n, T eps) {
-  N::forward(cx, cx, cx, x, x, x, n, n, eps);           // (x, w, b, y, mean, rstd, rows, D, eps)
-  N::backward_input(cx, cx, cx, cx, cx, x, n, n);       // dx += (dy, x, w, mean, rstd, dx, rows, D)
-  N::backward_in_place(x, cx, cx, cx, cx, n, n);        // g := (g, x, w, mean, rstd, rows, D)
-  N::backward_params(cx, cx, cx, cx, x, x, n, n);       // dw, db += (dy, x, mean, rstd, dw, db, rows, D)
+/// A norm policy: a type naming its NormKind (models/components/norms.hpp).
+template <class N>
+concept NormPolicy = requires {
+  { N::kind } -> std::convertible_to<NormKind>;
 };
 
 /// How the output columns split into ports: either one port for all columns, or q/k/v
@@ -63,9 +58,10 @@ using PortGradientSink = std::function<void(const T* port_grads, std::size_t n_p
 
 /// y = Norm(x) W + b  (or Norm(x) when w is null): x [..., D] -> [..., N] (3 H d_head when grouped).
 template <class Norm, class Ctx, class T = typename Ctx::scalar>
-  requires NormKernels<Norm, T>
+  requires NormPolicy<Norm>
 Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, const Var<T>& ln_b, std::type_identity_t<T> eps,
                          const std::type_identity_t<Var<T>>* w, const std::type_identity_t<Var<T>>* bias, PortSplit split, std::type_identity_t<PortGradientSink<T>> sink = {}) {
+  using Kernels = typename Ctx::backend;
   const std::size_t D = x.shape.cols(), rows = x.shape.rows();
   const std::size_t N = w ? w->shape[1] : D;                           // the weight's columns
   const std::size_t NO = split.n_heads ? 3 * split.n_heads * split.d_head : N;  // the output's
@@ -75,9 +71,9 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
           "norm_linear_ports: q/k/v split does not match the weight");
   const bool diff = any_grad(x, ln_w, ln_b) || (w && w->needs_grad()) || (bias && bias->needs_grad());
   Var<T> normed = ctx.output(x.shape, diff);
-  T* mean = ctx.arena().template alloc<T>(rows);
-  T* rstd = ctx.arena().template alloc<T>(rows);
-  Norm::forward(x.value, ln_w.value, ln_b.value, normed.value, mean, rstd, rows, D, eps);
+  T* mean = ctx.arena().template alloc<T>(rows);  // [rows]
+  T* rstd = ctx.arena().template alloc<T>(rows);  // [rows]
+  Kernels::norm_forward(Norm::kind, x.value, ln_w.value, ln_b.value, normed.value, mean, rstd, rows, D, T(eps));
   Var<T> y = normed;
   if (w) {
     Shape ys = x.shape;
@@ -85,29 +81,28 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
     y = ctx.output(ys, diff);
     // Grouped: the projection [rows, N] first, then each KV head's k and v copied to its query heads.
     T* proj = split.grouped() ? ctx.arena().template alloc<T>(rows * N) : y.value;
-    if (bias)
-      for (std::size_t r = 0; r < rows; ++r) vec(proj + r * N, N) = vec(bias->value, N);
-    gemm<T>(Trans::No, Trans::No, rows, N, D, T(1), normed.value, D, w->value, N, bias ? T(1) : T(0), proj, N);
+    if (bias) Kernels::copy_blocks(rows, N, bias->value, 0, proj, N);  // every row starts as the bias
+    Kernels::gemm(Trans::No, Trans::No, rows, N, D, T(1), normed.value, D, w->value, N, bias ? T(1) : T(0), proj, N);
     if (split.grouped())
-      for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t p = 0; p < split.n_ports(); ++p)
-          vec(y.value + r * NO + (p % 3) * split.n_heads * split.d_head + (p / 3) * split.d_head, split.d_head) =
-              vec(proj + r * N + split.weight_column(p % 3, p / 3), split.d_head);
+      for (std::size_t p = 0; p < split.n_ports(); ++p)
+        Kernels::copy_blocks(rows, split.d_head, proj + split.weight_column(p % 3, p / 3), N,
+                             y.value + (p % 3) * split.n_heads * split.d_head + (p / 3) * split.d_head, NO);
   }
   if constexpr (Ctx::records) {
     if (!diff) return y;
     Var<T> W = w ? *w : Var<T>{}, Bv = bias ? *bias : Var<T>{};
     ctx.on_backward([ctx, x, ln_w, ln_b, W, Bv, normed, y, mean, rstd, rows, D, N, NO, split, sink] {
-      Arena& arena = ctx.arena();
+      auto& arena = ctx.arena();
       const T* dy_out = ctx.grad(y);  // [rows, NO]
       // d projection [rows, N]: grouped, each KV head's gradient is the sum over its query heads.
       const T* dy = dy_out;
       if (W.value && split.grouped()) {
-        T* sum = arena.template zeros<T>(rows * N);
-        for (std::size_t r = 0; r < rows; ++r)
+        T* sum = arena.template alloc<T>(rows * N);
+        Kernels::fill_zero(rows * N, sum);
+        for (std::size_t r = 0; r < rows; ++r)  // rows outside, ports inside: the order of the original sums
           for (std::size_t p = 0; p < split.n_ports(); ++p)
-            vec(sum + r * N + split.weight_column(p % 3, p / 3), split.d_head) +=
-                vec(dy_out + r * NO + (p % 3) * split.n_heads * split.d_head + (p / 3) * split.d_head, split.d_head);
+            Kernels::axpy(split.d_head, T(1), dy_out + r * NO + (p % 3) * split.n_heads * split.d_head + (p / 3) * split.d_head,
+                          sum + r * N + split.weight_column(p % 3, p / 3));
         dy = sum;
       }
       const std::size_t P = split.n_ports();
@@ -118,39 +113,33 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
       const bool need_dnormed = norm_params_grad || !sink || P == 1;
       T* dnormed = W.value ? (need_dnormed ? arena.template alloc<T>(rows * D) : nullptr) : const_cast<T*>(dy);
       if (W.value) {
-        if (W.needs_grad()) gemm<T>(Trans::Yes, Trans::No, D, N, rows, T(1), normed.value, D, dy, N, T(1), ctx.grad(W), N);
-        if (Bv.needs_grad())
-          for (std::size_t r = 0; r < rows; ++r) vec(ctx.grad(Bv), N) += vec(dy + r * N, N);
-        if (need_dnormed) gemm<T>(Trans::No, Trans::Yes, rows, D, N, T(1), dy, N, W.value, N, T(0), dnormed, D);
+        if (W.needs_grad()) Kernels::gemm(Trans::Yes, Trans::No, D, N, rows, T(1), normed.value, D, dy, N, T(1), ctx.grad(W), N);
+        if (Bv.needs_grad()) Kernels::sum_repeats(rows * N, N, dy, ctx.grad(Bv));
+        if (need_dnormed) Kernels::gemm(Trans::No, Trans::Yes, rows, D, N, T(1), dy, N, W.value, N, T(0), dnormed, D);
       }
-      if (norm_params_grad) Norm::backward_params(dnormed, x.value, mean, rstd, ctx.grad(ln_w), ctx.grad(ln_b), rows, D);
+      if (norm_params_grad) Kernels::norm_backward_params(Norm::kind, dnormed, x.value, mean, rstd, ctx.grad(ln_w), ctx.grad(ln_b), rows, D);
       if (!x.needs_grad() && !sink) return;
       if (!sink) {
-        Norm::backward_input(dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
+        Kernels::norm_backward_input(Norm::kind, dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
         return;
       }
       // Per-port gradients g_p [P, rows, D], in the tape's scratch buffer (reused by every layer).
       T* g = ctx.scratch(P * rows * D);
       if (P == 1) {
         std::fill(g, g + rows * D, T(0));
-        Norm::backward_input(dnormed, x.value, ln_w.value, mean, rstd, g, rows, D);
+        Kernels::norm_backward_input(Norm::kind, dnormed, x.value, ln_w.value, mean, rstd, g, rows, D);
       } else {
         // Ports run in parallel; each GEMM is small (inner dimension d_head), so one thread each.
         const std::size_t dh = split.d_head, Dm = split.n_heads * dh;
         parallel_items(P, rows * D * dh, [&](std::size_t p) {
           const std::size_t out_col = (p % 3) * Dm + (p / 3) * dh, w_col = split.weight_column(p % 3, p / 3);
           T* gp = g + p * rows * D;
-          gemm<T>(Trans::No, Trans::Yes, rows, D, dh, T(1), dy_out + out_col, NO, W.value + w_col, N, T(0), gp, D);
-          Norm::backward_in_place(gp, x.value, ln_w.value, mean, rstd, rows, D);
+          Kernels::gemm(Trans::No, Trans::Yes, rows, D, dh, T(1), dy_out + out_col, NO, W.value + w_col, N, T(0), gp, D);
+          Kernels::norm_backward_in_place(Norm::kind, gp, x.value, ln_w.value, mean, rstd, rows, D);
         });
       }
       sink(g, P, rows, D);
-      if (x.needs_grad()) {  // dx += sum_p g_p, ranges of elements in parallel, ports in order
-        T* dx = ctx.grad(x);
-        parallel_for(rows * D, std::size_t{1} << 14, [&](std::size_t i0, std::size_t i1) {
-          for (std::size_t p = 0; p < P; ++p) vec(dx + i0, i1 - i0) += vec(g + p * rows * D + i0, i1 - i0);
-        });
-      }
+      if (x.needs_grad()) Kernels::add_parts(P, rows * D, g, ctx.grad(x));  // dx += sum_p g_p
     });
   }
   return y;

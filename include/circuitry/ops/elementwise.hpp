@@ -1,7 +1,7 @@
 #pragma once
 // Broadcast add and multiply: b's shape is a suffix of a's (a [B, P, D] + b [D] adds b to
 // every row; equal shapes add elementwise). Backward sums the broadcast dimension away.
-#include "circuitry/core/ops/common.hpp"
+#include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
 
@@ -20,16 +20,16 @@ std::size_t broadcast_period(const Var<T>& a, const Var<T>& b, const char* op) {
 /// a + b, b broadcast over a's leading dimensions.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> add(const Ctx& ctx, const Var<T>& a, const Var<T>& b) {
+  using Kernels = typename Ctx::backend;
   const std::size_t period = detail::broadcast_period(a, b, "add"), n = a.numel();
   Var<T> y = ctx.output(a.shape, any_grad(a, b));
-  for (std::size_t r = 0; r < n; r += period) vec(y.value + r, period) = vec(a.value + r, period) + vec(b.value, period);
+  Kernels::add_broadcast(n, period, a.value, b.value, y.value);
   if constexpr (Ctx::records) {
     if (y.needs_grad())
       ctx.on_backward([ctx, a, b, y, period, n] {
         const T* dy = ctx.grad(y);
-        if (a.needs_grad()) vec(ctx.grad(a), n) += vec(dy, n);
-        if (b.needs_grad())
-          for (std::size_t r = 0; r < n; r += period) vec(ctx.grad(b), period) += vec(dy + r, period);
+        if (a.needs_grad()) Kernels::axpy(n, T(1), dy, ctx.grad(a));
+        if (b.needs_grad()) Kernels::sum_repeats(n, period, dy, ctx.grad(b));
       });
   }
   return y;
@@ -38,17 +38,15 @@ Var<T> add(const Ctx& ctx, const Var<T>& a, const Var<T>& b) {
 /// a * b elementwise, b broadcast over a's leading dimensions.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> mul(const Ctx& ctx, const Var<T>& a, const Var<T>& b) {
+  using Kernels = typename Ctx::backend;
   const std::size_t period = detail::broadcast_period(a, b, "mul"), n = a.numel();
   Var<T> y = ctx.output(a.shape, any_grad(a, b));
-  for (std::size_t r = 0; r < n; r += period) vec(y.value + r, period) = vec(a.value + r, period) * vec(b.value, period);
+  Kernels::mul_broadcast(n, period, a.value, b.value, y.value);
   if constexpr (Ctx::records) {
     if (y.needs_grad())
       ctx.on_backward([ctx, a, b, y, period, n] {
-        const T* dy = ctx.grad(y);
-        for (std::size_t r = 0; r < n; r += period) {
-          if (a.needs_grad()) vec(ctx.grad(a) + r, period) += vec(dy + r, period) * vec(b.value, period);
-          if (b.needs_grad()) vec(ctx.grad(b), period) += vec(dy + r, period) * vec(a.value + r, period);
-        }
+        Kernels::mul_broadcast_backward(n, period, ctx.grad(y), a.value, b.value, a.needs_grad() ? ctx.grad(a) : nullptr,
+                                  b.needs_grad() ? ctx.grad(b) : nullptr);
       });
   }
   return y;
@@ -57,11 +55,12 @@ Var<T> mul(const Ctx& ctx, const Var<T>& a, const Var<T>& b) {
 /// s * a for a constant s.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> scale(const Ctx& ctx, const Var<T>& a, std::type_identity_t<T> s) {
+  using Kernels = typename Ctx::backend;
   const std::size_t n = a.numel();
   Var<T> y = ctx.output(a.shape, a.needs_grad());
-  vec(y.value, n) = s * vec(a.value, n);
+  Kernels::scale(n, T(s), a.value, y.value);
   if constexpr (Ctx::records) {
-    if (y.needs_grad()) ctx.on_backward([ctx, a, y, s, n] { vec(ctx.grad(a), n) += s * vec(ctx.grad(y), n); });
+    if (y.needs_grad()) ctx.on_backward([ctx, a, y, s, n] { Kernels::axpy(n, T(s), ctx.grad(y), ctx.grad(a)); });
   }
   return y;
 }
