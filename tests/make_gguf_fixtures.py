@@ -22,6 +22,8 @@
                          last position and all positions, and the ids its tokenizer (read from
                          the same file) gives a few texts.
 
+    tests/fuzz/seeds/gguf/small.gguf: a seed for the gguf fuzz harness.
+
 Where transformers' GGUF loader falls back to a class default instead of reading the metadata,
 the fixture has that default, so both read the same model: GPT-2's n_inner (4 n_embd) and its
 context (transformers reads context_length into n_ctx, not n_positions: 1024 here).
@@ -92,6 +94,32 @@ def quants_fixture():
             continue
         w.add_tensor(name + ".quantized", quantized, raw_dtype=qtype)
         w.add_tensor(name + ".quantized.expected", gguf.quants.dequantize(quantized, qtype).astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def fuzz_seed(tokens, merges, token_types):
+    """tests/fuzz/seeds/gguf/small.gguf: a one-layer GPT-2's metadata, the tokenizer, and one
+    tensor of each of a few types (not a whole model: the harness reads tensors one by one)."""
+    rng = np.random.default_rng(7)
+    out = ROOT.parent / "fuzz" / "seeds" / "gguf"
+    out.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(out / "small.gguf"), arch="gpt2")
+    for key, value in (("block_count", 1), ("context_length", 8), ("embedding_length", 32), ("feed_forward_length", 128),
+                       ("attention.head_count", 2)):
+        w.add_uint32(f"gpt2.{key}", value)
+    w.add_float32("gpt2.attention.layer_norm_epsilon", 1e-5)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types(token_types)
+    w.add_token_merges(merges)
+    w.add_tensor("token_embd.weight", gguf.quants.quantize(rng.normal(size=(len(tokens), 32)).astype(np.float32), Q.F16),
+                 raw_dtype=Q.F16)
+    for qtype in (Q.Q8_0, Q.Q4_1, Q.Q5_0, Q.Q3_K):
+        w.add_tensor(f"t.{qtype.name}", random_blocks(rng, qtype, 1, 256, 0.01), raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -260,6 +288,7 @@ def main():
     torch.set_num_threads(1)
     quants_fixture()
     tokens, merges, token_types = byte_level_tokens()
+    fuzz_seed(tokens, merges, token_types)
     for name, spec in MODELS.items():
         model_fixture(name, spec, tokens, merges, token_types)
 
