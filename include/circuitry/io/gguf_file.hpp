@@ -4,6 +4,7 @@
 // tensor data is then read through a read-only memory map, 16 MiB at a time, whole blocks at a
 // time, each block dequantized (gguf_quants.hpp) straight into the caller's storage: loading a
 // model costs its float weights and nothing proportional to the file.
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -69,14 +70,17 @@ class GgufFile {
     const GgufValue& v = value(key, GgufValueType::array, "an integer", true);
     if (!v.is_integer()) throw wrong_type(key, v, "an integer");
     if (v.number < 1 || v.number > double((1u << 31) - 1))
-      throw Error(path_.string() + ": metadata '" + std::string(key) + "' is " + std::to_string(std::int64_t(v.number)) +
+      throw Error(path_.string() + ": metadata '" + std::string(key) + "' is " + integer_text(v.number) +
                   "; a positive integer up to 2^31 - 1 is expected");
     return static_cast<std::size_t>(v.number);
   }
-  /// A non-negative integer (token ids).
+  /// A non-negative integer no larger than 2^31 - 1 (a token id).
   std::size_t index_value(std::string_view key) const {
     const GgufValue& v = value(key, GgufValueType::array, "an integer", true);
-    if (!v.is_integer() || v.number < 0) throw wrong_type(key, v, "a non-negative integer");
+    if (!v.is_integer()) throw wrong_type(key, v, "an integer");
+    if (v.number < 0 || v.number > double((1u << 31) - 1))
+      throw Error(path_.string() + ": metadata '" + std::string(key) + "' is " + integer_text(v.number) +
+                  "; an integer from 0 to 2^31 - 1 is expected");
     return static_cast<std::size_t>(v.number);
   }
   const std::vector<std::string>& string_array(std::string_view key) const {
@@ -128,6 +132,11 @@ class GgufFile {
     const bool scalar = v->type != GgufValueType::array && v->type != GgufValueType::string;
     if (any_scalar ? !scalar : v->type != type) throw wrong_type(key, *v, expected);
     return *v;
+  }
+  /// An integer metadata value as text (u64 and i64 values beyond 2^53 come out rounded).
+  static std::string integer_text(double number) {
+    if (std::abs(number) < 9e18) return std::to_string(static_cast<std::int64_t>(number));
+    return std::to_string(number);
   }
   Error wrong_type(std::string_view key, const GgufValue& v, const char* expected) const {
     std::string got = detail::gguf_type_name(v.type);

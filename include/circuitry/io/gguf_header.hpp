@@ -290,8 +290,9 @@ inline GgufHeader read_gguf_header(const std::filesystem::path& path) {
   }
   if (const auto a = h.metadata.find("general.alignment"); a != h.metadata.end()) {
     const GgufValue& v = a->second;
-    const auto n = static_cast<std::uint64_t>(v.number);
-    if (!v.is_integer() || v.number < 1 || v.number > 65536 || (n & (n - 1)) != 0)
+    const bool in_range = v.is_integer() && v.number >= 1 && v.number <= 65536;
+    const auto n = in_range ? static_cast<std::uint64_t>(v.number) : 0;
+    if (!in_range || (n & (n - 1)) != 0)
       throw Error(where + ": general.alignment must be an integer power of two (at most 65536), got " + std::to_string(v.number));
     h.alignment = n;
   }
