@@ -5,7 +5,7 @@
 
 transformers (AutoModelForCausalLM.from_pretrained(dir, gguf_file=...), float32; it dequantizes
 with gguf-py and undoes llama.cpp's q/k permutation) and `circuitry forward --model FILE.gguf`
-(CIRCUITRY: the executable, build/release/apps/circuitry by default) run the same token ids
+(CIRCUITRY: the executable, build/release/bin/circuitry by default) run the same token ids
 (a few texts, tokenized by transformers' tokenizer from the same file, and random ids); the
 script prints the largest absolute difference of the last-position logits and whether
 circuitry's own tokenizer (`circuitry tokenize --model FILE.gguf`) gives the same ids.
@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 def main():
     path = Path(sys.argv[1]).resolve()
-    circuitry = sys.argv[2] if len(sys.argv) > 2 else str(Path(__file__).resolve().parent.parent / "build/release/apps/circuitry")
+    circuitry = sys.argv[2] if len(sys.argv) > 2 else str(Path(__file__).resolve().parent.parent / "build/release/bin/circuitry")
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
