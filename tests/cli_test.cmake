@@ -224,6 +224,11 @@ file(WRITE ${WORK}/styled.jsonl "{\"text\": \"<|begin_of_text|>Hello world 1234\
 expect_ok(tokenize_llama3 "\"ids\":\\[601,472,306,78,321,78,81,361,220,404,19\\]" ${WORK}/llama3.jsonl tokenize --tokenizer ${FIXTURES}/tokenizer/llama3 --in ${WORK}/styled.jsonl --out ${WORK}/llama3.jsonl)
 expect_ok(tokenize_qwen2 "\"ids\":\\[601,456,305,78,318,78,81,354,220,16,17,18,19\\]" ${WORK}/qwen2.jsonl tokenize --model ${FIXTURES}/tokenizer/qwen2 --in ${WORK}/styled.jsonl --out ${WORK}/qwen2.jsonl)
 expect_ok(tokenize_pythia "\"ids\":\\[1,466,310,80,605,88,80,83,361\\]" ${WORK}/pythia.jsonl tokenize --model ${FIXTURES}/tokenizer/pythia --in ${WORK}/styled.jsonl --out ${WORK}/pythia.jsonl)
+# A GGUF file (llama.cpp): the model and its tokenizer come from the file.
+expect_ok(tokenize_gguf "\"id\":7,\"ids\":\\[72,101,108,108,111,266,111,114,108,100\\]" ${WORK}/gguf-tokens.jsonl tokenize --model ${FIXTURES}/gguf-llama/model.gguf --in ${WORK}/texts.jsonl --out ${WORK}/gguf-tokens.jsonl)
+expect_ok(forward_gguf "\"logits\"" ${WORK}/gguf-forward.json forward --model ${FIXTURES}/gguf-qwen2/model.gguf --task ${FIXTURES}/gguf-qwen2/task.jsonl --out ${WORK}/gguf-forward.json)
+file(WRITE ${WORK}/bad.gguf "GGUF\n")
+expect_error(gguf_truncated "bad.gguf: truncated header: the version" forward --model ${WORK}/bad.gguf --task ${FIXTURES}/gguf-qwen2/task.jsonl --out ${WORK}/x.json)
 # Llama 2 / Mistral: a SentencePiece tokenizer.model is refused by name, also for a generated task.
 file(MAKE_DIRECTORY ${WORK}/sentencepiece)
 file(WRITE ${WORK}/sentencepiece/tokenizer.model "not read")

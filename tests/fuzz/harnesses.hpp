@@ -17,11 +17,14 @@
 #include <circuitry/graph/circuit.hpp>
 #include <circuitry/io/model_directory.hpp>
 #include <circuitry/io/circuit_json.hpp>
+#include <circuitry/io/gguf_file.hpp>
+#include <circuitry/io/gguf_model.hpp>
 #include <circuitry/io/json_parse.hpp>
 #include <circuitry/io/safetensors.hpp>
 #include <circuitry/io/scores_json.hpp>
 #include <circuitry/io/tensor_store.hpp>
 #include <circuitry/text/bpe_tokenizer.hpp>
+#include <circuitry/text/gguf_tokenizer.hpp>
 #include <circuitry/text/task.hpp>
 
 namespace circuitry::fuzz {
@@ -77,6 +80,23 @@ inline void safetensors(const std::uint8_t* data, std::size_t size) {
     const io::DType dtype = file.info(name).dtype;
     if (dtype == io::DType::F32 || dtype == io::DType::F16 || dtype == io::DType::BF16 || dtype == io::DType::F64)
       detail::expect(file.read<float>(name).size() == file.info(name).num_elements());
+  }
+}
+
+/// A GGUF file: open (every header check), every tensor read and dequantized, then the model
+/// config and the tokenizer its metadata describe, where it has them.
+inline void gguf(const std::uint8_t* data, std::size_t size) {
+  const std::filesystem::path path = detail::scratch() / "model.gguf";
+  detail::write_bytes(path, detail::as_text(data, size));
+  const io::GgufFile file = io::GgufFile::open(path);
+  for (const std::string& name : file.names()) detail::expect(file.read<float>(name).size() == file.info(name).num_elements());
+  if (file.has("general.architecture")) {
+    const ModelConfig c = io::read_gguf_config(file);
+    detail::expect(c.n_layer > 0 && c.n_embd > 0 && c.vocab_size > 0);
+  }
+  if (text::gguf_has_tokenizer(file)) {
+    const text::ByteLevelBpeTokenizer tokenizer(text::read_gguf_tokenizer(file).bpe);
+    detail::expect(tokenizer.decode(tokenizer.encode("Hello world 123")) == "Hello world 123");
   }
 }
 
@@ -158,7 +178,8 @@ inline const std::vector<Harness>& harnesses() {
   static const std::vector<Harness> all = {{"safetensors", safetensors}, {"checkpoint", checkpoint},
                                            {"shard_index", shard_index}, {"task", task},
                                            {"scores", scores},           {"circuit", circuit},
-                                           {"ground_truth", ground_truth}, {"tokenizer", tokenizer}};
+                                           {"ground_truth", ground_truth}, {"tokenizer", tokenizer},
+                                           {"gguf", gguf}};
   return all;
 }
 

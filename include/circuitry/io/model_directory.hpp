@@ -1,12 +1,14 @@
 #pragma once
-// One entry point for every model directory circuitry reads, told apart by config.json:
+// One entry point for every model circuitry reads: a GGUF file (a regular file named *.gguf or
+// starting with the magic "GGUF", io/gguf_model.hpp), or a directory, told apart by config.json:
 //   TransformerLens checkpoint   HookedTransformerConfig fields (n_layers, d_model), no model_type
 //   Hugging Face                 model_type gpt2 (or GPT-2's keys without model_type), gpt_neox,
-//                                llama, qwen2, mistral
+//                                llama, qwen2, qwen3, mistral
 #include <filesystem>
 #include <string>
 
 #include "circuitry/io/checkpoint.hpp"
+#include "circuitry/io/gguf_model.hpp"
 #include "circuitry/io/hf_family.hpp"
 #include "circuitry/io/transformer_lens.hpp"
 
@@ -14,9 +16,10 @@ namespace circuitry::io {
 
 template <class T>
 Checkpoint<T> load_model_directory(const std::filesystem::path& dir) {
+  if (is_gguf_file(dir)) return load_gguf<T>(dir);
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    throw Error(dir.string() + ": not a directory (expected a model directory with config.json and model.safetensors)");
+    throw Error(dir.string() + ": not a directory (expected a model directory with config.json and model.safetensors, or a .gguf file)");
   const std::filesystem::path config_json = dir / "config.json";
   const nlohmann::json json = read_json_file(config_json);
   if (is_transformer_lens_config(json)) return load_transformer_lens<T>(dir);

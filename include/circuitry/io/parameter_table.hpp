@@ -59,6 +59,8 @@ struct TensorTable {
   std::function<bool(const std::string&)> ignored = [](const std::string&) { return false; };
   /// Said in the messages about missing and unexpected tensors: "config.json (n_layer = 2, ...)".
   std::string config_words = "config.json";
+  /// Said in the messages about a tensor of the wrong shape: what the expected shape comes from.
+  std::string shapes_from = "config.json";
 };
 
 /// Where a loader's tensors come from: names, each tensor's shape, the file that holds it (for
@@ -210,7 +212,7 @@ Weights<T> load_parameters(const Store& store, const std::string& where, const s
     const auto& info = store.info(stored);
     if (info.shape != expected)
       throw Error(store.file_of(stored) + ": tensor '" + stored + "' has shape " + detail::format_shape(info.shape) +
-                  " but config.json implies " + detail::format_shape(expected));
+                  " but " + table.shapes_from + " implies " + detail::format_shape(expected));
     // A whole parameter stored as it is kept is read straight into it (no second copy of an embedding).
     const bool direct = (rule.layout == TensorLayout::same || rule.layout == TensorLayout::heads_split) && width == d.shape.back();
     std::vector<T> staging(direct ? 0 : param.size() / d.shape.back() * width);

@@ -1,0 +1,99 @@
+#pragma once
+// The tokenizer a GGUF file carries in its metadata (llama.cpp's tokenizer.ggml.* keys), read into
+// the ByteLevelBpeConfig that ByteLevelBpeTokenizer is built from:
+//   tokenizer.ggml.model       "gpt2": byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM, ...);
+//                              "llama" (SentencePiece) and others are refused by name
+//   tokenizer.ggml.tokens      the vocabulary, id = position, spelled in GPT-2's byte alphabet
+//   tokenizer.ggml.merges      "left right", by rank
+//   tokenizer.ggml.token_type  per token: 1 normal, 2 unknown, 3 control, 4 user-defined,
+//                              5 unused, 6 byte; control and user-defined tokens are added tokens
+//                              (found whole in the raw text; control ones special)
+//   tokenizer.ggml.pre         the pre-tokenizer, by llama.cpp's name for it: gpt-2 and phi-2 ->
+//                              GPT-2's pattern; llama3, llama-v3 and llama-bpe -> Llama 3's;
+//                              qwen2 -> Qwen2's (with its NFC normalizer, as Qwen2's
+//                              tokenizer.json has); any other name is an Error (circuitry has
+//                              no other pattern, and a wrong one would split words differently)
+//   tokenizer.ggml.bos_token_id, eos_token_id   optional; checked to be in the vocabulary
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "circuitry/core/error.hpp"
+#include "circuitry/io/gguf_file.hpp"
+#include "circuitry/text/bpe_config.hpp"
+
+namespace circuitry::text {
+
+struct GgufTokenizer {
+  ByteLevelBpeConfig bpe;
+  std::optional<int> bos_id, eos_id;
+};
+
+/// Whether the file has a tokenizer in its metadata.
+inline bool gguf_has_tokenizer(const io::GgufFile& file) { return file.has("tokenizer.ggml.model"); }
+
+namespace detail {
+
+/// llama.cpp's tokenizer.ggml.pre names for the patterns circuitry has (llama-vocab.cpp).
+inline std::optional<PreTokenizer> gguf_pre_tokenizer(const std::string& name) {
+  if (name == "gpt-2" || name == "phi-2") return PreTokenizer::gpt2;
+  if (name == "llama3" || name == "llama-v3" || name == "llama-bpe") return PreTokenizer::llama3;
+  if (name == "qwen2") return PreTokenizer::qwen2;
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+inline GgufTokenizer read_gguf_tokenizer(const io::GgufFile& file) {
+  const std::string where = file.path().string();
+  if (!gguf_has_tokenizer(file)) throw Error(where + ": no tokenizer in the file (no metadata 'tokenizer.ggml.model')");
+  const std::string& model = file.string_value("tokenizer.ggml.model");
+  if (model == "llama")
+    throw Error(where + ": tokenizer.ggml.model is \"llama\", a SentencePiece tokenizer, which circuitry does not read yet; " +
+                detail::kSentencePieceAdvice);
+  if (model != "gpt2")
+    throw Error(where + ": tokenizer.ggml.model is \"" + model + "\"; circuitry reads byte-level BPE tokenizers (\"gpt2\") only");
+  GgufTokenizer t;
+  ByteLevelBpeConfig& c = t.bpe;
+  c.vocab_name = where + ": tokenizer.ggml.tokens";
+  c.merges_name = where + ": tokenizer.ggml.merges";
+  c.added_name = where + ": tokenizer.ggml.token_type";
+  const std::string pre = file.has("tokenizer.ggml.pre") ? file.string_value("tokenizer.ggml.pre") : "default";
+  const auto pre_tokenizer = detail::gguf_pre_tokenizer(pre);
+  if (!pre_tokenizer)
+    throw Error(where + ": tokenizer.ggml.pre is \"" + pre + "\", a pre-tokenizer circuitry does not have (it has gpt-2, phi-2, "
+                "llama3, llama-v3, llama-bpe and qwen2)");
+  c.pre_tokenizer = *pre_tokenizer;
+  c.normalizer = pre == "qwen2" ? Normalizer::nfc : Normalizer::none;
+
+  const std::vector<std::string>& tokens = file.string_array("tokenizer.ggml.tokens");
+  require(!tokens.empty() && tokens.size() <= (std::size_t(1) << 30), c.vocab_name + ": expected 1 to 2^30 tokens");
+  std::vector<double> types;
+  if (file.has("tokenizer.ggml.token_type")) {
+    types = file.number_array("tokenizer.ggml.token_type");
+    require(types.size() == tokens.size(), c.added_name + " has " + std::to_string(types.size()) + " entries for " +
+                                               std::to_string(tokens.size()) + " tokens");
+  }
+  c.vocab.reserve(tokens.size());
+  for (std::size_t id = 0; id < tokens.size(); ++id) {
+    const double type = types.empty() ? 1 : types[id];
+    if (type == 3 || type == 4) c.added.push_back({tokens[id], int(id), type == 3, false});
+    else c.vocab.emplace_back(tokens[id], int(id));
+  }
+  if (file.has("tokenizer.ggml.merges")) {
+    const std::vector<std::string>& merges = file.string_array("tokenizer.ggml.merges");
+    c.merges.reserve(merges.size());
+    for (std::size_t i = 0; i < merges.size(); ++i)
+      c.merges.push_back(detail::split_merge(merges[i], c.merges_name + "[" + std::to_string(i) + "]"));
+  }
+  for (const auto& [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &t.bos_id}, std::pair{"tokenizer.ggml.eos_token_id", &t.eos_id}})
+    if (file.has(key)) {
+      const std::size_t value = file.index_value(key);
+      require(value < tokens.size(), where + ": " + key + " is " + std::to_string(value) + ", outside the vocabulary of " +
+                                         std::to_string(tokens.size()) + " tokens");
+      *id = int(value);
+    }
+  return t;
+}
+
+}  // namespace circuitry::text
