@@ -157,6 +157,8 @@ TEST_CASE_TEMPLATE("backend ops: vectors, rows and blocks", B, CIRCUITRY_COMPILE
     });
     for (const double a : {alpha, 1.0, -1.0})
       unary("axpy", [&](auto k, auto t, auto* in, auto* out) { decltype(k)::axpy(n, decltype(t)(a), in, out); });
+    unary("add", [&](auto k, auto, auto* in, auto* out) { decltype(k)::add(n, in, out, out); });
+    unary("subtract", [&](auto k, auto, auto* in, auto* out) { decltype(k)::subtract(n, out, in, out); });
     unary("scale", [&](auto k, auto t, auto* in, auto* out) { decltype(k)::scale(n, decltype(t)(alpha), in, out); });
     unary("exp", [&](auto k, auto, auto* in, auto* out) { decltype(k)::exp(n, in, out); });
     unary("mul_add", [&](auto k, auto, auto* in, auto* out) { decltype(k)::mul_add(n, in, in, out); });

@@ -29,6 +29,8 @@ concept BackendKernels = requires(T* y, const T* x, T s, std::size_t n, const in
   B::template copy<T>(n, x, y);
   B::template fill_zero<T>(n, y);
   B::template axpy<T>(n, s, x, y);
+  B::template add<T>(n, x, x, y);
+  B::template subtract<T>(n, x, x, y);
   B::template scale<T>(n, s, x, y);
   B::template exp<T>(n, x, y);
   B::template mul_add<T>(n, x, x, y);

@@ -114,8 +114,7 @@ class EdgePatch : public Intervention<T> {
       for (std::size_t row = 0; row < B_ * P_; ++row) {  // row = b * P + p
         T* at = diff_.data() + u * BPD + row * D_;
         if (position_patched(row % P_)) {
-          Kernels::copy(D_, source_->data() + u * BPD + row * D_, at);
-          Kernels::axpy(D_, T(-1), outputs + u * BPD + row * D_, at);
+          Kernels::subtract(D_, source_->data() + u * BPD + row * D_, outputs + u * BPD + row * D_, at);
         } else {
           Kernels::fill_zero(D_, at);
         }

@@ -176,8 +176,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         if (port.kind == PortKind::Logits) {
           const T* final_resid = resid.data() + 2 * L * BPD;
           parallel_tasks(k1 - k0, [&](std::size_t i) {
-            Kernels::copy(BPD, final_resid, start.data() + (k0 + i) * BPD);
-            Kernels::axpy(BPD, T(1), delta_of(k0 + i), start.data() + (k0 + i) * BPD);
+            Kernels::add(BPD, final_resid, delta_of(k0 + i), start.data() + (k0 + i) * BPD);
           });
           k0 = k1;
           continue;
@@ -186,8 +185,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         const bool is_mlp = port.kind == PortKind::Mlp;
         const T* in = resid.data() + (is_mlp ? 2 * l + 1 : 2 * l) * BPD;  // what the port reads in the clean run
         parallel_tasks(n, [&](std::size_t i) {
-          Kernels::copy(BPD, in, patched.data() + i * BPD);
-          Kernels::axpy(BPD, T(1), delta_of(k0 + i), patched.data() + i * BPD);
+          Kernels::add(BPD, in, delta_of(k0 + i), patched.data() + i * BPD);
         });
         arena.reset();
         std::size_t old_node = 0;
@@ -209,8 +207,7 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
         const T* after = resid.data() + (is_mlp ? 2 * l + 2 : M::stage_after_heads(l)) * BPD;  // holds the clean output
         parallel_tasks(n, [&](std::size_t i) {
           T* lane = start.data() + (k0 + i) * BPD;  // after + node - old
-          Kernels::copy(BPD, after, lane);
-          Kernels::axpy(BPD, T(1), node.data() + i * BPD, lane);
+          Kernels::add(BPD, after, node.data() + i * BPD, lane);
           Kernels::axpy(BPD, T(-1), old, lane);
         });
         k0 = k1;

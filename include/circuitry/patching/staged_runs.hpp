@@ -37,8 +37,7 @@ class StagedRuns {
     source_ = source;
     source_last_ = gather_last(source_.data(), N_);
     delta_.resize(N_ * BPD);  // src_u - out_u(clean)  [n_upstream, B*P*D]
-    Kernels::copy(delta_.size(), source.data(), delta_.data());
-    Kernels::axpy(delta_.size(), T(-1), clean_out_.data(), delta_.data());  // source - clean
+    Kernels::subtract(delta_.size(), source.data(), clean_out_.data(), delta_.data());
     delta_last_ = gather_last(delta_.data(), N_);
     edge_layer_.resize(graph_.n_edges());
     edge_reader_.resize(graph_.n_edges());
@@ -173,12 +172,10 @@ class StagedRuns {
         if (zero_diff(u, k)) continue;
         T* last = w.late_last.data() + (j * K + k) * BD;
         if (at_last) {
-          Kernels::copy(BD, source_last_.data() + u * BD, last);
-          Kernels::axpy(BD, T(-1), out + k * BD, last);  // source - out
+          Kernels::subtract(BD, source_last_.data() + u * BD, out + k * BD, last);
         } else {
           T* full = w.late_full.data() + (j * K + k) * BPD;
-          Kernels::copy(BPD, source_.data() + u * BPD, full);
-          Kernels::axpy(BPD, T(-1), out + k * BPD, full);  // source - out
+          Kernels::subtract(BPD, source_.data() + u * BPD, out + k * BPD, full);
           gather_rows(full, last);
         }
       }

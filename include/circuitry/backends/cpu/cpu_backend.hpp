@@ -50,6 +50,8 @@ struct CpuBackend {
   template <class T> static void copy(std::size_t n, const T* x, T* y) { cpu::copy(n, x, y); }
   template <class T> static void fill_zero(std::size_t n, T* y) { cpu::fill_zero(n, y); }
   template <class T> static void axpy(std::size_t n, T alpha, const T* x, T* y) { cpu::axpy(n, alpha, x, y); }
+  template <class T> static void add(std::size_t n, const T* a, const T* b, T* y) { cpu::add(n, a, b, y); }
+  template <class T> static void subtract(std::size_t n, const T* a, const T* b, T* y) { cpu::subtract(n, a, b, y); }
   template <class T> static void scale(std::size_t n, T alpha, const T* x, T* y) { cpu::scale(n, alpha, x, y); }
   template <class T> static void exp(std::size_t n, const T* x, T* y) { cpu::exp(n, x, y); }
   template <class T> static void mul_add(std::size_t n, const T* a, const T* b, T* y) { cpu::mul_add(n, a, b, y); }

@@ -52,6 +52,18 @@ void axpy(std::size_t n, T alpha, const T* x, T* y) {
   else vec(y, n) += alpha * vec(x, n);
 }
 
+/// y[n] = a + b (in one pass; y may be a or b).
+template <class T>
+void add(std::size_t n, const T* a, const T* b, T* y) {
+  vec(y, n) = vec(a, n) + vec(b, n);
+}
+
+/// y[n] = a - b (in one pass; y may be a or b).
+template <class T>
+void subtract(std::size_t n, const T* a, const T* b, T* y) {
+  vec(y, n) = vec(a, n) - vec(b, n);
+}
+
 /// y[n] = alpha x (y may be x).
 template <class T>
 void scale(std::size_t n, T alpha, const T* x, T* y) {
