@@ -280,7 +280,7 @@ TEST_CASE("Rope scaling: linear and llama3 inverse frequencies as transformers c
     CAPTURE(name);
     const nlohmann::json expected = nlohmann::json::parse(std::ifstream(fixtures + "/" + name + "/rope-inv-freq.json"));
     // The config in transformers 5's spelling (rope_parameters) and in 4.x's (rope_theta + rope_scaling).
-    for (const std::string config : {fixtures + "/" + name + "/config.json", fixtures + "/hf-legacy-configs/" + name + ".json"}) {
+    for (const std::string& config : {fixtures + "/" + name + "/config.json", fixtures + "/hf-legacy-configs/" + name + ".json"}) {
       CAPTURE(config);
       const ModelConfig c = io::read_hf_family_config(config);
       CHECK(c.rope_scaling.type == expected["rope_parameters"]["rope_type"].get<std::string>());
