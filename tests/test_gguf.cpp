@@ -352,7 +352,7 @@ TEST_CASE_TEMPLATE("GGUF rope scaling (linear, llama3's rope_freqs): logits matc
               worst = std::max(worst, std::abs(double(y.value[p * y.shape[1] + v]) - theirs[p][v].template get<double>()));
         }
     });
-    MESSAGE(name << ": max |circuitry - transformers| logit difference " << worst);
+    MESSAGE(std::string(name) << ": max |circuitry - transformers| logit difference " << worst);
     // The rope_freqs divisors are float32 (llama.cpp's), so double agrees to float32 rounding only.
     CHECK(worst < (std::is_same_v<T, float> ? 1e-4 : 1e-6));
   }
