@@ -39,6 +39,12 @@ and that model's own hf-legacy-configs/NAME.json; hf-unsupported/ and every othe
 are left as they are (the fixtures were not all written with the same transformers version:
 hf-qwen3 with transformers 5.25, the others with 5.24; see the README).
 
+hf-llama-rope-linear and hf-llama-rope-llama3 are Llama models with rope scaling (rope_type
+"linear" and "llama3"); float64_strict and the independent implementation use the scaled inverse
+frequencies in float64 (inverse_frequencies), which the script also writes to
+rope-inv-freq.json next to transformers' own float32 ones (written with
+`make_hf_family_fixtures.py hf-llama-rope-linear hf-llama-rope-llama3`, transformers 5.25).
+
 Qwen3 (hf-qwen3) is the Llama layout plus q_norm / k_norm: an RMSNorm (weight [head_dim], eps
 rms_norm_eps) over each head's query and key, after q_proj / k_proj and before rotary.
 """
@@ -106,6 +112,16 @@ MODELS = {
     # the hf-llama model (same seeds, same task), saved in 3 shards / in bfloat16
     "hf-llama-sharded": (LlamaConfig, LlamaForCausalLM, LLAMA, 23, [5, 3, 8, 6], 123, "sharded"),
     "hf-llama-bf16": (LlamaConfig, LlamaForCausalLM, LLAMA, 23, [5, 3, 8, 6], 123, "bf16"),
+    # rope scaling (transformers' modeling_rope_utils.py): linear divides every frequency by factor;
+    # llama3 (Llama 3.1, 3.2) with head_dim 16 and a context of 32 keeps pair 0 (wavelength 6.3 <
+    # 32 / high_freq_factor), interpolates pair 1 (19.9) and divides pairs 2..7 (> 32 / low_freq_factor)
+    "hf-llama-rope-linear": (LlamaConfig, LlamaForCausalLM,
+                             dict(LLAMA, rope_scaling={"rope_type": "linear", "factor": 4.0}), 28, [6, 8, 4, 7], 128, "f32"),
+    "hf-llama-rope-llama3": (LlamaConfig, LlamaForCausalLM,
+                             dict(LLAMA, head_dim=16, max_position_embeddings=64,
+                                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
+                             29, [8, 5, 7, 3], 129, "f32"),
 }
 SHARD_BYTES = 30_000  # 80.4 kB of float32 hf-llama weights -> 3 shards
 
@@ -178,10 +194,9 @@ def strict_float64(model):
         cls = type(module).__name__
         if cls.endswith("RotaryEmbedding"):
             rope = cfg.rope_parameters
-            assert rope["rope_type"] == "default", rope
             head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
             dim = int(head_dim * rope.get("partial_rotary_factor", 1.0))
-            inv_freq = 1.0 / (rope["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+            inv_freq = inverse_frequencies(rope, dim)
 
             def rotary_forward(self, x, position_ids, inv_freq=inv_freq):
                 freqs = position_ids[..., None].to(torch.float64) * inv_freq
@@ -194,6 +209,26 @@ def strict_float64(model):
                 return self.weight * (h * torch.rsqrt(variance + self.variance_epsilon))
             module.forward = types.MethodType(rms_forward, module)
     return m
+
+
+def inverse_frequencies(rope, dim):
+    """The rotary inverse frequencies of rope_parameters `rope` in float64, by the formulas of
+    transformers' modeling_rope_utils.py (_compute_default_rope_parameters,
+    _compute_linear_scaling_rope_parameters, _compute_llama3_parameters), which compute them in
+    float32."""
+    inv_freq = 1.0 / (rope["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    if rope["rope_type"] == "linear":
+        return inv_freq / rope["factor"]
+    if rope["rope_type"] == "llama3":
+        factor, low, high = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"]
+        context = rope["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv_freq
+        smooth = (context / wavelen - low) / (high - low)
+        scaled = torch.where(wavelen > context / low, inv_freq / factor, inv_freq)
+        medium = ~(wavelen < context / high) & ~(wavelen > context / low)
+        return torch.where(medium, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
+    assert rope["rope_type"] == "default", rope
+    return inv_freq
 
 
 def hf_logits(model, lines, as_float):
@@ -241,10 +276,10 @@ def read_weights(directory):
     return {k: v.to(torch.float64) for k, v in state.items()}
 
 
-def rope(x, positions, theta, rot):
+def rope(x, positions, rope_parameters, rot):
     """Rotate-half rotary on the first `rot` dims of x [P, n, d] (pairs (i, i + rot/2))."""
     half = rot // 2
-    inv_freq = 1.0 / (theta ** (torch.arange(0, rot, 2, dtype=torch.float64) / rot))
+    inv_freq = inverse_frequencies(rope_parameters, rot)
     ang = positions[:, None].to(torch.float64) * inv_freq[None, :]  # [P, half]
     cos, sin = ang.cos()[:, None, :], ang.sin()[:, None, :]
     x1, x2, rest = x[..., :half], x[..., half:rot], x[..., rot:]
@@ -280,7 +315,7 @@ def reference_neox(W, cfg, tokens):
         qkv = (h @ W[p + "attention.query_key_value.weight"].T + W[p + "attention.query_key_value.bias"])
         qkv = qkv.view(P, H, 3 * dh)  # per head: q | k | v
         q, k, v = qkv[..., :dh], qkv[..., dh:2 * dh], qkv[..., 2 * dh:]
-        q, k = rope(q, pos, rp["rope_theta"], rot), rope(k, pos, rp["rope_theta"], rot)
+        q, k = rope(q, pos, rp, rot), rope(k, pos, rp, rot)
         attn = causal_attention(q, k, v) @ W[p + "attention.dense.weight"].T + W[p + "attention.dense.bias"]
 
         def mlp(y):
@@ -320,7 +355,7 @@ def reference_llama(W, cfg, tokens):
         v = lin(h, p + "self_attn.v_proj").view(P, KV, dh)
         if qk_norm:  # rms over the last dim (each head's dh values), weight broadcast over heads
             q, k = rms(q, W[p + "self_attn.q_norm.weight"]), rms(k, W[p + "self_attn.k_norm.weight"])
-        q, k = rope(q, pos, rp["rope_theta"], dh), rope(k, pos, rp["rope_theta"], dh)
+        q, k = rope(q, pos, rp, dh), rope(k, pos, rp, dh)
         group = torch.arange(H) // (H // KV)  # query head i reads KV head i // (H / KV)
         x = x + lin(causal_attention(q, k[:, group], v[:, group]), p + "self_attn.o_proj")
         h = rms(x, W[p + "post_attention_layernorm.weight"])
@@ -358,7 +393,13 @@ def legacy_config(cfg):
                 out["rotary_pct"] = value.get("partial_rotary_factor", 1.0)
             else:
                 out["rope_theta"] = value["rope_theta"]
-                out["rope_scaling"] = None
+                scaling = {k: v for k, v in value.items() if k != "rope_theta"}
+                if scaling["rope_type"] == "default":
+                    out["rope_scaling"] = None
+                elif scaling["rope_type"] == "linear":  # older checkpoints spell it "type"
+                    out["rope_scaling"] = {"factor": scaling["factor"], "type": "linear"}
+                else:  # as Llama 3.1's config.json
+                    out["rope_scaling"] = scaling
         elif key == "dtype":
             out["torch_dtype"] = value
         elif key in ("attention_bias", "layer_types") and cfg["model_type"] in ("gpt_neox", "qwen2"):
@@ -440,6 +481,9 @@ def build(name, config_cls, model_cls, fields, seed, lengths, task_seed, how):
     }, indent=None)
 
     cfg = json.loads((out / "config.json").read_text())
+    rope_parameters = cfg.get("rope_parameters") or {}
+    if rope_parameters.get("rope_type", "default") != "default":
+        write_inverse_frequencies(model, rope_parameters, out)
     if how == "f32" or how == "bf16":
         legacy = legacy_config(cfg)
         check_legacy(out, legacy, lines, f32)
@@ -449,6 +493,19 @@ def build(name, config_cls, model_cls, fields, seed, lengths, task_seed, how):
     print(f"{name}: {len(lines)} examples, {size} bytes; |f64 - f32| <= {gap32:.1e}, "
           f"|f64 - f64_strict| <= {gap_strict:.1e}, |f64_strict - reference| <= {gap_ref:.1e}")
     return model
+
+
+def write_inverse_frequencies(model, rope_parameters, out):
+    """rope-inv-freq.json: the scaled rotary inverse frequencies in float64 (inverse_frequencies)
+    and as transformers' own float32 buffer (model.rotary_emb.inv_freq), which agree to float32."""
+    head_dim = model.config.head_dim
+    ours = inverse_frequencies(rope_parameters, head_dim)
+    theirs = model.model.rotary_emb.inv_freq.to(torch.float64)
+    gap = ((ours - theirs).abs() / ours).max().item()
+    assert gap < 1e-6, f"{out}: float64 inverse frequencies differ from transformers' by {gap} (relative)"
+    write_json(out / "rope-inv-freq.json", {"rope_parameters": rope_parameters, "head_dim": head_dim,
+                                            "float64": ours.tolist(),
+                                            "transformers_float32": [float32_value(v) for v in theirs.tolist()]}, indent=2)
 
 
 def config_only(config):

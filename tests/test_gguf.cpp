@@ -322,6 +322,47 @@ TEST_CASE("GGUF models (Llama with GQA and permuted q/k, Qwen2, GPT-2; mixed ten
   CHECK(gpt2.config.n_inner == 256);
 }
 
+// hf-llama-rope-linear and hf-llama-rope-llama3 written as llama.cpp's converter writes them
+// (tests/make_gguf_rope_fixtures.py): linear scaling in the metadata, llama3's as rope_freqs.
+TEST_CASE_TEMPLATE("GGUF rope scaling (linear, llama3's rope_freqs): logits match transformers' run of the same model", T, float,
+                   double) {
+  for (const char* name : {"linear", "llama3"}) {
+    CAPTURE(name);
+    const std::string hf_dir = kFixtures + "/hf-llama-rope-" + name;
+    const auto checkpoint = io::load_model_directory<T>(kFixtures + "/gguf-rope/" + name + ".gguf");
+    CHECK(checkpoint.config.rope_scaling.type == (std::string(name) == "linear" ? "linear" : "default"));
+    CHECK(checkpoint.config.rope_scaling.pair_divisors.size() == (std::string(name) == "linear" ? 0 : 8));
+    const Task task = read_task(hf_dir + "/task.jsonl", checkpoint.config.vocab_size, checkpoint.config.n_positions);
+    const nlohmann::json hf =
+        nlohmann::json::parse(std::ifstream(hf_dir + "/hf-logits.json"))[std::is_same_v<T, float> ? "float32" : "float64_strict"];
+    double worst = 0;
+    with_architecture(checkpoint.config, [&]<class Arch>() {
+      const Model<Arch, T> model(checkpoint.config, checkpoint.weights);
+      for (bool clean : {true, false})
+        for (std::size_t b = 0; b < task.examples.size(); ++b) {
+          const auto& ids = clean ? task.examples[b].clean : task.examples[b].corrupted;
+          Arena arena;
+          Context<T, false> ctx(arena);
+          ForwardOptions<T> o;
+          o.all_positions = true;
+          const Var<T> y = model.forward(ctx, Batch::from({ids}), o);
+          const auto& theirs = hf[clean ? "all_logits" : "all_corrupted_logits"][b];
+          for (std::size_t p = 0; p < ids.size(); ++p)
+            for (std::size_t v = 0; v < y.shape[1]; ++v)
+              worst = std::max(worst, std::abs(double(y.value[p * y.shape[1] + v]) - theirs[p][v].template get<double>()));
+        }
+    });
+    MESSAGE(std::string(name) << ": max |circuitry - transformers| logit difference " << worst);
+    // The rope_freqs divisors are float32 (llama.cpp's), so double agrees to float32 rounding only.
+    CHECK(worst < (std::is_same_v<T, float> ? 1e-4 : 1e-6));
+  }
+  const testing::TempDir dir;
+  GgufBytes g;
+  g.add_string("llama.rope.scaling.type", "yarn");
+  CHECK_ERROR(io::read_gguf_rope_scaling(io::GgufFile::open(write(dir, "m.gguf", g.bytes())), "llama.", 8), "m.gguf",
+              "llama.rope.scaling.type", "\"yarn\"");
+}
+
 TEST_CASE("GGUF: the tokenizer in the metadata encodes as transformers' tokenizer of the same file") {
   for (const char* name : {"gguf-llama", "gguf-qwen2", "gguf-gpt2"}) {
     CAPTURE(name);

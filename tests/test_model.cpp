@@ -259,19 +259,47 @@ void check_hf_logits(const std::string& dir, const std::string& logits_dir) {
 TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Qwen3, Mistral: logits match transformers", T, float, double) {
   const std::string fixtures = CIRCUITRY_FIXTURES_DIR;
   for (const char* name : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-qwen3", "hf-mistral",
-                           "hf-llama-bf16", "hf-llama-sharded"}) {
+                           "hf-llama-bf16", "hf-llama-sharded", "hf-llama-rope-linear", "hf-llama-rope-llama3"}) {
     CAPTURE(name);
     check_hf_logits<T>(fixtures + "/" + name, fixtures + "/" + name);
   }
   // The configs transformers 4.x wrote (rope_theta, rotary_pct, torch_dtype, ...) read as the same models.
   for (const char* model : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-qwen3", "hf-mistral",
-                            "hf-llama-bf16"}) {
+                            "hf-llama-bf16", "hf-llama-rope-linear", "hf-llama-rope-llama3"}) {
     CAPTURE(model);
     const testing::TempDir dir;
     std::filesystem::copy_file(fixtures + "/" + model + "/model.safetensors", dir / "model.safetensors");
     std::filesystem::copy_file(fixtures + "/hf-legacy-configs/" + model + ".json", dir / "config.json");
     check_hf_logits<T>(dir.path.string(), fixtures + "/" + model);
   }
+}
+
+TEST_CASE("Rope scaling: linear and llama3 inverse frequencies as transformers computes them") {
+  const std::string fixtures = CIRCUITRY_FIXTURES_DIR;
+  for (const char* name : {"hf-llama-rope-linear", "hf-llama-rope-llama3"}) {
+    CAPTURE(name);
+    const nlohmann::json expected = nlohmann::json::parse(std::ifstream(fixtures + "/" + name + "/rope-inv-freq.json"));
+    // The config in transformers 5's spelling (rope_parameters) and in 4.x's (rope_theta + rope_scaling).
+    for (const std::string& config : {fixtures + "/" + name + "/config.json", fixtures + "/hf-legacy-configs/" + name + ".json"}) {
+      CAPTURE(config);
+      const ModelConfig c = io::read_hf_family_config(config);
+      CHECK(c.rope_scaling.type == expected["rope_parameters"]["rope_type"].get<std::string>());
+      const std::vector<double> theta = ops::rotary_frequencies(c.rotary_dims(), c.rotary_base, c.rope_scaling);
+      REQUIRE(theta.size() == expected["float64"].size());
+      for (std::size_t i = 0; i < theta.size(); ++i) {
+        CAPTURE(i);
+        const double exact = expected["float64"][i].get<double>(), theirs = expected["transformers_float32"][i].get<double>();
+        CHECK(std::abs(theta[i] - exact) <= 1e-15 * exact);
+        CHECK(std::abs(theta[i] - theirs) <= 1e-6 * exact);  // transformers computes them in float32
+      }
+    }
+  }
+  // A table of the scaled frequencies: angle p theta_i at position p.
+  ops::RopeScaling linear;
+  linear.type = "linear", linear.factor = 4;
+  const ops::RotaryTable<double> table(3, 4, 100.0, linear);
+  CHECK(std::abs(table.cos[2 * 2 + 1] - std::cos(2 * 0.1 / 4)) < 1e-15);  // theta_1 = 100^(-1/2) / 4
+  CHECK(std::abs(table.sin[2 * 2 + 0] - std::sin(2 * 1.0 / 4)) < 1e-15);  // theta_0 = 1 / 4
 }
 
 TEST_CASE("Qwen3's QK norm: its tensors are required exactly when model_type says qwen3") {
@@ -301,6 +329,16 @@ TEST_CASE("Hugging Face configs circuitry cannot run are refused, naming the set
   CHECK_ERROR(io::read_hf_family_config(dir + "rope-scaling-yarn.json"), "rope_scaling", "yarn");
   CHECK_ERROR(io::read_hf_family_config(dir + "rope-parameters-yarn.json"), "rope_parameters", "yarn");
   CHECK_ERROR(io::read_hf_family_config(dir + "gqa-indivisible.json"), "num_key_value_heads");
+  {  // A llama3 rope scaling without one of its numbers, and another rope_type, name the field.
+    const testing::TempDir tmp;
+    nlohmann::json config = nlohmann::json::parse(std::ifstream(std::string(CIRCUITRY_FIXTURES_DIR) + "/hf-legacy-configs/hf-llama-rope-llama3.json"));
+    config["rope_scaling"].erase("high_freq_factor");
+    testing::write_file(tmp / "config.json", config.dump());
+    CHECK_ERROR(io::read_hf_family_config(tmp / "config.json"), "config.json", "rope_scaling", "high_freq_factor");
+    config["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+    testing::write_file(tmp / "config.json", config.dump());
+    CHECK_ERROR(io::read_hf_family_config(tmp / "config.json"), "rope_scaling", "dynamic");
+  }
   CHECK_ERROR(io::read_hf_family_config(dir + "mistral-sliding.json"), "sliding_window");
   {  // A config.json claiming more layers than the checkpoint holds is refused before allocating them.
     const testing::TempDir tmp;

@@ -14,6 +14,8 @@
 // LlamaModel.permute) reorders the rows of each head of q and k from HF's order
 // [half][i] to [i][half]. transformers' GGUF loader undoes that; so does GgufModelSource here.
 // qwen2 and qwen3 run half-split in llama.cpp as well ("NEOX" rope) and are stored unpermuted.
+// Rope scaling: linear from the metadata, llama3's as the rope_freqs tensor (read_gguf_rope_scaling).
+#include <cmath>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -24,6 +26,7 @@
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/gguf_file.hpp"
 #include "circuitry/io/parameter_table.hpp"
+#include "circuitry/ops/rope_scaling.hpp"
 
 namespace circuitry::io {
 
@@ -32,8 +35,41 @@ inline bool is_gguf_architecture(const std::string& arch) {
   return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "gpt2";
 }
 
+/// Rope scaling as llama.cpp reads it (llama-model.cpp, load_hparams; ggml_rope_ext): {arch}.rope.
+/// scaling.type (absent means "linear") with the factor {arch}.rope.scaling.factor (or the older
+/// rope.scale_linear; absent or 0 means 1) dividing every frequency, "none" ignoring the factor;
+/// and the tensor rope_freqs.weight, one frequency divisor per rotated pair, in which
+/// convert_hf_to_gguf.py stores llama3's scaling (Llama 3.1, 3.2). Another type is an Error.
+inline ops::RopeScaling read_gguf_rope_scaling(const GgufFile& file, const std::string& p, std::size_t d_head) {
+  const std::string where = file.path().string();
+  ops::RopeScaling scaling;
+  const std::string type = file.has(p + "rope.scaling.type") ? file.string_value(p + "rope.scaling.type") : "linear";
+  if (type != "none" && type != "linear")
+    throw Error(where + ": " + p + "rope.scaling.type is \"" + type +
+                "\"; circuitry implements rope scaling \"none\" and \"linear\" (and llama3's rope_freqs tensor) only");
+  const std::string factor_key = file.has(p + "rope.scaling.factor") ? p + "rope.scaling.factor" : p + "rope.scale_linear";
+  const double factor = file.has(factor_key) ? file.number_value(factor_key) : 0.0;
+  if (!(factor >= 0) || !std::isfinite(factor)) throw Error(where + ": " + factor_key + " must be a non-negative number");
+  if (type == "linear" && factor != 0 && factor != 1) {
+    scaling.type = "linear";
+    scaling.factor = factor;
+  }
+  if (file.contains("rope_freqs.weight")) {
+    const std::vector<std::size_t>& shape = file.info("rope_freqs.weight").shape;
+    if (shape != std::vector<std::size_t>{d_head / 2})
+      throw Error(where + ": tensor 'rope_freqs.weight' must hold one frequency divisor per rotated pair (" +
+                  std::to_string(d_head / 2) + ")");
+    scaling.pair_divisors = file.read<double>("rope_freqs.weight");
+    for (double divisor : scaling.pair_divisors)
+      if (!(divisor > 0) || !std::isfinite(divisor))
+        throw Error(where + ": tensor 'rope_freqs.weight' holds " + std::to_string(divisor) + "; frequency divisors must be positive");
+  }
+  return scaling;
+}
+
 /// The model settings of a GGUF file's metadata; an Error naming the file and the key for one
-/// circuitry cannot run (another architecture, rope scaling, a sliding window, experts).
+/// circuitry cannot run (another architecture, rope scaling other than linear and llama3's, a
+/// sliding window, experts).
 inline ModelConfig read_gguf_config(const GgufFile& file) {
   const std::string where = file.path().string();
   const std::string arch = file.string_value("general.architecture");
@@ -80,11 +116,7 @@ inline ModelConfig read_gguf_config(const GgufFile& file) {
   if (file.has(p + "rope.dimension_count") && file.size_value(p + "rope.dimension_count") != c.d_head())
     throw Error(where + ": " + p + "rope.dimension_count is " + std::to_string(file.size_value(p + "rope.dimension_count")) +
                 ", not the head width " + std::to_string(c.d_head()) + "; circuitry's GGUF reader rotates whole heads only");
-  for (const std::string& key : {p + "rope.scaling.type", p + "rope.scaling.factor"}) {
-    const GgufValue* v = file.find(key);
-    const bool scaled = v && (v->type == GgufValueType::string ? v->text != "none" : v->number != 0 && v->number != 1);
-    if (scaled) throw Error(where + ": " + key + " asks for rope scaling; circuitry implements rotary positions without scaling only");
-  }
+  c.rope_scaling = read_gguf_rope_scaling(file, p, c.d_head());
   if (file.has(p + "attention.sliding_window") && file.number_value(p + "attention.sliding_window") < double(c.n_positions))
     throw Error(where + ": " + p + "attention.sliding_window is shorter than the context; circuitry implements full causal attention only");
   c.layer_norm_epsilon = file.number_value(p + "attention.layer_norm_rms_epsilon");
@@ -152,7 +184,7 @@ inline TensorTable gguf_tensor_table(const std::string& arch) {
         {"output.weight", "unembed.W_U"},
     };
   }
-  t.ignored = [](const std::string& name) { return name == "rope_freqs.weight"; };  // llama.cpp's rope-scaling factors
+  t.ignored = [](const std::string& name) { return name == "rope_freqs.weight"; };  // read by read_gguf_rope_scaling
   t.config_words = "the file's metadata";
   t.shapes_from = "the file's metadata";
   return t;

@@ -13,9 +13,9 @@
 // into q | k | v blocks. gate_proj | up_proj become one [D, 2 d_mlp] (models/components/mlp.hpp).
 // The tensors are read by the table of hf_family_tensor_table (io/parameter_table.hpp).
 // Both transformers 5's config keys (rope_parameters, dtype) and 4.x's (rope_theta, rope_scaling,
-// rotary_pct, rotary_emb_base, torch_dtype) are read. A setting circuitry does not implement
-// (rope scaling, a sliding window shorter than the context, MoE, another activation) is one
-// error naming the key.
+// rotary_pct, rotary_emb_base, torch_dtype) are read, rope scaling of rope_type linear and llama3
+// (Llama 3.1, 3.2) included. A setting circuitry does not implement (another rope scaling, a
+// sliding window shorter than the context, MoE, another activation) is one error naming the key.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -27,6 +27,7 @@
 
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/tensor_store.hpp"
+#include "circuitry/ops/rope_scaling.hpp"
 
 namespace circuitry::io {
 
@@ -38,11 +39,13 @@ inline bool is_hf_family_model_type(const std::string& type) {
 namespace detail {
 
 /// The rotary settings in either spelling: transformers 5's rope_parameters {rope_type,
-/// rope_theta, partial_rotary_factor}, or 4.x's rope_theta + rope_scaling (Llama family) and
-/// rotary_emb_base + rotary_pct (GPT-NeoX). Only rope_type "default" (no scaling) is implemented.
+/// rope_theta, partial_rotary_factor, factor, ...}, or 4.x's rope_theta + rope_scaling {rope_type
+/// or type, factor, ...} (Llama family) and rotary_emb_base + rotary_pct (GPT-NeoX). rope_type
+/// "default" (no scaling), "linear" and "llama3" are implemented (ops/rope_scaling.hpp).
 struct RopeSettings {
   double theta = 10000.0;
   double fraction = 1.0;  // of each head's dimensions
+  ops::RopeScaling scaling;
 };
 
 inline double positive_number(const nlohmann::json& value, const std::string& where, const std::string& key) {
@@ -51,24 +54,51 @@ inline double positive_number(const nlohmann::json& value, const std::string& wh
   return value.get<double>();
 }
 
-inline RopeSettings read_rope(const nlohmann::json& json, const std::string& where, bool neox) {
-  RopeSettings rope;
-  auto refuse_scaling = [&](const nlohmann::json& params, const std::string& key) {
-    const auto type = params.find("rope_type") != params.end() ? params.find("rope_type") : params.find("type");
-    if (type != params.end() && *type != "default")
-      throw Error(where + ": \"" + key + "\" asks for rope_type " + type->dump() +
-                  "; circuitry implements rotary positions without scaling (rope_type \"default\") only");
+/// The scaling of a rope_scaling or rope_parameters object `params` (named `key`). llama3's
+/// context length is, as transformers' standardize_rope_params takes it, a top-level
+/// original_max_position_embeddings, else the object's, else max_position_embeddings.
+inline ops::RopeScaling read_rope_scaling(const nlohmann::json& json, const nlohmann::json& params, const std::string& where,
+                                          const std::string& key, std::size_t max_positions) {
+  ops::RopeScaling scaling;
+  const auto type = params.find("rope_type") != params.end() ? params.find("rope_type") : params.find("type");
+  if (type == params.end() || *type == "default") return scaling;
+  if (*type != "linear" && *type != "llama3")
+    throw Error(where + ": \"" + key + "\" asks for rope_type " + type->dump() +
+                "; circuitry implements rope_type \"default\" (no scaling), \"linear\" and \"llama3\" only");
+  scaling.type = type->get<std::string>();
+  auto number = [&](const char* field) {
+    const auto found = params.find(field);
+    if (found == params.end()) throw Error(where + ": \"" + key + "\" of rope_type " + type->dump() + " has no \"" + field + "\"");
+    return positive_number(*found, where, key + "." + field);
   };
+  scaling.factor = number("factor");
+  if (scaling.type == "llama3") {
+    scaling.low_freq_factor = number("low_freq_factor");
+    scaling.high_freq_factor = number("high_freq_factor");
+    if (!(scaling.high_freq_factor > scaling.low_freq_factor))
+      throw Error(where + ": \"" + key + ".high_freq_factor\" must be larger than low_freq_factor");
+    scaling.original_context = double(max_positions);
+    if (const auto original = params.find("original_max_position_embeddings"); original != params.end())
+      scaling.original_context = positive_number(*original, where, key + ".original_max_position_embeddings");
+    if (const auto original = json.find("original_max_position_embeddings"); original != json.end())
+      scaling.original_context = positive_number(*original, where, "original_max_position_embeddings");
+  }
+  return scaling;
+}
+
+inline RopeSettings read_rope(const nlohmann::json& json, const std::string& where, bool neox, std::size_t max_positions) {
+  RopeSettings rope;
   if (const auto p = json.find("rope_parameters"); p != json.end() && !p->is_null()) {
     if (!p->is_object()) throw Error(where + ": \"rope_parameters\" must be an object, got " + p->dump());
-    refuse_scaling(*p, "rope_parameters");
+    rope.scaling = read_rope_scaling(json, *p, where, "rope_parameters", max_positions);
     if (const auto t = p->find("rope_theta"); t != p->end()) rope.theta = positive_number(*t, where, "rope_parameters.rope_theta");
     if (const auto f = p->find("partial_rotary_factor"); f != p->end())
       rope.fraction = positive_number(*f, where, "rope_parameters.partial_rotary_factor");
   }
   if (const auto s = json.find("rope_scaling"); s != json.end() && !s->is_null()) {
     if (!s->is_object()) throw Error(where + ": \"rope_scaling\" must be null or an object, got " + s->dump());
-    refuse_scaling(*s, "rope_scaling");
+    if (const ops::RopeScaling scaling = read_rope_scaling(json, *s, where, "rope_scaling", max_positions); scaling.type != "default")
+      rope.scaling = scaling;
   }
   const char* theta_key = neox ? "rotary_emb_base" : "rope_theta";
   if (const auto t = json.find(theta_key); t != json.end()) rope.theta = positive_number(*t, where, theta_key);
@@ -116,9 +146,10 @@ inline ModelConfig read_hf_family_config(const std::filesystem::path& config_jso
                     "many query heads)");
       if (c.n_kv_head == c.n_head) c.n_kv_head = 0;
     }
-  const auto rope = detail::read_rope(json, where, neox);
+  const auto rope = detail::read_rope(json, where, neox, c.n_positions);
   c.positional = "rotary";
   c.rotary_base = rope.theta;
+  c.rope_scaling = rope.scaling;
   c.rotary_dim = static_cast<std::size_t>(double(c.d_head()) * rope.fraction);  // transformers: int(head_dim * factor)
   if (c.rotary_dim == 0 || c.rotary_dim % 2 != 0)
     throw Error(where + ": the rotary fraction " + std::to_string(rope.fraction) + " of head_dim " + std::to_string(c.d_head()) +

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <string>
 
+#include "circuitry/ops/rope_scaling.hpp"
+
 namespace circuitry {
 
 struct ModelConfig {
@@ -32,9 +34,10 @@ struct ModelConfig {
   std::size_t n_kv_head = 0;
   // Rotary positions (Su et al. 2021), used when positional == "rotary": the first rotary_dim
   // dimensions of each head's q and k are rotated (0 means all of d_head), at frequencies
-  // rotary_base^(-2i / rotary_dim).
+  // rotary_base^(-2i / rotary_dim), scaled as rope_scaling says (linear, llama3; none by default).
   std::size_t rotary_dim = 0;
   double rotary_base = 10000.0;
+  ops::RopeScaling rope_scaling;
   bool gated_mlp = false;          // MLP = W_out (act(x W_gate) * (x W_in)) (Llama's SwiGLU)
   bool parallel_attn_mlp = false;  // attention and MLP read the same residual (GPT-NeoX, GPT-J)
 

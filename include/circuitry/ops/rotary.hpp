@@ -2,7 +2,7 @@
 // Rotary position embedding (RoPE; Su et al. 2021, eq. 34), in the "rotate-half" layout that
 // Hugging Face's GPT-NeoX, Llama, Qwen2 and Mistral use: of a head vector's first `rot`
 // dimensions, dimension i and i + rot/2 form a pair (not 2i and 2i + 1 as in the paper), turned
-// by the angle p * theta_i at position p, theta_i = base^(-2i / rot):
+// by the angle p * theta_i at position p, theta_i = base^(-2i / rot) (or scaled: ops/rope_scaling.hpp):
 //   out[i]         = x[i] cos - x[i + rot/2] sin
 //   out[i + rot/2] = x[i + rot/2] cos + x[i] sin
 // Dimensions rot..d_head-1 pass through (GPT-NeoX's rotary_pct < 1). Queries and keys are
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "circuitry/ops/common.hpp"
+#include "circuitry/ops/rope_scaling.hpp"
 
 namespace circuitry::ops {
 
@@ -23,12 +24,13 @@ struct RotaryTable {
   std::size_t rot = 0, half = 0;
   std::vector<T> cos, sin;
 
-  RotaryTable(std::size_t positions, std::size_t rot_dims, double base) : rot(rot_dims), half(rot_dims / 2) {
-    require(rot_dims % 2 == 0 && rot_dims > 0, "rotary: the rotated dimensions (" + std::to_string(rot_dims) + ") must be even");
+  RotaryTable(std::size_t positions, std::size_t rot_dims, double base, const RopeScaling& scaling = {})
+      : rot(rot_dims), half(rot_dims / 2) {
+    const std::vector<double> theta = rotary_frequencies(rot_dims, base, scaling);
     cos.resize(positions * half), sin.resize(positions * half);
     for (std::size_t p = 0; p < positions; ++p)
       for (std::size_t i = 0; i < half; ++i) {
-        const double angle = double(p) * std::pow(base, -2.0 * double(i) / double(rot_dims));
+        const double angle = double(p) * theta[i];
         cos[p * half + i] = static_cast<T>(std::cos(angle));
         sin[p * half + i] = static_cast<T>(std::sin(angle));
       }

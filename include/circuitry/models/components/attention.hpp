@@ -58,7 +58,8 @@ struct Bidirectional {
 struct NoRotary {
   static constexpr bool present = false;
 };
-/// Rotary positions (config.rotary_dim of each head's dimensions, base config.rotary_base).
+/// Rotary positions (config.rotary_dim of each head's dimensions, base config.rotary_base,
+/// frequencies scaled by config.rope_scaling).
 struct Rotary {
   static constexpr bool present = true;
   static constexpr std::string_view name = "rotary";
@@ -91,7 +92,7 @@ struct Attention {
   /// The rotary angles a model of this config needs (for every position of its context), or none.
   template <class T>
   static std::optional<ops::RotaryTable<T>> rotary_table(const ModelConfig& c) {
-    if constexpr (rotary) return ops::RotaryTable<T>(c.n_positions, c.rotary_dims(), c.rotary_base);
+    if constexpr (rotary) return ops::RotaryTable<T>(c.n_positions, c.rotary_dims(), c.rotary_base, c.rope_scaling);
     else return std::nullopt;
   }
   /// How W_QKV's columns split into the q, k, v ports of every head.
