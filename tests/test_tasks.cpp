@@ -150,6 +150,23 @@ TEST_CASE("a generator's word that is not one token is an error naming the word"
   CHECK_ERROR(text::check_single_tokens(gpt2(), words, "ioi"), "ioi", "\" Zaphod\"", "not one");
 }
 
+TEST_CASE("a task whose lines all have ids asks for no tokenizer, text fields beside them or not") {
+  std::size_t asked = 0;
+  const TokenizerSource counting = [&] {
+    ++asked;
+    return &gpt2();
+  };
+  const std::string both = "{\"clean_text\": \"a b\", \"corrupted_text\": \"a c\", \"answer_text\": \" d\", \"wrong_text\": \" e\", "
+                           "\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": 4, \"wrong\": 5}\n";
+  CHECK(task_from_text(both, "both.jsonl", 50257, 1024, counting).examples[0].clean == std::vector<int>{1, 2});
+  CHECK(asked == 0);
+  CHECK(task_from_text("{\"clean_text\": \"a b\", \"corrupted\": [1, 3], \"answer\": 4, \"wrong\": 5}\n", "text.jsonl", 50257,
+                       1024, counting)
+            .examples[0]
+            .clean == gpt2().encode("a b"));
+  CHECK(asked == 1);
+}
+
 TEST_CASE("text task files: tokenized as ids; equal lengths, one-token answers, non-empty sets") {
   const auto path = task_file("text.jsonl",
                               "{\"clean_text\": \"When Mary and John went to the store, John gave a drink to\", "

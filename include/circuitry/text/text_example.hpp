@@ -61,7 +61,7 @@ inline nlohmann::json text_fields(const TextExample& e) {
 
 /// The token ids of a text example, checked as a task file line is; `where` names it in errors.
 inline TaskExample tokenize_example(const TextExample& e, const ByteLevelBpeTokenizer& tokenizer, const std::string& where) {
-  return circuitry::detail::read_example(detail::text_fields(e), &tokenizer, tokenizer.vocab_size(),
+  return circuitry::detail::read_example(detail::text_fields(e), [&tokenizer] { return &tokenizer; }, tokenizer.vocab_size(),
                                          std::numeric_limits<std::size_t>::max(), where);
 }
 
