@@ -229,6 +229,8 @@ file(WRITE ${WORK}/smol.jsonl "{\"text\": \"<|im_start|>Hello world 1234\"}\n{\"
 expect_ok(tokenize_smollm2 "\"ids\":\\[243,202,20,18,20,22,14,202,19,14,20,21,22,16,23\\]" ${WORK}/smollm2.jsonl tokenize --model ${FIXTURES}/tokenizer/smollm2 --in ${WORK}/smol.jsonl --out ${WORK}/smollm2.jsonl)
 file(WRITE ${WORK}/control.jsonl "{\"text\": \"a\\u0004b\"}\n")
 expect_error(tokenize_missing_byte "smollm2/tokenizer.json: model.vocab: the text needs byte 0x04" tokenize --model ${FIXTURES}/tokenizer/smollm2 --in ${WORK}/control.jsonl --out ${WORK}/x.jsonl)
+# A vocabulary that splits most of IOI's names: the generator says how few are left.
+expect_error(task_few_words "ioi: [0-9] of the generator's 100 names are one token in this vocabulary, and the task needs 5" task ioi --n 2 --model ${FIXTURES}/tokenizer/smollm2 --out ${WORK}/x.jsonl)
 # A GGUF file (llama.cpp): the model and its tokenizer come from the file.
 expect_ok(tokenize_gguf "\"id\":7,\"ids\":\\[72,101,108,108,111,266,111,114,108,100\\]" ${WORK}/gguf-tokens.jsonl tokenize --model ${FIXTURES}/gguf-llama/model.gguf --in ${WORK}/texts.jsonl --out ${WORK}/gguf-tokens.jsonl)
 expect_ok(forward_gguf "\"logits\"" ${WORK}/gguf-forward.json forward --model ${FIXTURES}/gguf-qwen2/model.gguf --task ${FIXTURES}/gguf-qwen2/task.jsonl --out ${WORK}/gguf-forward.json)
