@@ -311,11 +311,18 @@ void task_command(const Args& a, const std::string& kind) {
   const auto seed = static_cast<unsigned>(a.integer("--seed", 1));
   const text::ByteLevelBpeTokenizer& tokenizer = cli_tokenizer(a.get("--model", ""));
   std::vector<text::TextExample> examples;
-  if (kind == "ioi") examples = text::make_ioi(n, seed, tokenizer);
-  else if (kind == "greater-than") examples = text::make_greater_than(n, seed, tokenizer);
-  else if (kind == "docstring") examples = text::make_docstring(n, seed, tokenizer);
-  else if (kind == "induction") examples = text::make_induction_text(n, seed, tokenizer);
+  std::vector<std::string> skipped;  // list words that are not one token in this vocabulary
+  if (kind == "ioi") examples = text::make_ioi(n, seed, tokenizer, &skipped);
+  else if (kind == "greater-than") examples = text::make_greater_than(n, seed, tokenizer, &skipped);
+  else if (kind == "docstring") examples = text::make_docstring(n, seed, tokenizer, &skipped);
+  else if (kind == "induction") examples = text::make_induction_text(n, seed, tokenizer, 10, 2, &skipped);
   else throw Error("task: unknown task '" + kind + "' (choose ioi, greater-than, docstring or induction)");
+  if (!skipped.empty()) {
+    std::string words;
+    for (std::size_t i = 0; i < skipped.size() && i < 12; ++i) words += (i ? ", " : "") + nlohmann::json(skipped[i]).dump();
+    std::fprintf(stderr, "task %s: skipped %zu words of the generator's lists that are not one token in this vocabulary (%s%s)\n",
+                 kind.c_str(), skipped.size(), words.c_str(), skipped.size() > 12 ? ", ..." : "");
+  }
   text::write_text_task(a.get("--out"), examples, tokenizer);
   const char* metric = kind == "greater-than" ? "prob_diff" : kind == "docstring" ? "logit_diff_max" : "logit_diff";
   std::fprintf(stderr, "wrote %zu %s examples to %s (the task's metric: --metric %s)\n", n, kind.c_str(), a.get("--out").c_str(), metric);

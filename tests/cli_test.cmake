@@ -224,6 +224,13 @@ file(WRITE ${WORK}/styled.jsonl "{\"text\": \"<|begin_of_text|>Hello world 1234\
 expect_ok(tokenize_llama3 "\"ids\":\\[601,472,306,78,321,78,81,361,220,404,19\\]" ${WORK}/llama3.jsonl tokenize --tokenizer ${FIXTURES}/tokenizer/llama3 --in ${WORK}/styled.jsonl --out ${WORK}/llama3.jsonl)
 expect_ok(tokenize_qwen2 "\"ids\":\\[601,456,305,78,318,78,81,354,220,16,17,18,19\\]" ${WORK}/qwen2.jsonl tokenize --model ${FIXTURES}/tokenizer/qwen2 --in ${WORK}/styled.jsonl --out ${WORK}/qwen2.jsonl)
 expect_ok(tokenize_pythia "\"ids\":\\[1,466,310,80,605,88,80,83,361\\]" ${WORK}/pythia.jsonl tokenize --model ${FIXTURES}/tokenizer/pythia --in ${WORK}/styled.jsonl --out ${WORK}/pythia.jsonl)
+# SmolLM2's style (Digits then ByteLevel, byte_fallback, 21 byte tokens missing): digits one by one.
+file(WRITE ${WORK}/smol.jsonl "{\"text\": \"<|im_start|>Hello world 1234\"}\n{\"text\": \"in 2024, 1,234.5\"}\n")
+expect_ok(tokenize_smollm2 "\"ids\":\\[243,202,20,18,20,22,14,202,19,14,20,21,22,16,23\\]" ${WORK}/smollm2.jsonl tokenize --model ${FIXTURES}/tokenizer/smollm2 --in ${WORK}/smol.jsonl --out ${WORK}/smollm2.jsonl)
+file(WRITE ${WORK}/control.jsonl "{\"text\": \"a\\u0004b\"}\n")
+expect_error(tokenize_missing_byte "smollm2/tokenizer.json: model.vocab: the text needs byte 0x04" tokenize --model ${FIXTURES}/tokenizer/smollm2 --in ${WORK}/control.jsonl --out ${WORK}/x.jsonl)
+# A vocabulary that splits most of IOI's names: the generator says how few are left.
+expect_error(task_few_words "ioi: [0-9] of the generator's 100 names are one token in this vocabulary, and the task needs 5" task ioi --n 2 --model ${FIXTURES}/tokenizer/smollm2 --out ${WORK}/x.jsonl)
 # A GGUF file (llama.cpp): the model and its tokenizer come from the file.
 expect_ok(tokenize_gguf "\"id\":7,\"ids\":\\[72,101,108,108,111,266,111,114,108,100\\]" ${WORK}/gguf-tokens.jsonl tokenize --model ${FIXTURES}/gguf-llama/model.gguf --in ${WORK}/texts.jsonl --out ${WORK}/gguf-tokens.jsonl)
 expect_ok(forward_gguf "\"logits\"" ${WORK}/gguf-forward.json forward --model ${FIXTURES}/gguf-qwen2/model.gguf --task ${FIXTURES}/gguf-qwen2/task.jsonl --out ${WORK}/gguf-forward.json)
@@ -252,6 +259,13 @@ file(WRITE ${WORK}/unequal.jsonl "{\"clean_text\": \"A!B!C\", \"corrupted_text\"
 expect_error(text_unequal "unequal.jsonl line 1: clean tokenizes to 5 tokens but corrupted to 3" forward --model ${M} --task ${WORK}/unequal.jsonl --out ${WORK}/x.json)
 file(WRITE ${WORK}/multi.jsonl "{\"clean_text\": \"A!B\", \"corrupted_text\": \"A!C\", \"answer_text\": \"A!\", \"wrong_text\": \"F\"}\n")
 expect_error(text_multi_token "multi.jsonl line 1: \"answer_text\" \"A!\" is 2 tokens" forward --model ${M} --task ${WORK}/multi.jsonl --out ${WORK}/x.json)
+# A task whose every line has ids needs no tokenizer, text fields beside the ids or not: the
+# directory's SentencePiece tokenizer.model is read only for a line of text alone.
+file(COPY ${M}/config.json ${M}/model.safetensors DESTINATION ${WORK}/tiny-sentencepiece)
+file(WRITE ${WORK}/tiny-sentencepiece/tokenizer.model "not read")
+file(WRITE ${WORK}/ids-and-text.jsonl "{\"clean_text\": \"A!B\", \"corrupted_text\": \"A!C\", \"answer_text\": \"E\", \"wrong_text\": \"F\", \"clean\": [32, 0, 33], \"corrupted\": [32, 0, 34], \"answer\": 36, \"wrong\": 37}\n")
+expect_ok(ids_need_no_tokenizer "\"logits\"" ${WORK}/ids-forward.json forward --model ${WORK}/tiny-sentencepiece --task ${WORK}/ids-and-text.jsonl --out ${WORK}/ids-forward.json)
+expect_error(text_needs_tokenizer "tokenizer.model: a SentencePiece model" forward --model ${WORK}/tiny-sentencepiece --task ${WORK}/text.jsonl --out ${WORK}/x.json)
 file(WRITE ${WORK}/empty-set.jsonl "{\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": [], \"wrong\": 4}\n")
 expect_error(empty_answer_set "empty-set.jsonl line 1: \"answer\" is an empty list" attribute --model ${M} --task ${WORK}/empty-set.jsonl --method eap --out ${WORK}/x.json)
 

@@ -9,10 +9,10 @@ on every text:
   - tiktoken's "gpt2" encoding, or, offline, the same Encoding built from vocab.json (the ranks
     are the token ids; tiktoken.get_encoding("gpt2") would download the files).
 
-tests/fixtures/tokenizer/{pythia,llama3,qwen2}/: a TINY byte-level BPE tokenizer.json trained
-here with Hugging Face `tokenizers` in the style of each family's real tokenizer.json (its
-normalizer, pre-tokenizer, BPE options and added tokens; see STYLES), and cases.json, that
-tokenizer's ids for many texts (tokenizers' encode(text, add_special_tokens=False)).
+tests/fixtures/tokenizer/{pythia,llama3,qwen2,smollm2}/: a TINY byte-level BPE tokenizer.json
+trained here with Hugging Face `tokenizers` in the style of each family's real tokenizer.json (its
+normalizer, pre-tokenizer, BPE options, added tokens and missing byte tokens; see STYLES), and
+cases.json, that tokenizer's ids for many texts (tokenizers' encode(text, add_special_tokens=False)).
 
     ~/peers/bin/python tests/make_tokenizer_fixtures.py   (pip install tokenizers tiktoken)
 
@@ -193,6 +193,19 @@ STYLES = {
         post_processor=processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
         model=dict(),
         specials=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], first=False, spaces=()),
+    # SmolLM2 (HuggingFaceTB/SmolLM2-*, StarCoder2's pre-tokenizer): an empty normalizer Sequence,
+    # Digits(individual_digits) then GPT-2's ByteLevel, byte_fallback on a byte-level BPE (which
+    # changes nothing: every byte is a symbol), the special tokens first, and the 21 byte tokens
+    # its vocabulary lacks (bytes 0x04 ... 0xFF below; its GGUF file's tokens show the same 21).
+    "smollm2": dict(
+        normalizer=normalizers.Sequence([]),
+        pre_tokenizer=pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)]),
+        post_processor=processors.ByteLevel(trim_offsets=True),
+        model=dict(byte_fallback=True),
+        specials=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], first=True, spaces=(),
+        missing_bytes=[0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2] + list(range(0xF5, 0x100))),
 }
 VOCAB_SIZE = 600  # 256 bytes + a few hundred merges + the special tokens
 
@@ -220,6 +233,13 @@ STYLE_POOLS = {
     "newlines": (["\r\n", "\r", "\n\r", " \r\n", "\r\n\r\n", "\t\r\n", "   "], 3),
     "numbers": (["12345", "１２３", "٣٤٥", "½", "Ⅻ", "1,234.5"], 2),
 }
+# What the digits-one-by-one pre-tokenizer adds: digits next to spaces, letters, symbols.
+DIGIT_TEXTS = [
+    "2024", " 2024", "in 2024,", "1,234.5", " 1,234.5 ", "a  1", "a   12", "x 1 y 22 z 333", "  7", "7  ", "7  x",
+    "abc123def", "v1.2.3-rc4", "$1,000,000.00", "10% of 250", "3.14e-10", "(555) 123-4567", "2024-01-31T12:00:00Z",
+    "１２３ full width", "a١٢b", "½ + ¼ = ¾", "Ⅻ12", "x²+y²", "0", "00", "0.0", " 0 ", "9\n9", "1\t2", "1\r\n2",
+    "Room 101's door", "it's 5'o clock", "#1 and #22", "a.1b.22c", "😀1😀", "é1é", "1 2 3 4 5 6 7 8 9 10",
+]
 
 
 def train(style):
@@ -230,8 +250,9 @@ def train(style):
         tok.normalizer = spec["normalizer"]
     tok.pre_tokenizer = spec["pre_tokenizer"]
     tok.decoder = decoders.ByteLevel()
+    missing = {bytes_to_unicode()[b] for b in spec.get("missing_bytes", [])}
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  initial_alphabet=[c for c in pre_tokenizers.ByteLevel.alphabet() if c not in missing],
                                   special_tokens=spec["specials"] if spec["first"] else [])
     tok.train_from_iterator(TRAINING_TEXT.split("\n"), trainer)
     if spec["model"].get("ignore_merges"):
@@ -257,6 +278,8 @@ def train(style):
         if not t["special"]:
             j["model"]["vocab"][t["content"]] = t["id"]
     assert j["model"]["ignore_merges"] == spec["model"].get("ignore_merges", False)
+    assert j["model"]["byte_fallback"] == spec["model"].get("byte_fallback", False)
+    assert not missing & set(j["model"]["vocab"]), "a byte token meant to be missing is in the vocabulary"
     return json.dumps(j, ensure_ascii=False, indent=1)
 
 
@@ -267,7 +290,8 @@ def write_cases(path, cases):
 
 def byte_level_style(style):
     """tests/fixtures/tokenizer/<style>/: tokenizer.json and cases.json, [{"text", "ids"}] and
-    "decoded" where decoding the ids does not give the text back (the text NFC-normalized)."""
+    "decoded" where decoding the ids does not give the text back (the text NFC-normalized), or
+    "missing_byte" where the text needs a byte the vocabulary has no token for."""
     out = FIXTURES / style
     out.mkdir(parents=True, exist_ok=True)
     text = train(style)
@@ -275,11 +299,17 @@ def byte_level_style(style):
     tok = Tokenizer.from_str(text)
     rng = random.Random(20231 + len(style))
     specials = STYLES[style]["specials"] + ["<|", "|>", "<|endoftext|>"]
-    texts = FIXED + STYLE_TEXTS + random_texts(rng, 100, specials, STYLE_POOLS)
+    texts = FIXED + STYLE_TEXTS + DIGIT_TEXTS + random_texts(rng, 100, specials, STYLE_POOLS)
+    missing = STYLES[style].get("missing_bytes", [])
     cases = []
     for t in texts:
         ids = tok.encode(t, add_special_tokens=False).ids
         case = {"text": t, "ids": ids}
+        needed = [b for b in t.encode("utf-8") if b in missing]
+        if needed:  # tokenizers drops the byte; circuitry's encode is an error naming it
+            case["missing_byte"] = f"0x{needed[0]:02X}"
+            cases.append(case)
+            continue
         decoded = tok.decode(ids, skip_special_tokens=False)
         if decoded != t:
             assert STYLES[style]["normalizer"] is not None, f"{style} does not decode {t!r} back"
@@ -287,6 +317,8 @@ def byte_level_style(style):
         cases.append(case)
     write_cases(out / "cases.json", cases)
     report = f"{out}: {len(tok.get_vocab())} tokens, {len(cases)} texts, {sum(len(c['ids']) for c in cases)} ids"
+    if missing:
+        report += f", {sum('missing_byte' in c for c in cases)} texts need a missing byte token"
     if STYLES[style]["model"].get("ignore_merges"):  # how many texts show ignore_merges at work
         j = json.loads(text)
         j["model"]["ignore_merges"] = False

@@ -380,6 +380,44 @@ TEST_CASE("GGUF: the tokenizer in the metadata encodes as transformers' tokenize
   }
 }
 
+TEST_CASE("GGUF: tokenizer.ggml.pre smollm and starcoder split digits one by one, as the tokenizer.json of that style") {
+  // The tiny SmolLM2-style tokenizer.json (Digits then ByteLevel, 21 byte tokens missing) as GGUF
+  // metadata, the way llama.cpp's converter writes it: tokens by id, control tokens typed 3.
+  const nlohmann::json j = nlohmann::json::parse(std::ifstream(kFixtures + "/tokenizer/smollm2/tokenizer.json"));
+  std::vector<std::string> tokens(j["model"]["vocab"].size());
+  for (const auto& [token, id] : j["model"]["vocab"].items()) tokens.at(id.get<std::size_t>()) = token;
+  std::vector<std::string> merges;
+  for (const auto& m : j["model"]["merges"]) merges.push_back(m.is_string() ? m.get<std::string>() : m[0].get<std::string>() + " " + m[1].get<std::string>());
+  std::string token_types;  // an array (9) of INT32 (5)
+  GgufBytes::put<std::uint32_t>(token_types, 5);
+  GgufBytes::put<std::uint64_t>(token_types, tokens.size());
+  for (std::size_t id = 0; id < tokens.size(); ++id) {
+    bool control = false;
+    for (const auto& t : j["added_tokens"]) control = control || t["id"] == id;
+    GgufBytes::put<std::int32_t>(token_types, control ? 3 : 1);
+  }
+  const nlohmann::json cases = nlohmann::json::parse(std::ifstream(kFixtures + "/tokenizer/smollm2/cases.json"));
+  const testing::TempDir dir;
+  for (const char* pre : {"smollm", "starcoder"}) {
+    CAPTURE(pre);
+    GgufBytes g;
+    g.add_string("tokenizer.ggml.model", "gpt2");
+    g.add_string("tokenizer.ggml.pre", pre);
+    g.add_strings("tokenizer.ggml.tokens", tokens);
+    g.add_strings("tokenizer.ggml.merges", merges);
+    std::string types;
+    GgufBytes::put_string(types, "tokenizer.ggml.token_type");
+    GgufBytes::put<std::uint32_t>(types, 9);
+    g.values.push_back(types + token_types);
+    const text::ByteLevelBpeTokenizer tokenizer(text::read_gguf_tokenizer(io::GgufFile::open(write(dir, "smol.gguf", g.bytes()))).bpe);
+    std::size_t mismatches = 0;
+    for (const auto& c : cases)
+      if (!c.contains("missing_byte")) mismatches += tokenizer.encode(c["text"].get<std::string>()) != c["ids"].get<std::vector<int>>();
+    CHECK(mismatches == 0);
+    CHECK_ERROR(tokenizer.encode("a\x04" "b"), "smol.gguf: tokenizer.ggml.tokens", "needs byte 0x04");
+  }
+}
+
 TEST_CASE("GGUF: architectures, settings and tokenizers circuitry cannot run are refused by name") {
   const testing::TempDir dir;
   auto config_of = [&](const GgufBytes& g) { return io::read_gguf_config(io::GgufFile::open(write(dir, "m.gguf", g.bytes()))); };
@@ -399,9 +437,9 @@ TEST_CASE("GGUF: architectures, settings and tokenizers circuitry cannot run are
   CHECK_ERROR(tokenizer_of(g), "t.gguf", "SentencePiece", "not read yet");
   g = GgufBytes();
   g.add_string("tokenizer.ggml.model", "gpt2");
-  g.add_string("tokenizer.ggml.pre", "smollm");
+  g.add_string("tokenizer.ggml.pre", "deepseek-llm");
   g.add_strings("tokenizer.ggml.tokens", {"a"});
-  CHECK_ERROR(tokenizer_of(g), "tokenizer.ggml.pre is \"smollm\"");
+  CHECK_ERROR(tokenizer_of(g), "tokenizer.ggml.pre is \"deepseek-llm\"");
   CHECK_ERROR(tokenizer_of(GgufBytes()), "no tokenizer in the file");
   // A block_count larger than the file's layers.
   const testing::TempDir copy;

@@ -191,8 +191,12 @@ TEST_CASE("bad vocabulary files are one clear error naming the file") {
   CHECK_ERROR(ByteLevelBpeTokenizer::from_directory(temp_dir_with("empty", {})), "no tokenizer here");
   CHECK_ERROR(ByteLevelBpeTokenizer::from_strings("{\"a\": 0}", good_merges, "the test input"), "vocab.json of the test input",
               "no <|endoftext|>");
-  CHECK_ERROR(ByteLevelBpeTokenizer::from_strings("{\"a\": 0, \"<|endoftext|>\": 1}", good_merges, "the test input"),
-              "vocab.json of the test input", "no token for byte 0");
+  // A vocabulary without some byte tokens loads; a text that needs one of them is the error.
+  const auto bytes_missing = ByteLevelBpeTokenizer::from_strings("{\"a\": 0, \"b\": 1, \"ab\": 2, \"<|endoftext|>\": 3}",
+                                                                 "a b\n", "the test input");
+  CHECK(bytes_missing.encode("abab") == std::vector<int>{2, 2});
+  CHECK_ERROR(bytes_missing.encode("ab ab"), "vocab.json of the test input", "needs byte 0x20", "no token for it");
+  CHECK_ERROR(bytes_missing.encode("c"), "vocab.json of the test input", "needs byte 0x63");
   CHECK_FALSE(ByteLevelBpeTokenizer::directory_has_tokenizer(temp_dir_with("none", {})));
 }
 
@@ -207,8 +211,8 @@ TEST_CASE("a Hugging Face tokenizer.json") {
   CHECK_ERROR(ByteLevelBpeTokenizer::from_directory(temp_dir_with("hf-wp", {{"tokenizer.json", j.dump()}})), "tokenizer.json", "WordPiece");
 }
 
-TEST_CASE("every fixture of the Pythia, Llama 3 and Qwen2 styles: the ids of Hugging Face tokenizers") {
-  for (const std::string style : {"pythia", "llama3", "qwen2"}) {
+TEST_CASE("every fixture of the Pythia, Llama 3, Qwen2 and SmolLM2 styles: the ids of Hugging Face tokenizers") {
+  for (const std::string style : {"pythia", "llama3", "qwen2", "smollm2"}) {
     INFO("style: " << style);
     const ByteLevelBpeTokenizer& t = styled(style);
     const nlohmann::json cases = tokenizer_fixture(style + "/cases.json");
@@ -216,6 +220,10 @@ TEST_CASE("every fixture of the Pythia, Llama 3 and Qwen2 styles: the ids of Hug
     std::size_t mismatches = 0;
     for (const auto& c : cases) {
       const std::string text = c["text"].get<std::string>();
+      if (c.contains("missing_byte")) {  // tokenizers drops the byte; circuitry says which it is
+        CHECK_ERROR(t.encode(text), "needs byte " + c["missing_byte"].get<std::string>());
+        continue;
+      }
       const std::vector<int> expected = c["ids"].get<std::vector<int>>();
       const std::vector<int> got = t.encode(text);
       if (got != expected) {
@@ -254,6 +262,29 @@ TEST_CASE("the styles' vocabularies and added tokens") {
   const auto& qwen2 = styled("qwen2");
   CHECK(qwen2.encode("<|im_start|>user<|im_end|>").front() == 601);
   CHECK(qwen2.encode("1234").size() == 4);  // one digit a word
+}
+
+TEST_CASE("SmolLM2's tokenizer.json: byte_fallback on ByteLevel, an empty normalizer Sequence, missing byte tokens") {
+  const nlohmann::json j = tokenizer_fixture("smollm2/tokenizer.json");
+  CHECK(j["model"]["byte_fallback"] == true);
+  CHECK(j["normalizer"] == nlohmann::json::parse(R"({"type": "Sequence", "normalizers": []})"));
+  const auto& smol = styled("smollm2");
+  CHECK(smol.vocab_size() == 600);
+  // 21 byte tokens are missing, as in SmolLM2's vocabulary: loading works, a text that needs one
+  // is an error naming the byte (Hugging Face tokenizers drops the byte: "a\x04b" -> [a, b]).
+  CHECK_ERROR(smol.encode("a\x04" "b"), "smollm2/tokenizer.json: model.vocab", "needs byte 0x04");
+  CHECK_ERROR(smol.encode("x\xF1\x90\x80\x80"), "needs byte 0xF1");
+  CHECK(smol.encode("a\x05" "b").size() == 3);  // byte 0x05 is there
+  // Digits one by one; the space before a digit is a word of its own (the piece before ends in it).
+  CHECK(smol.encode("in 2024").size() == 6);
+  using circuitry::text::PreTokenizer;
+  auto pieces = [](const std::string& s) { return pretokens(PreTokenizer::digits_then_gpt2, s); };
+  CHECK(pieces("in 2024,") == Pieces{"in", " ", "2", "0", "2", "4", ","});
+  CHECK(pieces("a  1") == Pieces{"a", "  ", "1"});
+  CHECK(pieces("1,234.5") == Pieces{"1", ",", "2", "3", "4", ".", "5"});
+  CHECK(pieces("x\xC2\xBD y") == Pieces{"x", "\xC2\xBD", " y"});  // U+00BD (No) is a number
+  CHECK(pieces("it's 5'o") == Pieces{"it", "'s", " ", "5", "'", "o"});
+  CHECK(pieces("") == Pieces{});
 }
 
 TEST_CASE("the Llama 3 and Qwen2 pre-tokenization patterns' rules (as Hugging Face tokenizers splits)") {
@@ -369,6 +400,19 @@ TEST_CASE("tokenizer.json: what is not supported is one clear error naming it") 
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
   j["model"]["byte_fallback"] = true;
   CHECK_ERROR(load("metaspace", j), "tokenizer.json", "SentencePiece", "Llama 2", "as ids");
+  j["pre_tokenizer"] = llama3["pre_tokenizer"];  // byte_fallback on a ByteLevel BPE changes nothing
+  CHECK(load("byte-fallback", j).vocab_size() == 609);
+  j["normalizer"] = {{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}};
+  CHECK_ERROR(load("prepend", j), "tokenizer.json", "SentencePiece");
+  j = llama3;
+  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFKC"}}}}};
+  CHECK_ERROR(load("sequence", j), "tokenizer.json", "the normalizer Sequence [NFKC] is not supported");
+  j = tokenizer_fixture("smollm2/tokenizer.json");
+  j["pre_tokenizer"]["pretokenizers"][0]["individual_digits"] = false;
+  CHECK_ERROR(load("digits", j), "tokenizer.json", "individual_digits false");
+  j["pre_tokenizer"]["pretokenizers"][0]["individual_digits"] = true;
+  j["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = false;
+  CHECK_ERROR(load("digits-no-regex", j), "tokenizer.json", "after Digits has use_regex false");
   const auto sp = temp_dir_with("sentencepiece", {{"tokenizer.model", "not read"}});
   CHECK(ByteLevelBpeTokenizer::directory_has_tokenizer(sp));
   CHECK_ERROR(ByteLevelBpeTokenizer::from_directory(sp), (sp / "tokenizer.model").string(), "SentencePiece", "as ids");

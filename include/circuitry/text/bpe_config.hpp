@@ -7,12 +7,15 @@
 //       model           type "BPE" with vocab {token: id} and merges ("a b" or ["a", "b"], by
 //                       rank); ignore_merges (Llama 3: a word that is itself a token is that
 //                       token, merges or not); dropout null, no continuing_subword_prefix or
-//                       end_of_word_suffix (those are not byte-level BPE);
-//       normalizer      null, or NFC (Pythia, Qwen2);
+//                       end_of_word_suffix (those are not byte-level BPE); byte_fallback only
+//                       with a ByteLevel pre-tokenizer (SmolLM2), where every byte is already a
+//                       symbol, so that it changes no id;
+//       normalizer      null or an empty Sequence (SmolLM2), or NFC (Pythia, Qwen2);
 //       pre_tokenizer   ByteLevel with use_regex (GPT-2's pattern: GPT-2, Pythia), or a Sequence
 //                       of Split(Regex pattern, behavior Isolated) and ByteLevel without
 //                       use_regex, for a pattern pretokenizer.hpp knows (GPT-2's, Llama 3's,
-//                       Qwen2's); add_prefix_space false;
+//                       Qwen2's), or a Sequence of Digits(individual_digits) and ByteLevel with
+//                       use_regex (StarCoder2, SmolLM); add_prefix_space false;
 //       added_tokens    [{id, content, special, normalized, lstrip, rstrip, single_word}]: each
 //                       a token of its own wherever its content occurs (added_tokens.hpp);
 //       post_processor, decoder, truncation, padding: not read. They do not change the ids
@@ -21,8 +24,8 @@
 //                       TemplateProcessing), and decode() is the ByteLevel decoder's.
 //     Anything else (another model, normalizer or pre-tokenizer, an unknown pattern) is one
 //     Error naming the file and the part. SentencePiece tokenizers (Llama 2, Mistral:
-//     tokenizer.model, or a tokenizer.json with Metaspace / byte fallback) are refused with a
-//     message saying so.
+//     tokenizer.model, or a tokenizer.json with Metaspace, Prepend, or byte fallback without a
+//     ByteLevel pre-tokenizer) are refused with a message saying so.
 #include <filesystem>
 #include <initializer_list>
 #include <string>
@@ -122,9 +125,12 @@ inline constexpr const char* kSentencePieceAdvice =
     "Hugging Face transformers and give the task as ids (\"clean\": [...], \"corrupted\": [...], \"answer\", \"wrong\")";
 
 /// The Error for a tokenizer.json that is SentencePiece-style (Llama 2, Mistral), if it is one.
+/// byte_fallback alone is not: on a byte-level BPE (SmolLM2's) every byte is a symbol of the
+/// vocabulary's alphabet, never an unknown character, so the <0xNN> tokens are never looked for.
 inline void refuse_sentencepiece(const nlohmann::json& j, const std::string& name) {
   const auto& model = field(j, "model");
-  const bool sentencepiece = string_field(model, "type") == "Unigram" || field(model, "byte_fallback") == true ||
+  const bool byte_level = has_type(field(j, "pre_tokenizer"), {"ByteLevel"});
+  const bool sentencepiece = string_field(model, "type") == "Unigram" || (field(model, "byte_fallback") == true && !byte_level) ||
                              has_type(field(j, "pre_tokenizer"), {"Metaspace"}) || has_type(field(j, "normalizer"), {"Prepend"}) ||
                              has_type(field(j, "decoder"), {"Metaspace", "ByteFallback"});
   if (sentencepiece)
@@ -196,11 +202,12 @@ inline bool byte_level_use_regex(const nlohmann::json& b, const std::string& nam
   return bool_field(b, "use_regex", true, name + ": the ByteLevel pre_tokenizer");
 }
 
-/// The pre_tokenizer: ByteLevel(use_regex) or Sequence [Split(known pattern), ByteLevel].
+/// The pre_tokenizer: ByteLevel(use_regex), Sequence [Split(known pattern), ByteLevel] or
+/// Sequence [Digits(individual_digits), ByteLevel(use_regex)].
 inline PreTokenizer read_pre_tokenizer(const nlohmann::json& pre, const std::string& name) {
   const std::string unsupported = name + ": the pre_tokenizer " + component_name(pre) +
-                                  " is not supported (circuitry knows ByteLevel, and Sequence [Split, ByteLevel] with the"
-                                  " patterns of GPT-2, Llama 3 and Qwen2)";
+                                  " is not supported (circuitry knows ByteLevel, Sequence [Split, ByteLevel] with the"
+                                  " patterns of GPT-2, Llama 3 and Qwen2, and Sequence [Digits, ByteLevel])";
   const std::string type = string_field(pre, "type");
   if (type == "ByteLevel") {
     require(byte_level_use_regex(pre, name), name + ": the ByteLevel pre_tokenizer has use_regex false and no Split before it, "
@@ -208,6 +215,15 @@ inline PreTokenizer read_pre_tokenizer(const nlohmann::json& pre, const std::str
     return PreTokenizer::gpt2;
   }
   const auto& parts = field(pre, "pretokenizers");
+  if (type == "Sequence" && parts.is_array() && parts.size() == 2 && string_field(parts[0], "type") == "Digits" &&
+      string_field(parts[1], "type") == "ByteLevel") {
+    require(bool_field(parts[0], "individual_digits", false, name + ": the Digits pre_tokenizer"),
+            name + ": the Digits pre_tokenizer has individual_digits false (runs of digits kept whole); circuitry knows "
+                   "individual_digits true (StarCoder2, SmolLM)");
+    require(byte_level_use_regex(parts[1], name), name + ": the ByteLevel pre_tokenizer after Digits has use_regex false; "
+                                                         "circuitry knows it with use_regex true (GPT-2's pattern)");
+    return PreTokenizer::digits_then_gpt2;
+  }
   require(type == "Sequence" && parts.is_array() && parts.size() == 2 && string_field(parts[0], "type") == "Split" &&
               string_field(parts[1], "type") == "ByteLevel",
           unsupported);
@@ -231,9 +247,10 @@ inline PreTokenizer read_pre_tokenizer(const nlohmann::json& pre, const std::str
 }
 
 inline Normalizer read_normalizer(const nlohmann::json& n, const std::string& name) {
-  if (n.is_null()) return Normalizer::none;
+  const auto& parts = field(n, "normalizers");  // an empty Sequence (SmolLM2's) normalizes nothing
+  if (n.is_null() || (string_field(n, "type") == "Sequence" && parts.is_array() && parts.empty())) return Normalizer::none;
   require(string_field(n, "type") == "NFC",
-          name + ": the normalizer " + component_name(n) + " is not supported (circuitry knows null and NFC)");
+          name + ": the normalizer " + component_name(n) + " is not supported (circuitry knows null, an empty Sequence and NFC)");
   return Normalizer::nfc;
 }
 

@@ -31,6 +31,7 @@
 // and the tokenizer holds no mutable state: it can be shared by threads.
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -86,9 +87,12 @@ class ByteLevelBpeTokenizer {
 
   static bool directory_has_tokenizer(const std::filesystem::path& dir) { return text::directory_has_tokenizer(dir); }
 
-  /// Checks the config (ids 0..n-1 each once, all 256 byte tokens, every merge's symbols in the
-  /// vocabulary, added tokens that the vocabulary also has the same tokens there); an Error names
-  /// the file otherwise.
+  /// Checks the config (ids 0..n-1 each once, every merge's symbols in the vocabulary, added
+  /// tokens that the vocabulary also has the same tokens there); an Error names the file
+  /// otherwise. A vocabulary may lack byte tokens (SmolLM2's lacks 21 of the 256): encoding a
+  /// text that needs one is then an Error naming the byte. (Hugging Face tokenizers drops such a
+  /// byte without a word; llama.cpp looks it up and skips it; circuitry's ids would not be the
+  /// model's either way.)
   explicit ByteLevelBpeTokenizer(const ByteLevelBpeConfig& config);
 
   /// The token ids of a UTF-8 text, added tokens included where their text occurs.
@@ -144,7 +148,7 @@ class ByteLevelBpeTokenizer {
   }
 
   void encode_word(std::string_view word, std::vector<int>& out) const {
-    if (word.size() == 1) {
+    if (word.size() == 1 && byte_id_[static_cast<unsigned char>(word[0])] >= 0) {
       out.push_back(byte_id_[static_cast<unsigned char>(word[0])]);
       return;
     }
@@ -152,12 +156,33 @@ class ByteLevelBpeTokenizer {
       out.push_back(id);
       return;
     }
+    if (!has_every_byte_) require_byte_tokens(word);
     detail::bpe(word, byte_id_, merges_, out);
+  }
+
+  /// The first byte of `bytes` that has no token, or -1.
+  int missing_byte(std::string_view bytes) const {
+    for (const char c : bytes)
+      if (byte_id_[static_cast<unsigned char>(c)] < 0) return static_cast<unsigned char>(c);
+    return -1;
+  }
+
+  void require_byte_tokens(std::string_view word) const {
+    const int b = missing_byte(word);
+    if (b < 0) return;
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", unsigned(b));
+    std::string spelled;
+    detail::append_utf8(spelled, bytes_to_unicode()[std::size_t(b)]);
+    throw Error(vocab_name_ + ": the text needs byte " + hex + " (spelled '" + spelled +
+                "'), and the vocabulary has no token for it, so this model cannot read the text (remove or replace the character)");
   }
 
   std::string bytes_;                  // every token's bytes, concatenated
   std::vector<std::uint32_t> offsets_;  // token id -> its bytes in bytes_, [offsets_[id], offsets_[id + 1])
-  std::array<int, 256> byte_id_{};
+  std::array<int, 256> byte_id_{};  // -1 for a byte the vocabulary has no token for
+  bool has_every_byte_ = true;
+  std::string vocab_name_;
   detail::PairMap merges_;
   detail::WordMap words_;
   AddedTokenMatcher raw_added_, normalized_added_;
@@ -169,7 +194,7 @@ class ByteLevelBpeTokenizer {
 using Gpt2Tokenizer = ByteLevelBpeTokenizer;
 
 inline ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const ByteLevelBpeConfig& config)
-    : normalizer_(config.normalizer), pre_tokenizer_(config.pre_tokenizer) {
+    : vocab_name_(config.vocab_name), normalizer_(config.normalizer), pre_tokenizer_(config.pre_tokenizer) {
   const std::string& vocab_name = config.vocab_name;
   // The vocabulary's spellings back to bytes (the inverse of bytes_to_unicode). A spelling with a
   // character outside that alphabet (GPT-NeoX's runs of plain spaces, which are also added
@@ -241,9 +266,8 @@ inline ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const ByteLevelBpeConfig& co
     std::string spelled;
     detail::append_utf8(spelled, map[std::size_t(b)]);
     const auto it = id_of.find(spelled);
-    require(it != id_of.end(), vocab_name + ": no token for byte " + std::to_string(b) + " ('" + spelled +
-                                   "'); a byte-level vocabulary has all 256 byte tokens");
-    byte_id_[std::size_t(b)] = it->second;
+    byte_id_[std::size_t(b)] = it == id_of.end() ? -1 : it->second;
+    has_every_byte_ = has_every_byte_ && it != id_of.end();
   }
 
   require(!config.merges.empty(), config.merges_name + ": no merges (a byte-level BPE lists its merges, pairs 'a b', by rank)");
@@ -267,6 +291,7 @@ inline ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const ByteLevelBpeConfig& co
   for (std::size_t id = 0; id < n; ++id) {
     if (!byte_level[id]) continue;
     const std::string_view b = token_bytes(int(id));
+    if (!config.ignore_merges && missing_byte(b) >= 0) continue;  // BPE cannot start from its bytes
     ids.clear();
     if (!config.ignore_merges) detail::bpe(b, byte_id_, merges_, ids);
     if (config.ignore_merges || (ids.size() == 1 && ids[0] == int(id))) whole.emplace_back(b, int(id));

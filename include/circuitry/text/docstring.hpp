@@ -24,8 +24,8 @@
 // the random def ones and the documented ones by the random doc ones; the leading and
 // trailing def parameters, the function name and the descriptions stay, so the docstring no
 // longer tells which def parameter comes next.
-// Every word is one GPT-2 token with its leading space (checked). Extra keys: "task":
-// "docstring".
+// Every word is one GPT-2 token with its leading space; those another vocabulary splits are
+// left out (single_token_words). Extra keys: "task": "docstring".
 #include <array>
 #include <random>
 #include <string>
@@ -80,26 +80,29 @@ inline std::string docstring_prompt(std::string_view function, const std::vector
 
 }  // namespace detail
 
-/// n docstring examples (see the top of this file). Deterministic in seed.
-inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer) {
-  check_single_tokens(tokenizer, kDocstringWords, "docstring");
-  check_single_tokens(tokenizer, kDocstringDescriptionWords, "docstring");
+/// n docstring examples (see the top of this file), drawn from the words that are one token in
+/// the tokenizer's vocabulary (those left out are appended to `skipped`). Deterministic in seed.
+inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer,
+                                               std::vector<std::string>* skipped = nullptr) {
   constexpr std::size_t n_doc = kDocstringMatching - 1;
   constexpr std::size_t n_desc = kDocstringMethodDescription + n_doc * kDocstringArgDescription;
+  // Distinct words in ACDC's groups (see the top of this file).
+  constexpr std::size_t n_not_matching = kDocstringMatching - 1;
+  constexpr std::size_t n_names = 1 + 1 + kDocstringMatching + n_not_matching + n_not_matching + kDocstringMatching +
+                                  kDocstringDefPrefix + kDocstringDefSuffix;
+  const auto words = single_token_words(tokenizer, kDocstringWords, n_names, "docstring", "parameter names", skipped);
+  const auto description_words =
+      single_token_words(tokenizer, kDocstringDescriptionWords, n_desc, "docstring", "description words", skipped);
   std::mt19937 rng(seed);
   std::vector<TextExample> out;
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    // Distinct words in ACDC's groups (see the top of this file).
-    constexpr std::size_t n_not_matching = kDocstringMatching - 1;
-    constexpr std::size_t n_names = 1 + 1 + kDocstringMatching + n_not_matching + n_not_matching + kDocstringMatching +
-                                    kDocstringDefPrefix + kDocstringDefSuffix;
-    const std::vector<int> w = circuitry::detail::distinct_tokens(kDocstringWords.size(), n_names, rng);
-    const std::vector<int> dw = circuitry::detail::distinct_tokens(kDocstringDescriptionWords.size(), n_desc, rng);
+    const std::vector<int> w = circuitry::detail::distinct_tokens(words.size(), n_names, rng);
+    const std::vector<int> dw = circuitry::detail::distinct_tokens(description_words.size(), n_desc, rng);
     std::size_t next = 0;
     auto take = [&](std::size_t count) {
       std::vector<std::string_view> group;
-      for (std::size_t k = 0; k < count; ++k) group.push_back(kDocstringWords[std::size_t(w[next++])]);
+      for (std::size_t k = 0; k < count; ++k) group.push_back(words[std::size_t(w[next++])]);
       return group;
     };
     const std::string_view function = take(1)[0];
@@ -115,13 +118,13 @@ inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, con
     };
     const std::vector<std::string_view> doc_args(matching.begin(), matching.begin() + n_doc);
     std::vector<std::string_view> descriptions;
-    for (int k : dw) descriptions.push_back(kDocstringDescriptionWords[std::size_t(k)]);
+    for (int k : dw) descriptions.push_back(description_words[std::size_t(k)]);
     TextExample e;
     e.clean = detail::docstring_prompt(function, def_with(matching), doc_args, descriptions);
     e.corrupted = detail::docstring_prompt(function, def_with(random_def), random_doc, descriptions);
     e.answer = {" " + std::string(matching.back())};
     for (std::size_t k = 1; k < n_names; ++k)
-      if (kDocstringWords[std::size_t(w[k])] != matching.back()) e.wrong.push_back(" " + std::string(kDocstringWords[std::size_t(w[k])]));
+      if (words[std::size_t(w[k])] != matching.back()) e.wrong.push_back(" " + std::string(words[std::size_t(w[k])]));
     e.extra = {{"task", "docstring"}};
     out.push_back(std::move(e));
   }

@@ -11,8 +11,10 @@
 //   tokenizer.ggml.pre         the pre-tokenizer, by llama.cpp's name for it: gpt-2 and phi-2 ->
 //                              GPT-2's pattern; llama3, llama-v3 and llama-bpe -> Llama 3's;
 //                              qwen2 -> Qwen2's (with its NFC normalizer, as Qwen2's
-//                              tokenizer.json has); any other name is an Error (circuitry has
-//                              no other pattern, and a wrong one would split words differently)
+//                              tokenizer.json has); smollm and starcoder -> each digit a word,
+//                              then GPT-2's pattern (llama-vocab.cpp gives both the regexes \p{N}
+//                              and GPT-2's); any other name is an Error (circuitry has no other
+//                              pattern, and a wrong one would split words differently)
 //   tokenizer.ggml.bos_token_id, eos_token_id   optional; checked to be in the vocabulary
 #include <optional>
 #include <string>
@@ -39,6 +41,7 @@ inline std::optional<PreTokenizer> gguf_pre_tokenizer(const std::string& name) {
   if (name == "gpt-2" || name == "phi-2") return PreTokenizer::gpt2;
   if (name == "llama3" || name == "llama-v3" || name == "llama-bpe") return PreTokenizer::llama3;
   if (name == "qwen2") return PreTokenizer::qwen2;
+  if (name == "smollm" || name == "starcoder") return PreTokenizer::digits_then_gpt2;
   return std::nullopt;
 }
 
@@ -62,7 +65,7 @@ inline GgufTokenizer read_gguf_tokenizer(const io::GgufFile& file) {
   const auto pre_tokenizer = detail::gguf_pre_tokenizer(pre);
   if (!pre_tokenizer)
     throw Error(where + ": tokenizer.ggml.pre is \"" + pre + "\", a pre-tokenizer circuitry does not have (it has gpt-2, phi-2, "
-                "llama3, llama-v3, llama-bpe and qwen2)");
+                "llama3, llama-v3, llama-bpe, qwen2, smollm and starcoder)");
   c.pre_tokenizer = *pre_tokenizer;
   c.normalizer = pre == "qwen2" ? Normalizer::nfc : Normalizer::none;
 

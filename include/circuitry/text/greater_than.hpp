@@ -14,8 +14,8 @@
 // baseline).
 // As in the paper, XX ranges over 11 .. 17 and YY over 02 .. 98, and a year that GPT-2 does
 // not split as [" XX", "YY"] (" 1100", " 1105" ... are merged or split otherwise) is drawn
-// again; the tokenizer decides. The nouns are the paper's, each one token with its leading
-// space (checked). Extra keys: "task": "greater-than", "noun", "year" (XXYY).
+// again; the tokenizer decides. The nouns are the paper's, each one GPT-2 token with its leading
+// space; those another vocabulary splits are left out (single_token_words). Extra keys: "task": "greater-than", "noun", "year" (XXYY).
 #include <array>
 #include <cstdio>
 #include <random>
@@ -83,15 +83,16 @@ inline std::string greater_than_prompt(std::string_view noun, int century, int y
 }  // namespace detail
 
 /// n Greater-Than examples (see the top of this file). Deterministic in seed.
-inline std::vector<TextExample> make_greater_than(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer) {
-  check_single_tokens(tokenizer, kGreaterThanNouns, "greater-than");
+inline std::vector<TextExample> make_greater_than(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer,
+                                                  std::vector<std::string>* skipped = nullptr) {
+  const auto nouns = single_token_words(tokenizer, kGreaterThanNouns, 1, "greater-than", "nouns", skipped);
   for (int zz = 0; zz < 100; ++zz) word_token(tokenizer, detail::two_digits(zz), "greater-than");
   std::mt19937 rng(seed);
   auto draw = [&rng](int lo, int hi) { return lo + static_cast<int>(circuitry::detail::uniform_below(rng, std::size_t(hi - lo + 1))); };
   std::vector<TextExample> out;
   out.reserve(n);
   for (std::size_t redraws = 0; out.size() < n;) {
-    const std::string_view noun = kGreaterThanNouns[circuitry::detail::uniform_below(rng, kGreaterThanNouns.size())];
+    const std::string_view noun = nouns[circuitry::detail::uniform_below(rng, nouns.size())];
     const int century = draw(kGreaterThanFirstCentury, kGreaterThanLastCentury);
     const int year = draw(kGreaterThanFirstYear, kGreaterThanLastYear);
     if (!detail::splits_as_century_and_year(tokenizer, century, year) ||

@@ -13,8 +13,9 @@
 // the three name slots gets its own fresh name (distinct from each other and from IO and S),
 // so no name repeats and nothing points at an indirect object.
 // Templates, names, places and objects are those of the paper's ioi_dataset.py (as EAP-IG
-// ships them); every name, place and object is one GPT-2 token with its leading space, and
-// make_ioi checks that with the tokenizer. Extra keys: "task": "ioi", "template" (index into
+// ships them); every name, place and object is one GPT-2 token with its leading space. With
+// another vocabulary make_ioi leaves out the words that are not one token in it
+// (single_token_words), and the draws run over the words left. Extra keys: "task": "ioi", "template" (index into
 // kIoiTemplates), "order" ("BABA" or "ABBA").
 #include <array>
 #include <random>
@@ -92,11 +93,13 @@ inline std::string fill_ioi(std::string_view tmpl, const std::vector<std::string
 }  // namespace detail
 
 /// n IOI examples (see the top of this file), template, order, names, place and object drawn
-/// uniformly. Deterministic in seed. The tokenizer checks that every word is one token.
-inline std::vector<TextExample> make_ioi(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer) {
-  check_single_tokens(tokenizer, kIoiNames, "ioi");
-  check_single_tokens(tokenizer, kIoiPlaces, "ioi");
-  check_single_tokens(tokenizer, kIoiObjects, "ioi");
+/// uniformly from the words that are one token in the tokenizer's vocabulary (those left out
+/// are appended to `skipped`). Deterministic in seed.
+inline std::vector<TextExample> make_ioi(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer,
+                                         std::vector<std::string>* skipped = nullptr) {
+  const auto names = single_token_words(tokenizer, kIoiNames, 5, "ioi", "names", skipped);
+  const auto places = single_token_words(tokenizer, kIoiPlaces, 1, "ioi", "places", skipped);
+  const auto objects = single_token_words(tokenizer, kIoiObjects, 1, "ioi", "objects", skipped);
   std::mt19937 rng(seed);
   auto pick = [&](const auto& list) { return list[circuitry::detail::uniform_below(rng, list.size())]; };
   std::vector<TextExample> out;
@@ -105,15 +108,14 @@ inline std::vector<TextExample> make_ioi(std::size_t n, unsigned seed, const Byt
     const std::size_t t = circuitry::detail::uniform_below(rng, kIoiTemplates.size());
     const bool abba = circuitry::detail::uniform_below(rng, 2) == 1;
     // Five distinct names: IO, S, and the three fresh names of the ABC prompt.
-    const std::vector<int> idx = circuitry::detail::distinct_tokens(kIoiNames.size(), 5, rng);
-    const std::string_view io = kIoiNames[std::size_t(idx[0])], s = kIoiNames[std::size_t(idx[1])];
-    const std::string_view place = pick(kIoiPlaces), object = pick(kIoiObjects);
+    const std::vector<int> idx = circuitry::detail::distinct_tokens(names.size(), 5, rng);
+    const std::string_view io = names[std::size_t(idx[0])], s = names[std::size_t(idx[1])];
+    const std::string_view place = pick(places), object = pick(objects);
     std::string_view tmpl = kIoiTemplates[t];
     tmpl = tmpl.substr(0, tmpl.rfind(" [A]"));  // the prompt stops before the completion
     // Name slots in order: BABA = S, IO, S; ABBA = IO, S, S.
     const std::vector<std::string_view> clean_names = abba ? std::vector{io, s, s} : std::vector{s, io, s};
-    const std::vector<std::string_view> abc = {kIoiNames[std::size_t(idx[2])], kIoiNames[std::size_t(idx[3])],
-                                               kIoiNames[std::size_t(idx[4])]};
+    const std::vector<std::string_view> abc = {names[std::size_t(idx[2])], names[std::size_t(idx[3])], names[std::size_t(idx[4])]};
     TextExample e;
     e.clean = detail::fill_ioi(tmpl, clean_names, place, object);
     e.corrupted = detail::fill_ioi(tmpl, abc, place, object);

@@ -1,6 +1,6 @@
 #pragma once
 // Pre-tokenization: cutting a text into the words that byte-level BPE then encodes one by one
-// (BPE never merges across two words). Byte-level tokenizers define it by a regex; three are
+// (BPE never merges across two words). Byte-level tokenizers define it by a regex; four are
 // known here, each hand-written as a backtracking regex engine (Oniguruma in Hugging Face
 // tokenizers, Rust's regex in tiktoken) runs it: at each position the alternatives are tried in
 // order and the first that matches gives the word.
@@ -22,6 +22,13 @@
 //
 //   Qwen2: Llama 3's with \p{N} for \p{N}{1,3}: every digit is its own word.
 //
+//   StarCoder2 / SmolLM: every number character (\p{N}) is a word of its own, and the text
+//   between is cut by GPT-2's pattern, each piece on its own (so "a  1" is "a", "  ", "1": the
+//   piece "a  " ends in its run of spaces). tokenizer.json spells it Sequence [Digits
+//   {individual_digits: true}, ByteLevel {use_regex: true}] (tokenizers' Digits isolates each
+//   char::is_numeric(), general category N*), llama.cpp as the regexes \p{N} then GPT-2's for
+//   tokenizer.ggml.pre "smollm" and "starcoder" (llama-vocab.cpp).
+//
 // The classes: \p{L} (a letter, general category L*), \p{N} (a number, N*), \s (White_Space),
 // read from unicode_classes.hpp (Unicode 16.0, the version of the engines). Case-insensitive
 // 's (Oniguruma's Unicode case folding) also matches 'ſ (U+017F LATIN SMALL LETTER LONG S, which
@@ -40,7 +47,7 @@
 namespace circuitry::text {
 
 /// The known pre-tokenization patterns.
-enum class PreTokenizer { gpt2, llama3, qwen2 };
+enum class PreTokenizer { gpt2, llama3, qwen2, digits_then_gpt2 };
 
 /// The patterns as tokenizer.json spells them.
 inline constexpr std::string_view kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
@@ -179,6 +186,22 @@ void for_each_pretoken_of(std::string_view text, F& f) {
   }
 }
 
+/// Each number character a word, the text between cut by GPT-2's pattern piece by piece.
+template <class F>
+void for_each_digit_then_gpt2_pretoken(std::string_view text, F& f) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  std::size_t len = 0;
+  while (p < end) {
+    const auto* q = p;
+    while (q < end && class_at(q, len) != kNumber) q += len;
+    for_each_pretoken_of<gpt2_pretoken_end>(std::string_view(reinterpret_cast<const char*>(p), std::size_t(q - p)), f);
+    if (q == end) return;
+    f(std::string_view(reinterpret_cast<const char*>(q), len));
+    p = q + len;
+  }
+}
+
 }  // namespace detail
 
 /// Calls f(word) for each pre-token of text (valid UTF-8), in order; the words tile the text.
@@ -188,6 +211,7 @@ void for_each_pretoken(PreTokenizer kind, std::string_view text, F&& f) {
     case PreTokenizer::gpt2: return detail::for_each_pretoken_of<detail::gpt2_pretoken_end>(text, f);
     case PreTokenizer::llama3: return detail::for_each_pretoken_of<detail::llama3_pretoken_end<3>>(text, f);
     case PreTokenizer::qwen2: return detail::for_each_pretoken_of<detail::llama3_pretoken_end<1>>(text, f);
+    case PreTokenizer::digits_then_gpt2: return detail::for_each_digit_then_gpt2_pretoken(text, f);
   }
 }
 

@@ -4,13 +4,15 @@
 // or the same as text, tokenized with the model's tokenizer (bpe_tokenizer.hpp):
 //   {"clean_text": "...", "corrupted_text": "...", "answer_text": " Mary" or [...], "wrong_text": ...}
 // Each key may come as ids or as text; where a line has both (the files `circuitry task`
-// writes), the ids are read and the text is documentation. Extra keys are allowed and
+// writes), the ids are read and the text is documentation, so such a file needs no tokenizer
+// (the tokenizer is asked for only by a line whose ids are missing). Extra keys are allowed and
 // ignored. Examples may differ in length from one another.
 #include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -38,6 +40,10 @@ struct Task {
   std::vector<TaskExample> examples;
   std::vector<int> outputs;  // the output dimensions the l2 metric reads ("outputs"; empty: all)
 };
+
+/// The tokenizer for a task's text fields, asked for when a line first needs one (a tokenizer
+/// takes a few hundred ms to build, and a model's may not be readable at all); nullptr for none.
+using TokenizerSource = std::function<const text::ByteLevelBpeTokenizer*()>;
 
 namespace detail {
 
@@ -127,7 +133,7 @@ inline std::vector<int> read_text_set(const nlohmann::json& value, const text::B
 
 /// The value of "key" (ids) or else of "key_text" (text, which needs a tokenizer).
 /// `set` says whether it is an answer/wrong set or a sequence.
-inline std::vector<int> read_field(const nlohmann::json& line, const text::ByteLevelBpeTokenizer* tokenizer, std::size_t vocab_size,
+inline std::vector<int> read_field(const nlohmann::json& line, const TokenizerSource& tokenizer_source, std::size_t vocab_size,
                                    const std::string& where, const std::string& key, bool set) {
   const auto ids = line.find(key);
   if (ids != line.end()) return set ? read_token_set(*ids, vocab_size, where, key) : read_token_ids(*ids, vocab_size, where, key);
@@ -136,6 +142,7 @@ inline std::vector<int> read_field(const nlohmann::json& line, const text::ByteL
   if (text == line.end())
     throw Error(where + ": missing key \"" + key + "\" (or \"" + text_key +
                 "\"); each line needs {\"clean\": [ids], \"corrupted\": [ids], \"answer\": id, \"wrong\": id}");
+  const text::ByteLevelBpeTokenizer* tokenizer = tokenizer_source ? tokenizer_source() : nullptr;
   if (tokenizer == nullptr)
     throw Error(where + ": \"" + text_key + "\" needs a tokenizer, and none was given; give token ids in \"" + key +
                 "\" instead");
@@ -148,7 +155,7 @@ inline std::vector<int> read_field(const nlohmann::json& line, const text::ByteL
 
 /// One task line as an example, checked: clean and corrupted of equal length, at most
 /// n_positions long.
-inline TaskExample read_example(const nlohmann::json& line, const text::ByteLevelBpeTokenizer* tokenizer, std::size_t vocab_size,
+inline TaskExample read_example(const nlohmann::json& line, const TokenizerSource& tokenizer, std::size_t vocab_size,
                                 std::size_t n_positions, const std::string& where) {
   TaskExample example;
   example.clean = read_field(line, tokenizer, vocab_size, where, "clean", false);
@@ -176,10 +183,11 @@ inline TaskExample read_example(const nlohmann::json& line, const text::ByteLeve
 
 /// Parses the contents of a task file, checking every example against the model: ids in
 /// [0, vocab_size), clean and corrupted non-empty, of equal length and at most n_positions long;
-/// answer and wrong sets non-empty. Text fields are tokenized with `tokenizer` (an error without
-/// one). Blank lines are skipped; a file without examples is an error. `file` names it in errors.
+/// answer and wrong sets non-empty. Text fields whose ids are not given are tokenized with the
+/// tokenizer (an error without one). Blank lines are skipped; a file without examples is an
+/// error. `file` names it in errors.
 inline Task task_from_text(const std::string& content, const std::string& file, std::size_t vocab_size,
-                           std::size_t n_positions, const text::ByteLevelBpeTokenizer* tokenizer) {
+                           std::size_t n_positions, const TokenizerSource& tokenizer) {
   std::istringstream in(content);
   vocab_size = std::min<std::size_t>(vocab_size, std::size_t{INT_MAX} + 1);
   Task task;
@@ -217,6 +225,12 @@ inline Task task_from_text(const std::string& content, const std::string& file, 
   if (task.examples.empty())
     throw Error(file + ": no examples (the file is empty or has only blank lines); write one JSON object per line");
   return task;
+}
+
+/// The same with a tokenizer at hand (or nullptr).
+inline Task task_from_text(const std::string& content, const std::string& file, std::size_t vocab_size,
+                           std::size_t n_positions, const text::ByteLevelBpeTokenizer* tokenizer) {
+  return task_from_text(content, file, vocab_size, n_positions, TokenizerSource([tokenizer] { return tokenizer; }));
 }
 
 /// Reads task file `path` (task_from_text); Error for a missing file or a directory.

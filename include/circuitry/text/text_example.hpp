@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -38,10 +39,33 @@ inline int word_token(const ByteLevelBpeTokenizer& tokenizer, const std::string&
               " tokens (" + pieces + "), not one; every word of the generator's lists must be a single token");
 }
 
-/// Checks a whole word list, each word with a leading space.
+/// The words of a generator's list that are one token each with their leading space, in the
+/// list's order. The lists are GPT-2 single tokens, as the papers chose them; another vocabulary
+/// splits some (SmolLM2's " Brandon" is 2 tokens), and those are left out, each appended to
+/// `skipped` (when given) with its leading space. Fewer than `needed` left is an Error naming
+/// the generator and how the first word left out tokenizes.
 template <class List>
-void check_single_tokens(const ByteLevelBpeTokenizer& tokenizer, const List& words, const std::string& generator) {
-  for (const auto& w : words) word_token(tokenizer, " " + std::string(w), generator);
+std::vector<std::string_view> single_token_words(const ByteLevelBpeTokenizer& tokenizer, const List& words, std::size_t needed,
+                                                 const std::string& generator, const std::string& what,
+                                                 std::vector<std::string>* skipped) {
+  std::vector<std::string_view> kept;
+  std::vector<std::string> left_out;
+  for (const std::string_view w : words) {
+    if (tokenizer.encode(" " + std::string(w)).size() == 1) kept.push_back(w);
+    else left_out.push_back(" " + std::string(w));
+  }
+  if (kept.size() < needed) {
+    std::string first;
+    try {
+      word_token(tokenizer, left_out.front(), generator);
+    } catch (const Error& e) {
+      first = e.what();
+    }
+    throw Error(generator + ": " + std::to_string(kept.size()) + " of the generator's " + std::to_string(words.size()) + " " +
+                what + " are one token in this vocabulary, and the task needs " + std::to_string(needed) + " (" + first + ")");
+  }
+  if (skipped) skipped->insert(skipped->end(), left_out.begin(), left_out.end());
+  return kept;
 }
 
 namespace detail {
@@ -61,7 +85,7 @@ inline nlohmann::json text_fields(const TextExample& e) {
 
 /// The token ids of a text example, checked as a task file line is; `where` names it in errors.
 inline TaskExample tokenize_example(const TextExample& e, const ByteLevelBpeTokenizer& tokenizer, const std::string& where) {
-  return circuitry::detail::read_example(detail::text_fields(e), &tokenizer, tokenizer.vocab_size(),
+  return circuitry::detail::read_example(detail::text_fields(e), [&tokenizer] { return &tokenizer; }, tokenizer.vocab_size(),
                                          std::numeric_limits<std::size_t>::max(), where);
 }
 
