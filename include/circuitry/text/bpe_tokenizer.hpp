@@ -1,6 +1,6 @@
 #pragma once
 // Byte-level BPE tokenizers (Radford et al. 2019, openai/gpt-2 src/encoder.py): GPT-2's, and the
-// Hugging Face tokenizer.json files of Pythia (GPT-NeoX), Llama 3 and Qwen2, id for id the same
+// Hugging Face tokenizer.json files of Pythia (GPT-NeoX), Llama 3, Qwen2 and SmolLM2, id for id the same
 // as Hugging Face tokenizers' encode(text, add_special_tokens=False) (and, for GPT-2, tiktoken's
 // "gpt2" encoding). The files are read by bpe_config.hpp.
 //
@@ -13,7 +13,7 @@
 //      Then the "normalized" added tokens (GPT-NeoX's runs of 2 to 24 spaces) are found in the
 //      normalized piece the same way (tokenizer/added_vocabulary.rs, extract_and_normalize).
 //   3. Pre-tokenization: each remaining piece is cut into words by the model's pattern, GPT-2's,
-//      Llama 3's or Qwen2's (pretokenizer.hpp). BPE never merges across two words.
+//      Llama 3's, Qwen2's or SmolLM2's (pretokenizer.hpp). BPE never merges across two words.
 //   4. Bytes. Every word is a sequence of UTF-8 bytes, each starting as its own symbol. (encoder.py
 //      and Hugging Face map each byte to a printable character first, bytes_to_unicode(), so that
 //      vocab.json and merges.txt are text; we map the files back to bytes once, at load time.)
