@@ -1,4 +1,4 @@
-// The thread pool's costs (core/parallel.hpp), which set ops::kParallelGrain: the time from
+// The thread pool's costs (core/parallel.hpp), which set kParallelGrain: the time from
 // starting a loop of two tasks to its end when the other thread is spinning (loops back to back)
 // and when it sleeps (after a pause), and, for an elementwise loop like a layer norm's, the size
 // from which two threads beat one.
@@ -52,5 +52,5 @@ int main() {
     if (!break_even && pooled < serial) break_even = n;
   }
   std::printf("spinning_handoff_us=%.2f sleeping_handoff_us=%.1f elementwise_break_even=%zu kParallelGrain=%zu\n", spinning, sleeping,
-              break_even, ops::kParallelGrain);
+              break_even, kParallelGrain);
 }
