@@ -15,7 +15,7 @@
 // Patched edges read the corrupted run's output (resample ablation), zero or a mean.
 //
 // Speed: the pass is sequential, but most candidates get removed, so the next k candidates of
-// a receiver are evaluated at once as lanes of one batched run (patching/staged_runs.hpp),
+// a receiver are evaluated at once as lanes of one batched run (patching/patched_lanes.hpp),
 // lane i assuming that the candidates before it in the window are removed. The decisions are
 // then read in order; at the first kept edge the lanes after it are void (they assumed it
 // removed) and the window restarts after it. The window doubles after every batch that was
@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "circuitry/patching/metrics.hpp"
-#include "circuitry/patching/staged_runs.hpp"
+#include "circuitry/patching/patched_lanes.hpp"
 
 namespace circuitry {
 
@@ -247,7 +247,7 @@ class Acdc {
     const std::size_t BPD = task_->clean.rows() * c.n_embd;
     const std::size_t layer = static_cast<std::size_t>(graph_.ports()[static_cast<std::size_t>(port)].layer);
     const std::size_t later_nodes = model_->n_upstream() - std::min(model_->n_upstream(), first_node_of_layer(layer, c.n_head, M::architecture::has_mlp));
-    const std::size_t per_lane = (later_nodes + 3 * c.n_head + 4) * BPD * sizeof(T);
+    const std::size_t per_lane = (later_nodes + 7) * BPD * sizeof(T);
     return std::clamp<std::size_t>(options_.max_lane_bytes / std::max<std::size_t>(per_lane, 1), 1, options_.lanes);
   }
 
@@ -256,7 +256,7 @@ class Acdc {
   BuiltinMetric metric_;
   AcdcOptions options_;
   std::vector<T> source_;
-  StagedRuns<M, T> runs_;
+  PatchedLanes<M, T> runs_;
   Graph graph_;
   AcdcDistance distance_;
 };

@@ -41,14 +41,6 @@ struct ForwardOptions {
   bool subtract_node_outputs = false;
   /// If set, receives the residual stream at every stage. [2L + 1, batch, pos, d_model]
   T* residuals = nullptr;
-  /// Starts the pass at `start_stage` from this residual instead of the embeddings. [batch, pos, d_model]
-  const T* start_residual = nullptr;
-  std::size_t start_stage = 0;
-  /// If nonzero, an even stage 2l after the start: the pass stops at layer l's input and returns
-  /// the residual stream there [batch, pos, d_model] instead of logits. Running a pass a layer
-  /// at a time this way (stop, copy the residual out, reset the arena, start again) holds one
-  /// layer's activations at a time, and computes exactly what one pass would.
-  std::size_t stop_stage = 0;
   /// Logits at every position ([batch * pos, vocab], for training) instead of the last ones ([batch, vocab]).
   bool all_positions = false;
   /// On a recording run: receives d metric / d (port input) for each port during backward(),
@@ -122,12 +114,6 @@ class Model {
     const std::size_t L = c.n_layer, BPD = B * P * D;
     require(P <= c.n_positions, "sequence of " + std::to_string(P) + " tokens is longer than the context (n_positions = " +
                                     std::to_string(c.n_positions) + ")");
-    require(!parallel || !o.start_residual || o.start_stage % 2 == 0,
-            "a parallel block cannot start at its MLP's input (stage " + std::to_string(o.start_stage) +
-                "): the MLP and the attention read the layer's input together");
-    require(o.stop_stage == 0 || (o.stop_stage % 2 == 0 && o.stop_stage <= 2 * L &&
-                                  o.stop_stage > (o.start_residual ? o.start_stage : 0)),
-            "stop stage " + std::to_string(o.stop_stage) + " must be an even stage after the start");
     const ParamVars<T>& pv = params ? *params : params_;
     const ops::KeyMask mask = key_mask(batch);
     const bool hooked = o.hooks && !o.hooks->empty();
@@ -158,66 +144,47 @@ class Model {
     };
 
     // ---- input node --------------------------------------------------------------------
-    Var<T> resid;  // [B, P, D]
-    if (o.start_residual) {
-      require(o.start_stage < residual_stages(L), "start stage out of range");
-      resid = as_input(o.start_residual);
-    } else if (o.input_override) {
-      resid = as_input(o.input_override);
-    } else {
-      resid = Arch::embed::input(ctx, pv, batch, hook);
-    }
-    if (!o.start_residual) record_node(0, resid.value);
+    Var<T> resid = o.input_override ? as_input(o.input_override) : Arch::embed::input(ctx, pv, batch, hook);  // [B, P, D]
+    record_node(0, resid.value);
     if (o.input_var) *o.input_var = resid;
 
     // ---- blocks ----------------------------------------------------------------------
     // When nothing but the readout rows' logits is wanted (no tape, hooks or recording),
     // the last layer runs its queries, head outputs and MLP on those rows only: [R, D].
-    const bool lean_last_layer = !Ctx::records && !o.all_positions && !named && !o.node_outputs && !o.residuals && !o.stop_stage;
-    bool gathered = false;  // resid holds only the readout rows  [R, D]
-    const std::size_t first_layer = o.start_residual ? o.start_stage / 2 : 0;
-    const std::size_t end_layer = o.stop_stage ? o.stop_stage / 2 : L;
-    for (std::size_t l = first_layer; l < end_layer; ++l) {
+    const bool lean_last_layer = !Ctx::records && !o.all_positions && !named && !o.node_outputs && !o.residuals;
+    for (std::size_t l = 0; l < L; ++l) {
       const LayerParams<T> w = pv.layer(l);
       const std::string pre = named ? "blocks." + std::to_string(l) + "." : "";
       const std::size_t node0 = first_node_of_layer(l, H, Arch::has_mlp);
       const bool lean = lean_last_layer && l + 1 == L;
-      const bool run_attention = !o.start_residual || o.start_stage <= 2 * l;
       Var<T> attn_out;  // [B, P, D], or [R, D] in a lean last layer
-      if (run_attention) {
-        hook(pre + "hook_resid_pre", resid);
-        record_residual(2 * l, resid);
-        Var<T> qkv = attention::template qkv<norm>(ctx, resid, w, c, sink_for(l * ports_per_layer()));  // [B, P, 3A]
-        if (hooked)
-          for (std::size_t j = 0; j < 3; ++j)
-            hook_view(pre + "attn.hook_" + "qkv"[j], TensorView<T>{qkv.value + j * A, {B, P, H, dh}, {P * 3 * A, 3 * A, dh, 1}});
-        qkv = attention::rotate(ctx, qkv, c, rotary_);  // [B, P, 3A]
-        if (lean) {
-          Var<T> z = ctx.output({batch.readout.size(), A}, false);  // [R, H * dh] at the readout rows
-          DefaultBackend::attention_rows(AttentionShape{B, P, H, A / H}, mask, batch.readout, qkv.value, z.value);
-          resid = ops::gather_rows(ctx, resid, batch.readout);  // [R, D]
-          gathered = true;
-          attn_out = attention::output(ctx, z, w);  // [R, D]
-        } else {
-          Var<T> pattern = attention::pattern(ctx, qkv, c, mask);  // [B, H, P, P]
-          hook(pre + "attn.hook_pattern", pattern);
-          Var<T> z = attention::mix(ctx, pattern, qkv, c);  // [B, P, H, dh]
-          hook(pre + "attn.hook_z", z);
-          attn_out = attention::output(ctx, Var<T>{z.value, {B, P, A}, z.slot}, w);  // [B, P, D]
-          hook(pre + "hook_attn_out", attn_out);
-          if (o.node_outputs)
-            attention::head_outputs(z.value, w["attn.W_O"].value, c, B * P, o.node_outputs + node0 * BPD, BPD, o.subtract_node_outputs);
-        }
-        if (!parallel) {
-          resid = ops::add(ctx, resid, attn_out);
-          hook(pre + "hook_resid_mid", resid);
-        }
+      hook(pre + "hook_resid_pre", resid);
+      record_residual(2 * l, resid);
+      Var<T> qkv = attention::template qkv<norm>(ctx, resid, w, c, sink_for(l * ports_per_layer()));  // [B, P, 3A]
+      if (hooked)
+        for (std::size_t j = 0; j < 3; ++j)
+          hook_view(pre + "attn.hook_" + "qkv"[j], TensorView<T>{qkv.value + j * A, {B, P, H, dh}, {P * 3 * A, 3 * A, dh, 1}});
+      qkv = attention::rotate(ctx, qkv, c, rotary_);  // [B, P, 3A]
+      if (lean) {
+        Var<T> z = ctx.output({batch.readout.size(), A}, false);  // [R, H * dh] at the readout rows
+        DefaultBackend::attention_rows(AttentionShape{B, P, H, A / H}, mask, batch.readout, qkv.value, z.value);
+        resid = ops::gather_rows(ctx, resid, batch.readout);  // [R, D]
+        attn_out = attention::output(ctx, z, w);  // [R, D]
+      } else {
+        Var<T> pattern = attention::pattern(ctx, qkv, c, mask);  // [B, H, P, P]
+        hook(pre + "attn.hook_pattern", pattern);
+        Var<T> z = attention::mix(ctx, pattern, qkv, c);  // [B, P, H, dh]
+        hook(pre + "attn.hook_z", z);
+        attn_out = attention::output(ctx, Var<T>{z.value, {B, P, A}, z.slot}, w);  // [B, P, D]
+        hook(pre + "hook_attn_out", attn_out);
+        if (o.node_outputs)
+          attention::head_outputs(z.value, w["attn.W_O"].value, c, B * P, o.node_outputs + node0 * BPD, BPD, o.subtract_node_outputs);
+      }
+      if (!parallel) {
+        resid = ops::add(ctx, resid, attn_out);
+        hook(pre + "hook_resid_mid", resid);
       }
       if constexpr (Arch::has_mlp) {
-        if (lean && !gathered) {  // a run that starts at this layer's MLP input
-          resid = ops::gather_rows(ctx, resid, batch.readout);  // [R, D]
-          gathered = true;
-        }
         record_residual(2 * l + 1, resid);
         Var<T> pre_act = mlp::template pre<norm>(ctx, resid, w, c, sink_for(l * ports_per_layer() + 3 * H));  // [B, P, d_mlp]
         hook(pre + "mlp.hook_pre", pre_act);
@@ -226,7 +193,7 @@ class Model {
         Var<T> mlp_out = mlp::output(ctx, post, w);  // [B, P, D]
         hook(pre + "hook_mlp_out", mlp_out);
         record_node(node0 + H, mlp_out.value);
-        if (parallel) resid = ops::add(ctx, resid, attn_out);  // a parallel block always ran its attention
+        if (parallel) resid = ops::add(ctx, resid, attn_out);
         resid = ops::add(ctx, resid, mlp_out);
       } else {
         record_residual(2 * l + 1, resid);
@@ -234,14 +201,12 @@ class Model {
       hook(pre + "hook_resid_post", resid);
     }
 
-    if (o.stop_stage) return resid;  // [B, P, D] at layer end_layer's input
-
     // ---- final norm and unembedding --------------------------------------------------
     record_residual(2 * L, resid);
     Var<T> normed = unembed::normalize(ctx, resid, pv, c, sink_for(L * ports_per_layer()));  // [B, P, D]
     hook("ln_final.hook_normalized", normed);
     Var<T> rows = o.all_positions ? Var<T>{normed.value, {B * P, D}, normed.slot}
-                  : gathered      ? normed
+                  : lean_last_layer ? normed
                                   : ops::gather_rows(ctx, normed, batch.readout);
     return unembed::project(ctx, rows, pv);  // [readout rows or batch * pos, vocab_out]
   }
