@@ -59,11 +59,14 @@ SPM_TEXTS = [
     "<unk>", "<s>", "</s>", "<s> after", "a<s>b",
 ]
 GEMMA_USER_DEFINED = ["<start_of_turn>", "<end_of_turn>"]
+# Names, places and objects of the IOI generator (text/ioi.hpp), often enough in the training text
+# that they become single tokens ('\u2581Mary'), so the tests can generate IOI on these vocabularies.
+IOI_LINE = "Then, Aaron, Adam, Alan, Alex, Alice and Mary went to the store. John gave a ring and a drink to Amy."
 
 
 def training_lines():
     rng = random.Random(7)
-    return base.TRAINING_TEXT.split("\n") * 3 + [t for t in base.random_texts(rng, 300) if len(t) < 400]
+    return base.TRAINING_TEXT.split("\n") * 3 + [IOI_LINE] * 30 + [t for t in base.random_texts(rng, 300) if len(t) < 400]
 
 
 def train(gemma):
