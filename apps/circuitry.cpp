@@ -219,9 +219,9 @@ void tokenize_command(const Args& a) {
   a.need({"--in", "--out"});
   require(!(a.has("--model") && a.has("--tokenizer")), "tokenize: give --model or --tokenizer, not both");
   if (a.has("--tokenizer"))  // named explicitly, it must hold one (a model directory may fall back)
-    require(io::is_gguf_file(a.get("--tokenizer")) || text::ByteLevelBpeTokenizer::directory_has_tokenizer(a.get("--tokenizer")),
+    require(text::has_tokenizer(a.get("--tokenizer")),
             a.get("--tokenizer") + ": no tokenizer here (expected tokenizer.json, or vocab.json + merges.txt, or a .gguf file)");
-  const text::ByteLevelBpeTokenizer& tokenizer = cli_tokenizer(a.get("--tokenizer", a.get("--model", "")));
+  const text::Tokenizer& tokenizer = cli_tokenizer(a.get("--tokenizer", a.get("--model", "")));
   const std::string in_path = a.get("--in"), out_path = a.get("--out");
   check_outputs(a, {"--out"});
   std::istringstream in(io::read_regular_file(in_path));
@@ -309,7 +309,7 @@ void task_command(const Args& a, const std::string& kind) {
   const std::size_t n = a.positive("--n", 1);
   check_outputs(a, {"--out"});
   const auto seed = static_cast<unsigned>(a.integer("--seed", 1));
-  const text::ByteLevelBpeTokenizer& tokenizer = cli_tokenizer(a.get("--model", ""));
+  const text::Tokenizer& tokenizer = cli_tokenizer(a.get("--model", ""));
   std::vector<text::TextExample> examples;
   std::vector<std::string> skipped;  // list words that are not one token in this vocabulary
   if (kind == "ioi") examples = text::make_ioi(n, seed, tokenizer, &skipped);

@@ -16,7 +16,7 @@ namespace circuitry::cli {
 inline Task read_cli_task(const std::filesystem::path& task_file, const std::string& model_dir, std::size_t vocab_size,
                           std::size_t n_positions) {
   const std::string content = io::read_regular_file(task_file);  // Error for a missing file or a directory
-  const text::ByteLevelBpeTokenizer* tokenizer = nullptr;
+  const text::Tokenizer* tokenizer = nullptr;
   const TokenizerSource load_once = [&] {
     if (tokenizer == nullptr) tokenizer = &cli_tokenizer(model_dir);
     return tokenizer;

@@ -1,15 +1,16 @@
 #pragma once
 // The CLI's tokenizer: a GGUF model file's own (text/gguf_tokenizer.hpp; a file without one is an
-// error), a model or tokenizer directory's own (tokenizer.json, or vocab.json + merges.txt; a
-// SentencePiece tokenizer.model is refused by name) when it has one, else GPT-2's vocabulary
-// embedded in the executable.
+// error), a model or tokenizer directory's own (tokenizer.json, byte-level or SentencePiece, or
+// vocab.json + merges.txt; a SentencePiece tokenizer.model alone is refused by name) when it has
+// one (text/load_tokenizer.hpp), else GPT-2's vocabulary embedded in the executable.
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include <circuitry/io/gguf_file.hpp>
 #include <circuitry/text/bpe_tokenizer.hpp>
-#include <circuitry/text/gguf_tokenizer.hpp>
+#include <circuitry/text/load_tokenizer.hpp>
 
 #include "embedded_tokenizer.hpp"
 
@@ -25,16 +26,12 @@ inline const text::ByteLevelBpeTokenizer& embedded_gpt2_tokenizer() {
 
 /// The tokenizer of the GGUF file or directory `model_or_empty` if it has one, else the embedded
 /// GPT-2 one. Each is loaded once and kept for the life of the program.
-inline const text::ByteLevelBpeTokenizer& cli_tokenizer(const std::string& model_or_empty) {
-  const bool gguf = !model_or_empty.empty() && io::is_gguf_file(model_or_empty);
-  if (model_or_empty.empty() || (!gguf && !text::ByteLevelBpeTokenizer::directory_has_tokenizer(model_or_empty)))
-    return embedded_gpt2_tokenizer();
-  static std::map<std::string, text::ByteLevelBpeTokenizer> loaded;
+inline const text::Tokenizer& cli_tokenizer(const std::string& model_or_empty) {
+  if (model_or_empty.empty() || !text::has_tokenizer(model_or_empty)) return embedded_gpt2_tokenizer();
+  static std::map<std::string, std::unique_ptr<text::Tokenizer>> loaded;
   auto it = loaded.find(model_or_empty);
-  if (it == loaded.end())
-    it = loaded.emplace(model_or_empty, gguf ? text::ByteLevelBpeTokenizer(text::read_gguf_tokenizer(io::GgufFile::open(model_or_empty)).bpe)
-                                             : text::ByteLevelBpeTokenizer::from_directory(model_or_empty)).first;
-  return it->second;
+  if (it == loaded.end()) it = loaded.emplace(model_or_empty, text::load_tokenizer(model_or_empty)).first;
+  return *it->second;
 }
 
 }  // namespace circuitry::cli

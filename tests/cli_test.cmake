@@ -241,6 +241,9 @@ file(MAKE_DIRECTORY ${WORK}/sentencepiece)
 file(WRITE ${WORK}/sentencepiece/tokenizer.model "not read")
 expect_error(tokenize_sentencepiece "sentencepiece/tokenizer.model: a SentencePiece model" tokenize --tokenizer ${WORK}/sentencepiece --in ${WORK}/texts.jsonl --out ${WORK}/x.jsonl)
 expect_error(task_sentencepiece "tokenizer.model: a SentencePiece model" task ioi --n 2 --model ${WORK}/sentencepiece --out ${WORK}/x.jsonl)
+# SentencePiece BPE from a tokenizer.json (Llama 2's style) and from a GGUF file's "llama" tokenizer.
+expect_ok(task_sentencepiece_json "\"answer_text\"" ${WORK}/spm-ioi.jsonl task ioi --n 3 --model ${FIXTURES}/tokenizer/spm-legacy --out ${WORK}/spm-ioi.jsonl)
+expect_ok(tokenize_sentencepiece_gguf "\"ids\"" ${WORK}/spm-ids.jsonl tokenize --tokenizer ${FIXTURES}/tokenizer/gguf-spm-llama/vocab.gguf --in ${WORK}/texts.jsonl --out ${WORK}/spm-ids.jsonl)
 
 # task: generated tasks with both the text and the ids (the embedded GPT-2 vocabulary).
 expect_ok(task_ioi "\"task\":\"ioi\",\"template\"" ${WORK}/ioi.jsonl task ioi --n 5 --seed 1 --out ${WORK}/ioi.jsonl)

@@ -395,11 +395,12 @@ TEST_CASE("tokenizer.json: what is not supported is one clear error naming it") 
   j = llama3;
   j["added_tokens"][1]["id"] = 700;
   CHECK_ERROR(load("gap", j), "tokenizer.json: added_tokens", "has id 700", "0..608");
-  // Llama 2 / Mistral: SentencePiece, as tokenizer.json (Metaspace, byte fallback) or tokenizer.model.
+  // Llama 2 / Mistral: SentencePiece-style tokenizer.json files are for load_tokenizer
+  // (test_sentencepiece.cpp); a tokenizer.model alone is refused.
   j = llama3;
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
   j["model"]["byte_fallback"] = true;
-  CHECK_ERROR(load("metaspace", j), "tokenizer.json", "SentencePiece", "Llama 2", "as ids");
+  CHECK_ERROR(load("metaspace", j), "tokenizer.json", "SentencePiece-style", "load_tokenizer");
   j["pre_tokenizer"] = llama3["pre_tokenizer"];  // byte_fallback on a ByteLevel BPE changes nothing
   CHECK(load("byte-fallback", j).vocab_size() == 609);
   j["normalizer"] = {{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}};

@@ -30,6 +30,8 @@
 #include "circuitry/patching.hpp"
 #include "circuitry/patching/metrics.hpp"
 #include "circuitry/text/bpe_tokenizer.hpp"
+#include "circuitry/text/load_tokenizer.hpp"
+#include "circuitry/text/sentencepiece_bpe.hpp"
 #include "circuitry/text/task.hpp"
 #include "circuitry/text/induction.hpp"
 #include "circuitry/text/text_example.hpp"

@@ -25,6 +25,7 @@
 #include <circuitry/io/tensor_store.hpp>
 #include <circuitry/text/bpe_tokenizer.hpp>
 #include <circuitry/text/gguf_tokenizer.hpp>
+#include <circuitry/text/load_tokenizer.hpp>
 #include <circuitry/text/task.hpp>
 
 namespace circuitry::fuzz {
@@ -94,9 +95,9 @@ inline void gguf(const std::uint8_t* data, std::size_t size) {
     const ModelConfig c = io::read_gguf_config(file);
     detail::expect(c.n_layer > 0 && c.n_embd > 0 && c.vocab_size > 0);
   }
-  if (text::gguf_has_tokenizer(file)) {
-    const text::ByteLevelBpeTokenizer tokenizer(text::read_gguf_tokenizer(file).bpe);
-    detail::expect(tokenizer.decode(tokenizer.encode("Hello world 123")) == "Hello world 123");
+  if (text::gguf_has_tokenizer(file)) {  // byte-level or SentencePiece
+    const auto tokenizer = text::load_gguf_tokenizer(file);
+    detail::expect(tokenizer->decode(tokenizer->encode_continuation("Hello world 123")) == "Hello world 123");
   }
 }
 
@@ -161,11 +162,17 @@ inline void ground_truth(const std::uint8_t* data, std::size_t size) {
   detail::expect(truth.size() == graph.n_edges());
 }
 
-/// Text to encode with GPT-2's tokenizer; whatever encodes must decode to the same bytes.
+/// Text to encode with GPT-2's tokenizer; whatever encodes must decode to the same bytes. Then
+/// with a SentencePiece one (Llama 2's style, tests/fixtures/tokenizer/spm-legacy): the same
+/// bytes back, each '\u2581' of the text read as a space.
 inline void tokenizer(const std::uint8_t* data, std::size_t size) {
   const std::string_view text = detail::as_text(data, size);
   const std::vector<int> ids = detail::gpt2().encode(text);
   detail::expect(detail::gpt2().decode(ids) == text);
+  static const auto spm = text::load_tokenizer(CIRCUITRY_SOURCE_DIR "/tests/fixtures/tokenizer/spm-legacy");
+  std::string spaced(text);
+  for (std::size_t at; (at = spaced.find("\u2581")) != std::string::npos;) spaced.replace(at, 3, " ");
+  detail::expect(spm->decode(spm->encode_continuation(text)) == spaced);
 }
 
 struct Harness {

@@ -23,9 +23,11 @@
 //                       add_special_tokens=False) gives (so no BOS from Llama 3's
 //                       TemplateProcessing), and decode() is the ByteLevel decoder's.
 //     Anything else (another model, normalizer or pre-tokenizer, an unknown pattern) is one
-//     Error naming the file and the part. SentencePiece tokenizers (Llama 2, Mistral:
-//     tokenizer.model, or a tokenizer.json with Metaspace, Prepend, or byte fallback without a
-//     ByteLevel pre-tokenizer) are refused with a message saying so.
+//     Error naming the file and the part. SentencePiece-style tokenizer.json files (Llama 2,
+//     Mistral, Gemma: Metaspace, Prepend or Replace(' ', '\u2581'), byte fallback without a
+//     ByteLevel pre-tokenizer, Unigram) are read by sentencepiece_config.hpp, and
+//     load_tokenizer.hpp picks the reader (here they are an Error saying so). A directory with only
+//     a SentencePiece tokenizer.model is refused: circuitry reads no .model file.
 #include <filesystem>
 #include <initializer_list>
 #include <string>
@@ -121,22 +123,28 @@ inline bool has_type(const nlohmann::json& c, std::initializer_list<std::string_
 }
 
 inline constexpr const char* kSentencePieceAdvice =
-    "circuitry reads byte-level BPE tokenizers only (GPT-2, Pythia, Llama 3, Qwen2); tokenize the texts with "
-    "Hugging Face transformers and give the task as ids (\"clean\": [...], \"corrupted\": [...], \"answer\", \"wrong\")";
+    "circuitry reads byte-level BPE and SentencePiece BPE tokenizers from a tokenizer.json or a GGUF file; tokenize the "
+    "texts with Hugging Face transformers and give the task as ids (\"clean\": [...], \"corrupted\": [...], \"answer\", "
+    "\"wrong\")";
 
-/// The Error for a tokenizer.json that is SentencePiece-style (Llama 2, Mistral), if it is one.
-/// byte_fallback alone is not: on a byte-level BPE (SmolLM2's) every byte is a symbol of the
-/// vocabulary's alphabet, never an unknown character, so the <0xNN> tokens are never looked for.
-inline void refuse_sentencepiece(const nlohmann::json& j, const std::string& name) {
+/// Whether a tokenizer.json is SentencePiece-style (Llama 2, Mistral, Gemma; read by
+/// sentencepiece_config.hpp) rather than byte-level: a Unigram model, byte_fallback without a
+/// ByteLevel pre-tokenizer, Metaspace, or a normalizer that writes spaces as '\u2581' (Prepend,
+/// Replace). byte_fallback alone is not: on a byte-level BPE (SmolLM2's) every byte is a symbol of
+/// the vocabulary's alphabet, never an unknown character, so the <0xNN> tokens are never looked for.
+inline bool is_sentencepiece_json(const nlohmann::json& j) {
   const auto& model = field(j, "model");
   const bool byte_level = has_type(field(j, "pre_tokenizer"), {"ByteLevel"});
-  const bool sentencepiece = string_field(model, "type") == "Unigram" || (field(model, "byte_fallback") == true && !byte_level) ||
-                             has_type(field(j, "pre_tokenizer"), {"Metaspace"}) || has_type(field(j, "normalizer"), {"Prepend"}) ||
-                             has_type(field(j, "decoder"), {"Metaspace", "ByteFallback"});
-  if (sentencepiece)
-    throw Error(name + ": a SentencePiece-style tokenizer (as Llama 2 and Mistral have: '\u2581' for spaces, byte fallback; " +
-                "model " + component_name(model) + ", pre_tokenizer " + component_name(field(j, "pre_tokenizer")) +
-                ", normalizer " + component_name(field(j, "normalizer")) + "); " + kSentencePieceAdvice);
+  return string_field(model, "type") == "Unigram" || (field(model, "byte_fallback") == true && !byte_level) ||
+         has_type(field(j, "pre_tokenizer"), {"Metaspace"}) || has_type(field(j, "normalizer"), {"Prepend", "Replace"});
+}
+
+/// The Error for a SentencePiece-style tokenizer.json given to the byte-level reader.
+inline void refuse_sentencepiece(const nlohmann::json& j, const std::string& name) {
+  if (is_sentencepiece_json(j))
+    throw Error(name + ": a SentencePiece-style tokenizer (model " + component_name(field(j, "model")) + ", pre_tokenizer " +
+                component_name(field(j, "pre_tokenizer")) + ", normalizer " + component_name(field(j, "normalizer")) +
+                "), not byte-level BPE; load it with text::load_tokenizer (load_tokenizer.hpp), which reads both kinds");
 }
 
 /// "left right" -> the rule; `where` names the line or entry.
@@ -315,9 +323,8 @@ inline ByteLevelBpeConfig read_vocab_and_merges(std::string_view vocab_json, std
   return config;
 }
 
-/// A Hugging Face tokenizer.json, from its contents; `name` names it in errors.
-inline ByteLevelBpeConfig read_tokenizer_json(std::string_view text, const std::string& name) {
-  const nlohmann::json j = io::parse_json(text, name);
+/// A Hugging Face tokenizer.json, parsed; `name` names it in errors.
+inline ByteLevelBpeConfig read_tokenizer_json_object(const nlohmann::json& j, const std::string& name) {
   require(j.is_object() && j.contains("model") && j["model"].is_object(),
           name + ": no \"model\" object (not a Hugging Face tokenizer.json)");
   detail::refuse_sentencepiece(j, name);
@@ -330,6 +337,11 @@ inline ByteLevelBpeConfig read_tokenizer_json(std::string_view text, const std::
   config.merges_name = name;
   config.added_name = name + ": added_tokens";
   return config;
+}
+
+/// The same from the file's contents.
+inline ByteLevelBpeConfig read_tokenizer_json(std::string_view text, const std::string& name) {
+  return read_tokenizer_json_object(io::parse_json(text, name), name);
 }
 
 /// Whether dir holds a tokenizer: tokenizer.json, vocab.json + merges.txt, or a SentencePiece
@@ -352,8 +364,9 @@ inline ByteLevelBpeConfig read_tokenizer_directory(const std::filesystem::path& 
     return read_vocab_and_merges(io::read_regular_file(dir / "vocab.json"), io::read_regular_file(dir / "merges.txt"),
                                  (dir / "vocab.json").string(), (dir / "merges.txt").string());
   if (std::filesystem::exists(dir / "tokenizer.model", ec))
-    throw Error((dir / "tokenizer.model").string() + ": a SentencePiece model (Llama 2, Mistral) and no tokenizer.json; " +
-                detail::kSentencePieceAdvice);
+    throw Error((dir / "tokenizer.model").string() + ": a SentencePiece model file and no tokenizer.json; circuitry reads "
+                "SentencePiece tokenizers from the tokenizer.json transformers writes (AutoTokenizer.from_pretrained(dir)"
+                ".save_pretrained(dir)) or from a GGUF file; or " + detail::kSentencePieceAdvice);
   throw Error(dir.string() + ": no tokenizer here (expected tokenizer.json, or vocab.json + merges.txt)");
 }
 

@@ -62,14 +62,14 @@ class PairMap {
 /// Words longer than this are merged through a heap (bpe_long), shorter ones in place (bpe).
 inline constexpr std::size_t kShortWord = 64;
 
-/// BPE(word) of a long word appended to out, as Hugging Face's Word::merge_all does it: the
-/// symbols in a linked list, candidate merges in a min-heap by (rank, position), stale ones skipped.
-inline void bpe_long(std::string_view word, const std::array<int, 256>& byte_id, const PairMap& merges,
-                     std::vector<int>& out) {
-  const std::size_t n = word.size();
-  std::vector<int> ids(n), prev(n), next(n);
-  for (std::size_t i = 0; i < n; ++i)
-    ids[i] = byte_id[static_cast<unsigned char>(word[i])], prev[i] = int(i) - 1, next[i] = i + 1 < n ? int(i) + 1 : -1;
+/// Merges the symbols `ids` (token ids) as Hugging Face's Word::merge_all does, and appends the
+/// result to out: the symbols in a linked list, candidate merges in a min-heap by (rank, position),
+/// stale ones skipped. (SentencePiece-style BPE starts from characters, byte-level from bytes.)
+inline void merge_symbols(std::vector<int> ids, const PairMap& merges, std::vector<int>& out) {
+  const std::size_t n = ids.size();
+  if (n == 0) return;
+  std::vector<int> prev(n), next(n);
+  for (std::size_t i = 0; i < n; ++i) prev[i] = int(i) - 1, next[i] = i + 1 < n ? int(i) + 1 : -1;
   using Candidate = std::pair<int, int>;  // (rank, position of the left symbol)
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
   auto push = [&](int left) {
@@ -94,6 +94,14 @@ inline void bpe_long(std::string_view word, const std::array<int, 256>& byte_id,
     push(left);
   }
   for (int i = 0; i >= 0; i = next[std::size_t(i)]) out.push_back(ids[std::size_t(i)]);
+}
+
+/// BPE(word) of a long word appended to out, through the heap of merge_symbols.
+inline void bpe_long(std::string_view word, const std::array<int, 256>& byte_id, const PairMap& merges,
+                     std::vector<int>& out) {
+  std::vector<int> ids(word.size());
+  for (std::size_t i = 0; i < word.size(); ++i) ids[i] = byte_id[static_cast<unsigned char>(word[i])];
+  merge_symbols(std::move(ids), merges, out);
 }
 
 /// Appends BPE(word) to out: merge the lowest-ranked adjacent pair until none is left. byte_id

@@ -47,6 +47,7 @@
 #include "circuitry/text/bpe_merge.hpp"
 #include "circuitry/text/nfc.hpp"
 #include "circuitry/text/pretokenizer.hpp"
+#include "circuitry/text/tokenizer.hpp"
 #include "circuitry/text/utf8.hpp"
 #include "circuitry/text/word_map.hpp"
 
@@ -67,7 +68,7 @@ inline std::array<char32_t, 256> bytes_to_unicode() {
 }
 
 /// A byte-level BPE tokenizer (the steps above), immutable once built.
-class ByteLevelBpeTokenizer {
+class ByteLevelBpeTokenizer final : public Tokenizer {
  public:
   /// GPT-2's vocab.json + merges.txt.
   static ByteLevelBpeTokenizer from_files(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt) {
@@ -97,7 +98,7 @@ class ByteLevelBpeTokenizer {
 
   /// The token ids of a UTF-8 text, added tokens included where their text occurs.
   /// Throws on invalid UTF-8, naming the byte offset.
-  std::vector<int> encode(std::string_view utf8) const {
+  std::vector<int> encode(std::string_view utf8) const override {
     detail::require_utf8(utf8);
     std::vector<int> ids;
     ids.reserve(utf8.size() / 3 + 4);
@@ -119,7 +120,7 @@ class ByteLevelBpeTokenizer {
 
   /// The bytes the ids stand for, concatenated (tiktoken's decode_bytes; a cut through a
   /// multi-byte character stays as its bytes). Throws on an id out of range.
-  std::string decode(const std::vector<int>& ids) const {
+  std::string decode(const std::vector<int>& ids) const override {
     std::string out;
     for (const int id : ids) {
       check_id(id);
@@ -129,12 +130,12 @@ class ByteLevelBpeTokenizer {
   }
 
   /// The bytes of one token (an added token's content for an added token).
-  std::string token_text(int id) const {
+  std::string token_text(int id) const override {
     check_id(id);
     return std::string(token_bytes(id));
   }
 
-  std::size_t vocab_size() const { return offsets_.size() - 1; }
+  std::size_t vocab_size() const override { return offsets_.size() - 1; }
 
  private:
 

@@ -82,7 +82,7 @@ inline std::string docstring_prompt(std::string_view function, const std::vector
 
 /// n docstring examples (see the top of this file), drawn from the words that are one token in
 /// the tokenizer's vocabulary (those left out are appended to `skipped`). Deterministic in seed.
-inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer,
+inline std::vector<TextExample> make_docstring(std::size_t n, unsigned seed, const Tokenizer& tokenizer,
                                                std::vector<std::string>* skipped = nullptr) {
   constexpr std::size_t n_doc = kDocstringMatching - 1;
   constexpr std::size_t n_desc = kDocstringMethodDescription + n_doc * kDocstringArgDescription;

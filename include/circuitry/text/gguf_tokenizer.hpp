@@ -1,8 +1,14 @@
 #pragma once
 // The tokenizer a GGUF file carries in its metadata (llama.cpp's tokenizer.ggml.* keys), read into
-// the ByteLevelBpeConfig that ByteLevelBpeTokenizer is built from:
+// the ByteLevelBpeConfig that ByteLevelBpeTokenizer is built from, or the SentencePieceConfig of
+// SentencePieceBpeTokenizer (load_tokenizer.hpp builds the one the file has):
 //   tokenizer.ggml.model       "gpt2": byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM, ...);
-//                              "llama" (SentencePiece) and others are refused by name
+//                              "llama": SentencePiece BPE (Llama 2, Mistral, Gemma), llama.cpp's
+//                              SPM tokenizer: no merges, tokenizer.ggml.scores (one number per
+//                              token) rank the merges, <0xNN> tokens (type 6) are the byte
+//                              fallback, tokenizer.ggml.add_space_prefix (default true) puts a
+//                              '\u2581' before the text and after each added token;
+//                              others are refused by name
 //   tokenizer.ggml.tokens      the vocabulary, id = position, spelled in GPT-2's byte alphabet
 //   tokenizer.ggml.merges      "left right", by rank
 //   tokenizer.ggml.token_type  per token: 1 normal, 2 unknown, 3 control, 4 user-defined,
@@ -23,11 +29,14 @@
 #include "circuitry/core/error.hpp"
 #include "circuitry/io/gguf_file.hpp"
 #include "circuitry/text/bpe_config.hpp"
+#include "circuitry/text/sentencepiece_config.hpp"
 
 namespace circuitry::text {
 
 struct GgufTokenizer {
+  bool sentencepiece = false;  // which of the two configs the file gives
   ByteLevelBpeConfig bpe;
+  SentencePieceConfig spm;
   std::optional<int> bos_id, eos_id;
 };
 
@@ -45,18 +54,64 @@ inline std::optional<PreTokenizer> gguf_pre_tokenizer(const std::string& name) {
   return std::nullopt;
 }
 
+/// tokenizer.ggml.model "llama": tokens, scores, token_type, add_space_prefix.
+inline SentencePieceConfig read_gguf_sentencepiece(const io::GgufFile& file) {
+  const std::string where = file.path().string();
+  SentencePieceConfig c;
+  c.vocab_name = where + ": tokenizer.ggml.tokens";
+  c.merges_name = where + ": tokenizer.ggml.scores";
+  c.added_name = where + ": tokenizer.ggml.token_type";
+  const std::vector<std::string>& tokens = file.string_array("tokenizer.ggml.tokens");
+  require(!tokens.empty() && tokens.size() <= (std::size_t(1) << 30), c.vocab_name + ": expected 1 to 2^30 tokens");
+  require(file.has("tokenizer.ggml.scores"), where + ": tokenizer.ggml.model is \"llama\" and there is no tokenizer.ggml.scores "
+                                                     "(SentencePiece merges by the scores of the tokens)");
+  c.scores = file.number_array("tokenizer.ggml.scores");
+  require(c.scores.size() == tokens.size(), c.merges_name + " has " + std::to_string(c.scores.size()) + " entries for " +
+                                                std::to_string(tokens.size()) + " tokens (one score per token)");
+  std::vector<double> types;
+  if (file.has("tokenizer.ggml.token_type")) {
+    types = file.number_array("tokenizer.ggml.token_type");
+    require(types.size() == tokens.size(), c.added_name + " has " + std::to_string(types.size()) + " entries for " +
+                                               std::to_string(tokens.size()) + " tokens");
+  }
+  c.vocab.reserve(tokens.size());
+  for (std::size_t id = 0; id < tokens.size(); ++id) {
+    c.vocab.emplace_back(tokens[id], int(id));  // llama.cpp merges into any token's text
+    const double type = types.empty() ? 1 : types[id];
+    if ((type == 3 || type == 4) && !tokens[id].empty()) c.added.push_back({tokens[id], int(id), type == 3, false});
+  }
+  bool space_prefix = true;
+  if (const io::GgufValue* v = file.find("tokenizer.ggml.add_space_prefix")) {
+    require(v->type == io::GgufValueType::boolean, where + ": tokenizer.ggml.add_space_prefix is not true or false");
+    space_prefix = v->number != 0;
+  }
+  c.prefix = space_prefix ? SpacePrefix::every_piece : SpacePrefix::none;
+  c.byte_fallback = true;
+  return c;
+}
+
 }  // namespace detail
 
 inline GgufTokenizer read_gguf_tokenizer(const io::GgufFile& file) {
   const std::string where = file.path().string();
   if (!gguf_has_tokenizer(file)) throw Error(where + ": no tokenizer in the file (no metadata 'tokenizer.ggml.model')");
   const std::string& model = file.string_value("tokenizer.ggml.model");
-  if (model == "llama")
-    throw Error(where + ": tokenizer.ggml.model is \"llama\", a SentencePiece tokenizer, which circuitry does not read yet; " +
-                detail::kSentencePieceAdvice);
-  if (model != "gpt2")
-    throw Error(where + ": tokenizer.ggml.model is \"" + model + "\"; circuitry reads byte-level BPE tokenizers (\"gpt2\") only");
+  if (model != "gpt2" && model != "llama")
+    throw Error(where + ": tokenizer.ggml.model is \"" + model + "\"; circuitry reads byte-level BPE (\"gpt2\") and SentencePiece BPE "
+                "(\"llama\") tokenizers only; " + detail::kSentencePieceAdvice);
   GgufTokenizer t;
+  if (model == "llama") {
+    t.sentencepiece = true;
+    t.spm = detail::read_gguf_sentencepiece(file);
+  }
+  for (const auto& [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &t.bos_id}, std::pair{"tokenizer.ggml.eos_token_id", &t.eos_id}})
+    if (file.has(key)) {
+      const std::size_t value = file.index_value(key);
+      const std::size_t n = file.string_array("tokenizer.ggml.tokens").size();
+      require(value < n, where + ": " + key + " is " + std::to_string(value) + ", outside the vocabulary of " + std::to_string(n) + " tokens");
+      *id = int(value);
+    }
+  if (t.sentencepiece) return t;
   ByteLevelBpeConfig& c = t.bpe;
   c.vocab_name = where + ": tokenizer.ggml.tokens";
   c.merges_name = where + ": tokenizer.ggml.merges";
@@ -89,13 +144,6 @@ inline GgufTokenizer read_gguf_tokenizer(const io::GgufFile& file) {
     for (std::size_t i = 0; i < merges.size(); ++i)
       c.merges.push_back(detail::split_merge(merges[i], c.merges_name + "[" + std::to_string(i) + "]"));
   }
-  for (const auto& [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &t.bos_id}, std::pair{"tokenizer.ggml.eos_token_id", &t.eos_id}})
-    if (file.has(key)) {
-      const std::size_t value = file.index_value(key);
-      require(value < tokens.size(), where + ": " + key + " is " + std::to_string(value) + ", outside the vocabulary of " +
-                                         std::to_string(tokens.size()) + " tokens");
-      *id = int(value);
-    }
   return t;
 }
 

@@ -63,8 +63,8 @@ inline std::string two_digits(int v) {
 }
 
 /// True when GPT-2 writes " XXYY" as the two tokens " XX" and "YY".
-inline bool splits_as_century_and_year(const ByteLevelBpeTokenizer& tokenizer, int century, int year) {
-  const std::vector<int> ids = tokenizer.encode(" " + std::to_string(century) + two_digits(year));
+inline bool splits_as_century_and_year(const Tokenizer& tokenizer, int century, int year) {
+  const std::vector<int> ids = tokenizer.encode_continuation(" " + std::to_string(century) + two_digits(year));
   return ids.size() == 2 && tokenizer.token_text(ids[0]) == " " + std::to_string(century) &&
          tokenizer.token_text(ids[1]) == two_digits(year);
 }
@@ -83,7 +83,7 @@ inline std::string greater_than_prompt(std::string_view noun, int century, int y
 }  // namespace detail
 
 /// n Greater-Than examples (see the top of this file). Deterministic in seed.
-inline std::vector<TextExample> make_greater_than(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer,
+inline std::vector<TextExample> make_greater_than(std::size_t n, unsigned seed, const Tokenizer& tokenizer,
                                                   std::vector<std::string>* skipped = nullptr) {
   const auto nouns = single_token_words(tokenizer, kGreaterThanNouns, 1, "greater-than", "nouns", skipped);
   for (int zz = 0; zz < 100; ++zz) word_token(tokenizer, detail::two_digits(zz), "greater-than");

@@ -21,7 +21,7 @@ inline constexpr const auto& kInductionWords = kDocstringWords;
 
 /// n examples of half length `half_length` (the cut drawn from [min_prefix, half_length - 1]);
 /// the words left out are appended to `skipped`. Deterministic in seed.
-inline std::vector<TextExample> make_induction_text(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer,
+inline std::vector<TextExample> make_induction_text(std::size_t n, unsigned seed, const Tokenizer& tokenizer,
                                                     std::size_t half_length = 10, std::size_t min_prefix = 2,
                                                     std::vector<std::string>* skipped = nullptr) {
   const auto words = single_token_words(tokenizer, kInductionWords, half_length + 1, "induction", "words", skipped);

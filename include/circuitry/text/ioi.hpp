@@ -95,7 +95,7 @@ inline std::string fill_ioi(std::string_view tmpl, const std::vector<std::string
 /// n IOI examples (see the top of this file), template, order, names, place and object drawn
 /// uniformly from the words that are one token in the tokenizer's vocabulary (those left out
 /// are appended to `skipped`). Deterministic in seed.
-inline std::vector<TextExample> make_ioi(std::size_t n, unsigned seed, const ByteLevelBpeTokenizer& tokenizer,
+inline std::vector<TextExample> make_ioi(std::size_t n, unsigned seed, const Tokenizer& tokenizer,
                                          std::vector<std::string>* skipped = nullptr) {
   const auto names = single_token_words(tokenizer, kIoiNames, 5, "ioi", "names", skipped);
   const auto places = single_token_words(tokenizer, kIoiPlaces, 1, "ioi", "places", skipped);

@@ -27,6 +27,7 @@
 #include "circuitry/io/json_parse.hpp"
 #include "circuitry/io/read_file.hpp"
 #include "circuitry/text/bpe_tokenizer.hpp"
+#include "circuitry/text/tokenizer.hpp"
 
 namespace circuitry {
 
@@ -43,7 +44,7 @@ struct Task {
 
 /// The tokenizer for a task's text fields, asked for when a line first needs one (a tokenizer
 /// takes a few hundred ms to build, and a model's may not be readable at all); nullptr for none.
-using TokenizerSource = std::function<const text::ByteLevelBpeTokenizer*()>;
+using TokenizerSource = std::function<const text::Tokenizer*()>;
 
 namespace detail {
 
@@ -86,12 +87,13 @@ inline std::string quoted(const std::string& s) {
 }
 
 /// The ids of a text, each checked against the model's vocabulary. Tokenizer errors (invalid
-/// UTF-8) are reported with the line and the key.
-inline std::vector<int> tokenize_text(const text::ByteLevelBpeTokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
-                                      const std::string& where, const std::string& key) {
+/// UTF-8) are reported with the line and the key. `continuation`: the text follows other text
+/// (an answer after its prompt; tokenizer.hpp, encode_continuation).
+inline std::vector<int> tokenize_text(const text::Tokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
+                                      const std::string& where, const std::string& key, bool continuation = false) {
   std::vector<int> ids;
   try {
-    ids = tokenizer.encode(text);
+    ids = continuation ? tokenizer.encode_continuation(text) : tokenizer.encode(text);
   } catch (const Error& e) {
     throw Error(where + ": \"" + key + "\": " + e.what());
   }
@@ -102,11 +104,11 @@ inline std::vector<int> tokenize_text(const text::ByteLevelBpeTokenizer& tokeniz
   return ids;
 }
 
-/// The one token of an answer or wrong text; anything else is an error that shows how the
-/// text tokenizes.
-inline int single_token(const text::ByteLevelBpeTokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
+/// The one token of an answer or wrong text, read as it follows the prompt; anything else is an
+/// error that shows how the text tokenizes.
+inline int single_token(const text::Tokenizer& tokenizer, const std::string& text, std::size_t vocab_size,
                         const std::string& where, const std::string& key) {
-  const std::vector<int> ids = tokenize_text(tokenizer, text, vocab_size, where, key);
+  const std::vector<int> ids = tokenize_text(tokenizer, text, vocab_size, where, key, true);
   if (ids.size() == 1) return ids[0];
   std::string pieces;
   for (std::size_t i = 0; i < ids.size(); ++i)
@@ -117,7 +119,7 @@ inline int single_token(const text::ByteLevelBpeTokenizer& tokenizer, const std:
 }
 
 /// A text set: one string or a non-empty list of strings, each exactly one token.
-inline std::vector<int> read_text_set(const nlohmann::json& value, const text::ByteLevelBpeTokenizer& tokenizer, std::size_t vocab_size,
+inline std::vector<int> read_text_set(const nlohmann::json& value, const text::Tokenizer& tokenizer, std::size_t vocab_size,
                                       const std::string& where, const std::string& key) {
   if (value.is_string()) return {single_token(tokenizer, value.get<std::string>(), vocab_size, where, key)};
   if (!value.is_array()) throw Error(where + ": \"" + key + "\" must be a string or a list of strings, got " + value.dump());
@@ -142,7 +144,7 @@ inline std::vector<int> read_field(const nlohmann::json& line, const TokenizerSo
   if (text == line.end())
     throw Error(where + ": missing key \"" + key + "\" (or \"" + text_key +
                 "\"); each line needs {\"clean\": [ids], \"corrupted\": [ids], \"answer\": id, \"wrong\": id}");
-  const text::ByteLevelBpeTokenizer* tokenizer = tokenizer_source ? tokenizer_source() : nullptr;
+  const text::Tokenizer* tokenizer = tokenizer_source ? tokenizer_source() : nullptr;
   if (tokenizer == nullptr)
     throw Error(where + ": \"" + text_key + "\" needs a tokenizer, and none was given; give token ids in \"" + key +
                 "\" instead");
@@ -229,13 +231,13 @@ inline Task task_from_text(const std::string& content, const std::string& file, 
 
 /// The same with a tokenizer at hand (or nullptr).
 inline Task task_from_text(const std::string& content, const std::string& file, std::size_t vocab_size,
-                           std::size_t n_positions, const text::ByteLevelBpeTokenizer* tokenizer) {
+                           std::size_t n_positions, const text::Tokenizer* tokenizer) {
   return task_from_text(content, file, vocab_size, n_positions, TokenizerSource([tokenizer] { return tokenizer; }));
 }
 
 /// Reads task file `path` (task_from_text); Error for a missing file or a directory.
 inline Task read_task(const std::filesystem::path& path, std::size_t vocab_size, std::size_t n_positions,
-                      const text::ByteLevelBpeTokenizer* tokenizer) {
+                      const text::Tokenizer* tokenizer) {
   return task_from_text(io::read_regular_file(path), path.string(), vocab_size, n_positions, tokenizer);
 }
 

@@ -28,10 +28,11 @@ struct TextExample {
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // kept keys: "task", "template", ...
 };
 
-/// The one token of `word` (a word of a generator's list, with its leading space), or an Error
-/// that names the generator, the word and how it tokenizes.
-inline int word_token(const ByteLevelBpeTokenizer& tokenizer, const std::string& word, const std::string& generator) {
-  const std::vector<int> ids = tokenizer.encode(word);
+/// The one token of `word` (a word of a generator's list, with its leading space, read where it
+/// stands after other text: a SentencePiece " Mary" is '\u2581Mary'), or an Error that names the
+/// generator, the word and how it tokenizes.
+inline int word_token(const Tokenizer& tokenizer, const std::string& word, const std::string& generator) {
+  const std::vector<int> ids = tokenizer.encode_continuation(word);
   if (ids.size() == 1) return ids[0];
   std::string pieces;
   for (std::size_t i = 0; i < ids.size(); ++i) pieces += (i ? " " : "") + nlohmann::json(tokenizer.token_text(ids[i])).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -45,13 +46,13 @@ inline int word_token(const ByteLevelBpeTokenizer& tokenizer, const std::string&
 /// `skipped` (when given) with its leading space. Fewer than `needed` left is an Error naming
 /// the generator and how the first word left out tokenizes.
 template <class List>
-std::vector<std::string_view> single_token_words(const ByteLevelBpeTokenizer& tokenizer, const List& words, std::size_t needed,
+std::vector<std::string_view> single_token_words(const Tokenizer& tokenizer, const List& words, std::size_t needed,
                                                  const std::string& generator, const std::string& what,
                                                  std::vector<std::string>* skipped) {
   std::vector<std::string_view> kept;
   std::vector<std::string> left_out;
   for (const std::string_view w : words) {
-    if (tokenizer.encode(" " + std::string(w)).size() == 1) kept.push_back(w);
+    if (tokenizer.encode_continuation(" " + std::string(w)).size() == 1) kept.push_back(w);
     else left_out.push_back(" " + std::string(w));
   }
   if (kept.size() < needed) {
@@ -84,7 +85,7 @@ inline nlohmann::json text_fields(const TextExample& e) {
 }  // namespace detail
 
 /// The token ids of a text example, checked as a task file line is; `where` names it in errors.
-inline TaskExample tokenize_example(const TextExample& e, const ByteLevelBpeTokenizer& tokenizer, const std::string& where) {
+inline TaskExample tokenize_example(const TextExample& e, const Tokenizer& tokenizer, const std::string& where) {
   return circuitry::detail::read_example(detail::text_fields(e), [&tokenizer] { return &tokenizer; }, tokenizer.vocab_size(),
                                          std::numeric_limits<std::size_t>::max(), where);
 }
@@ -105,7 +106,7 @@ inline nlohmann::ordered_json task_line(const TextExample& e, const TaskExample&
 
 /// Writes a generated task: one line per example, text and ids (what `circuitry task` writes).
 inline void write_text_task(const std::filesystem::path& path, const std::vector<TextExample>& examples,
-                            const ByteLevelBpeTokenizer& tokenizer) {
+                            const Tokenizer& tokenizer) {
   std::string text;
   for (std::size_t i = 0; i < examples.size(); ++i)
     text += task_line(examples[i], tokenize_example(examples[i], tokenizer, "generated example " + std::to_string(i + 1)))
