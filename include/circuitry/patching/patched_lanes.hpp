@@ -19,17 +19,17 @@
 // attention whole (one q|k|v GEMM); any other runs head by head. Only the readout rows' logits
 // are wanted, so the last layer runs its queries, head outputs and MLP on those rows only.
 #include <cstdint>
-#include <map>
+#include <utility>
 #include <vector>
 
 #include "circuitry/patching/edge_patching.hpp"
+#include "circuitry/patching/layer_step.hpp"
 
 namespace circuitry {
 
 template <class M, class T = typename M::scalar>
 class PatchedLanes {
   using Kernels = DefaultBackend;
-  using Attn = typename M::attention;
   enum class NodeState : std::uint8_t { clean, source, computed };
 
  public:
@@ -65,18 +65,19 @@ class PatchedLanes {
   std::vector<T> run(int first_port, const std::vector<const std::uint8_t*>& lanes) const {
     Workspace& w = workspace_;
     plan(static_cast<std::size_t>(graph_.ports()[static_cast<std::size_t>(first_port)].layer), lanes);
-    const std::size_t K = w.K, BPD = B_ * P_ * D_, RD = R_ * D_;
-    w.last_rows = w.l0 == L_;  // a run that restarts at the logits reads the readout rows only
-    w.resid.resize(K * (w.last_rows ? RD : BPD));  // [K, B*P*D], then [K, R*D] from the last layer's heads on
-    for (std::size_t k = 0; k < K; ++k)
-      if (w.last_rows) gather(resid_.data() + 2 * L_ * BPD, w.resid.data() + k * RD);
-      else Kernels::copy(BPD, resid_.data() + 2 * w.l0 * BPD, w.resid.data() + k * BPD);
-    for (std::size_t l = w.l0; l < L_; ++l) layer(l);
+    const std::size_t K = w.K, BPD = B_ * P_ * D_;
+    LaneRun<T>& run = w.run;
+    run.K = K, run.last_rows = false;
+    run.resid.resize(K * BPD);  // [K][B*P*D], then [K][R*D] from the last layer's heads on
+    for (std::size_t k = 0; k < K; ++k) Kernels::copy(BPD, resid_.data() + 2 * w.l0 * BPD, run.resid.data() + k * BPD);
+    if (w.l0 == L_) run.keep_readout_rows(task_->clean, D_);  // a run that restarts at the logits
+    Io io{this};
+    for (std::size_t l = w.l0; l < L_; ++l) layer_step(*model_, task_->clean, l, l + 1 == L_, run, io);
     const T* x = port_input(static_cast<std::size_t>(graph_.logits_port()), 0, K, w.port_in[0]);  // [K * R, D]
-    w.arena.reset();
+    run.arena.reset();
     std::vector<std::size_t> rows(K * R_);
     for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = i;
-    return logits_from_residual(*model_, x, K * R_, 1, rows, w.arena);
+    return logits_from_residual(*model_, x, K * R_, 1, rows, run.arena);
   }
 
  private:
@@ -84,17 +85,32 @@ class PatchedLanes {
   struct Workspace {
     std::size_t K = 0, l0 = 0, n0 = 0;
     const std::vector<const std::uint8_t*>* lanes = nullptr;
-    std::vector<NodeState> state;       // [node - n0][lane]
-    std::vector<std::ptrdiff_t> slot;   // [node - n0][lane]: where its diff src_u - out_u(run) is kept, or -1
+    std::vector<NodeState> state;         // [node - n0][lane]
+    std::vector<std::ptrdiff_t> slot;     // [node - n0][lane]: where its diff src_u - out_u(run) is kept, or -1
     std::vector<T> diff_full, diff_last;  // [slot][B*P*D], [slot][R*D]
-    bool last_rows = false;             // resid holds the readout rows only
-    std::vector<T> resid, acc, node, total, port_in[3];  // [lane][rows * D] each
     std::vector<std::uint8_t> port_patched;      // [port - the restart layer's first][lane]
     std::vector<std::uint8_t> patched_upstream;  // [upstream node] one lane's flags into one port
     std::vector<std::size_t> total_group;        // per lane: 1 + the port group whose sum `total` holds, 0 for none
-    std::map<std::size_t, ops::KeyMask> masks;                     // by lane count
-    std::map<std::size_t, std::vector<std::size_t>> readout_rows;  // by lane count
-    Arena arena;
+    std::vector<T> total, port_in[3];            // [lane][rows * D] each
+    LaneRun<T> run;                              // the lanes' residual and the layer step's buffers
+  };
+
+  /// The layer step's LayerIo (patching/layer_step.hpp): the lanes' states and diffs.
+  struct Io {
+    const PatchedLanes* self;
+    HeadsPlan attention(std::size_t l, const LaneRun<T>&) const { return self->whole_attention(l) ? HeadsPlan::whole_sum : HeadsPlan::head_by_head; }
+    std::pair<std::size_t, std::size_t> node_lanes(std::size_t u) const { return self->computed_lanes(u); }
+    const T* port_input(std::size_t p, std::size_t a, std::size_t b, const LaneRun<T>&) const {
+      const DownstreamPort& port = self->graph_.ports()[p];
+      const std::size_t j = port.kind == PortKind::Mlp ? 0 : static_cast<std::size_t>(port.kind);  // q, k, v: 0, 1, 2
+      return self->port_input(p, a, b, self->workspace_.port_in[j]);
+    }
+    const T* node_value(std::size_t u, std::size_t k, const T* computed, bool at_last) const {
+      const T* v = self->value(u, k, computed, at_last);
+      if (self->state(u, k) == NodeState::computed) self->keep_diff(u, k, v, at_last);
+      return v;
+    }
+    void residual(std::size_t, const LaneRun<T>&) const {}
   };
 
   bool flagged(std::size_t k, int e) const { return (*workspace_.lanes)[k][static_cast<std::size_t>(e)] != 0; }
@@ -181,11 +197,12 @@ class PatchedLanes {
   /// total over every upstream node minus the unpatched ones.
   const T* port_input(std::size_t p, std::size_t a, std::size_t b, std::vector<T>& buf) const {
     Workspace& w = workspace_;
-    const bool at_last = w.last_rows;
+    const LaneRun<T>& run = w.run;
+    const bool at_last = run.last_rows;
     const std::size_t R = at_last ? R_ * D_ : B_ * P_ * D_;
     bool any = false;
     for (std::size_t k = a; k < b && !any; ++k) any = patches(k, p);
-    if (!any) return w.resid.data() + a * R;
+    if (!any) return run.resid.data() + a * R;
     // The ports of one layer's heads read the same upstream nodes: one total serves them all.
     const DownstreamPort& port = graph_.ports()[p];
     const std::size_t group = 1 + (port.kind == PortKind::Mlp || port.kind == PortKind::Logits ? p : ports_of(static_cast<std::size_t>(port.layer)));
@@ -195,7 +212,7 @@ class PatchedLanes {
     w.patched_upstream.assign(N_, 0);
     for (std::size_t k = a; k < b; ++k) {
       T* dst = buf.data() + (k - a) * R;
-      Kernels::copy(R, w.resid.data() + k * R, dst);
+      Kernels::copy(R, run.resid.data() + k * R, dst);
       std::size_t patched = 0, unpatched = 0;  // nonzero diffs on each side
       bool all_kept = true;                    // every nonzero diff is at hand (a total needs them all)
       for (int e : in) {
@@ -234,15 +251,16 @@ class PatchedLanes {
     return buf.data();
   }
 
-  /// Lane k's value of node u, given the computed rows of lanes [a, ...) in `computed`.
-  const T* value(std::size_t u, std::size_t k, std::size_t a, const T* computed, bool at_last) const {
+  /// Lane k's output of node u in this run: `computed` (lane k's computed rows) where it was
+  /// computed, else the clean output or the source.
+  const T* value(std::size_t u, std::size_t k, const T* computed, bool at_last) const {
     const std::size_t R = at_last ? R_ * D_ : B_ * P_ * D_;
     switch (state(u, k)) {
       case NodeState::clean: return (at_last ? clean_last_.data() : clean_.data()) + u * R;
       case NodeState::source: return (at_last ? source_last_.data() : source_.data()) + u * R;
       case NodeState::computed: break;
     }
-    return computed + (k - a) * R;
+    return computed;
   }
 
   /// Keeps lane k's diff src_u - out_u(run) where a patched edge reads it.
@@ -267,94 +285,17 @@ class PatchedLanes {
     return {std::min(a, b), b};
   }
 
-  /// One layer for every lane: the heads' sum into acc, then the residual and the MLP in the
-  /// block's order. In the last layer the heads' queries and everything after them run at the
-  /// readout rows only.
-  void layer(std::size_t l) const {
-    Workspace& w = workspace_;
-    const std::size_t K = w.K, BPD = B_ * P_ * D_, RD = R_ * D_, first = node0(l);
-    const bool lean = l + 1 == L_;
-    const std::size_t R = lean ? RD : BPD;  // rows of one lane's head outputs
-    const LayerParams<T> params = model_->params().layer(l);
-    w.acc.resize(K * R);  // [K][R] the heads' outputs plus b_O
-    bool whole = l > w.l0;
-    for (std::size_t h = 0; h < H_ && whole; ++h)
-      for (std::size_t k = 0; k < K && whole; ++k)
-        whole = state(first + h, k) == NodeState::computed && w.slot[(first + h - w.n0) * K + k] < 0 && !head_patched(k, l, h);
-    if (whole) {  // every head on every lane from the plain residual: the attention at once
-      w.arena.reset();
-      Context<T, false> ctx(w.arena);
-      const ModelConfig& c = model_->config();
-      Var<T> qkv = Attn::template qkv<typename M::norm>(ctx, Var<T>{w.resid.data(), {K * B_, P_, D_}, nullptr}, params, c);
-      qkv = Attn::rotate(ctx, qkv, c, model_->rotary());  // [K*B, P, 3A]
-      Var<T> out;
-      if (lean) {
-        Var<T> z = ctx.output({K * R_, c.d_attn()}, false);  // [K*R, H * dh]
-        Kernels::attention_rows(AttentionShape{K * B_, P_, H_, c.d_head()}, mask(K), readout_rows(K), qkv.value, z.value);
-        out = Attn::output(ctx, z, params);  // [K*R, D]
-      } else {
-        Var<T> z = Attn::mix(ctx, Attn::pattern(ctx, qkv, c, mask(K)), qkv, c);  // [K*B, P, H, dh]
-        out = Attn::output(ctx, Var<T>{z.value, {K * B_, P_, c.d_attn()}, nullptr}, params);  // [K*B, P, D]
-      }
-      Kernels::copy(K * R, out.value, w.acc.data());
-    } else {
-      for (std::size_t h = 0; h < H_; ++h) {
-        const std::size_t u = first + h;
-        const auto [a, b] = computed_lanes(u);
-        if (a < b) {
-          w.arena.reset();
-          const T* in[3];
-          for (std::size_t j = 0; j < 3; ++j) in[j] = port_input(ports_of(l) + 3 * h + j, a, b, w.port_in[j]);
-          w.node.resize((b - a) * R);
-          if (lean) head_output_rows(*model_, l, h, in[0], in[1], in[2], (b - a) * B_, P_, readout_rows(b - a), mask(b - a), w.arena, w.node.data());
-          else head_output(*model_, l, h, in[0], in[1], in[2], (b - a) * B_, P_, mask(b - a), w.arena, w.node.data());
-        }
-        for (std::size_t k = 0; k < K; ++k) {
-          const T* v = value(u, k, a, w.node.data(), lean);
-          if (h == 0) Kernels::copy(R, v, w.acc.data() + k * R);
-          else Kernels::axpy(R, T(1), v, w.acc.data() + k * R);
-          if (state(u, k) == NodeState::computed) keep_diff(u, k, v, lean);
-        }
-      }
-      if (const Var<T>& b_o = params["attn.b_O"]; b_o.value) Kernels::add_broadcast(K * R, D_, w.acc.data(), b_o.value, w.acc.data());
-    }
-    if (lean && !w.last_rows) {  // from here on the readout rows only
-      std::vector<T>& gathered = w.port_in[0];
-      gathered.resize(K * RD);
-      for (std::size_t k = 0; k < K; ++k) gather(w.resid.data() + k * BPD, gathered.data() + k * RD);
-      w.resid.swap(gathered);
-      w.last_rows = true;
-    }
-    // The heads (and b_O) enter the residual before the MLP reads it, or, in a parallel block, after.
-    if (!M::parallel || !M::architecture::has_mlp) Kernels::axpy(K * R, T(1), w.acc.data(), w.resid.data());
-    if constexpr (M::architecture::has_mlp) {
-      const std::size_t u = first + H_;
-      const auto [a, b] = computed_lanes(u);
-      if (a < b) {
-        w.arena.reset();
-        const T* x = port_input(ports_of(l) + 3 * H_, a, b, w.port_in[1]);
-        w.node.resize((b - a) * R);
-        mlp_output(*model_, l, x, (b - a) * R / D_, w.arena, w.node.data());
-      }
-      if (M::parallel) Kernels::axpy(K * R, T(1), w.acc.data(), w.resid.data());
-      for (std::size_t k = 0; k < K; ++k) {
-        const T* v = value(u, k, a, w.node.data(), lean);
-        Kernels::axpy(R, T(1), v, w.resid.data() + k * R);
-        if (state(u, k) == NodeState::computed) keep_diff(u, k, v, lean);
-      }
-    }
+  /// Every lane computes every head of layer l from the plain residual, and no lane keeps a head's diff.
+  bool whole_attention(std::size_t l) const {
+    const Workspace& w = workspace_;
+    if (l == w.l0) return false;
+    for (std::size_t h = 0; h < H_; ++h)
+      for (std::size_t k = 0; k < w.K; ++k)
+        if (state(node0(l) + h, k) != NodeState::computed || w.slot[(node0(l) + h - w.n0) * w.K + k] >= 0 || head_patched(k, l, h))
+          return false;
+    return true;
   }
 
-  const ops::KeyMask& mask(std::size_t lanes) const {
-    auto [it, added] = workspace_.masks.try_emplace(lanes);
-    if (added) it->second = model_->key_mask(task_->clean, lanes);
-    return it->second;
-  }
-  const std::vector<std::size_t>& readout_rows(std::size_t lanes) const {
-    auto [it, added] = workspace_.readout_rows.try_emplace(lanes);
-    if (added) it->second = task_->clean.lanes(lanes).readout;
-    return it->second;
-  }
   /// One lane's readout rows: [B*P*D] -> [R*D].
   void gather(const T* full, T* last) const { Kernels::gather_rows(R_, D_, task_->clean.readout.data(), full, last); }
   std::vector<T> gather_last(const T* nodes) const {  // [N, B*P*D] -> [N, R*D]
