@@ -65,6 +65,27 @@ std::vector<TaskExample> check_generator(Make make) {
 
 std::size_t count(const std::vector<int>& seq, int id) { return static_cast<std::size_t>(std::count(seq.begin(), seq.end(), id)); }
 
+/// A tiny fixture tokenizer (tests/fixtures/tokenizer/STYLE) with one merge more, `left` + `right`,
+/// so that the noun " tour" is one token (the fixtures are too small for any of the paper's
+/// nouns), and, with `llama2_bos`, Llama 2's post-processor (TemplateProcessing, <s> = 1 before $A).
+std::unique_ptr<text::Tokenizer> fixture_with_tour(const std::string& style, const std::string& left, const std::string& right,
+                                                   bool llama2_bos = false) {
+  const std::string path = std::string(CIRCUITRY_FIXTURES_DIR) + "/tokenizer/" + style + "/tokenizer.json";
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(path));
+  int id = 0;
+  for (const auto& [token, value] : j["model"]["vocab"].items()) id = std::max(id, value.get<int>() + 1);
+  for (const auto& added : j["added_tokens"]) id = std::max(id, added["id"].get<int>() + 1);
+  j["model"]["vocab"][left + right] = id;
+  j["model"]["merges"].push_back(nlohmann::json::array({left, right}));
+  if (llama2_bos)
+    j["post_processor"] = nlohmann::json::parse(R"({"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                 {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}})");
+  return text::load_tokenizer_json(j.dump(), path);
+}
+
 }  // namespace
 
 TEST_SUITE("tasks") {
@@ -113,6 +134,97 @@ TEST_CASE("Greater-Than: the years split as [' XX', 'YY']; answers are the later
     CHECK(gpt2().token_text(ids[i].answer.front()) == (yy + 1 < 10 ? "0" : "") + std::to_string(yy + 1));
     CHECK(texts[i].corrupted.find(std::to_string(century) + "01 to") != std::string::npos);
   }
+}
+
+TEST_CASE("Greater-Than on digit tokenizers: the decisive-digit form (SmolLM2-style byte-level, SentencePiece with BOS)") {
+  struct Style {
+    std::string name, left, right;
+    bool bos;
+  };
+  for (const Style& style : {Style{"smollm2", "\u0120to", "ur", false}, Style{"spm-legacy", "\u2581to", "ur", true},
+                             Style{"llama3", "\u0120to", "ur", false}}) {
+    CAPTURE(style.name);
+    const auto tokenizer = fixture_with_tour(style.name, style.left, style.right, style.bos);
+    CHECK_FALSE(text::greater_than_two_digit_form(*tokenizer));
+    std::vector<int> digits;
+    for (int d = 0; d < 10; ++d) digits.push_back(text::word_token(*tokenizer, std::to_string(d), "test"));
+    std::vector<std::string> skipped;
+    const auto texts = text::make_greater_than(40, 7, *tokenizer, &skipped);
+    CHECK(skipped.size() == text::kGreaterThanNouns.size() - 1);  // " tour" alone is one token
+    const auto again = text::make_greater_than(40, 7, *tokenizer);
+    std::set<int> seen_digits;
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      CAPTURE(texts[i].clean);
+      CHECK(texts[i].clean == again[i].clean);
+      CHECK(texts[i].extra["form"] == "decisive-digit");
+      const int year = texts[i].extra["year"].get<int>(), century = year / 100, decade = year / 10 % 10, digit = year % 10;
+      seen_digits.insert(digit);
+      CHECK(century >= 11);
+      CHECK(century <= 17);
+      CHECK(decade >= 1);  // the corrupted 01 lies in an earlier decade
+      CHECK(digit <= 8);   // some digit is greater
+      CHECK(texts[i].clean.ends_with(" to the year " + std::to_string(century * 10 + decade)));
+      CHECK(texts[i].corrupted.find(" " + std::to_string(century) + "01 to the year") != std::string::npos);
+      const TaskExample e = text::tokenize_example(texts[i], *tokenizer, "example");
+      REQUIRE(e.clean.size() == e.corrupted.size());
+      // The prompt ends at the end year's decade: its own token where digits are single (Llama 3's
+      // groups of three put it in "XXY1"); clean and corrupted differ only in the start year.
+      CHECK(tokenizer->token_text(e.clean.back()).back() == char('0' + decade));
+      std::size_t differ = 0;
+      for (std::size_t t = 0; t < e.clean.size(); ++t) differ += e.clean[t] != e.corrupted[t];
+      CHECK(differ >= 1);
+      if (style.name != "llama3") {
+        CHECK(e.clean.back() == digits[std::size_t(decade)]);
+        CHECK(differ <= 2);  // the start year's last two digits
+      }
+      CHECK(e.answer == std::vector<int>(digits.begin() + digit + 1, digits.end()));
+      CHECK(e.wrong == std::vector<int>(digits.begin(), digits.begin() + digit + 1));
+      CHECK((e.clean.front() == 1) == style.bos);  // <s> first where the tokenizer puts it
+      CHECK((e.corrupted.front() == 1) == style.bos);
+    }
+    CHECK(seen_digits.size() > 5);
+  }
+  // The ids Hugging Face tokenizers gives these prompts (encode with add_special_tokens: BOS).
+  const auto spm = fixture_with_tour("spm-legacy", "\u2581to", "ur", true);
+  const TaskExample e = text::tokenize_example({"The tour lasted from the year 1735 to the year 173",
+                                                "The tour lasted from the year 1701 to the year 173", {"6"}, {"5"}, {}},
+                                               *spm, "peer");
+  CHECK(e.clean == std::vector<int>{1, 337, 1200, 370, 390, 416, 912, 437, 383, 919, 272, 605, 901, 936, 945, 934, 940, 313, 272, 605, 901, 936, 945, 934});
+  CHECK(e.corrupted == std::vector<int>{1, 337, 1200, 370, 390, 416, 912, 437, 383, 919, 272, 605, 901, 936, 945, 922, 936, 313, 272, 605, 901, 936, 945, 934});
+  const auto smol = fixture_with_tour("smollm2", "\u0120to", "ur");
+  CHECK(text::tokenize_example({"The tour lasted from the year 1735 to the year 173", "The tour lasted from the year 1701 to the year 173", {"6"}, {"5"}, {}},
+                               *smol, "peer")
+            .clean == std::vector<int>{319, 600, 299, 282, 478, 577, 79, 253, 377, 202, 19, 25, 21, 23, 305, 253, 377, 202, 19, 25, 21});
+  // GPT-2 keeps the two-digit form.
+  CHECK(text::greater_than_two_digit_form(gpt2()));
+}
+
+TEST_CASE("BOS where the model's tokenizer puts it: post-processors and GGUF's add_bos_token; none for GPT-2") {
+  const std::string dir = std::string(CIRCUITRY_FIXTURES_DIR) + "/tokenizer/";
+  CHECK_FALSE(gpt2().bos().has_value());
+  CHECK_FALSE(text::load_tokenizer(dir + "smollm2")->bos().has_value());     // ByteLevel post-processor
+  CHECK_FALSE(text::load_tokenizer(dir + "spm-legacy")->bos().has_value());  // none in the file
+  CHECK(text::load_tokenizer(dir + "llama3")->bos() == 601);                 // Sequence [ByteLevel, TemplateProcessing]
+  CHECK(text::load_tokenizer(dir + "gguf-spm-llama/vocab.gguf")->bos() == 1);  // add_bos_token true
+  CHECK(text::load_tokenizer(std::string(CIRCUITRY_FIXTURES_DIR) + "/gguf-llama/model.gguf")->bos() == 271);  // llama-bpe's default
+  CHECK_FALSE(text::load_tokenizer(std::string(CIRCUITRY_FIXTURES_DIR) + "/gguf-gpt2/model.gguf")->bos().has_value());
+  // A text line: BOS before clean and corrupted, never before an answer; a line with ids is read as given.
+  const auto llama3 = text::load_tokenizer(dir + "llama3");
+  const Task task = task_from_text(R"({"clean_text": "The year 1", "corrupted_text": "The year 2", "answer_text": "1", "wrong_text": "2"})"
+                                   "\n" R"({"clean": [5, 6], "corrupted": [5, 7], "answer": 8, "wrong": 9})",
+                                   "bos.jsonl", 609, 64, llama3.get());
+  CHECK(task.examples[0].clean.front() == 601);
+  CHECK(task.examples[0].corrupted.front() == 601);
+  CHECK(task.examples[0].clean.size() == 1 + llama3->encode("The year 1").size());
+  CHECK(task.examples[0].answer == llama3->encode_continuation("1"));
+  CHECK(task.examples[1].clean == std::vector<int>{5, 6});
+  // A BOS the model's vocabulary lacks, and a malformed post-processor, are errors.
+  CHECK_ERROR(task_from_text(R"({"clean_text": "a", "corrupted_text": "b", "answer_text": "c", "wrong_text": "d"})", "small.jsonl", 600,
+                             64, llama3.get()),
+              "small.jsonl line 1", "BOS id 601", "vocab_size 600");
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(dir + "llama3/tokenizer.json"));
+  j["post_processor"]["processors"][1]["special_tokens"]["<|begin_of_text|>"]["ids"] = {100000};
+  CHECK_ERROR(text::load_tokenizer_json(j.dump(), "t.json"), "t.json", "special_tokens", "one id in the vocabulary");
 }
 
 TEST_CASE("docstring: the answer is the next def parameter; the corrupted docstring names other words") {

@@ -18,10 +18,10 @@
 //                       use_regex (StarCoder2, SmolLM); add_prefix_space false;
 //       added_tokens    [{id, content, special, normalized, lstrip, rstrip, single_word}]: each
 //                       a token of its own wherever its content occurs (added_tokens.hpp);
-//       post_processor, decoder, truncation, padding: not read. They do not change the ids
-//                       of a text: encode() gives what tokenizers' encode(text,
-//                       add_special_tokens=False) gives (so no BOS from Llama 3's
-//                       TemplateProcessing), and decode() is the ByteLevel decoder's.
+//       post_processor, decoder, truncation, padding: not read here (load_tokenizer.hpp reads
+//                       the post-processor's BOS). They do not change the ids of a text:
+//                       encode() gives what tokenizers' encode(text, add_special_tokens=False)
+//                       gives (no BOS), and decode() is the ByteLevel decoder's.
 //     Anything else (another model, normalizer or pre-tokenizer, an unknown pattern) is one
 //     Error naming the file and the part. SentencePiece-style tokenizer.json files (Llama 2,
 //     Mistral, Gemma: Metaspace, Prepend or Replace(' ', '\u2581'), byte fallback without a

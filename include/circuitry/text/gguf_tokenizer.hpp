@@ -22,6 +22,10 @@
 //                              and GPT-2's); any other name is an Error (circuitry has no other
 //                              pattern, and a wrong one would split words differently)
 //   tokenizer.ggml.bos_token_id, eos_token_id   optional; checked to be in the vocabulary
+//   tokenizer.ggml.add_bos_token  whether BOS goes before a sequence (tokenizer.hpp, bos()); absent,
+//                              llama.cpp's default (llama-vocab.cpp): true for "llama" and for the
+//                              Llama 3 pre-tokenizers, false for the others; true with no
+//                              bos_token_id is an Error
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +42,7 @@ struct GgufTokenizer {
   ByteLevelBpeConfig bpe;
   SentencePieceConfig spm;
   std::optional<int> bos_id, eos_id;
+  bool add_bos = false;  // BOS (bos_id) goes before a sequence
 };
 
 /// Whether the file has a tokenizer in its metadata.
@@ -111,12 +116,19 @@ inline GgufTokenizer read_gguf_tokenizer(const io::GgufFile& file) {
       require(value < n, where + ": " + key + " is " + std::to_string(value) + ", outside the vocabulary of " + std::to_string(n) + " tokens");
       *id = int(value);
     }
+  const std::string pre = file.has("tokenizer.ggml.pre") ? file.string_value("tokenizer.ggml.pre") : "default";
+  if (const io::GgufValue* v = file.find("tokenizer.ggml.add_bos_token")) {
+    require(v->type == io::GgufValueType::boolean, where + ": tokenizer.ggml.add_bos_token is not true or false");
+    t.add_bos = v->number != 0;
+    require(!t.add_bos || t.bos_id, where + ": tokenizer.ggml.add_bos_token is true and there is no tokenizer.ggml.bos_token_id");
+  } else {
+    t.add_bos = t.bos_id && (t.sentencepiece || pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe");
+  }
   if (t.sentencepiece) return t;
   ByteLevelBpeConfig& c = t.bpe;
   c.vocab_name = where + ": tokenizer.ggml.tokens";
   c.merges_name = where + ": tokenizer.ggml.merges";
   c.added_name = where + ": tokenizer.ggml.token_type";
-  const std::string pre = file.has("tokenizer.ggml.pre") ? file.string_value("tokenizer.ggml.pre") : "default";
   const auto pre_tokenizer = detail::gguf_pre_tokenizer(pre);
   if (!pre_tokenizer)
     throw Error(where + ": tokenizer.ggml.pre is \"" + pre + "\", a pre-tokenizer circuitry does not have (it has gpt-2, phi-2, "

@@ -21,7 +21,8 @@
 //     Gemma              normalizer Replace(' ', '\u2581') and no prefix; its pre_tokenizer
 //                        Split(' ', MergedWithPrevious) finds no space left, so cuts nothing.
 //   added_tokens    as for byte-level BPE (bpe_config.hpp).
-//   post_processor, decoder, truncation, padding: not read (encode adds no BOS).
+//   post_processor (its BOS only: load_tokenizer.hpp), decoder, truncation, padding: not read
+//   (encode adds no BOS).
 #include <string>
 #include <string_view>
 #include <utility>

@@ -5,14 +5,16 @@
 //   {"clean_text": "...", "corrupted_text": "...", "answer_text": " Mary" or [...], "wrong_text": ...}
 // Each key may come as ids or as text; where a line has both (the files `circuitry task`
 // writes), the ids are read and the text is documentation, so such a file needs no tokenizer
-// (the tokenizer is asked for only by a line whose ids are missing). Extra keys are allowed and
-// ignored. Examples may differ in length from one another.
+// (the tokenizer is asked for only by a line whose ids are missing). A clean or corrupted text
+// starts with the model's BOS where its tokenizer puts one (tokenizer.hpp, bos()). Extra keys
+// are allowed and ignored. Examples may differ in length from one another.
 #include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstddef>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -152,6 +154,12 @@ inline std::vector<int> read_field(const nlohmann::json& line, const TokenizerSo
   if (!text->is_string()) throw Error(where + ": \"" + text_key + "\" must be a string, got " + text->dump());
   std::vector<int> seq = tokenize_text(*tokenizer, text->get<std::string>(), vocab_size, where, text_key);
   if (seq.empty()) throw Error(where + ": \"" + text_key + "\" is empty; give at least one token's worth of text");
+  if (const std::optional<int> bos = tokenizer->bos()) {  // the model's BOS first, as its tokenizer puts it
+    if (static_cast<std::size_t>(*bos) >= vocab_size)
+      throw Error(where + ": \"" + text_key + "\": the tokenizer's BOS id " + std::to_string(*bos) +
+                  " is outside the model's vocab_size " + std::to_string(vocab_size) + "; is this the model's tokenizer?");
+    seq.insert(seq.begin(), *bos);
+  }
   return seq;
 }
 

@@ -11,7 +11,14 @@
 // generators' words and a task's answers are read where they stand, after other text:
 // encode_continuation(text) is the ids of the text there, without the prefix (" Mary" ->
 // '\u2581Mary'). For byte-level BPE the two are the same.
+//
+// BOS: some models are trained with a token before every sequence (Llama 2's <s>, Llama 3's
+// <|begin_of_text|>), which their tokenizer adds to a whole text (Hugging Face's post-processor,
+// GGUF's add_bos_token); others with none (GPT-2, SmolLM2). bos() is that token, or none; the
+// loaders (load_tokenizer.hpp) set it from the files. encode() never adds it: a task's clean and
+// corrupted texts get it in front (task.hpp), answers and words never.
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,12 +45,20 @@ class Tokenizer {
 
   virtual std::size_t vocab_size() const = 0;
 
+  /// The token the model's tokenizer puts before a whole sequence, if any (see the top).
+  std::optional<int> bos() const { return bos_; }
+  /// Set by the loaders as the files say; `id` must lie in the vocabulary.
+  void set_bos(std::optional<int> id) { bos_ = id; }
+
  protected:
   Tokenizer() = default;
   Tokenizer(const Tokenizer&) = default;
   Tokenizer(Tokenizer&&) = default;
   Tokenizer& operator=(const Tokenizer&) = default;
   Tokenizer& operator=(Tokenizer&&) = default;
+
+ private:
+  std::optional<int> bos_;
 };
 
 }  // namespace circuitry::text
