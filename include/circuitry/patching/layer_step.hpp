@@ -35,6 +35,8 @@ struct LaneRun {
   bool last_rows = false;  // resid holds each lane's readout rows only
   std::vector<T> resid;    // [K][batch * pos * D], or [K][readout rows * D] once last_rows
   std::vector<T> acc;      // [K][rows * D] the heads' outputs plus b_O
+  std::vector<T> shared;   // [rows * D] the sum of the heads whose output is the same in every lane
+  std::vector<const T*> values;  // [K] one node's output in each lane
   std::vector<T> node;     // [lanes that compute it][rows * D] one node's output
   std::vector<T> heads;    // [H][K][rows * D] every head's output (whole_heads)
   std::vector<T> gathered;
@@ -82,13 +84,28 @@ void layer_step(const M& model, const Batch& batch, std::size_t l, bool lean, La
   auto lane_value = [&](std::size_t u, std::size_t k, std::size_t a, std::size_t b, const T* computed) {
     return io.node_value(u, k, a <= k && k < b ? computed + (k - a) * R : nullptr, lean);
   };
-  auto add_head = [&](std::size_t h, std::size_t k, const T* v) {  // acc = the heads in order
-    if (h == 0) Kernels::copy(R, v, run.acc.data() + k * R);
-    else Kernels::axpy(R, T(1), v, run.acc.data() + k * R);
+  // A head whose output is the same buffer in every lane (clean or source in all of them, or a
+  // run of one lane) is summed once into `shared`; the others lane by lane into acc, each in
+  // head order; acc += shared at the end.
+  bool any_shared = false, any_own = false;
+  auto add_head = [&](std::size_t u, std::size_t a, std::size_t b, const T* computed) {
+    run.values.resize(K);
+    bool same = true;
+    for (std::size_t k = 0; k < K; ++k) same = (run.values[k] = lane_value(u, k, a, b, computed)) == run.values[0] && same;
+    if (same) {
+      if (any_shared) Kernels::axpy(R, T(1), run.values[0], run.shared.data());
+      else Kernels::copy(R, run.values[0], run.shared.data());
+      any_shared = true;
+      return;
+    }
+    for (std::size_t k = 0; k < K; ++k)
+      if (any_own) Kernels::axpy(R, T(1), run.values[k], run.acc.data() + k * R);
+      else Kernels::copy(R, run.values[k], run.acc.data() + k * R);
+    any_own = true;
   };
 
   io.residual(2 * l, run);
-  run.acc.resize(K * R);
+  run.acc.resize(K * R), run.shared.resize(R);
   const HeadsPlan plan = io.attention(l, run);
   if (plan != HeadsPlan::head_by_head) {
     run.arena.reset();
@@ -109,8 +126,7 @@ void layer_step(const M& model, const Batch& batch, std::size_t l, bool lean, La
     } else {
       run.heads.resize(H * K * R);
       Attn::head_outputs(z.value, params["attn.W_O"].value, c, K * R / D, run.heads.data(), K * R, false);
-      for (std::size_t h = 0; h < H; ++h)
-        for (std::size_t k = 0; k < K; ++k) add_head(h, k, lane_value(first + h, k, 0, K, run.heads.data() + h * K * R));
+      for (std::size_t h = 0; h < H; ++h) add_head(first + h, 0, K, run.heads.data() + h * K * R);
     }
   } else {
     for (std::size_t h = 0; h < H; ++h) {
@@ -125,11 +141,16 @@ void layer_step(const M& model, const Batch& batch, std::size_t l, bool lean, La
         if (lean) head_output_rows(model, l, h, in[0], in[1], in[2], (b - a) * B, P, run.readout(batch, b - a), mask, run.arena, run.node.data());
         else head_output(model, l, h, in[0], in[1], in[2], (b - a) * B, P, mask, run.arena, run.node.data());
       }
-      for (std::size_t k = 0; k < K; ++k) add_head(h, k, lane_value(u, k, a, b, run.node.data()));
+      add_head(u, a, b, run.node.data());
     }
   }
-  if (plan != HeadsPlan::whole_sum)
+  if (plan != HeadsPlan::whole_sum) {  // acc += shared, then b_O
+    for (std::size_t k = 0; k < K; ++k) {
+      if (!any_own) Kernels::copy(R, run.shared.data(), run.acc.data() + k * R);
+      else if (any_shared) Kernels::axpy(R, T(1), run.shared.data(), run.acc.data() + k * R);
+    }
     if (const Var<T>& b_o = params["attn.b_O"]; b_o.value) Kernels::add_broadcast(K * R, D, run.acc.data(), b_o.value, run.acc.data());
+  }
   if (lean && !run.last_rows) run.keep_readout_rows(batch, D);
   // The heads (and b_O) enter the residual before the MLP reads it, or, in a parallel block, after.
   if (!M::parallel || !has_mlp) Kernels::axpy(K * R, T(1), run.acc.data(), run.resid.data());
