@@ -330,7 +330,7 @@ void task_command(const Args& a, const std::string& kind) {
 
 int run(int argc, char** argv) {
   const std::string cmd = argc < 2 ? "" : argv[1];
-  if (cmd.empty() || cmd.rfind("--", 0) == 0 && cmd != "--help") {
+  if (cmd.empty() || (cmd.rfind("--", 0) == 0 && cmd != "--help")) {
     main_job(Args("circuitry", argc, argv, 1, {"--out", "--model", "--threads"}));
     return 0;
   }

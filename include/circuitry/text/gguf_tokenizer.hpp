@@ -59,6 +59,15 @@ inline std::optional<PreTokenizer> gguf_pre_tokenizer(const std::string& name) {
   return std::nullopt;
 }
 
+/// tokenizer.ggml.token_type, one entry per token (1 normal, 2 unknown, 3 control, 4 user-defined,
+/// 5 unused, 6 byte), or empty when the file has none.
+inline std::vector<double> gguf_token_types(const io::GgufFile& file, std::size_t n_tokens, const std::string& name) {
+  if (!file.has("tokenizer.ggml.token_type")) return {};
+  std::vector<double> types = file.number_array("tokenizer.ggml.token_type");
+  require(types.size() == n_tokens, name + " has " + std::to_string(types.size()) + " entries for " + std::to_string(n_tokens) + " tokens");
+  return types;
+}
+
 /// tokenizer.ggml.model "llama": tokens, scores, token_type, add_space_prefix.
 inline SentencePieceConfig read_gguf_sentencepiece(const io::GgufFile& file) {
   const std::string where = file.path().string();
@@ -73,12 +82,7 @@ inline SentencePieceConfig read_gguf_sentencepiece(const io::GgufFile& file) {
   c.scores = file.number_array("tokenizer.ggml.scores");
   require(c.scores.size() == tokens.size(), c.merges_name + " has " + std::to_string(c.scores.size()) + " entries for " +
                                                 std::to_string(tokens.size()) + " tokens (one score per token)");
-  std::vector<double> types;
-  if (file.has("tokenizer.ggml.token_type")) {
-    types = file.number_array("tokenizer.ggml.token_type");
-    require(types.size() == tokens.size(), c.added_name + " has " + std::to_string(types.size()) + " entries for " +
-                                               std::to_string(tokens.size()) + " tokens");
-  }
+  const std::vector<double> types = gguf_token_types(file, tokens.size(), c.added_name);
   c.vocab.reserve(tokens.size());
   for (std::size_t id = 0; id < tokens.size(); ++id) {
     c.vocab.emplace_back(tokens[id], int(id));  // llama.cpp merges into any token's text
@@ -138,12 +142,7 @@ inline GgufTokenizer read_gguf_tokenizer(const io::GgufFile& file) {
 
   const std::vector<std::string>& tokens = file.string_array("tokenizer.ggml.tokens");
   require(!tokens.empty() && tokens.size() <= (std::size_t(1) << 30), c.vocab_name + ": expected 1 to 2^30 tokens");
-  std::vector<double> types;
-  if (file.has("tokenizer.ggml.token_type")) {
-    types = file.number_array("tokenizer.ggml.token_type");
-    require(types.size() == tokens.size(), c.added_name + " has " + std::to_string(types.size()) + " entries for " +
-                                               std::to_string(tokens.size()) + " tokens");
-  }
+  const std::vector<double> types = detail::gguf_token_types(file, tokens.size(), c.added_name);
   c.vocab.reserve(tokens.size());
   for (std::size_t id = 0; id < tokens.size(); ++id) {
     const double type = types.empty() ? 1 : types[id];
