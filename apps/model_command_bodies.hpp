@@ -43,9 +43,9 @@ template <class M>
 void forward_on(const Args& a, const M& model) {
   const auto [metric, format] = parse_forward(a);
   const auto task = load_task(a, model);
-  Arena arena;
-  using T = typename std::decay_t<decltype(model)>::scalar;
-  Context<T, false> ctx(arena);
+  using T = typename M::scalar;
+  ArenaFor<M> arena;
+  ContextFor<M> ctx(arena);
   Json j;
   j["metric"] = metric_name(metric.kind);
   j["clean_metric"] = metric_value(metric, task.clean_logits, task.data);

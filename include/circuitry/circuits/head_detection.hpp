@@ -50,8 +50,8 @@ HeadScores attention_scores(const M& model, const Batch& batch, KeyOf key_of) {
         s.scores[l * H + h] = count ? sum / double(count) : 0.0;
       }
     });
-  Arena arena;
-  Context<T, false> ctx(arena);
+  ArenaFor<M> arena;
+  ContextFor<M> ctx(arena);
   ForwardOptions<T> o;
   o.hooks = &hooks;
   model.forward(ctx, batch, o);

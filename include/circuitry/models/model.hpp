@@ -1,15 +1,14 @@
 #pragma once
 // A model: an architecture type (models/architectures.hpp), a config and weights, and the
-// forward pass that composes the architecture's components. Nothing here knows a particular
-// architecture: the embedding, attention, MLP, norms and unembedding are the components' code.
+// forward pass: the input node, one layer step per layer (models/layer_step.hpp), the final norm
+// and the unembedding. Nothing here knows a particular architecture: the embedding, attention,
+// MLP, norms and unembedding are the components' code. The backend (backends/backend.hpp) is
+// the third template argument: the memory and the kernels every run of the model uses.
 //
-// The forward is written once against the op library and a Context, so the same code
-// runs with the tape (gradients) or without it (Context<T, false> compiles the tape away).
-// Alongside the logits it can record what circuit discovery needs (llm.c-style explicit
-// activations): every upstream node's output, the residual stream at every stage, and
+// The forward runs with the tape (gradients) or without it (Context<T, false> compiles the tape
+// away). Alongside the logits it can record what circuit discovery needs (ForwardOptions,
+// models/forward_io.hpp): every upstream node's output, the residual stream at every stage, and
 // the gradient of the metric w.r.t. every downstream port's input (ops/norm_linear.hpp).
-#include <functional>
-#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -19,46 +18,18 @@
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/models/batch.hpp"
 #include "circuitry/models/architectures.hpp"
-#include "circuitry/models/hooks.hpp"
+#include "circuitry/models/forward_io.hpp"
+#include "circuitry/models/layer_step.hpp"
 #include "circuitry/models/parameters.hpp"
 
 namespace circuitry {
 
-/// The residual stream is recorded at 2 L + 1 stages: stage 2l is layer l's input
-/// (resid_pre), 2l + 1 the MLP's input (after attention; in a parallel block the layer's input
-/// again, as the MLP reads it), 2L the final norm's input.
-inline std::size_t residual_stages(std::size_t n_layers) { return 2 * n_layers + 1; }
-
-template <class T>
-struct ForwardOptions {
-  const Hooks<T>* hooks = nullptr;
-  /// Replaces the `input` node's output (EAP-IG's interpolated embeddings). [batch, pos, d_model]
-  const T* input_override = nullptr;
-  /// If set, receives every upstream node's output in Graph::upstream() order. [n_upstream, batch, pos, d_model]
-  T* node_outputs = nullptr;
-  /// Subtract each node's output from node_outputs instead of writing it (Delta = out(x') - out(x)
-  /// without a second buffer).
-  bool subtract_node_outputs = false;
-  /// If set, receives the residual stream at every stage. [2L + 1, batch, pos, d_model]
-  T* residuals = nullptr;
-  /// Logits at every position ([batch * pos, vocab], for training) instead of the last ones ([batch, vocab]).
-  bool all_positions = false;
-  /// On a recording run: receives d metric / d (port input) for each port during backward(),
-  /// ports [first_port, first_port + n_ports) in Graph::ports() order. grads: [n_ports, batch * pos, d_model]
-  std::function<void(std::size_t first_port, const T* grads, std::size_t n_ports)> port_gradients;
-  /// If set, receives every activation at a hook point, by its TransformerLens name
-  /// (blocks.0.hook_attn_out, ...); on a recording run tape.grad(var) is then d metric / d activation.
-  std::map<std::string, Var<T>>* activations = nullptr;
-  /// If set, receives the Var holding the input node's output (or the start residual);
-  /// after backward() its adjoint is d metric / d input.
-  Var<T>* input_var = nullptr;
-};
-
-template <ArchitectureSpec Arch, class T>
+template <ArchitectureSpec Arch, class T, Backend Kernels = CpuBackend>
 class Model {
  public:
   using architecture = Arch;
   using scalar = T;
+  using backend = Kernels;
   using norm = typename Arch::norm;
   using attention = typename Arch::attention;
   using mlp = typename Arch::mlp;
@@ -109,101 +80,38 @@ class Model {
   template <class Ctx>
   Var<T> forward(const Ctx& ctx, const Batch& batch, const ForwardOptions<T>& o = {},
                  const ParamVars<T>* params = nullptr) const {
+    static_assert(std::is_same_v<typename Ctx::backend, Kernels>, "Model::forward: the context's backend is not the model's");
     const ModelConfig& c = config_;
-    const std::size_t B = batch.batch, P = batch.pos, D = c.n_embd, H = c.n_head, A = c.d_attn(), dh = c.d_head();
-    const std::size_t L = c.n_layer, BPD = B * P * D;
+    const std::size_t B = batch.batch, P = batch.pos, D = c.n_embd, L = c.n_layer, BPD = B * P * D;
     require(P <= c.n_positions, "sequence of " + std::to_string(P) + " tokens is longer than the context (n_positions = " +
                                     std::to_string(c.n_positions) + ")");
     const ParamVars<T>& pv = params ? *params : params_;
-    const ops::KeyMask mask = key_mask(batch);
-    const bool hooked = o.hooks && !o.hooks->empty();
-    const bool named = hooked || o.activations;  // hook-point names are built only when someone asks
-    auto hook_view = [&](const std::string& name, TensorView<T> v) {
-      if (hooked) (*o.hooks)(name, v);
-    };
-    auto hook = [&](const std::string& name, const Var<T>& v) {
-      hook_view(name, v.view());
-      if (o.activations) (*o.activations)[name] = v;
-    };
-    auto record_residual = [&](std::size_t stage, const Var<T>& r) {
-      if (o.residuals) DefaultBackend::copy(BPD, r.value, o.residuals + stage * BPD);
-    };
-    auto record_node = [&](std::size_t node, const T* value) {
-      if (!o.node_outputs) return;
-      if (o.subtract_node_outputs) DefaultBackend::axpy(BPD, T(-1), value, o.node_outputs + node * BPD);
-      else DefaultBackend::copy(BPD, value, o.node_outputs + node * BPD);
-    };
-    auto sink_for = [&](std::size_t first_port) -> ops::PortGradientSink<T> {
-      if (!o.port_gradients) return {};
-      return [cb = o.port_gradients, first_port](const T* g, std::size_t n, std::size_t, std::size_t) { cb(first_port, g, n); };
-    };
-    auto as_input = [&](const T* data) {  // a copy that takes part in differentiation
-      Var<T> v = ctx.output({B, P, D}, true);
-      DefaultBackend::copy(BPD, data, v.value);
-      return v;
-    };
+    detail::ForwardIo<Model> io(*this, pv, o, BPD);
+    auto hook = [&](const std::string& name, const Var<T>& v) { io.hook(name, v); };
 
     // ---- input node --------------------------------------------------------------------
-    Var<T> resid = o.input_override ? as_input(o.input_override) : Arch::embed::input(ctx, pv, batch, hook);  // [B, P, D]
-    record_node(0, resid.value);
+    Var<T> resid;  // [B, P, D]
+    if (o.input_override) {  // a copy that takes part in differentiation
+      resid = ctx.output({B, P, D}, true);
+      Kernels::copy(BPD, o.input_override, resid.value);
+    } else {
+      resid = Arch::embed::input(ctx, pv, batch, hook);
+    }
+    io.record_node(0, resid.value);
     if (o.input_var) *o.input_var = resid;
 
     // ---- blocks ----------------------------------------------------------------------
     // When nothing but the readout rows' logits is wanted (no tape, hooks or recording),
     // the last layer runs its queries, head outputs and MLP on those rows only: [R, D].
-    const bool lean_last_layer = !Ctx::records && !o.all_positions && !named && !o.node_outputs && !o.residuals;
-    for (std::size_t l = 0; l < L; ++l) {
-      const LayerParams<T> w = pv.layer(l);
-      const std::string pre = named ? "blocks." + std::to_string(l) + "." : "";
-      const std::size_t node0 = first_node_of_layer(l, H, Arch::has_mlp);
-      const bool lean = lean_last_layer && l + 1 == L;
-      Var<T> attn_out;  // [B, P, D], or [R, D] in a lean last layer
-      hook(pre + "hook_resid_pre", resid);
-      record_residual(2 * l, resid);
-      Var<T> qkv = attention::template qkv<norm>(ctx, resid, w, c, sink_for(l * ports_per_layer()));  // [B, P, 3A]
-      if (hooked)
-        for (std::size_t j = 0; j < 3; ++j)
-          hook_view(pre + "attn.hook_" + "qkv"[j], TensorView<T>{qkv.value + j * A, {B, P, H, dh}, {P * 3 * A, 3 * A, dh, 1}});
-      qkv = attention::rotate(ctx, qkv, c, rotary_);  // [B, P, 3A]
-      if (lean) {
-        Var<T> z = ctx.output({batch.readout.size(), A}, false);  // [R, H * dh] at the readout rows
-        DefaultBackend::attention_rows(AttentionShape{B, P, H, A / H}, mask, batch.readout, qkv.value, z.value);
-        resid = ops::gather_rows(ctx, resid, batch.readout);  // [R, D]
-        attn_out = attention::output(ctx, z, w);  // [R, D]
-      } else {
-        Var<T> pattern = attention::pattern(ctx, qkv, c, mask);  // [B, H, P, P]
-        hook(pre + "attn.hook_pattern", pattern);
-        Var<T> z = attention::mix(ctx, pattern, qkv, c);  // [B, P, H, dh]
-        hook(pre + "attn.hook_z", z);
-        attn_out = attention::output(ctx, Var<T>{z.value, {B, P, A}, z.slot}, w);  // [B, P, D]
-        hook(pre + "hook_attn_out", attn_out);
-        if (o.node_outputs)
-          attention::head_outputs(z.value, w["attn.W_O"].value, c, B * P, o.node_outputs + node0 * BPD, BPD, o.subtract_node_outputs);
-      }
-      if (!parallel) {
-        resid = ops::add(ctx, resid, attn_out);
-        hook(pre + "hook_resid_mid", resid);
-      }
-      if constexpr (Arch::has_mlp) {
-        record_residual(2 * l + 1, resid);
-        Var<T> pre_act = mlp::template pre<norm>(ctx, resid, w, c, sink_for(l * ports_per_layer() + 3 * H));  // [B, P, d_mlp]
-        hook(pre + "mlp.hook_pre", pre_act);
-        Var<T> post = mlp::act(ctx, pre_act);  // [B, P, d_mlp]
-        hook(pre + "mlp.hook_post", post);
-        Var<T> mlp_out = mlp::output(ctx, post, w);  // [B, P, D]
-        hook(pre + "hook_mlp_out", mlp_out);
-        record_node(node0 + H, mlp_out.value);
-        if (parallel) resid = ops::add(ctx, resid, attn_out);
-        resid = ops::add(ctx, resid, mlp_out);
-      } else {
-        record_residual(2 * l + 1, resid);
-      }
-      hook(pre + "hook_resid_post", resid);
-    }
+    const bool lean_last_layer = !Ctx::records && !o.all_positions && !o.named() && !o.node_outputs && !o.residuals;
+    LaneRun<T, Kernels> run;
+    run.chained = true, run.x = resid, run.params = &pv;
+    for (std::size_t l = 0; l < L; ++l) layer_step(ctx, *this, batch, l, lean_last_layer && l + 1 == L, run, io);
+    resid = run.x;  // [B, P, D], or [R, D] after a lean last layer
 
     // ---- final norm and unembedding --------------------------------------------------
-    record_residual(2 * L, resid);
-    Var<T> normed = unembed::normalize(ctx, resid, pv, c, sink_for(L * ports_per_layer()));  // [B, P, D]
+    io.residual(2 * L, run);
+    Var<T> normed = unembed::normalize(ctx, resid, pv, c, io.port_sink(L * ports_per_layer()));  // [B, P, D]
     hook("ln_final.hook_normalized", normed);
     Var<T> rows = o.all_positions ? Var<T>{normed.value, {B * P, D}, normed.slot}
                   : lean_last_layer ? normed
@@ -251,8 +159,14 @@ class Model {
   ParamVars<T> params_;                         // views of weights_
 };
 
-template <ArchitectureSpec Arch, class T>
-Model<Arch, T> Model<Arch, T>::random(const ModelConfig& c, unsigned seed, double stddev) {
+/// The context of a run of model M on its backend, and that backend's arena.
+template <class M, bool Grad = false>
+using ContextFor = Context<typename M::scalar, Grad, typename M::backend>;
+template <class M>
+using ArenaFor = typename M::backend::Arena;
+
+template <ArchitectureSpec Arch, class T, Backend Kernels>
+Model<Arch, T, Kernels> Model<Arch, T, Kernels>::random(const ModelConfig& c, unsigned seed, double stddev) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> normal(0.0, stddev);
   Weights<T> w;

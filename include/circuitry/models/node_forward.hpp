@@ -5,7 +5,9 @@
 // is the model's components' (models/components/), the same code the whole forward runs.
 #include <vector>
 
-#include "circuitry/models/model.hpp"
+#include "circuitry/core/arena.hpp"
+#include "circuitry/ops.hpp"
+#include "circuitry/models/parameters.hpp"
 
 namespace circuitry {
 
@@ -14,8 +16,8 @@ namespace circuitry {
 /// out = z_h W_O[h], without b_O. [B, P, D]
 template <class M, class T = typename M::scalar>
 void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv, std::size_t B,
-                 std::size_t P, const ops::KeyMask& mask, Arena& arena, T* out) {
-  M::attention::template head_output<typename M::norm>(model.params().layer(l), model.config(), h, xq, xk, xv, B, P, mask,
+                 std::size_t P, const ops::KeyMask& mask, typename M::backend::Arena& arena, T* out) {
+  M::attention::template head_output<typename M::norm, typename M::backend>(model.params().layer(l), model.config(), h, xq, xk, xv, B, P, mask,
                                                        model.rotary(), arena, out);
 }
 
@@ -24,16 +26,16 @@ void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, cons
 template <class M, class T = typename M::scalar>
 void head_output_rows(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv,
                       std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
-                      Arena& arena, T* out) {
-  M::attention::template head_output_rows<typename M::norm>(model.params().layer(l), model.config(), h, xq, xk, xv, B, P,
+                      typename M::backend::Arena& arena, T* out) {
+  M::attention::template head_output_rows<typename M::norm, typename M::backend>(model.params().layer(l), model.config(), h, xq, xk, xv, B, P,
                                                             rows, mask, model.rotary(), arena, out);
 }
 
 /// MLP l reading x [rows, D]; out [rows, D] (with b_out).
 template <class M, class T = typename M::scalar>
-void mlp_output(const M& model, std::size_t l, const T* x, std::size_t rows, Arena& arena, T* out) {
+void mlp_output(const M& model, std::size_t l, const T* x, std::size_t rows, typename M::backend::Arena& arena, T* out) {
   if constexpr (M::architecture::has_mlp)
-    M::mlp::template node_output<typename M::norm>(model.params().layer(l), model.config(), x, rows, arena, out);
+    M::mlp::template node_output<typename M::norm, typename M::backend>(model.params().layer(l), model.config(), x, rows, arena, out);
   else
     throw Error("mlp_output: the architecture has no MLPs");
 }
@@ -41,13 +43,15 @@ void mlp_output(const M& model, std::size_t l, const T* x, std::size_t rows, Are
 /// Logits at the given rows of the final norm's input x [B, P, D] -> [rows, vocab_out].
 template <class M, class T = typename M::scalar>
 std::vector<T> logits_from_residual(const M& model, const T* x, std::size_t B, std::size_t P, const std::vector<std::size_t>& rows,
-                                    Arena& arena) {
+                                    typename M::backend::Arena& arena) {
   const std::size_t D = model.config().n_embd;
-  Context<T, false> ctx(arena);
+  Context<T, false, typename M::backend> ctx(arena);
   const ParamVars<T>& pv = model.params();
   Var<T> picked = ops::gather_rows(ctx, Var<T>{const_cast<T*>(x), {B * P, D}, nullptr}, rows);  // [rows, D]
   Var<T> logits = M::unembed::project(ctx, M::unembed::normalize(ctx, picked, pv, model.config()), pv);
-  return std::vector<T>(logits.value, logits.value + logits.numel());
+  std::vector<T> out(logits.numel());
+  M::backend::to_host(out.size(), logits.value, out.data());
+  return out;
 }
 
 /// The constant part of the residual stream before a stage (DESIGN.md: the attention output

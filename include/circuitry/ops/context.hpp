@@ -11,10 +11,6 @@
 
 namespace circuitry {
 
-/// The backend a model runs on. Model and the patching engine are not yet parameterised on
-/// it; they name it here, once.
-using DefaultBackend = CpuBackend;
-
 /// Everything an op needs: the backend whose kernels it calls, the arena for outputs and, when
 /// recording, the tape.
 template <class T, bool Grad, Backend B = CpuBackend>

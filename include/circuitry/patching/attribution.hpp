@@ -132,6 +132,7 @@ struct AttributionBuffers {
 template <GradientPolicy Policy, class M, class Metric, class T = typename M::scalar>
 Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& task, const Metric& metric, const Policy& policy,
                                       AttributionBuffers<T>& buffers) {
+  using Kernels = typename M::backend;
   const Graph graph = model.graph();
   const std::size_t BPD = task.clean.rows() * model.config().n_embd;
   const std::vector<GradientRun> runs = policy.gradient_runs();
@@ -146,8 +147,8 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
   std::vector<T>& delta = buffers.delta;  // every element written by the corrupted run before it is read
   delta.resize(model.n_upstream() * BPD);
   {
-    Arena arena;
-    Context<T, false> ctx(arena);
+    ArenaFor<M> arena;
+    ContextFor<M> ctx(arena);
     ForwardOptions<T> o;
     o.node_outputs = delta.data();
     result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted, o), task.data).value[0]);
@@ -156,8 +157,8 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
   const std::vector<T> corrupted_input(delta.begin(), delta.begin() + static_cast<std::ptrdiff_t>(BPD));  // e(x')
   auto fused = std::find_if(runs.begin(), runs.end(), [](const GradientRun& r) { return !r.corrupted_input && r.interpolation == 1.0; });
   if (fused != runs.begin()) {
-    Arena arena;
-    Context<T, false> ctx(arena);
+    ArenaFor<M> arena;
+    ContextFor<M> ctx(arena);
     ForwardOptions<T> o;
     o.node_outputs = delta.data();
     o.subtract_node_outputs = true;
@@ -167,26 +168,26 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
 
   std::vector<T> input(BPD);  // the interpolated input node of eap-ig  [B*P*D]
   std::vector<T> stage_scores;
-  Arena arena;
+  ArenaFor<M> arena;
   for (auto run = runs.begin(); run != runs.end(); ++run) {
     arena.reset();
     Tape<T> tape(arena);
-    Context<T, true> ctx(arena, tape);
+    ContextFor<M, true> ctx(arena, tape);
     ForwardOptions<T> o;
     if (run == fused) {
       o.node_outputs = delta.data();
       o.subtract_node_outputs = true;
     }
     if (run->interpolation != 1.0) {  // e(x') + a (e(x) - e(x')) = e(x') - a Delta_input
-      DefaultBackend::copy(BPD, corrupted_input.data(), input.data());
-      DefaultBackend::axpy(BPD, -T(run->interpolation), delta.data(), input.data());
+      Kernels::copy(BPD, corrupted_input.data(), input.data());
+      Kernels::axpy(BPD, -T(run->interpolation), delta.data(), input.data());
       o.input_override = input.data();
     }
     const double weight = run->weight;
     o.port_gradients = [&](std::size_t first, const T* grads, std::size_t n) {
       const std::size_t U = graph.edges_into(static_cast<int>(first)).size();
       stage_scores.resize(U * n);
-      DefaultBackend::gemm_nt_long_inner(U, n, BPD, delta.data(), grads, stage_scores.data());
+      Kernels::gemm_nt_long_inner(U, n, BPD, delta.data(), grads, stage_scores.data());
       for (std::size_t u = 0; u < U; ++u)
         for (std::size_t i = 0; i < n; ++i)
           result.edge_scores[static_cast<std::size_t>(graph.edge_index(static_cast<int>(u), static_cast<int>(first + i)))] +=

@@ -20,8 +20,8 @@ enum class Ablation { Resample, Zero, Mean };
 template <class M, class T = typename M::scalar>
 std::vector<T> node_outputs(const M& model, const Batch& batch) {
   std::vector<T> out(model.n_upstream() * batch.rows() * model.config().n_embd);
-  Arena arena;
-  Context<T, false> ctx(arena);
+  ArenaFor<M> arena;
+  ContextFor<M> ctx(arena);
   ForwardOptions<T> o;
   o.node_outputs = out.data();
   model.forward(ctx, batch, o);
@@ -40,8 +40,8 @@ template <class M, class T = typename M::scalar>
 RecordedRun<T> record_run(const M& model, const Batch& batch) {
   const std::size_t BPD = batch.rows() * model.config().n_embd;
   RecordedRun<T> run{std::vector<T>(model.n_upstream() * BPD), std::vector<T>(residual_stages(model.config().n_layer) * BPD)};
-  Arena arena;
-  Context<T, false> ctx(arena);
+  ArenaFor<M> arena;
+  ContextFor<M> ctx(arena);
   ForwardOptions<T> o;
   o.node_outputs = run.node_outputs.data();
   o.residuals = run.residuals.data();
@@ -77,9 +77,8 @@ std::vector<T> ablation_source(const M& model, const PatchingTask<T>& task, Abla
 }
 
 /// Intervention that patches a set of edges, optionally only at chosen positions.
-template <class T>
+template <class T, class Kernels = CpuBackend>
 class EdgePatch : public Intervention<T> {
-  using Kernels = DefaultBackend;
 
  public:
   /// patched: one flag per edge; source: [n_upstream, B*P*D]; positions: empty (all) or one flag per position.
@@ -174,8 +173,8 @@ class EdgePatchRuns {
   const M* model_;
   const PatchingTask<T>* task_;
   Graph graph_;
-  EdgePatch<T> patch_;
-  InterventionRun<T> run_;
+  EdgePatch<T, typename M::backend> patch_;
+  InterventionRun<T, typename M::backend> run_;
 };
 
 /// Runs the clean input with the flagged edges patched from `source` and returns M.

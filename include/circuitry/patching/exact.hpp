@@ -91,8 +91,8 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
   result.edge_scores.assign(E, 0.0);
   result.clean_metric = metric_value(metric, task.clean_logits, task.data);
   {
-    Arena arena;
-    Context<T, false> ctx(arena);
+    ArenaFor<M> arena;
+    ContextFor<M> ctx(arena);
     result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted), task.data).value[0]);
   }
   require_finite_metrics(result);

@@ -3,13 +3,13 @@
 // each downstream port reads and may replace any node's output. Every kind of patching is
 // an Intervention: edge patching and circuit evaluation (patching/edge_patching.hpp), both
 // runs of path patching (patching/path_patching.hpp). Runs without gradient, a layer at a time
-// through the layer step (patching/layer_step.hpp); a layer whose ports all read the ordinary
+// through the layer step (models/layer_step.hpp); a layer whose ports all read the ordinary
 // residual runs its attention whole.
 #include <cstring>
 #include <vector>
 
 #include "circuitry/graph/graph.hpp"
-#include "circuitry/patching/layer_step.hpp"
+#include "circuitry/models/model.hpp"
 
 namespace circuitry {
 
@@ -31,14 +31,14 @@ class Intervention {
 /// One run's results, and its working memory: run_with on the same object again reuses every
 /// buffer, so a loop of runs (a faithfulness curve, a sweep of circuits) touches fresh memory
 /// only once.
-template <class T>
+template <class T, class Backend = CpuBackend>
 struct InterventionRun {
   std::vector<T> logits;          // [readout rows, vocab] (each sequence's last position in mode last)
   AlignedVector<T> node_outputs;  // [n_upstream, batch, pos, d_model]
   AlignedVector<T> residuals;     // [2L + 1, batch, pos, d_model] the ordinary residual at every stage
   // working memory
   AlignedVector<T> ports;  // [3 * n_head, batch, pos, d_model] one stage's port inputs
-  LaneRun<T> lane;         // the residual stream and the layer step's buffers, one lane
+  LaneRun<T, Backend> lane;  // the residual stream and the layer step's buffers, one lane
 };
 
 namespace detail {
@@ -46,35 +46,38 @@ namespace detail {
 /// The layer step's LayerIo for one lane under an Intervention: the intervention gives each
 /// stage's port inputs and may replace each node's output, which is recorded in run.node_outputs.
 template <class M, class T>
-class InterventionIo {
+class InterventionIo : public LayerIoBase<T> {
+  using Kernels = typename M::backend;
+  using Lanes = LaneRun<T, Kernels>;
+
  public:
-  InterventionIo(const M& model, Intervention<T>& iv, InterventionRun<T>& run, std::size_t bpd)
+  InterventionIo(const M& model, Intervention<T>& iv, InterventionRun<T, Kernels>& run, std::size_t bpd)
       : iv_(&iv), run_(&run), H_(model.config().n_head), ppl_(model.ports_per_layer()), BPD_(bpd) {}
 
-  HeadsPlan attention(std::size_t l, LaneRun<T>& lane) {
+  HeadsPlan attention(std::size_t l, Lanes& lane) {
     layer_ = l;
     heads_patched_ = iv_->port_inputs(l * ppl_, 3 * H_, lane.resid.data(), outputs(), run_->ports.data());
     return heads_patched_ ? HeadsPlan::head_by_head : HeadsPlan::whole_heads;
   }
   std::pair<std::size_t, std::size_t> node_lanes(std::size_t) const { return {0, 1}; }
-  const T* port_input(std::size_t p, std::size_t, std::size_t, LaneRun<T>& lane) {
+  const T* port_input(std::size_t p, std::size_t, std::size_t, Lanes& lane) {
     if (p < layer_ * ppl_ + 3 * H_) return heads_patched_ ? run_->ports.data() + (p - layer_ * ppl_) * BPD_ : lane.resid.data();
     return iv_->port_inputs(p, 1, lane.resid.data(), outputs(), run_->ports.data()) ? run_->ports.data() : lane.resid.data();
   }
   const T* node_value(std::size_t u, std::size_t, const T* computed, bool) {
     T* value = outputs() + u * BPD_;
-    DefaultBackend::copy(BPD_, computed, value);
+    Kernels::copy(BPD_, computed, value);
     iv_->node_output(u, outputs(), value);
     return value;
   }
-  void residual(std::size_t stage, const LaneRun<T>& lane) {
-    DefaultBackend::copy(BPD_, lane.resid.data(), run_->residuals.data() + stage * BPD_);
+  void residual(std::size_t stage, const Lanes& lane) {
+    Kernels::copy(BPD_, lane.resid.data(), run_->residuals.data() + stage * BPD_);
   }
 
  private:
   T* outputs() { return run_->node_outputs.data(); }
   Intervention<T>* iv_;
-  InterventionRun<T>* run_;
+  InterventionRun<T, Kernels>* run_;
   std::size_t H_, ppl_, BPD_, layer_ = 0;
   bool heads_patched_ = false;
 };
@@ -83,7 +86,8 @@ class InterventionIo {
 
 /// Runs `batch` under `iv` into `run`, reusing its buffers.
 template <class M, class T = typename M::scalar>
-void run_with(const M& model, const Batch& batch, Intervention<T>& iv, InterventionRun<T>& run) {
+void run_with(const M& model, const Batch& batch, Intervention<T>& iv, InterventionRun<T, typename M::backend>& run) {
+  using Kernels = typename M::backend;
   const auto& c = model.config();
   const std::size_t H = c.n_head, L = c.n_layer, BPD = batch.rows() * c.n_embd;
   require(batch.pos <= c.n_positions, "sequence of " + std::to_string(batch.pos) +
@@ -92,17 +96,17 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
   run.node_outputs.resize(model.n_upstream() * BPD);
   run.residuals.resize(residual_stages(L) * BPD);
   run.ports.resize(3 * H * BPD);
-  LaneRun<T>& lane = run.lane;
+  LaneRun<T, Kernels>& lane = run.lane;
   lane.K = 1, lane.last_rows = false;
   lane.resid.resize(BPD);
   detail::InterventionIo<M, T> io(model, iv, run, BPD);
+  Context<T, false, Kernels> ctx(lane.arena);
   {  // input node
     lane.arena.reset();
-    Context<T, false> ctx(lane.arena);
     Var<T> x = M::architecture::embed::input(ctx, model.params(), batch, [](const std::string&, const Var<T>&) {});  // [B, P, D]
-    DefaultBackend::copy(BPD, io.node_value(0, 0, x.value, false), lane.resid.data());
+    Kernels::copy(BPD, io.node_value(0, 0, x.value, false), lane.resid.data());
   }
-  for (std::size_t l = 0; l < L; ++l) layer_step(model, batch, l, false, lane, io);
+  for (std::size_t l = 0; l < L; ++l) layer_step(ctx, model, batch, l, false, lane, io);
   io.residual(2 * L, lane);
   const T* x = io.port_input(L * model.ports_per_layer(), 0, 1, lane);
   lane.arena.reset();
@@ -110,8 +114,8 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
 }
 
 template <class M, class T = typename M::scalar>
-InterventionRun<T> run_with(const M& model, const Batch& batch, Intervention<T>& iv) {
-  InterventionRun<T> run;
+InterventionRun<T, typename M::backend> run_with(const M& model, const Batch& batch, Intervention<T>& iv) {
+  InterventionRun<T, typename M::backend> run;
   run_with(model, batch, iv, run);
   return run;
 }

@@ -23,13 +23,14 @@
 #include <vector>
 
 #include "circuitry/patching/edge_patching.hpp"
-#include "circuitry/patching/layer_step.hpp"
+#include "circuitry/models/layer_step.hpp"
 
 namespace circuitry {
 
 template <class M, class T = typename M::scalar>
 class PatchedLanes {
-  using Kernels = DefaultBackend;
+  using Kernels = typename M::backend;
+  using Lanes = LaneRun<T, Kernels>;
   enum class NodeState : std::uint8_t { clean, source, computed };
 
  public:
@@ -66,13 +67,14 @@ class PatchedLanes {
     Workspace& w = workspace_;
     plan(static_cast<std::size_t>(graph_.ports()[static_cast<std::size_t>(first_port)].layer), lanes);
     const std::size_t K = w.K, BPD = B_ * P_ * D_;
-    LaneRun<T>& run = w.run;
+    Lanes& run = w.run;
     run.K = K, run.last_rows = false;
     run.resid.resize(K * BPD);  // [K][B*P*D], then [K][R*D] from the last layer's heads on
     for (std::size_t k = 0; k < K; ++k) Kernels::copy(BPD, resid_.data() + 2 * w.l0 * BPD, run.resid.data() + k * BPD);
     if (w.l0 == L_) run.keep_readout_rows(task_->clean, D_);  // a run that restarts at the logits
-    Io io{this};
-    for (std::size_t l = w.l0; l < L_; ++l) layer_step(*model_, task_->clean, l, l + 1 == L_, run, io);
+    Io io{{}, this};
+    ContextFor<M> ctx(run.arena);
+    for (std::size_t l = w.l0; l < L_; ++l) layer_step(ctx, *model_, task_->clean, l, l + 1 == L_, run, io);
     const T* x = port_input(static_cast<std::size_t>(graph_.logits_port()), 0, K, w.port_in[0]);  // [K * R, D]
     run.arena.reset();
     std::vector<std::size_t> rows(K * R_);
@@ -92,15 +94,15 @@ class PatchedLanes {
     std::vector<std::uint8_t> patched_upstream;  // [upstream node] one lane's flags into one port
     std::vector<std::size_t> total_group;        // per lane: 1 + the port group whose sum `total` holds, 0 for none
     std::vector<T> total, port_in[3];            // [lane][rows * D] each
-    LaneRun<T> run;                              // the lanes' residual and the layer step's buffers
+    Lanes run;                                   // the lanes' residual and the layer step's buffers
   };
 
-  /// The layer step's LayerIo (patching/layer_step.hpp): the lanes' states and diffs.
-  struct Io {
+  /// The layer step's LayerIo (models/layer_step.hpp): the lanes' states and diffs.
+  struct Io : LayerIoBase<T> {
     const PatchedLanes* self;
-    HeadsPlan attention(std::size_t l, const LaneRun<T>&) const { return self->whole_attention(l) ? HeadsPlan::whole_sum : HeadsPlan::head_by_head; }
+    HeadsPlan attention(std::size_t l, const Lanes&) const { return self->whole_attention(l) ? HeadsPlan::whole_sum : HeadsPlan::head_by_head; }
     std::pair<std::size_t, std::size_t> node_lanes(std::size_t u) const { return self->computed_lanes(u); }
-    const T* port_input(std::size_t p, std::size_t a, std::size_t b, const LaneRun<T>&) const {
+    const T* port_input(std::size_t p, std::size_t a, std::size_t b, const Lanes&) const {
       const DownstreamPort& port = self->graph_.ports()[p];
       const std::size_t j = port.kind == PortKind::Mlp ? 0 : static_cast<std::size_t>(port.kind);  // q, k, v: 0, 1, 2
       return self->port_input(p, a, b, self->workspace_.port_in[j]);
@@ -110,7 +112,7 @@ class PatchedLanes {
       if (self->state(u, k) == NodeState::computed) self->keep_diff(u, k, v, at_last);
       return v;
     }
-    void residual(std::size_t, const LaneRun<T>&) const {}
+    void residual(std::size_t, const Lanes&) const {}
   };
 
   bool flagged(std::size_t k, int e) const { return (*workspace_.lanes)[k][static_cast<std::size_t>(e)] != 0; }
@@ -197,7 +199,7 @@ class PatchedLanes {
   /// total over every upstream node minus the unpatched ones.
   const T* port_input(std::size_t p, std::size_t a, std::size_t b, std::vector<T>& buf) const {
     Workspace& w = workspace_;
-    const LaneRun<T>& run = w.run;
+    const Lanes& run = w.run;
     const bool at_last = run.last_rows;
     const std::size_t R = at_last ? R_ * D_ : B_ * P_ * D_;
     bool any = false;

@@ -48,7 +48,7 @@ inline std::size_t stage_of_port(const Graph& g, int port) {
 }
 
 /// Run 1: senders corrupted, other heads (and the input) clean, MLPs clean or recomputed.
-template <class T>
+template <class T, class Kernels>
 class SenderRun : public Intervention<T> {
  public:
   SenderRun(const Graph& g, const std::set<int>& senders, const std::vector<T>& clean, const std::vector<T>& corrupted,
@@ -59,7 +59,7 @@ class SenderRun : public Intervention<T> {
     const bool mlp = g_->upstream()[node].kind == NodeKind::Mlp;
     if (!sender && mlp && recompute_) return;
     const std::vector<T>& src = sender ? *corrupted_ : *clean_;
-    DefaultBackend::copy(bpd_, src.data() + node * bpd_, value);
+    Kernels::copy(bpd_, src.data() + node * bpd_, value);
   }
 
  private:
@@ -71,7 +71,7 @@ class SenderRun : public Intervention<T> {
 };
 
 /// Run 2: receivers read their recorded inputs; everything else is the ordinary clean run.
-template <class T>
+template <class T, class Kernels>
 class ReceiverOverride : public Intervention<T> {
  public:
   ReceiverOverride(std::map<int, std::vector<T>> recorded, std::size_t bpd) : recorded_(std::move(recorded)), bpd_(bpd) {}
@@ -81,7 +81,7 @@ class ReceiverOverride : public Intervention<T> {
       auto it = recorded_.find(static_cast<int>(first + i));
       const T* src = it == recorded_.end() ? resid : it->second.data();
       any = any || it != recorded_.end();
-      DefaultBackend::copy(bpd_, src, inputs + i * bpd_);
+      Kernels::copy(bpd_, src, inputs + i * bpd_);
     }
     return any;
   }
@@ -107,14 +107,17 @@ PathPatchResult path_patch(const M& model, const PatchingTask<T>& task, const Me
   const std::size_t BPD = task.clean.rows() * model.config().n_embd;
   const std::vector<T> clean = node_outputs(model, task.clean), corrupted = node_outputs(model, task.corrupted);
 
-  detail::SenderRun<T> run1(g, sender_ids, clean, corrupted, BPD, recompute_mlps);
+  using Kernels = typename M::backend;
+  detail::SenderRun<T, Kernels> run1(g, sender_ids, clean, corrupted, BPD, recompute_mlps);
   const auto first = run_with(model, task.clean, run1);
   std::map<int, std::vector<T>> recorded;
   for (int r : receiver_ids) {
     const T* src = first.residuals.data() + detail::stage_of_port(g, r) * BPD;
-    recorded[r] = std::vector<T>(src, src + BPD);
+    std::vector<T>& input = recorded[r];  // [B*P*D]
+    input.resize(BPD);
+    Kernels::copy(BPD, src, input.data());
   }
-  detail::ReceiverOverride<T> run2(std::move(recorded), BPD);
+  detail::ReceiverOverride<T, Kernels> run2(std::move(recorded), BPD);
   const auto second = run_with(model, task.clean, run2);
   PathPatchResult r;
   r.clean_metric = metric_value(metric, task.clean_logits, task.data);
@@ -148,6 +151,8 @@ namespace detail {
 
 template <class M, class T>
 class TreeifiedModel {
+  using Kernels = typename M::backend;
+
  public:
   TreeifiedModel(const M& model, const PatchingTask<T>& task, const std::vector<std::vector<int>>& paths, const std::vector<T>& clean,
                  const std::vector<T>& corrupted)
@@ -195,12 +200,12 @@ class TreeifiedModel {
   std::vector<T> port_input(int port, const std::vector<int>& s) {
     const auto bias = residual_bias(model_, stage_of_port(g_, port));
     std::vector<T> x(bpd_);
-    DefaultBackend::copy_blocks(bpd_ / bias.size(), bias.size(), bias.data(), 0, x.data(), bias.size());
+    Kernels::copy_blocks(bpd_ / bias.size(), bias.size(), bias.data(), 0, x.data(), bias.size());
     for (int e : g_.edges_into(port)) {
       std::vector<int> child{e};
       child.insert(child.end(), s.begin(), s.end());
       const auto v = node_value(g_.edges()[static_cast<std::size_t>(e)].upstream, child);
-      DefaultBackend::axpy(bpd_, T(1), v.data(), x.data());
+      Kernels::axpy(bpd_, T(1), v.data(), x.data());
     }
     return x;
   }
@@ -216,7 +221,7 @@ class TreeifiedModel {
   const std::vector<std::vector<int>>& paths_;
   const std::vector<T>&clean_, &corrupted_;
   std::size_t bpd_;
-  Arena arena_;
+  ArenaFor<M> arena_;
   std::map<std::pair<int, std::vector<int>>, std::vector<T>> memo_;
 };
 

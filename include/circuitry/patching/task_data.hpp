@@ -61,11 +61,12 @@ PatchingTask<T> make_patching_task(const M& model, const Task& task, PositionMod
     require(o >= 0 && std::size_t(o) < model.config().n_outputs(),
             "the task's \"outputs\" names dimension " + std::to_string(o) + " but the model has " +
                 std::to_string(model.config().n_outputs()) + " logits");
-  Arena arena;
-  Context<T, false> ctx(arena);
+  ArenaFor<M> arena;
+  ContextFor<M> ctx(arena);
   Var<T> logits = model.forward(ctx, t.clean);
-  t.clean_logits.assign(logits.value, logits.value + logits.numel());
-  t.data.clean_log_probs = log_softmax_rows(logits.value, logits.shape[0], logits.shape[1]);
+  t.clean_logits.resize(logits.numel());
+  M::backend::to_host(logits.numel(), logits.value, t.clean_logits.data());
+  t.data.clean_log_probs = log_softmax_rows(t.clean_logits.data(), logits.shape[0], logits.shape[1]);
   t.data.clean_logits = t.clean_logits;
   return t;
 }

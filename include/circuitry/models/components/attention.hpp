@@ -20,7 +20,7 @@
 // is a QK norm (config.qk_norm; Qwen3): an RMS norm over d_head of every head's q and k, with
 // gains attn.q_norm.w and attn.k_norm.w [d_head], after the projection and before rotary
 // (ops/qk_norm.hpp); it is inside the head, so the graph is the same.
-// The same functions serve the whole-layer forward (models/model.hpp) and the single-head
+// The same functions serve the whole-layer forward (models/layer_step.hpp) and the single-head
 // forwards of activation and path patching (models/node_forward.hpp).
 #include <optional>
 #include <string>
@@ -71,8 +71,6 @@ struct Attention {
   using positions = Positions;
   static constexpr bool rotary = Positions::present;
   static constexpr std::string_view name = Mask::name;
-  /// The kernels of the raw-buffer paths below (the taped ones take theirs from the context).
-  using Kernels = DefaultBackend;
 
   template <class Declare>
   static void parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
@@ -131,9 +129,11 @@ struct Attention {
   static Var<T> output(const Ctx& ctx, const Var<T>& z, const LayerParams<T>& w) {
     return ops::linear(ctx, z, w["attn.W_O"], optional_param(w["attn.b_O"]));
   }
+  // The raw-buffer paths below take their backend as `Kernels` (the taped ones from the context).
+
   /// Every head's node output z_h W_O[h] (no b_O) into dst + h * stride ([rows, D] each), or,
   /// with subtract, subtracted from what is there (one small GEMM per head).
-  template <class T>
+  template <class Kernels, class T>
   static void head_outputs(const T* z, const T* w_o, const ModelConfig& c, std::size_t rows, T* dst, std::size_t stride,
                            bool subtract) {
     const std::size_t D = c.n_embd, H = c.n_head, dh = c.d_head(), A = c.d_attn();
@@ -148,9 +148,10 @@ struct Attention {
   /// Head h's q | k | v from three residual copies (each [rows, D], rows = B * P; they may
   /// alias): the norm, this head's columns of W_QKV (its group's for k and v), the QK norm, then
   /// rotary. [rows, 3 d_head], in the arena.
-  template <class Norm, class T>
+  template <class Norm, class Kernels, class T>
   static T* head_qkv(const LayerParams<T>& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
-                     std::size_t rows, std::size_t P, const std::optional<ops::RotaryTable<T>>& table, Arena& arena) {
+                     std::size_t rows, std::size_t P, const std::optional<ops::RotaryTable<T>>& table,
+                     typename Kernels::Arena& arena) {
     const std::size_t D = c.n_embd, dh = c.d_head(), N = c.qkv_width();
     const ops::PortSplit split = port_split(c);
     const T* ln_w = w["ln1.w"].value;
@@ -182,25 +183,25 @@ struct Attention {
 
   /// Head h reading its q, k, v inputs from three residual copies ([B, P, D] each).
   /// out = z_h W_O[h], without b_O. [B, P, D]
-  template <class Norm, class T>
+  template <class Norm, class Kernels, class T>
   static void head_output(const LayerParams<T>& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
                           std::size_t B, std::size_t P, const ops::KeyMask& mask,
-                          const std::optional<ops::RotaryTable<T>>& table, Arena& arena, T* out) {
+                          const std::optional<ops::RotaryTable<T>>& table, typename Kernels::Arena& arena, T* out) {
     const std::size_t D = c.n_embd, dh = c.d_head(), rows = B * P;
-    Context<T, false> ctx(arena);
-    Var<T> packed{head_qkv<Norm>(w, c, h, xq, xk, xv, rows, P, table, arena), {B, P, 3 * dh}, nullptr};
+    Context<T, false, Kernels> ctx(arena);
+    Var<T> packed{head_qkv<Norm, Kernels>(w, c, h, xq, xk, xv, rows, P, table, arena), {B, P, 3 * dh}, nullptr};
     Var<T> z = ops::attention_mix(ctx, ops::attention_pattern(ctx, packed, 1, mask), packed, 1);  // [B, P, 1, dh]
     Kernels::gemm(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
   }
 
   /// The same head's output at some query rows only (`rows`: flat b * P + t, the readout rows
   /// of the run).  out [rows, D]
-  template <class Norm, class T>
+  template <class Norm, class Kernels, class T>
   static void head_output_rows(const LayerParams<T>& w, const ModelConfig& c, std::size_t h, const T* xq, const T* xk, const T* xv,
                                std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
-                               const std::optional<ops::RotaryTable<T>>& table, Arena& arena, T* out) {
+                               const std::optional<ops::RotaryTable<T>>& table, typename Kernels::Arena& arena, T* out) {
     const std::size_t D = c.n_embd, dh = c.d_head(), R = rows.size();
-    const T* packed = head_qkv<Norm>(w, c, h, xq, xk, xv, B * P, P, table, arena);  // [B, P, 3 dh]
+    const T* packed = head_qkv<Norm, Kernels>(w, c, h, xq, xk, xv, B * P, P, table, arena);  // [B, P, 3 dh]
     T* z = arena.template alloc<T>(R * dh);                               // [R, dh]
     Kernels::attention_rows(AttentionShape{B, P, 1, dh}, mask, rows, packed, z);
     Kernels::gemm(Trans::No, Trans::No, R, D, dh, T(1), z, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);

@@ -78,12 +78,13 @@ struct FeedForward {
   }
 
   /// The node's output from its input x [rows, D], no tape (activation and path patching). out [rows, D]
-  template <class Norm, class T>
-  static void node_output(const LayerParams<T>& w, const ModelConfig& c, const T* x, std::size_t rows, Arena& arena, T* out) {
-    Context<T, false> ctx(arena);
+  template <class Norm, class Kernels, class T>
+  static void node_output(const LayerParams<T>& w, const ModelConfig& c, const T* x, std::size_t rows,
+                          typename Kernels::Arena& arena, T* out) {
+    Context<T, false, Kernels> ctx(arena);
     Var<T> in{const_cast<T*>(x), {rows, c.n_embd}, nullptr};
     Var<T> m = output(ctx, act(ctx, pre<Norm>(ctx, in, w, c)), w);
-    std::copy(m.value, m.value + rows * c.n_embd, out);
+    Kernels::copy(rows * c.n_embd, m.value, out);
   }
 };
 
