@@ -15,41 +15,20 @@
 
 #include "cli_args.hpp"
 #include "cli_common.hpp"
+#include "commands.hpp"
 #include "embedded_model.hpp"
 #include "main_job.hpp"
 #include "model_command_bodies.hpp"
 #include "model_commands.hpp"
 #include "tokenizer_source.hpp"
+#include "version.hpp"
 
 namespace circuitry::cli {
 namespace {
 
 
-constexpr const char* kUsage = R"(circuitry: circuit discovery for transformer language models
-
-usage:
-  circuitry [--out DIR]          the main job: find the induction circuit of the shipped model
-  circuitry discover   --model DIR --task FILE [--out DIR] [--target F]   the same pipeline on any model
-  circuitry forward    --model DIR --task FILE --out FILE [--format json|npy]   npy: the logits in FILE's
-                       stem + .logits.npy (numpy.load), FILE without them: for large vocabularies
-  circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE
-                       [--memory-budget MB]   working memory: exact's lanes per forward (default 2048),
-                       the gradient methods' examples per pass (default 512)
-                       [--edges FILE]   exact only: score just these edges (a circuit file, or {"edges": [names]})
-                       [--resume DIR [--checkpoint-every S] [--stop-after S]]   exact only: see below
-  circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]
-  circuitry evaluate   --model DIR --task FILE --circuit FILE --out FILE [--ablation resample|zero|mean]
-  circuitry evaluate   --model DIR --task FILE --scores FILE --out FILE [--svg FILE]   MIB curve, CPR, CMD
-  circuitry roc        --scores FILE --ground-truth FILE [--key edges] --out FILE [--svg FILE]
-  circuitry acdc       --model DIR --task FILE [--threshold T | --thresholds T1,T2,...] --out DIR [--ablation resample|zero|mean]
-                       [--lanes K] [--resume DIR [--checkpoint-every S] [--stop-after S]]   default thresholds:
-                       {1,2,5} x 10^-5..10^-1
-  circuitry compare    --model DIR --task FILE --ground-truth FILE|NAME [--methods eap,eap-ig,clean-corrupted,exact,acdc] --out DIR
-  circuitry planted    --out DIR [--layers L] [--heads H] [--shape chain|fork] [--seed S]   a model with a known circuit
-  circuitry tokenize   [--model DIR | --tokenizer DIR] --in FILE --out FILE   JSON Lines {"text": ...} -> the same with "ids"
-  circuitry path-patch --model DIR --task FILE (--senders A,B --receivers C,D [--recompute-mlps] | --paths FILE) --out FILE
-  circuitry task       ioi|greater-than|docstring|induction --n N [--seed S] [--model DIR] --out FILE   a generated task
-
+/// What the commands share, after the usage lines of `circuitry --help`.
+constexpr const char* kSharedNotes = R"(
 Long runs (attribute --method exact, acdc) stop and resume: --resume DIR keeps a checkpoint in DIR (every
 --checkpoint-every seconds, default 60) and carries on from the one there, writing the bytes an unbroken run
 writes; --stop-after S stops at the first checkpoint after S seconds with exit status 75 (run it again to go on).
@@ -65,11 +44,17 @@ a task is JSON Lines
 "clean_text", "corrupted_text", "answer_text", "wrong_text" (tokenized with the model's tokenizer).
 )";
 
-const std::set<std::string> kModelOptions = {"--model", "--task", "--out", "--metric", "--positions", "--dtype", "--threads"};
-
-std::set<std::string> with_model_options(std::set<std::string> extra) {
-  extra.insert(kModelOptions.begin(), kModelOptions.end());
-  return extra;
+/// `circuitry --help`: the version, every command's usage lines (apps/commands.hpp), what they share.
+std::string top_level_help() {
+  std::string s = "circuitry " CIRCUITRY_VERSION ": circuit discovery for transformer language models\n\nusage:\n";
+  for (const CommandSpec& c : command_table()) {
+    std::string line;
+    for (char ch : c.synopsis + "\n") {
+      line += ch;
+      if (ch == '\n') s += "  " + line, line.clear();
+    }
+  }
+  return s + "\n`circuitry COMMAND --help` lists a command's options with their defaults.\n" + kSharedNotes;
 }
 
 /// Loads --model in the requested dtype, picks its architecture and runs the command on it
@@ -158,6 +143,7 @@ void prune_command(const Args& a) {
   Circuit circuit = a.has("--top-n")       ? top_n(graph, scores.values, count("--top-n"))
                     : a.has("--threshold") ? threshold(graph, scores.values, a.number("--threshold"))
                                            : greedy(graph, scores.values, count("--greedy"));
+  const std::size_t chosen = circuit.n_edges();
   if (!a.flag("--no-prune")) prune_dead_ends(circuit);  // EAP-IG's apply_topn / apply_greedy prune by default
   // The circuit, its DOT and the SVG rendered from it appear together or not at all.
   io::OutputSet outputs;
@@ -171,6 +157,10 @@ void prune_command(const Args& a) {
     }
   }
   outputs.commit();
+  const std::string dead_ends = a.flag("--no-prune") ? "dead ends kept (--no-prune)"
+                                : std::to_string(chosen - circuit.n_edges()) + " removed as dead ends (--no-prune keeps them)";
+  std::fprintf(stderr, "prune: %zu edges chosen, %s: %zu of %zu edges in %s\n", chosen, dead_ends.c_str(), circuit.n_edges(),
+               graph.n_edges(), a.get("--out").c_str());
   if (!svg.empty()) std::fprintf(stderr, "wrote %s\n", svg.c_str());
 }
 
@@ -330,38 +320,33 @@ void task_command(const Args& a, const std::string& kind) {
 
 int run(int argc, char** argv) {
   const std::string cmd = argc < 2 ? "" : argv[1];
-  if (cmd.empty() || (cmd.rfind("--", 0) == 0 && cmd != "--help")) {
-    main_job(Args("circuitry", argc, argv, 1, {"--out", "--model", "--threads"}));
-    return 0;
-  }
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
-    std::fputs(kUsage, stdout);
+    std::fputs(top_level_help().c_str(), stdout);
     return 0;
   }
-  if (cmd == "forward") forward(Args(cmd, argc, argv, 2, with_model_options({"--format"})));
-  else if (cmd == "attribute") attribute_command(Args(cmd, argc, argv, 2, with_model_options({"--method", "--steps", "--memory-budget", "--edges", "--resume", "--checkpoint-every", "--stop-after"})));
-  else if (cmd == "prune")
-    prune_command(Args(cmd, argc, argv, 2, {"--scores", "--top-n", "--threshold", "--greedy", "--out", "--dot", "--d-model"}, {"--no-prune"}));
-  else if (cmd == "evaluate") evaluate_command(Args(cmd, argc, argv, 2, with_model_options({"--circuit", "--scores", "--svg", "--ablation"})));
-  else if (cmd == "tokenize") tokenize_command(Args(cmd, argc, argv, 2, {"--model", "--tokenizer", "--in", "--out"}));
-  else if (cmd == "roc") roc_command(Args(cmd, argc, argv, 2, {"--scores", "--ground-truth", "--key", "--out", "--svg"}));
-  else if (cmd == "discover")
-    discover_command(Args(cmd, argc, argv, 2, with_model_options({"--target", "--steps"})));
-  else if (cmd == "acdc")
-    acdc_command(Args(cmd, argc, argv, 2, with_model_options({"--threshold", "--thresholds", "--ablation", "--lanes", "--resume", "--checkpoint-every", "--stop-after"})));
-  else if (cmd == "compare")
-    compare_command(Args(cmd, argc, argv, 2, with_model_options({"--ground-truth", "--key", "--methods", "--acdc-metric", "--threshold",
-                                                                 "--thresholds", "--ablation", "--lanes", "--steps"})));
-  else if (cmd == "planted")
-    planted_command(Args(cmd, argc, argv, 2, {"--layers", "--heads", "--vocab", "--context", "--examples", "--shape", "--seed", "--out"}));
-  else if (cmd == "task") {
-    const std::string kind = argc < 3 ? "" : argv[2];
-    require(!kind.empty() && kind[0] != '-', "task: name the task first: circuitry task ioi|greater-than|docstring|induction --n N --out FILE");
-    task_command(Args(cmd, argc, argv, 3, {"--n", "--seed", "--model", "--out"}), kind);
+  if (cmd == "--version") {
+    std::printf("circuitry %s\n", CIRCUITRY_VERSION);
+    return 0;
   }
-  else if (cmd == "path-patch")
-    path_patch_command(Args(cmd, argc, argv, 2, with_model_options({"--senders", "--receivers", "--paths"}), {"--recompute-mlps"}));
-  else throw Error("unknown command '" + cmd + "' (run `circuitry --help` for the list)");
+  if (cmd.empty() || cmd.rfind("--", 0) == 0) {
+    main_job(Args(*find_command(""), argc, argv, 1));
+    return 0;
+  }
+  const CommandSpec* spec = find_command(cmd);
+  require(spec != nullptr, "unknown command '" + cmd + "' (run `circuitry --help` for the list)");
+  if (cmd == "task") {
+    const std::string kind = argc < 3 ? "" : argv[2];
+    if (kind == "-h" || kind == "--help") Args(*spec, argc, argv, 2);  // prints the help
+    require(!kind.empty() && kind[0] != '-', "task: name the task first: circuitry task ioi|greater-than|docstring|induction --n N --out FILE");
+    task_command(Args(*spec, argc, argv, 3), kind);
+    return 0;
+  }
+  using Command = void (*)(const Args&);
+  static const std::map<std::string, Command> commands = {
+      {"discover", discover_command}, {"forward", forward},   {"attribute", attribute_command}, {"prune", prune_command},
+      {"evaluate", evaluate_command}, {"roc", roc_command},   {"path-patch", path_patch_command}, {"acdc", acdc_command},
+      {"compare", compare_command},   {"planted", planted_command}, {"tokenize", tokenize_command}};
+  commands.at(cmd)(Args(*spec, argc, argv, 2));
   return 0;
 }
 
@@ -372,6 +357,8 @@ int main(int argc, char** argv) {
   if (const auto warning = circuitry::unused_vector_units_warning()) std::fprintf(stderr, "%s\n", warning->c_str());
   try {
     return circuitry::cli::run(argc, argv);
+  } catch (const circuitry::cli::HelpShown&) {
+    return 0;
   } catch (const circuitry::cli::StoppedAtCheckpoint& e) {
     std::fprintf(stderr, "circuitry: %s\n", e.what());
     return circuitry::cli::kExitStoppedAtCheckpoint;

@@ -1,35 +1,71 @@
 #pragma once
-// A small command-line parser: `--key value` options and `--flag` switches, each checked
-// against the command's list so a typo is an error that names the option.
+// The command line's options. Each command declares its options once (apps/commands.hpp: a name,
+// the value it takes, what it does); CLI11 parses argv against that list and generates the
+// command's --help from it, so the help cannot drift from what the parser accepts. Args reads the
+// parsed values; a typo is an error that names the option and lists the command's options.
 #include <initializer_list>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include <circuitry/core/error.hpp>
 
 namespace circuitry::cli {
 
+/// One option of a command: `--name VALUE`, or a switch when value is empty.
+struct OptionSpec {
+  std::string name;
+  std::string value;
+  std::string help;
+};
+
+/// A command: its name (empty for the main job), its usage lines as the README lists them, a
+/// one-line summary and its options.
+struct CommandSpec {
+  std::string name;
+  std::string synopsis;
+  std::string summary;
+  std::vector<OptionSpec> options;
+};
+
+/// `--help` was asked for and printed: the command ends there, successfully.
+struct HelpShown {};
+
 class Args {
  public:
-  Args(const std::string& command, int argc, char** argv, int first, const std::set<std::string>& options,
-       const std::set<std::string>& flags = {})
-      : command_(command) {
-    for (int i = first; i < argc; ++i) {
-      const std::string key = argv[i];
-      if (flags.count(key)) {
-        flags_.insert(key);
-      } else if (options.count(key)) {
-        require(i + 1 < argc, command_ + ": option " + key + " needs a value");
-        values_[key] = argv[++i];
-      } else {
-        std::string known;
-        for (const auto& o : options) known += " " + o;
-        for (const auto& f : flags) known += " " + f;
-        throw Error(command_ + ": unknown option '" + key + "' (options:" + known + ")");
-      }
+  /// Parses argv[first..] against spec's options. --help prints the command's generated help
+  /// and throws HelpShown.
+  Args(const CommandSpec& spec, int argc, char** argv, int first) : command_(spec.name.empty() ? "circuitry" : spec.name) {
+    CLI::App app(spec.summary, "circuitry" + (spec.name.empty() ? "" : " " + spec.name));
+    app.allow_extras();
+    app.footer("usage:\n" + spec.synopsis);
+    std::map<std::string, std::string> values;
+    std::map<std::string, CLI::Option*> parsed;
+    for (const OptionSpec& o : spec.options)
+      parsed[o.name] = o.value.empty() ? app.add_flag(o.name, o.help) : app.add_option(o.name, values[o.name], o.help)->type_name(o.value);
+    std::vector<std::string> rest;  // CLI11 parses a vector given in reverse order
+    for (int i = argc - 1; i >= first; --i) rest.emplace_back(argv[i]);
+    try {
+      app.parse(rest);
+    } catch (const CLI::CallForHelp&) {
+      std::fputs(app.help().c_str(), stdout);
+      throw HelpShown{};
+    } catch (const CLI::ParseError& e) {
+      throw Error(command_ + ": " + e.what());
     }
+    if (!app.remaining().empty()) {
+      std::string known;
+      for (const OptionSpec& o : spec.options) known += " " + o.name;
+      throw Error(command_ + ": unknown option '" + app.remaining().front() + "' (options:" + known + ")");
+    }
+    for (const OptionSpec& o : spec.options)
+      if (parsed[o.name]->count() > 0) {
+        if (o.value.empty()) flags_.insert(o.name);
+        else values_[o.name] = values[o.name];
+      }
   }
   bool has(const std::string& key) const { return values_.count(key) > 0; }
   /// Checks up front that every required option is there, so a long run never ends in

@@ -4,7 +4,7 @@
 # `bash scripts/deps.sh fuzz` adds clang and its libFuzzer runtime, which only the fuzz preset needs.
 # CIRCUITRY_OPTIONAL_PACKAGES=0 leaves the optional packages out (neither installed nor mentioned).
 set -euo pipefail
-required=(g++ make cmake libeigen3-dev libxtensor-dev nlohmann-json3-dev doctest-dev)
+required=(g++ make cmake libeigen3-dev libxtensor-dev nlohmann-json3-dev doctest-dev libcli11-dev)
 if [ "${1:-}" = fuzz ]; then required+=(clang libclang-rt-dev); fi
 # `dot` renders circuit.svg; oneDNN runs `--dtype bfloat16` on AMX / AVX512-BF16, and its CMake
 # package needs OpenCL's headers and loader beside it (only a Recommends of libdnnl-dev, which
