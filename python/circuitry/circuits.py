@@ -72,9 +72,12 @@ def edge_flags(graph: Graph, edges) -> np.ndarray:
     """One uint8 flag per edge from a Circuit, a list of edge names or a flag array."""
     if isinstance(edges, Circuit):
         return edges.in_graph
-    if isinstance(edges, np.ndarray) and edges.dtype != object and edges.ndim == 1 and not np.issubdtype(edges.dtype, np.str_):
+    if isinstance(edges, np.ndarray) and (np.issubdtype(edges.dtype, np.integer) or edges.dtype == np.bool_):
         return np.ascontiguousarray(edges, dtype=np.uint8)
-    return _circuitry.ground_truth_from_edges(graph, [str(e) for e in edges])
+    flags = np.zeros(graph.n_edges, dtype=np.uint8)
+    for name in edges:
+        flags[graph.edge_index(str(name))] = 1  # an unknown name is an Error naming it
+    return flags
 
 
 def _as_float64(a) -> np.ndarray:

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -115,9 +116,6 @@ void bind_graph(nb::module_& m) {
   m.def("ground_truth", [](const Graph& graph, const std::string& value, const std::string& key) {
     return to_numpy(ground_truth(graph, value, key));
   }, nb::arg("graph"), nb::arg("value"), nb::arg("key"));
-  m.def("ground_truth_from_edges", [](const Graph& graph, const std::vector<std::string>& edges) {
-    return to_numpy(io::ground_truth_from_json(graph, nlohmann::json{{"edges", edges}}, "the edge list", "edges"));
-  }, nb::arg("graph"), nb::arg("edges"));
   m.def("roc", [](const Graph& graph, const InputVector<double>& scores, const InputVector<std::uint8_t>& truth) {
     const RocCurve c = roc(graph, from_numpy(scores, graph.n_edges(), "scores"), from_numpy(truth, graph.n_edges(), "truth"));
     nb::dict d;

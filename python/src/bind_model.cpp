@@ -120,7 +120,7 @@ nb::dict faithfulness_curve(const LoadedModel& m, const Task& task, const std::s
 std::function<void(const AcdcProgress&)> acdc_progress(const nb::object& progress, std::size_t passes) {
   auto report = python_progress(progress);
   return [report, passes, pass = std::size_t{0}, last = std::size_t{0}](const AcdcProgress& p) mutable {
-    if (p.receiver <= last) ++pass;
+    if (pass == 0 || p.receiver <= last) ++pass;
     last = p.receiver;
     report((pass - 1) * p.n_receivers + p.receiver, passes * p.n_receivers);
   };
@@ -183,6 +183,7 @@ nb::list compare(const LoadedModel& m, const Task& task, const InputVector<std::
   o.eap_ig_steps = steps;
   o.acdc.ablation = parse_ablation(ablation);
   o.acdc.lanes = lanes;
+  o.acdc.progress = acdc_progress(nb::none(), o.thresholds.size());  // no report: Ctrl-C is checked after each receiver
   std::vector<MethodRoc> results = without_gil([&] { return m.handle->compare(run, truth, o); });
   nb::list l;
   for (MethodRoc& r : results) {

@@ -17,7 +17,9 @@ def test_logits_equal_the_cli_forward(tmp_path):
     clean = [e["clean"] for e in circuitry.load_task(TASK).examples]
     logits, cache = model.run_with_cache(clean)
     assert logits.dtype == np.float32 and logits.shape == expected.shape
-    assert np.array_equal(logits, expected)
+    # A recording run computes every position of the last layer (the CLI's only the readout rows): the same
+    # numbers up to float rounding.
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
     assert cache["blocks.0.attn.hook_pattern"].shape == (5, 2, 8, 8)  # [batch, head, query, key]
     assert cache["blocks.1.hook_resid_post"].shape == (5, 8, 16)
 
