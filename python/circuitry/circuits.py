@@ -40,7 +40,10 @@ class Circuit:
             f.write(self.to_json())
 
     def __repr__(self) -> str:
-        return f"<circuitry.Circuit: {self.n_edges} of {self.graph.n_edges} edges>"
+        pruned = ""
+        if self.n_edges_before_pruning is not None and self.n_edges_before_pruning != self.n_edges:
+            pruned = f" ({self.n_edges_before_pruning} chosen, {self.n_edges_before_pruning - self.n_edges} removed as dead ends)"
+        return f"<circuitry.Circuit: {self.n_edges} of {self.graph.n_edges} edges{pruned}>"
 
 
 def prune(scores, top_n: Optional[int] = None, threshold: Optional[float] = None, greedy: Optional[int] = None,

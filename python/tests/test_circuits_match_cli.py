@@ -42,6 +42,9 @@ def test_prune_writes_the_cli_circuit(tmp_path, eap_scores, mode):
     expected = read_json(out)
     assert circuit.edges == [e for e, v in expected["edges"].items() if v["in_graph"]]
     assert circuit.n_edges > 0
+    if mode == ("--top-n", "10"):  # how many edges were chosen and how many dead ends went, both said
+        assert circuit.n_edges_before_pruning == 10 and circuit.n_edges == 9
+        assert repr(circuit) == "<circuitry.Circuit: 9 of 46 edges (10 chosen, 1 removed as dead ends)>"
 
 
 def test_evaluate_circuit_equals_the_cli(tmp_path, model, task, eap_scores):
