@@ -24,6 +24,8 @@ from .model import Model, load_model
 from .path_patching import PathPatch, PathSet, path_patch, path_set
 from .task_data import load_task, make_task
 
+Error.__module__ = "circuitry"  # shown as circuitry.Error in tracebacks
+
 __all__ = [
     "AcdcCircuit", "AcdcResult", "Attribution", "Circuit", "CircuitEvaluation", "Error", "FaithfulnessCurve", "Graph",
     "MethodRoc", "Model", "PathPatch", "PathSet", "Roc", "Task", "Tokenizer", "__version__", "acdc", "attribute",

@@ -1,12 +1,15 @@
 """Long runs: progress reported, the GIL released, Ctrl-C (KeyboardInterrupt) and callback errors stop them."""
 import _thread
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 import circuitry
-from conftest import FIXTURES
+from conftest import FIXTURES, write_random_gpt2
 
 MODEL = FIXTURES / "gpt2-small3"
 
@@ -74,3 +77,25 @@ def test_runs_release_the_gil(model, task):
     elapsed = time.perf_counter() - started
     assert elapsed > 0.05, "the run is too short to tell"
     assert ticks > elapsed / 0.01  # the main thread ran while the run computed
+
+
+def test_sigint_stops_a_run_inside_the_library(tmp_path):
+    """A real Ctrl-C (SIGINT to the process) while exact patching computes without the GIL."""
+    model = write_random_gpt2(tmp_path / "wide", n_layer=6, n_head=8, n_embd=128, vocab=500)  # 3,628 edges: about 8 s
+    script = f"""
+import circuitry
+model = circuitry.load_model({str(model)!r})
+task = circuitry.make_task([list(range(1, 17))] * 16, [[1, 99] + list(range(3, 17))] * 16, [20] * 16, [21] * 16)
+def progress(done, total):
+    print(done, total, flush=True)
+circuitry.attribute(model, task, method="exact", progress=progress, memory_budget=1)
+print("finished", flush=True)
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = child.stdout.readline().split()  # the run has begun
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode != 0 and "KeyboardInterrupt" in err, err
+    assert "finished" not in out
+    reports = [tuple(map(int, first))] + [tuple(map(int, line.split())) for line in out.splitlines()]
+    assert max(done for done, _ in reports) < reports[0][1], "the run went on to its end"
