@@ -3,6 +3,7 @@ the same examples as the command line for the same tokenizer. Each returns a Tas
 file the command line writes (text, ids and the generator's keys) and whose ``metric`` is the task's metric."""
 from __future__ import annotations
 
+import json
 import sys
 
 from . import _circuitry
@@ -17,7 +18,7 @@ def generate(kind: str, n: int, seed: int = 1, tokenizer=None) -> Task:
     GPT-2's. Words of the generator's lists that are not one token are left out, with a line on stderr."""
     lines, skipped = _circuitry.generate_task(kind, n, seed, _tokenizer_of(tokenizer))
     if skipped:
-        shown = ", ".join(repr(w) for w in skipped[:12]) + (", ..." if len(skipped) > 12 else "")
+        shown = ", ".join(json.dumps(w) for w in skipped[:12]) + (", ..." if len(skipped) > 12 else "")
         print(f"task {kind}: skipped {len(skipped)} words of the generator's lists that are not one token "
               f"in this vocabulary ({shown})", file=sys.stderr)
     task = _circuitry.task_from_jsonl(lines, f"generated {kind} task", None)
