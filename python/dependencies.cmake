@@ -21,6 +21,5 @@ endif()
 if(circuitry_missing)
   list(JOIN circuitry_missing " " circuitry_missing)
   message(FATAL_ERROR "circuitry: missing Debian packages for the Python package; run:\n"
-                      "  sudo apt-get install -y ${circuitry_missing}\n"
-                      "then pip install . again")
+                      "  sudo apt-get install -y ${circuitry_missing}")
 endif()

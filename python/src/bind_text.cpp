@@ -99,7 +99,6 @@ void bind_text(nb::module_& m) {
       .def_prop_ro("bos", &text::Tokenizer::bos, "The BOS id put before a task's text, or None.");
   m.def("load_tokenizer", [](const std::string& path) { return std::shared_ptr<text::Tokenizer>(text::load_tokenizer(path)); },
         nb::arg("path"), "The tokenizer of a GGUF file or a directory (tokenizer.json, or vocab.json + merges.txt).");
-  m.def("has_tokenizer", [](const std::string& path) { return text::has_tokenizer(path); }, nb::arg("path"));
   m.def("gpt2_tokenizer", &gpt2_tokenizer, "GPT-2's tokenizer (its vocabulary is built in).");
 
   nb::class_<Task>(m, "Task", nb::dynamic_attr(), "Clean and corrupted token sequences with answer and wrong sets (DESIGN.md section 3).")
