@@ -11,7 +11,7 @@ from ._circuitry import Graph, Task, Tokenizer
 
 
 class Model:
-    """A model circuitry reads (Hugging Face or TransformerLens directory, GGUF file), in float32 or float64."""
+    """A model circuitry reads (Hugging Face or TransformerLens directory, GGUF file), in float32, float64 or bfloat16."""
 
     def __init__(self, loaded: _circuitry.Model, path: str):
         self._loaded = loaded
@@ -53,7 +53,8 @@ class Model:
 
 def load_model(path: str | os.PathLike, dtype: str = "float32") -> Model:
     """Loads a Hugging Face directory (GPT-2, GPT-NeoX/Pythia, Llama, Qwen2, Qwen3, Mistral), a TransformerLens
-    directory or a GGUF file; ``dtype`` is float32 (default, as the command line) or float64."""
+    directory or a GGUF file; ``dtype`` is float32 (default, as the command line), float64, or bfloat16 (float32
+    weights whose large GEMMs take bfloat16 inputs, on CPUs with AMX-BF16 or AVX512-BF16, as ``--dtype bfloat16``)."""
     path = os.fspath(path)
     return Model(_circuitry.load_model(path, dtype), path)
 

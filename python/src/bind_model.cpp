@@ -11,6 +11,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <circuitry/backends/cpu/gemm_precision.hpp>
 #include <circuitry/core/parallel.hpp>
 #include <circuitry/text/load_tokenizer.hpp>
 
@@ -27,14 +28,20 @@ namespace {
 struct LoadedModel {
   std::shared_ptr<const ModelHandle> handle;
   std::shared_ptr<text::Tokenizer> tokenizer;  // null: none of its own
+  GemmPrecision precision = GemmPrecision::native;  // bfloat16: a float32 model whose GEMMs take bfloat16 inputs
 };
 
 LoadedModel load(const std::string& path, const std::string& dtype) {
-  require(dtype == "float32" || dtype == "float64", "unknown dtype '" + dtype + "' (choose float32 or float64)");
+  require(dtype == "float32" || dtype == "float64" || dtype == "bfloat16",
+          "unknown dtype '" + dtype + "' (choose float32, float64 or bfloat16)");
   LoadedModel m;
+  if (dtype == "bfloat16") {
+    m.precision = GemmPrecision::bfloat16;
+    const GemmPrecisionScope available(m.precision);  // where it cannot run: the CLI's Error, before loading
+  }
   {
     nb::gil_scoped_release release;
-    m.handle = dtype == "float64" ? load_model_double(path) : load_model_float(path);
+    m.handle = dtype == "float64" ? load_model_double(path) : load_model_float(path);  // bfloat16: float32 weights
     if (text::has_tokenizer(path)) m.tokenizer = std::shared_ptr<text::Tokenizer>(text::load_tokenizer(path));
   }
   return m;
@@ -61,11 +68,13 @@ RunSpec run_spec(const Task& task, const std::string& metric, const std::string&
   return {&task, parse_metric(metric), parse_position_mode(positions)};
 }
 
-/// Runs `work` without the GIL, with Ctrl-C checked before it starts.
+/// Runs `work` on model `m` without the GIL, with Ctrl-C checked before it starts, under the
+/// model's GEMM precision (a process-wide setting, for the run's duration, as the CLI's --dtype).
 template <class Work>
-auto without_gil(Work&& work) {
+auto without_gil(const LoadedModel& m, Work&& work) {
   check_interrupt();
   nb::gil_scoped_release release;
+  const GemmPrecisionScope precision(m.precision);
   return work();
 }
 
@@ -79,7 +88,7 @@ nb::dict attribute(const LoadedModel& m, const Task& task, const std::string& me
     require(method == "exact", "edges selects the edges of method exact; " + method + " scores every edge in one pass");
     spec.edges = from_numpy(*edges, m.handle->graph().n_edges(), "edges");
   }
-  Attribution r = without_gil([&] { return m.handle->attribute(run, spec); });
+  Attribution r = without_gil(m, [&] { return m.handle->attribute(run, spec); });
   nb::dict d;
   d["method"] = r.method, d["clean_metric"] = r.clean_metric, d["corrupted_metric"] = r.corrupted_metric;
   d["scores"] = to_numpy(std::move(r.edge_scores));
@@ -92,7 +101,7 @@ nb::dict evaluate(const LoadedModel& m, const Task& task, const std::string& met
   const RunSpec run = run_spec(task, metric, positions);
   const Ablation kind = parse_ablation(ablation);
   const std::vector<std::uint8_t> flags = from_numpy(in_graph, m.handle->graph().n_edges(), "in_graph");
-  const CircuitEvaluation r = without_gil([&] { return m.handle->evaluate(run, kind, flags); });
+  const CircuitEvaluation r = without_gil(m, [&] { return m.handle->evaluate(run, kind, flags); });
   nb::dict d;
   d["clean_metric"] = r.clean_metric, d["corrupted_metric"] = r.corrupted_metric, d["circuit_metric"] = r.circuit_metric;
   return d;
@@ -102,7 +111,7 @@ nb::dict faithfulness_curve(const LoadedModel& m, const Task& task, const std::s
                             const InputVector<double>& scores_in) {
   const RunSpec run = run_spec(task, metric, positions);
   const std::vector<double> scores = from_numpy(scores_in, m.handle->graph().n_edges(), "scores");
-  const FaithfulnessCurve c = without_gil([&] { return m.handle->faithfulness_curve(run, scores); });
+  const FaithfulnessCurve c = without_gil(m, [&] { return m.handle->faithfulness_curve(run, scores); });
   nb::dict d;
   d["clean_metric"] = c.m_full, d["corrupted_metric"] = c.m_empty, d["cpr"] = c.cpr, d["cmd"] = c.cmd;
   nb::list points;
@@ -136,7 +145,7 @@ nb::dict acdc(const LoadedModel& m, const Task& task, const std::string& metric,
   spec.options.ablation = parse_ablation(ablation);
   spec.options.lanes = lanes;
   spec.options.progress = acdc_progress(progress, thresholds.size());
-  AcdcOutcome r = without_gil([&] { return m.handle->acdc(run, spec); });
+  AcdcOutcome r = without_gil(m, [&] { return m.handle->acdc(run, spec); });
   nb::dict d;
   d["thresholds"] = thresholds, d["clean_metric"] = r.clean_metric;
   nb::list circuits;
@@ -154,7 +163,7 @@ nb::dict acdc(const LoadedModel& m, const Task& task, const std::string& metric,
 nb::dict path_patch(const LoadedModel& m, const Task& task, const std::string& metric, const std::string& positions,
                     const std::vector<std::string>& senders, const std::vector<std::string>& receivers, bool recompute_mlps) {
   const RunSpec run = run_spec(task, metric, positions);
-  const PathPatchResult r = without_gil([&] { return m.handle->path_patch(run, senders, receivers, recompute_mlps); });
+  const PathPatchResult r = without_gil(m, [&] { return m.handle->path_patch(run, senders, receivers, recompute_mlps); });
   nb::dict d;
   d["effect"] = r.effect, d["clean_metric"] = r.clean_metric, d["patched_metric"] = r.patched_metric;
   return d;
@@ -163,7 +172,7 @@ nb::dict path_patch(const LoadedModel& m, const Task& task, const std::string& m
 nb::dict path_set(const LoadedModel& m, const Task& task, const std::string& delta, const std::string& positions,
                   const std::vector<std::vector<std::string>>& paths) {
   const RunSpec run = run_spec(task, delta, positions);
-  const PathSetResult r = without_gil([&] { return m.handle->path_set(run, paths); });
+  const PathSetResult r = without_gil(m, [&] { return m.handle->path_set(run, paths); });
   nb::dict d;
   d["aue"] = r.aue, d["ate"] = r.ate, d["proportion_explained"] = r.proportion_explained;
   return d;
@@ -184,7 +193,7 @@ nb::list compare(const LoadedModel& m, const Task& task, const InputVector<std::
   o.acdc.ablation = parse_ablation(ablation);
   o.acdc.lanes = lanes;
   o.acdc.progress = acdc_progress(nb::none(), o.thresholds.size());  // no report: Ctrl-C is checked after each receiver
-  std::vector<MethodRoc> results = without_gil([&] { return m.handle->compare(run, truth, o); });
+  std::vector<MethodRoc> results = without_gil(m, [&] { return m.handle->compare(run, truth, o); });
   nb::list l;
   for (MethodRoc& r : results) {
     nb::dict d;
@@ -226,8 +235,8 @@ nb::tuple record(const LoadedModel& m, const std::vector<std::vector<int>>& sequ
   if (task) run = run_spec(*task, metric, positions);
   const RunSpec* gradients = run ? &*run : nullptr;
   if (m.handle->is_float64())
-    return recording_tuple(without_gil([&] { return m.handle->record_double(sequences, names, gradients); }), gradients);
-  return recording_tuple(without_gil([&] { return m.handle->record_float(sequences, names, gradients); }), gradients);
+    return recording_tuple(without_gil(m, [&] { return m.handle->record_double(sequences, names, gradients); }), gradients);
+  return recording_tuple(without_gil(m, [&] { return m.handle->record_float(sequences, names, gradients); }), gradients);
 }
 
 }  // namespace
@@ -236,7 +245,9 @@ void bind_model(nb::module_& m) {
   nb::class_<LoadedModel>(m, "Model", "A loaded model (any architecture circuitry reads) and its tokenizer, if it has one.")
       .def_prop_ro("config", [](const LoadedModel& lm) { return config_dict(lm.handle->config()); })
       .def_prop_ro("graph", [](const LoadedModel& lm) { return lm.handle->graph(); })
-      .def_prop_ro("dtype", [](const LoadedModel& lm) { return lm.handle->is_float64() ? "float64" : "float32"; })
+      .def_prop_ro("dtype", [](const LoadedModel& lm) {
+        return lm.handle->is_float64() ? "float64" : lm.precision == GemmPrecision::bfloat16 ? "bfloat16" : "float32";
+      })
       .def_prop_ro("tokenizer", [](const LoadedModel& lm) { return lm.tokenizer; }, "Its own tokenizer, or None.");
   m.def("load_model", &load, nb::arg("path"), nb::arg("dtype"));
   m.def("attribute", &attribute, nb::arg("model"), nb::arg("task"), nb::arg("method"), nb::arg("metric"), nb::arg("positions"),

@@ -61,3 +61,21 @@ def test_exact_on_selected_edges_equals_the_cli(tmp_path):
     result = circuitry.attribute(model, circuitry.load_task(path / "task.jsonl"), method="exact", edges=chosen)
     assert result.to_json() == read_json(out)
     assert result.edges_scored == 6 and np.count_nonzero(result.scores) <= 6
+
+
+def test_bfloat16_as_the_cli(tmp_path):
+    """--dtype bfloat16: the CLI's scores where the CPU runs bfloat16 GEMMs, else the CLI's error."""
+    path = FIXTURES / "gpt2-small3"
+    out = tmp_path / "scores.json"
+    r = run_cli("attribute", "--model", path, "--task", path / "task.jsonl", "--method", "eap", "--dtype", "bfloat16",
+                "--out", out, ok=False)
+    if r.returncode != 0:
+        message = r.stderr.strip().splitlines()[-1].removeprefix("circuitry: error: ")
+        assert "bfloat16 GEMMs are not available" in message
+        with pytest.raises(circuitry.Error) as e:
+            circuitry.load_model(path, dtype="bfloat16")
+        assert str(e.value) == message
+        return
+    model = circuitry.load_model(path, dtype="bfloat16")
+    assert model.dtype == "bfloat16"
+    assert circuitry.attribute(model, circuitry.load_task(path / "task.jsonl"), method="eap").to_json() == read_json(out)

@@ -61,7 +61,7 @@ def test_unknown_names_and_options():
     with pytest.raises(circuitry.Error, match="unknown edge 'a9.h0->logits'|a9.h0"):
         circuitry.evaluate(model, task, circuit=["a9.h0->logits"])
     with pytest.raises(circuitry.Error, match="unknown dtype"):
-        circuitry.load_model(MODEL, dtype="float16")
+        circuitry.load_model(MODEL, dtype="float16")  # float32, float64 or bfloat16
     with pytest.raises(circuitry.Error, match="exactly one of top_n, threshold or greedy"):
         circuitry.prune(circuitry.attribute(model, task, method="eap"))
     with pytest.raises(circuitry.Error, match="ascending"):
