@@ -65,12 +65,15 @@ def test_mib_curve_equals_the_cli(tmp_path, model, task, eap_scores):
     assert circuitry.evaluate(model, task, scores=scores).__dict__ == read_json(out)
 
 
-def test_acdc_equals_the_cli(tmp_path, model, task):
+@pytest.mark.parametrize("options", [{}, {"ablation": "zero", "lanes": 1}, {"ablation": "mean", "metric": "logit_diff"}])
+def test_acdc_equals_the_cli(tmp_path, model, task, options):
     out = tmp_path / "acdc"
-    run_cli("acdc", "--model", MODEL, "--task", TASK, "--thresholds", "0.001,0.01,0.1", "--out", out)
+    flags = [x for k, v in options.items() for x in ("--" + k, str(v))]
+    run_cli("acdc", "--model", MODEL, "--task", TASK, "--thresholds", "0.001,0.01,0.1", *flags, "--out", out)
     expected = read_json(out / "acdc.json")
-    r = circuitry.acdc(model, task, thresholds=[0.001, 0.01, 0.1])
-    assert r.thresholds == expected["thresholds"] and r.metric == expected["metric"] == "kl"
+    r = circuitry.acdc(model, task, thresholds=[0.001, 0.01, 0.1], **options)
+    assert r.thresholds == expected["thresholds"] and r.metric == expected["metric"] == options.get("metric", "kl")
+    assert r.ablation == expected["ablation"]
     assert r.clean_metric == expected["clean_metric"]
     assert r.edges == expected["edges"]
     for mine, theirs in zip(r.circuits, expected["circuits"], strict=True):
