@@ -9,7 +9,8 @@
 #
 # Environment: MIRROR (default http://deb.debian.org/debian), KEEP=1 keeps the root afterwards,
 # ONLY=main-job|test runs one of the two commands, OPTIONAL=0 checks a machine without the optional
-# packages (graphviz, oneDNN, OpenCL): deps.sh then installs only the required ones.
+# packages (graphviz, oneDNN, OpenCL): deps.sh then installs only the required ones, PYTHON=1 then
+# runs the Python package's tests too (scripts/python-tests.sh, against the CLI the commands built).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 scratch="${1:-/tmp/circuitry-fresh}"
@@ -74,6 +75,7 @@ run_in_root() {  # name, command
 status=0
 if [ "$only" != test ]; then run_in_root main-job "bash scripts/main-job.sh" || status=1; fi
 if [ "$only" != main-job ]; then run_in_root test "bash scripts/test.sh" || status=1; fi
+if [ "${PYTHON:-0}" = 1 ]; then run_in_root python "bash scripts/python-tests.sh" || status=1; fi
 if [ "$optional" = 0 ]; then
   for pkg in graphviz libdnnl-dev ocl-icd-opencl-dev; do
     if chroot "$root" dpkg -s "$pkg" >/dev/null 2>&1; then
