@@ -49,6 +49,13 @@ echo "fresh-machine-check: root made in $(($(date +%s) - start)) s" >&2
 git clone -q --no-hardlinks "$repo" "$root/root/circuitry"
 git -C "$root/root/circuitry" checkout -q "$commit"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# A host that reaches PyPI through a TLS-inspecting proxy lends pip in the root its CA bundle
+# (PIP_CERT); a fresh machine on the open internet needs none.
+pip_cert=""
+if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
+  cp "$PIP_CERT" "$root/etc/host-ca-bundle.crt"
+  pip_cert=/etc/host-ca-bundle.crt
+fi
 for fs in proc sys dev dev/pts; do
   mount --bind "/$fs" "$root/$fs"
   mounted+=("$root/$fs")
@@ -60,7 +67,7 @@ run_in_root() {  # name, command
   t0=$(date +%s)
   set +e
   chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-    CIRCUITRY_OPTIONAL_PACKAGES="$optional" bash -c "cd /root/circuitry && $command" >"$log" 2>&1
+    CIRCUITRY_OPTIONAL_PACKAGES="$optional" ${pip_cert:+PIP_CERT=$pip_cert} bash -c "cd /root/circuitry && $command" >"$log" 2>&1
   status=$?
   set -e
   local seconds=$(($(date +%s) - t0))
