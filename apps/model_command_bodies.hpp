@@ -264,6 +264,7 @@ void acdc_on(const Args& a, const M& model) {
   const std::vector<double> thresholds = acdc_thresholds(a);
   const MetricKind kind = parse_metric(a.get("--metric", "kl"));
   AcdcOptions options = acdc_options(a);
+  if (a.has("--edges")) options.start = read_edge_selection(model.graph(), a.get("--edges"));
   const std::filesystem::path out = a.get("--out");
   const auto task = load_task(a, model);
   options.mean_reference = &task.corrupted;

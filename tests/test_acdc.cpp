@@ -127,6 +127,45 @@ TEST_CASE("acdc: float32 gives the same circuit as float64 away from the thresho
   });
 }
 
+TEST_CASE("acdc from a start circuit: only its edges are tried, the others stay removed, the state is the patched run's") {
+  Fixture<double> fx("gpt2-tiny");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const std::size_t E = model.graph().n_edges();
+    AcdcOptions every;
+    every.start.assign(E, 1);  // every edge: the pass of no start circuit, one run more
+    const AcdcCircuit full = acdc(model, task, MetricKind::KL, 1e-3), from_every = acdc(model, task, MetricKind::KL, 1e-3, every);
+    CHECK(from_every.in_graph == full.in_graph);
+    CHECK(from_every.metric == doctest::Approx(full.metric).epsilon(1e-12));
+    CHECK(from_every.runs == full.runs + 1);
+    // A subset: the full circuit's edges and a third of the others.
+    AcdcOptions subset;
+    subset.start = full.in_graph;
+    for (std::size_t e = 0; e < E; e += 3) subset.start[e] = 1;
+    const AcdcCircuit c = acdc(model, task, MetricKind::KL, 1e-3, subset);
+    std::size_t tried = 0;
+    for (std::size_t e = 0; e < E; ++e) {
+      CHECK((subset.start[e] || !c.in_graph[e]));  // an edge outside the start never comes back
+      tried += subset.start[e];
+    }
+    CHECK(c.runs < full.runs);  // fewer candidates, fewer runs
+    CHECK(c.n_edges <= tried);
+    const double evaluated = evaluate_circuit(model, task, BuiltinMetric{MetricKind::KL}, c.in_graph,
+                                              ablation_source(model, task, Ablation::Resample)).metric;
+    CHECK(c.metric == doctest::Approx(evaluated).epsilon(1e-9));
+    // The pass starts from the run with every edge outside the start circuit patched.
+    const Acdc<std::decay_t<decltype(model)>, double> acdc_run(model, task, MetricKind::KL, subset);
+    const AcdcPassState start = acdc_run.start_of_pass(1e-3);
+    const double start_metric = evaluate_circuit(model, task, BuiltinMetric{MetricKind::KL}, subset.start,
+                                                 ablation_source(model, task, Ablation::Resample)).metric;
+    CHECK(start.metric == doctest::Approx(start_metric).epsilon(1e-9));
+    CHECK(start.metric > 0);  // the patched edges moved the logits: a real start, not the clean run
+    AcdcOptions wrong;
+    wrong.start.assign(E - 1, 1);
+    CHECK_THROWS_WITH_AS(acdc(model, task, MetricKind::KL, 1e-3, wrong), doctest::Contains("start circuit has"), Error);
+  });
+}
+
 TEST_CASE("acdc sweep: each edge scores the largest threshold it survives; larger thresholds keep fewer edges") {
   Fixture<double> fx("attn-only");
   fx.with_model([&](const auto& model) {

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _circuitry
 from ._circuitry import Graph, Task
-from .circuits import Circuit
+from .circuits import Circuit, edge_flags
 from .model import Model
 
 
@@ -41,15 +41,17 @@ class AcdcResult:
 
 
 def acdc(model: Model, task: Task, threshold: Optional[float] = None, thresholds: Optional[Sequence[float]] = None,
-         metric: str = "kl", ablation: str = "resample", lanes: int = 8, positions: str = "last",
+         metric: str = "kl", ablation: str = "resample", lanes: int = 8, positions: str = "last", edges=None,
          progress: Optional[Callable[[int, int], None]] = None) -> AcdcResult:
     """ACDC with ``threshold`` or ascending ``thresholds`` (default: the sweep {1, 2, 5} x 10^-5..10^-1), distance
     ``metric`` (kl by default), ``ablation`` resample, zero or mean, ``lanes`` candidates per batched run.
-    ``progress(done, total)`` counts receivers over every pass."""
+    ``edges`` (edge names, a Circuit or one flag per edge; ``--edges``) restricts every pass to those edges: the
+    others are removed from the start. ``progress(done, total)`` counts receivers over every pass."""
     if threshold is not None and thresholds is not None:
         raise _circuitry.Error("give threshold or thresholds, not both")
     ts = [float(threshold)] if threshold is not None else [float(t) for t in (thresholds or [])]
-    r = _circuitry.acdc(model._loaded, task, metric, positions, ts, ablation, lanes, progress)
+    flags = None if edges is None else edge_flags(model.graph, edges)
+    r = _circuitry.acdc(model._loaded, task, metric, positions, ts, ablation, lanes, flags, progress)
     d_model = int(model.config["d_model"])
     scores = r["scores"]
     circuits = [AcdcCircuit(c["threshold"], c["n_edges"], c["distance"], c["metric"], c["runs"],

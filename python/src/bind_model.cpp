@@ -136,7 +136,8 @@ std::function<void(const AcdcProgress&)> acdc_progress(const nb::object& progres
 }
 
 nb::dict acdc(const LoadedModel& m, const Task& task, const std::string& metric, const std::string& positions,
-              std::vector<double> thresholds, const std::string& ablation, std::size_t lanes, const nb::object& progress) {
+              std::vector<double> thresholds, const std::string& ablation, std::size_t lanes,
+              std::optional<InputVector<std::uint8_t>> edges, const nb::object& progress) {
   const RunSpec run = run_spec(task, metric, positions);
   if (thresholds.empty()) thresholds = default_acdc_thresholds();
   check_acdc_thresholds(thresholds);
@@ -144,6 +145,7 @@ nb::dict acdc(const LoadedModel& m, const Task& task, const std::string& metric,
   AcdcSpec spec{thresholds, {}};
   spec.options.ablation = parse_ablation(ablation);
   spec.options.lanes = lanes;
+  if (edges) spec.options.start = from_numpy(*edges, m.handle->graph().n_edges(), "edges");
   spec.options.progress = acdc_progress(progress, thresholds.size());
   AcdcOutcome r = without_gil(m, [&] { return m.handle->acdc(run, spec); });
   nb::dict d;
@@ -257,7 +259,7 @@ void bind_model(nb::module_& m) {
   m.def("faithfulness_curve", &faithfulness_curve, nb::arg("model"), nb::arg("task"), nb::arg("metric"), nb::arg("positions"),
         nb::arg("scores"));
   m.def("acdc", &acdc, nb::arg("model"), nb::arg("task"), nb::arg("metric"), nb::arg("positions"), nb::arg("thresholds"),
-        nb::arg("ablation"), nb::arg("lanes"), nb::arg("progress").none());
+        nb::arg("ablation"), nb::arg("lanes"), nb::arg("edges").none(), nb::arg("progress").none());
   m.def("path_patch", &path_patch, nb::arg("model"), nb::arg("task"), nb::arg("metric"), nb::arg("positions"), nb::arg("senders"),
         nb::arg("receivers"), nb::arg("recompute_mlps"));
   m.def("path_set", &path_set, nb::arg("model"), nb::arg("task"), nb::arg("delta"), nb::arg("positions"), nb::arg("paths"));

@@ -83,6 +83,21 @@ def test_acdc_equals_the_cli(tmp_path, model, task, options):
     assert [c.n_edges for c in r.circuits] != [model.graph.n_edges] * 3
 
 
+def test_acdc_on_a_start_circuit_equals_the_cli(tmp_path, model, task):
+    edges = [e for i, e in enumerate(model.graph.edges) if i % 3 == 0]
+    (tmp_path / "edges.json").write_text(json.dumps({"edges": edges}))
+    out = tmp_path / "acdc"
+    run_cli("acdc", "--model", MODEL, "--task", TASK, "--threshold", "0.001", "--edges", tmp_path / "edges.json", "--out", out)
+    expected = read_json(out / "acdc.json")
+    r = circuitry.acdc(model, task, threshold=0.001, edges=edges)
+    assert r.edges == expected["edges"]
+    c = r.circuits[0]
+    assert (c.n_edges, c.distance, c.metric, c.runs) == tuple(expected["circuits"][0][k] for k in ("n_edges", "distance", "metric", "runs"))
+    assert c.circuit.to_json() == (out / expected["circuits"][0]["file"]).read_text()
+    kept = {e for e, s in r.edges.items() if s > 0}
+    assert kept <= set(edges) and 0 < len(kept) < len(edges)
+
+
 def test_path_patching_equals_the_cli(tmp_path, model, task):
     out = tmp_path / "pp.json"
     run_cli("path-patch", "--model", MODEL, "--task", TASK, "--senders", "a0.h1,input", "--receivers", "logits", "--out", out)

@@ -92,6 +92,10 @@ struct AcdcOptions {
   const Batch* mean_reference = nullptr;  // the reference batch of mean ablation
   std::size_t lanes = 8;                  // candidates evaluated per batched run at most (1 = one at a time)
   std::size_t max_lane_bytes = std::size_t{1} << 30;  // memory for one batched run's buffers
+  /// The circuit every pass starts from, one flag per edge (empty: every edge). The edges outside
+  /// it are removed from the start and never tried, so a pass decides only the edges inside it
+  /// (ACDC on a subset, such as another method's top edges, on a model too large for a full pass).
+  std::vector<std::uint8_t> start;
   std::function<void(const AcdcProgress&)> progress;
   /// Called after every receiver of a sweep with the passes finished and the state of the one
   /// under way (to write a checkpoint).
@@ -133,6 +137,9 @@ class Acdc {
         source_(ablation_source(model, task, options_.ablation, options_.mean_reference)),
         runs_(model, task, source_), graph_(model.graph()) {
     require(options_.lanes >= 1, "ACDC needs at least one lane");
+    require(options_.start.empty() || options_.start.size() == graph_.n_edges(),
+            "ACDC: the start circuit has " + std::to_string(options_.start.size()) + " edge flags, the graph " +
+                std::to_string(graph_.n_edges()) + " edges");
     distance_ = {metric, metric_value(metric_, task.clean_logits, task.data)};
   }
 
@@ -161,9 +168,16 @@ class Acdc {
     double d = state.distance;
     std::size_t n_removed = static_cast<std::size_t>(std::count(removed.begin(), removed.end(), std::uint8_t{1}));
     std::vector<std::vector<std::uint8_t>> lane_masks;
+    // A run restarts at the layer of its earliest patched edge: the receiver's, or, from a start
+    // circuit, the earliest port an edge outside it points into.
+    int earliest = static_cast<int>(n_ports);
+    for (std::size_t e = 0; e < E; ++e)
+      if (removed[e]) earliest = std::min(earliest, graph_.edges()[e].port);
     for (std::size_t visited = state.receivers_done; visited < n_ports; ++visited) {
       const int p = static_cast<int>(n_ports - 1 - visited);
-      std::vector<int> candidates(graph_.edges_into(p).rbegin(), graph_.edges_into(p).rend());  // latest upstream first
+      std::vector<int> candidates;  // the edges into p still in the circuit, latest upstream first
+      for (auto e = graph_.edges_into(p).rbegin(); e != graph_.edges_into(p).rend(); ++e)
+        if (!removed[static_cast<std::size_t>(*e)]) candidates.push_back(*e);
       const std::size_t max_window = lanes_for(p);
       std::size_t window = 1;  // grows while candidates go, back to 1 after a kept one
       for (std::size_t i = 0; i < candidates.size();) {
@@ -173,7 +187,7 @@ class Acdc {
           for (std::size_t j = 0; j <= k; ++j) lane_masks[k][static_cast<std::size_t>(candidates[i + j])] = 1;
         std::vector<const std::uint8_t*> lanes;
         for (const auto& m : lane_masks) lanes.push_back(m.data());
-        const std::vector<T> logits = runs_.run(p, lanes);  // [K * B, vocab]
+        const std::vector<T> logits = runs_.run(std::min(p, earliest), lanes);  // [K * B, vocab]
         result.runs += K;
         const std::size_t lane_size = logits.size() / K;
         std::size_t k = 0;
@@ -207,9 +221,16 @@ class Acdc {
     return result;
   }
 
-  /// The state before a pass's first receiver: every edge in, d = D(clean run).
+  /// The state before a pass's first receiver: every edge in and d = D(clean run), or, from
+  /// options.start, the edges outside it removed and d = D(the run with them patched).
   AcdcPassState start_of_pass(double tau) const {
-    return {tau, 0, std::vector<std::uint8_t>(graph_.n_edges(), 0), distance_(distance_.clean_metric), distance_.clean_metric, 0};
+    if (options_.start.empty())
+      return {tau, 0, std::vector<std::uint8_t>(graph_.n_edges(), 0), distance_(distance_.clean_metric), distance_.clean_metric, 0};
+    std::vector<std::uint8_t> removed(graph_.n_edges());
+    for (std::size_t e = 0; e < removed.size(); ++e) removed[e] = options_.start[e] ? 0 : 1;
+    const std::vector<T> logits = runs_.run(0, {removed.data()});  // [B, vocab]: restarts at the first layer
+    const double m = metric_value(metric_, logits, task_->data);
+    return {tau, 0, std::move(removed), distance_(m), m, 1};
   }
 
   /// One pass per threshold (ascending), and each edge's sweep score; from options.resume when
