@@ -3,6 +3,7 @@
 // the value it takes, what it does); CLI11 parses argv against that list and generates the
 // command's --help from it, so the help cannot drift from what the parser accepts. Args reads the
 // parsed values; a typo is an error that names the option and lists the command's options.
+#include <cstdio>
 #include <initializer_list>
 #include <map>
 #include <set>
