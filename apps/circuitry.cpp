@@ -17,9 +17,11 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "embedded_model.hpp"
+#include "graphviz.hpp"
 #include "main_job.hpp"
 #include "model_command_bodies.hpp"
 #include "model_commands.hpp"
+#include "processes.hpp"
 #include "tokenizer_source.hpp"
 #include "version.hpp"
 
@@ -87,7 +89,7 @@ inline std::filesystem::path unpack_embedded_model(const std::filesystem::path& 
 /// (apps/main_job.hpp) on the embedded model, or on a GPT-2-layout checkpoint.
 void main_job(const Args& a) {
   set_num_threads(a.threads());
-  const DiscoveryOptions opt = main_job_options(a);
+  const DiscoveryJob opt = main_job_options(a);
   io::create_output_folder(opt.out_dir);  // before any computing: a bad --out costs nothing
   const std::filesystem::path model_dir = a.has("--model") ? std::filesystem::path(a.get("--model")) : unpack_embedded_model(opt.out_dir / "model");
   run_model_command<float>({ModelCommand::main_job, a, model_dir});
@@ -96,7 +98,7 @@ void main_job(const Args& a) {
 /// `circuitry discover`: the main job's pipeline on any model and task, in float32.
 void discover_command(const Args& a) {
   set_num_threads(a.threads());
-  const DiscoveryOptions opt = discover_options(a);
+  const DiscoveryJob opt = discover_options(a);
   io::create_output_folder(opt.out_dir);  // before any computing: a bad --out costs nothing
   run_model_command<float>({ModelCommand::discover, a, a.get("--model")});
 }
@@ -111,7 +113,7 @@ void forward(const Args& a) {
 
 
 void attribute_command(const Args& a) {
-  parse_attribute(a);
+  if (parse_attribute(a).method != "exact") Processes::require_one("attribute --method " + a.get("--method"));
   check_outputs(a, {"--out"});
   run_on_model(ModelCommand::attribute, a);
 }
@@ -179,27 +181,9 @@ void roc_command(const Args& a) {
   const Graph graph(scores.shape);
   const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
   const RocCurve curve = roc(graph, scores.values, truth);
-  Json j;
-  j["method"] = scores.meta.method;
-  j["n_edges"] = graph.n_edges();
-  j["n_true"] = std::count(truth.begin(), truth.end(), 1);
-  j["auc_trapezoid"] = curve.auc_trapezoid;
-  j["auc_pessimistic"] = curve.auc_pessimistic;
-  j["fpr"] = curve.fpr;
-  j["tpr"] = curve.tpr;
   io::OutputSet outputs;  // the result and its plot appear together or not at all
-  outputs.stage(a.get("--out"), result_text(j));
-  if (a.has("--svg")) {
-    io::LinePlot plot;
-    char title[96];
-    std::snprintf(title, sizeof title, "ROC of %s scores (AUC %.3f)", scores.meta.method.c_str(), curve.auc_trapezoid);
-    plot.title = title;
-    plot.x_label = "false positive rate";
-    plot.y_label = "true positive rate";
-    plot.diagonal = true;
-    plot.series.push_back({scores.meta.method, curve.fpr, curve.tpr, "#d62728", false, false});
-    outputs.stage(a.get("--svg"), io::render_line_plot(plot));
-  }
+  outputs.stage(a.get("--out"), result_text(api::roc_json(curve, scores.meta.method, graph.n_edges(), truth)));
+  if (a.has("--svg")) outputs.stage(a.get("--svg"), io::render_line_plot(api::roc_plot(curve, scores.meta.method)));
   outputs.commit();
 }
 
@@ -300,22 +284,18 @@ void task_command(const Args& a, const std::string& kind) {
   check_outputs(a, {"--out"});
   const auto seed = static_cast<unsigned>(a.integer("--seed", 1));
   const text::Tokenizer& tokenizer = cli_tokenizer(a.get("--model", ""));
-  std::vector<text::TextExample> examples;
-  std::vector<std::string> skipped;  // list words that are not one token in this vocabulary
-  if (kind == "ioi") examples = text::make_ioi(n, seed, tokenizer, &skipped);
-  else if (kind == "greater-than") examples = text::make_greater_than(n, seed, tokenizer, &skipped);
-  else if (kind == "docstring") examples = text::make_docstring(n, seed, tokenizer, &skipped);
-  else if (kind == "induction") examples = text::make_induction_text(n, seed, tokenizer, 10, 2, &skipped);
-  else throw Error("task: unknown task '" + kind + "' (choose ioi, greater-than, docstring or induction)");
+  const api::GeneratedTask task = api::generate_task(kind, n, seed, tokenizer);
+  const std::vector<std::string>& skipped = task.skipped;  // list words that are not one token in this vocabulary
   if (!skipped.empty()) {
     std::string words;
     for (std::size_t i = 0; i < skipped.size() && i < 12; ++i) words += (i ? ", " : "") + nlohmann::json(skipped[i]).dump();
     std::fprintf(stderr, "task %s: skipped %zu words of the generator's lists that are not one token in this vocabulary (%s%s)\n",
                  kind.c_str(), skipped.size(), words.c_str(), skipped.size() > 12 ? ", ..." : "");
   }
-  text::write_text_task(a.get("--out"), examples, tokenizer);
-  const char* metric = kind == "greater-than" ? "prob_diff" : kind == "docstring" ? "logit_diff_max" : "logit_diff";
-  std::fprintf(stderr, "wrote %zu %s examples to %s (the task's metric: --metric %s)\n", n, kind.c_str(), a.get("--out").c_str(), metric);
+  io::write_file_atomically(a.get("--out"), task.lines);
+  const std::string metric = api::task_metric(kind);
+  std::fprintf(stderr, "wrote %zu %s examples to %s (the task's metric: --metric %s)\n", n, kind.c_str(), a.get("--out").c_str(),
+               metric.c_str());
 }
 
 int run(int argc, char** argv) {
@@ -329,11 +309,13 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (cmd.empty() || cmd.rfind("--", 0) == 0) {
+    Processes::require_one("the main job");
     main_job(Args(*find_command(""), argc, argv, 1));
     return 0;
   }
   const CommandSpec* spec = find_command(cmd);
   require(spec != nullptr, "unknown command '" + cmd + "' (run `circuitry --help` for the list)");
+  if (cmd != "acdc" && cmd != "attribute") Processes::require_one("circuitry " + cmd);
   if (cmd == "task") {
     const std::string kind = argc < 3 ? "" : argv[2];
     if (kind == "-h" || kind == "--help") Args(*spec, argc, argv, 2);  // prints the help
@@ -354,16 +336,23 @@ int run(int argc, char** argv) {
 }  // namespace circuitry::cli
 
 int main(int argc, char** argv) {
-  if (const auto warning = circuitry::unused_vector_units_warning()) std::fprintf(stderr, "%s\n", warning->c_str());
+  using circuitry::cli::Processes;
+  Processes::start(argc, argv);
+  if (const auto warning = circuitry::unused_vector_units_warning(); warning && Processes::is_writer())
+    std::fprintf(stderr, "%s\n", warning->c_str());
+  int status = 0;
   try {
-    return circuitry::cli::run(argc, argv);
+    status = circuitry::cli::run(argc, argv);
   } catch (const circuitry::cli::HelpShown&) {
-    return 0;
+    status = 0;
   } catch (const circuitry::cli::StoppedAtCheckpoint& e) {
     std::fprintf(stderr, "circuitry: %s\n", e.what());
-    return circuitry::cli::kExitStoppedAtCheckpoint;
+    status = circuitry::cli::kExitStoppedAtCheckpoint;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "circuitry: error: %s\n", e.what());
+    Processes::abort_others(1);
     return 1;
   }
+  Processes::finish();
+  return status;
 }

@@ -22,32 +22,11 @@
 
 namespace circuitry::cli {
 
-using Json = nlohmann::ordered_json;
+using Json = api::Json;
 using namespace circuitry::io;  // the commands read and write their files through io/ throughout
 
-/// Throws when `value`, the result's number at `where`, is a NaN or an infinity (JSON has neither).
-inline void require_finite(double value, const std::string& where) {
-  if (!std::isfinite(value))  // not require(): its message would be built for every number
-    throw Error("the result " + where + " is not finite (" + std::to_string(value) +
-                "): the model's numbers overflow or are NaN; check the checkpoint's weights");
-}
-
-/// Throws when the result holds a NaN or an infinity (nlohmann would write null), naming the key.
-inline void require_finite(const Json& j, const std::string& where) {
-  if (j.is_number_float()) {
-    require_finite(j.get<double>(), where);
-  } else if (j.is_object()) {
-    for (const auto& [key, value] : j.items()) require_finite(value, where.empty() ? key : where + "." + key);
-  } else if (j.is_array()) {
-    for (std::size_t i = 0; i < j.size(); ++i) require_finite(j[i], where + "[" + std::to_string(i) + "]");
-  }
-}
-
-/// The text of a JSON result, refused when it holds a non-finite number.
-inline std::string result_text(const Json& j) {
-  require_finite(j, "");
-  return io::json_text(j);
-}
+using api::require_finite;
+using api::result_text;
 
 /// Writes a command's one JSON result atomically (io/atomic_file.hpp).
 inline void write_json(const std::string& path, const Json& j) { io::write_file_atomically(path, result_text(j)); }
@@ -90,8 +69,8 @@ inline std::function<void(std::size_t, std::size_t)> progress_printer(const std:
 /// --ablation resample|zero|mean (default resample).
 inline Ablation parse_ablation(const Args& a) {
   const std::string name = a.get("--ablation", "resample");
-  require(name == "resample" || name == "zero" || name == "mean", "unknown --ablation '" + name + "' (choose resample, zero or mean)");
-  return name == "zero" ? Ablation::Zero : name == "mean" ? Ablation::Mean : Ablation::Resample;
+  api::find_choice(api::ablations(), name, "--ablation");
+  return circuitry::parse_ablation(name);
 }
 
 /// --threshold T, --thresholds T1,T2,... (ascending), or the default log-spaced sweep.
@@ -136,33 +115,9 @@ inline AcdcOptions acdc_options(const Args& a) {
   return o;
 }
 
-inline std::string ablation_name(Ablation a) { return a == Ablation::Zero ? "zero" : a == Ablation::Mean ? "mean" : "resample"; }
-
-/// A ground truth by file, or by the name of one that ships inside the executable
-/// (data/ground-truth: ioi, greaterthan, docstring, tracr-reverse, tracr-proportion).
+/// A ground truth by file, or by the name of one that ships inside the executable (api/ground_truths.hpp).
 inline std::vector<std::uint8_t> resolve_ground_truth(const Graph& graph, const std::string& value, const std::string& key) {
-  namespace gt = embedded_ground_truth;
-  struct Shipped {
-    const char* name;
-    const unsigned char* data;
-    std::size_t size;
-  };
-  const Shipped shipped[] = {{"ioi", gt::ioi, gt::ioi_size},
-                             {"greaterthan", gt::greaterthan, gt::greaterthan_size},
-                             {"greater-than", gt::greaterthan, gt::greaterthan_size},
-                             {"docstring", gt::docstring, gt::docstring_size},
-                             {"tracr-reverse", gt::tracr_reverse, gt::tracr_reverse_size},
-                             {"tracr-proportion", gt::tracr_proportion, gt::tracr_proportion_size}};
-  std::error_code ec;
-  if (!std::filesystem::exists(value, ec))
-    for (const Shipped& s : shipped)
-      if (value == s.name)
-        return ground_truth_from_json(graph, io::parse_json(std::string_view(reinterpret_cast<const char*>(s.data), s.size), value),
-                                      "ground truth '" + value + "'", key);
-  require(std::filesystem::exists(value, ec), "--ground-truth '" + value +
-                                                  "' is neither a file nor a shipped ground truth (ioi, greaterthan, "
-                                                  "docstring, tracr-reverse, tracr-proportion)");
-  return read_ground_truth(graph, value, key);
+  return api::resolve_ground_truth(graph, value, key, embedded_ground_truth::lookup);
 }
 
 inline std::vector<std::vector<std::string>> read_paths(const std::string& path) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <circuitry/api/registry.hpp>
+
 #include "cli_args.hpp"
 
 namespace circuitry::cli {
@@ -19,7 +21,7 @@ inline std::vector<OptionSpec> model_options(const std::string& out, std::vector
       {"--model", "DIR|FILE", "a Hugging Face directory, a TransformerLens checkpoint or a GGUF file (required)"},
       {"--task", "FILE", "the task, JSON Lines of ids or text (required)"},
       {"--out", out, "where the results go (required)"},
-      {"--metric", "NAME", "logit_diff, prob_diff, logit_diff_max, kl, loss or l2 (default " + metric_default + ")"},
+      {"--metric", "NAME", api::names_of(api::metrics()) + " (default " + metric_default + ")"},
       {"--positions", "last|all", "where metrics read the logits: each example's last position (default) or every position after the first"},
       {"--dtype", "float32|float64|bfloat16", "the model's arithmetic (default float32; bfloat16: float32 with bfloat16 GEMMs)"},
       {"--threads", "N", "threads, 1..1024 (default: every core)"}};
@@ -59,7 +61,7 @@ inline const std::vector<CommandSpec>& command_table() {
        "circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE [--edges FILE]\n"
        "                     [--resume DIR [--checkpoint-every S] [--stop-after S]]   (exact)",
        "score every edge",
-       model_options("FILE", join({{"--method", "NAME", "eap, eap-ig, clean-corrupted or exact (required)"},
+       model_options("FILE", join({{"--method", "NAME", api::names_of(api::attribution_methods()) + " (required)"},
                                    {"--steps", "M", "EAP-IG's integration steps (default 5)"},
                                    {"--memory-budget", "MB", "working memory: exact's lanes per forward (default 2048), the gradient methods' examples per pass (default 512)"},
                                    {"--edges", "FILE", "exact only: score just these edges (a circuit file, or {\"edges\": [names]})"}},
@@ -81,7 +83,7 @@ inline const std::vector<CommandSpec>& command_table() {
        model_options("FILE", {{"--circuit", "FILE", "the circuit to evaluate"},
                               {"--scores", "FILE", "edge scores: the faithfulness curve, CPR and CMD"},
                               {"--svg", "FILE", "the curve drawn"},
-                              {"--ablation", "KIND", "what patched edges read: resample (default), zero or mean"}})},
+                              {"--ablation", "KIND", "what patched edges read: " + api::names_of(api::ablations()) + " (default resample)"}})},
       {"roc", "circuitry roc        --scores FILE --ground-truth FILE [--key edges] --out FILE [--svg FILE]",
        "ROC and AUC of edge scores against a ground-truth circuit",
        {{"--scores", "FILE", "edge scores (required)"},
@@ -103,7 +105,7 @@ inline const std::vector<CommandSpec>& command_table() {
        "ACDC's circuits at one threshold or a sweep",
        model_options("DIR", join({{"--threshold", "T", "one threshold tau"},
                                   {"--thresholds", "T1,T2,...", "a sweep (default {1,2,5} x 10^-5..10^-1)"},
-                                  {"--ablation", "KIND", "resample (default), zero or mean"},
+                                  {"--ablation", "KIND", api::names_of(api::ablations()) + " (default resample)"},
                                   {"--lanes", "K", "candidate edges per batched run (default 8)"},
                                   {"--edges", "FILE", "decide only these edges (a circuit file, or {\"edges\": [names]}); the others are removed from the start"}},
                                  detail::kResume),
@@ -112,11 +114,12 @@ inline const std::vector<CommandSpec>& command_table() {
        "every method's ROC against a ground truth, side by side",
        model_options("DIR", {{"--ground-truth", "FILE|NAME", "a ground-truth circuit file, or a shipped one by name (required)"},
                              {"--key", "KEY", "the ground truth's key holding the edges (default edges)"},
-                             {"--methods", "LIST", "the methods compared (default eap,eap-ig,clean-corrupted,exact,acdc)"},
+                             {"--methods", "LIST", "the methods compared, of " + api::names_of(api::methods()) + " (default: all; exact up to 5000 edges)"},
+                             {"--memory-budget", "MB", "working memory of the attribution methods and exact patching (default: each one's)"},
                              {"--acdc-metric", "NAME", "ACDC's metric (default kl)"},
                              {"--threshold", "T", "ACDC at one threshold"},
                              {"--thresholds", "T1,T2,...", "ACDC's sweep"},
-                             {"--ablation", "KIND", "resample (default), zero or mean"},
+                             {"--ablation", "KIND", api::names_of(api::ablations()) + " (default resample)"},
                              {"--lanes", "K", "ACDC's candidate edges per batched run (default 8)"},
                              {"--steps", "M", "EAP-IG's integration steps (default 5)"}})},
       {"planted",

@@ -15,6 +15,7 @@
 #include <circuitry/circuitry.hpp>
 
 #include "cli_args.hpp"
+#include "discovery_files.hpp"
 #include "task_source.hpp"
 
 namespace circuitry::cli {
@@ -60,9 +61,9 @@ void print_discovery(const M& model, const DiscoveryReport& r, const DiscoveryOp
   std::printf("\n");
 }
 
-inline void print_files(const DiscoveryReport& r) {
+inline void print_files(const std::vector<std::string>& files) {
   std::printf("\nWrote:");
-  for (const auto& f : r.files) std::printf(" %s", f.c_str());
+  for (const auto& f : files) std::printf(" %s", f.c_str());
   std::printf("\n");
 }
 
@@ -140,8 +141,8 @@ InductionFindings explain_induction(const M& model, const PatchingTask<T>& answe
 /// ACDC beside attribution: ACDC's circuit at one threshold on the same model and task, and how
 /// much it shares with the attribution circuit. Writes acdc-circuit.json.
 template <class M, class T = typename M::scalar>
-void compare_with_acdc(const M& model, const PatchingTask<T>& task, DiscoveryReport& r, const DiscoveryOptions& opt,
-                       double tau, io::OutputSet& outputs) {
+void compare_with_acdc(const M& model, const PatchingTask<T>& task, const DiscoveryReport& r, const DiscoveryJob& opt,
+                       double tau, io::OutputSet& outputs, std::vector<std::string>& files) {
   const Graph& g = *r.graph;
   const auto start = std::chrono::steady_clock::now();
   const AcdcCircuit c = acdc(model, task, MetricKind::KL, tau);
@@ -170,7 +171,7 @@ void compare_with_acdc(const M& model, const PatchingTask<T>& task, DiscoveryRep
   circuit.in_graph = c.in_graph;
   const auto path = opt.out_dir / "acdc-circuit.json";
   outputs.stage(path, io::circuit_json_text(circuit, r.exact.edge_scores, model.config().n_embd));
-  r.files.push_back(path.string());
+  files.push_back(path.string());
 }
 
 /// Every method against models whose circuit is known by construction, of the shipped model's
@@ -230,8 +231,8 @@ std::size_t induction_half_length(const M& model) {
 }
 
 /// The main job's options: `circuitry [--out DIR] [--model DIR] [--threads N]`.
-inline DiscoveryOptions main_job_options(const Args& a) {
-  DiscoveryOptions opt;
+inline DiscoveryJob main_job_options(const Args& a) {
+  DiscoveryJob opt;
   opt.out_dir = a.get("--out", "circuitry-out");
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  ... %s\n", s.c_str()); };
   return opt;
@@ -241,7 +242,7 @@ inline DiscoveryOptions main_job_options(const Args& a) {
 template <class M>
 void main_job_on(const Args& a, const M& model, const std::filesystem::path& model_dir) {
   const auto start = std::chrono::steady_clock::now();
-  const DiscoveryOptions opt = main_job_options(a);
+  const DiscoveryJob opt = main_job_options(a);
   using Arch = typename M::architecture;
   const auto& c = model.config();
   std::printf("circuitry main job: finding the induction circuit of a small trained transformer\n");
@@ -257,17 +258,18 @@ void main_job_on(const Args& a, const M& model, const std::filesystem::path& mod
               "induction predicts B on clean input and C on corrupted input.\n",
               half - 1);
   const auto ptask = make_patching_task(model, task);
-  DiscoveryReport r = discover(model, ptask, opt, outputs);
+  const DiscoveryReport r = discover(model, ptask, opt);
+  std::vector<std::string> files = stage_discovery_files(r, opt, c.n_embd, outputs);
   print_discovery(model, r, opt);
   const Task trigger = make_induction_task(c.vocab_size, half, 64, 2024, 2, InductionCorruption::Trigger);
   const InductionFindings found = explain_induction(model, ptask, make_patching_task(model, trigger), half);
-  compare_with_acdc(model, ptask, r, opt, 0.01, outputs);
+  compare_with_acdc(model, ptask, r, opt, 0.01, outputs, files);
   planted_auc_table(c.n_layer, c.n_head);
   outputs.commit();
-  print_files(r);
+  print_files(files);
   print_summary(r, found);
   // Without Graphviz there is no circuit.svg: say so, and how to get it.
-  const bool have_svg = std::find(r.files.begin(), r.files.end(), (opt.out_dir / "circuit.svg").string()) != r.files.end();
+  const bool have_svg = std::find(files.begin(), files.end(), (opt.out_dir / "circuit.svg").string()) != files.end();
   std::printf("\nDone in %.1f s. Read the circuit in %s/%s and the curves in faithfulness.svg and roc.svg.\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), opt.out_dir.c_str(),
               have_svg ? "circuit.svg (or circuit.dot)"
@@ -275,11 +277,11 @@ void main_job_on(const Args& a, const M& model, const std::filesystem::path& mod
 }
 
 /// `circuitry discover --model DIR --task FILE [--out DIR] [--metric M] [--target F] [--steps M]`
-inline DiscoveryOptions discover_options(const Args& a) {
+inline DiscoveryJob discover_options(const Args& a) {
   a.need({"--model", "--task"});
   require(a.get("--dtype", "float32") == "float32" && a.get("--positions", "last") == "last",
           "discover: runs in float32 on each example's last position; leave out --dtype and --positions");
-  DiscoveryOptions opt;
+  DiscoveryJob opt;
   opt.out_dir = a.get("--out", "circuitry-out");
   opt.metric = parse_metric(a.get("--metric", "logit_diff"));
   opt.eap_ig_steps = a.positive("--steps", 5);
@@ -292,12 +294,15 @@ inline DiscoveryOptions discover_options(const Args& a) {
 
 template <class M>
 void discover_on(const Args& a, const M& model) {
-  const DiscoveryOptions opt = discover_options(a);
+  const DiscoveryJob opt = discover_options(a);
   const Task task = read_cli_task(a.get("--task"), a.get("--model"), model.config().vocab_size, model.config().n_positions);
   const auto ptask = make_patching_task(model, task);
   const DiscoveryReport r = discover(model, ptask, opt);
+  io::OutputSet outputs;
+  const std::vector<std::string> files = stage_discovery_files(r, opt, model.config().n_embd, outputs);
+  outputs.commit();
   print_discovery(model, r, opt);
-  print_files(r);
+  print_files(files);
 }
 
 }  // namespace circuitry::cli

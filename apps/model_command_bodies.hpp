@@ -13,6 +13,7 @@
 #include <circuitry/circuitry.hpp>
 
 #include "cli_common.hpp"
+#include "processes.hpp"
 #include "run_checkpoint.hpp"
 #include "task_source.hpp"
 
@@ -85,28 +86,24 @@ template <class M, class T = typename M::scalar>
 Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
                        std::size_t steps, std::size_t memory_budget_mb, const std::vector<std::uint8_t>& exact_edges,
                        RunCheckpoint& checkpoint) {
-  // memory_budget_mb = 0: the method's default
-  auto budget = [&](std::size_t default_bytes) { return memory_budget_mb ? memory_budget_mb << 20 : default_bytes; };
-  if (method == "eap") return attribute(model, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget)});
-  if (method == "eap-ig") return attribute(model, task, metric, EapIg{.steps = steps, .memory_budget = budget(kAttributionMemoryBudget)});
-  if (method == "clean-corrupted") return attribute(model, task, metric, CleanCorrupted{.memory_budget = budget(kAttributionMemoryBudget)});
+  AttributionByName request;
+  request.method = method, request.steps = steps, request.memory_budget = memory_budget_mb << 20;  // 0: the method's default
+  ExactCheckpoint saved;
   if (method == "exact") {
-    ExactPatching exact;
-    exact.memory_budget = budget(exact.memory_budget);
+    ExactPatching& exact = request.exact;
+    if (memory_budget_mb) exact.memory_budget = request.memory_budget;
     exact.edges = exact_edges;  // empty: every edge
     const std::size_t n_edges = model.graph().n_edges();
-    ExactCheckpoint saved;
     if (const auto state = checkpoint.load({{"n_edges", n_edges}, {"clean_logits", logits_fingerprint(task.clean_logits)},
                                             {"lanes_per_forward", exact_lanes(model, task.clean, exact)}})) {
       saved = exact_state_from_json(*state, n_edges, checkpoint.path().string());
       exact.resume = &saved;
     }
-    if (checkpoint.active())
-      exact.checkpoint = [&](const ExactCheckpoint& c) { checkpoint.offer([&] { return exact_state_json(c); }); };
-    exact.progress = progress_printer("exact", saved.edges_done);
-    return attribute(model, task, metric, exact);
+    if (checkpoint.active()) exact.checkpoint = [&](const ExactCheckpoint& c) { checkpoint.offer([&] { return exact_state_json(c); }); };
+    if (Processes::is_writer()) exact.progress = progress_printer("exact", saved.edges_done);
+    exact.distribution = Processes::distribution();  // under mpirun: the groups of lanes over the ranks
   }
-  throw Error("unknown --method '" + method + "' (choose eap, eap-ig, clean-corrupted or exact)");
+  return attribute_by_name(model, task, metric, request);
 }
 
 struct AttributeOptions {
@@ -149,7 +146,7 @@ void attribute_on(const Args& a, const M& model) {
   if (!selected.empty())  // the edges left out score 0
     meta.extra["edges_scored"] = std::count(selected.begin(), selected.end(), std::uint8_t{1});
   meta.extra["d_model"] = model.config().n_embd;  // EAP-IG's circuit cfg needs it (prune)
-  write_scores_json(a.get("--out"), model.graph(), r.edge_scores, meta);
+  if (Processes::is_writer()) write_scores_json(a.get("--out"), model.graph(), r.edge_scores, meta);
   checkpoint.finish();
 }
 
@@ -171,49 +168,14 @@ void evaluate_on(const Args& a, const M& model) {
   const Graph graph = model.graph();
   io::OutputSet outputs;  // the result and its plot appear together or not at all
   Json j;
-  j["metric"] = metric_name(metric.kind);
   if (a.has("--scores")) {  // the MIB faithfulness curve of the scores' top edges, with CPR and CMD
     const std::vector<double> scores = read_scores_json(a.get("--scores"), graph).values;
     const FaithfulnessCurve curve = faithfulness_curve(model, task, metric, scores);
-    j["clean_metric"] = curve.m_full;
-    j["corrupted_metric"] = curve.m_empty;
-    j["cpr"] = curve.cpr;
-    j["cmd"] = curve.cmd;
-    Json points = Json::array();
-    io::PlotSeries series{"faithfulness", {}, {}, "#1f77b4"};
-    for (std::size_t i = 0; i < curve.points.size(); ++i) {
-      points.push_back({{"fraction", curve.points[i].fraction}, {"n_edges_in_graph", curve.edges_kept[i]}, {"faithfulness", curve.points[i].value}});
-      series.x.push_back(curve.points[i].fraction);
-      series.y.push_back(curve.points[i].value);
-    }
-    j["curve"] = std::move(points);
-    if (a.has("--svg")) {
-      io::LinePlot plot;
-      char title[96];
-      std::snprintf(title, sizeof title, "Faithfulness of the top edges (CPR %.3f, CMD %.3f)", curve.cpr, curve.cmd);
-      plot.title = title;
-      plot.x_label = "fraction of edges";
-      plot.y_label = "faithfulness";
-      plot.log_x = true;
-      plot.series.push_back(series);
-      outputs.stage(a.get("--svg"), io::render_line_plot(plot));
-    }
+    j = api::curve_json(curve, metric_name(metric.kind));
+    if (a.has("--svg")) outputs.stage(a.get("--svg"), io::render_line_plot(api::curve_plot(curve)));
   } else {
     const Circuit circuit = read_circuit_json(a.get("--circuit")).on(graph);
-    // Edges outside the circuit read the corrupted run (resample), zero, or their mean over the
-    // task's corrupted sequences at each position (mean).
-    const auto source = ablation_source(model, task, ablation, &task.corrupted);
-    const double full = metric_value(metric, task.clean_logits, task.data);
-    const double empty = evaluate_circuit(model, task, metric, std::vector<std::uint8_t>(graph.n_edges(), 0), source).metric;
-    // The empty and the full circuit are the reference runs themselves (faithfulness exactly 0 and 1).
-    const std::size_t n = circuit.n_edges();
-    const double m = n == 0 ? empty : n == graph.n_edges() ? full : evaluate_circuit(model, task, metric, circuit.in_graph, source).metric;
-    j["ablation"] = ablation_name(ablation);
-    j["clean_metric"] = full;
-    j["corrupted_metric"] = empty;
-    j["circuit_metric"] = m;
-    j["faithfulness"] = full == empty ? Json(nullptr) : Json(faithfulness(m, empty, full));
-    j["n_edges_in_graph"] = circuit.n_edges();
+    j = api::evaluate_circuit_against_references(model, task, metric.kind, ablation, circuit.in_graph).to_json();
   }
   outputs.stage(a.get("--out"), result_text(j));
   outputs.commit();
@@ -244,17 +206,11 @@ void path_patch_on(const Args& a, const M& model) {
     } catch (const Error& e) {
       throw Error(a.get("--paths") + ": " + e.what());
     }
-    j["delta"] = metric_name(delta);
-    j["aue"] = r.aue;
-    j["ate"] = r.ate;
-    j["proportion_explained"] = r.proportion_explained;
+    j = api::path_set_json(r, metric_name(delta));
   } else {
     const BuiltinMetric metric{kind};
     const auto r = path_patch(model, task, metric, a.list("--senders"), a.list("--receivers"), a.flag("--recompute-mlps"));
-    j["metric"] = metric_name(metric.kind);
-    j["effect"] = r.effect;
-    j["clean_metric"] = r.clean_metric;
-    j["patched_metric"] = r.patched_metric;
+    j = api::path_patch_json(r, metric_name(metric.kind));
   }
   write_json(a.get("--out"), j);
 }
@@ -268,6 +224,8 @@ void acdc_on(const Args& a, const M& model) {
   const std::filesystem::path out = a.get("--out");
   const auto task = load_task(a, model);
   options.mean_reference = &task.corrupted;
+  options.distribution = Processes::distribution();  // under mpirun: the sweep's passes over the ranks
+  if (!Processes::is_writer()) options.progress = nullptr;
   RunCheckpoint checkpoint(a);
   const std::size_t n_edges = model.graph().n_edges();
   AcdcCheckpoint saved;
@@ -285,13 +243,7 @@ void acdc_on(const Args& a, const M& model) {
   const auto start = std::chrono::steady_clock::now();
   const AcdcSweep sweep = acdc_run.sweep(thresholds);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  Json j;
-  j["thresholds"] = thresholds;
-  j["metric"] = metric_name(kind);
-  j["ablation"] = ablation_name(options.ablation);
-  j["clean_metric"] = acdc_run.distance().clean_metric;
-  j["seconds"] = seconds;
-  Json circuits = Json::array();
+  std::vector<std::string> files;
   for (std::size_t i = 0; i < sweep.circuits.size(); ++i) {
     const AcdcCircuit& c = sweep.circuits[i];
     char file[64];
@@ -299,16 +251,13 @@ void acdc_on(const Args& a, const M& model) {
     Circuit circuit(graph);
     circuit.in_graph = c.in_graph;
     outputs.stage(out / file, circuit_json_text(circuit, sweep.edge_scores, model.config().n_embd));
-    circuits.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}, {"distance", c.distance}, {"metric", c.metric},
-                        {"runs", c.runs}, {"file", file}});
+    files.push_back(file);
     std::printf("tau %-10.4g %6zu of %zu edges   distance %.6g\n", c.threshold, c.n_edges, graph.n_edges(), c.distance);
   }
-  j["circuits"] = std::move(circuits);
-  Json edges = Json::object();
-  for (std::size_t e = 0; e < graph.n_edges(); ++e) edges[graph.edges()[e].name] = sweep.edge_scores[e];
-  j["edges"] = std::move(edges);
+  const Json j = api::acdc_json(graph, sweep, thresholds, metric_name(kind), ablation_name(options.ablation),
+                                acdc_run.distance().clean_metric, seconds, files);
   outputs.stage(out / "acdc.json", result_text(j));
-  outputs.commit();
+  if (Processes::is_writer()) outputs.commit();
   checkpoint.finish();
 }
 
@@ -321,6 +270,7 @@ inline ComparisonOptions parse_compare(const Args& a) {
   options.acdc_metric = parse_metric(a.get("--acdc-metric", "kl"));
   options.thresholds = acdc_thresholds(a);
   options.eap_ig_steps = a.positive("--steps", 5);
+  options.memory_budget = a.has("--memory-budget") ? a.positive("--memory-budget", 1) << 20 : 0;
   options.acdc = acdc_options(a);
   options.acdc.progress = nullptr;
   options.log = [](const std::string& m) { std::fprintf(stderr, "compare: running %s\n", m.c_str()); };
@@ -336,35 +286,11 @@ void compare_on(const Args& a, const M& model) {
   const Graph graph = model.graph();
   const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
   const auto results = compare_methods(model, task, truth, options);
-  Json j;
-  j["ground_truth"] = a.get("--ground-truth");
-  j["n_edges"] = graph.n_edges();
-  j["n_true"] = std::count(truth.begin(), truth.end(), 1);
-  j["metric"] = metric_name(options.metric);
-  j["acdc_metric"] = metric_name(options.acdc_metric);
-  Json methods = Json::object();
-  io::LinePlot plot;
-  plot.title = "ROC against the ground truth (" + a.get("--ground-truth") + ")";
-  plot.x_label = "false positive rate";
-  plot.y_label = "true positive rate";
-  plot.diagonal = true;
-  plot.x_min = 0, plot.x_max = 1, plot.y_min = 0, plot.y_max = 1;
   std::printf("%-16s %8s %12s %10s %8s\n", "method", "auc", "pessimistic", "seconds", "edges");
-  for (const auto& r : results) {
-    Json m = {{"auc", r.auc}, {"auc_pessimistic", r.auc_pessimistic}, {"seconds", r.seconds}, {"edges_scored", r.edges_scored},
-              {"fpr", r.fpr}, {"tpr", r.tpr}};
-    if (r.acdc) {
-      Json points = Json::array();
-      for (const auto& c : r.acdc->circuits) points.push_back({{"threshold", c.threshold}, {"n_edges", c.n_edges}});
-      m["circuits"] = std::move(points);
-    }
-    methods[r.method] = std::move(m);
-    char label[96];
-    std::snprintf(label, sizeof label, "%s (AUC %.3f)", r.method.c_str(), r.auc);
-    plot.series.push_back({label, r.fpr, r.tpr, "", false, r.method == "acdc"});
+  for (const auto& r : results)
     std::printf("%-16s %8.4f %12.4f %10.3f %8zu\n", r.method.c_str(), r.auc, r.auc_pessimistic, r.seconds, r.edges_scored);
-  }
-  j["methods"] = std::move(methods);
+  const Json j = api::comparison_json(results, a.get("--ground-truth"), graph.n_edges(), truth, options);
+  const io::LinePlot plot = api::comparison_plot(results, a.get("--ground-truth"));
   io::OutputSet outputs;  // compare.json and roc.svg appear together or not at all
   outputs.stage(out / "compare.json", result_text(j));
   outputs.stage(out / "roc.svg", io::render_line_plot(plot));

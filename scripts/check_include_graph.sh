@@ -8,13 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../include/circuitry"
 
 # The folder chain, first to last.
-chain=(core backends ops graph models io text patching circuits)
+chain=(core backends ops graph models io text task patching circuits api)
 
 # What each folder may include from: itself and the folders before it in the chain, and for the
 # folders beside the chain, the ones named here.
 declare -A allowed
 for ((i = 0; i < ${#chain[@]}; ++i)); do allowed[${chain[i]}]="${chain[*]:0:i+1}"; done
 allowed[train]="core backends ops graph models train"  # AdamW and the trainer: the host kernels, ops and models
+allowed[mpi]="core mpi"  # MPI's Distribution: the command line includes it only when built with MPI
 
 # A top-level header is its folder's entry point (patching.hpp); circuitry.hpp, the umbrella,
 # may include everything and no header may include it.

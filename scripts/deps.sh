@@ -8,9 +8,10 @@ required=(g++ make cmake libeigen3-dev libxtensor-dev nlohmann-json3-dev doctest
 if [ "${1:-}" = fuzz ]; then required+=(clang libclang-rt-dev); fi
 # `dot` renders circuit.svg; oneDNN runs `--dtype bfloat16` on AMX / AVX512-BF16, and its CMake
 # package needs OpenCL's headers and loader beside it (only a Recommends of libdnnl-dev, which
-# --no-install-recommends skips). Everything else works without them: CMakeLists.txt goes on without
-# oneDNN when its package cannot load, and says why.
-optional=(graphviz libdnnl-dev ocl-icd-opencl-dev)
+# --no-install-recommends skips); Open MPI lets `mpirun -np N circuitry ...` split exact patching and
+# ACDC over ranks. Everything else works without them: CMakeLists.txt goes on without oneDNN or MPI
+# when it cannot find them, and says why.
+optional=(graphviz libdnnl-dev ocl-icd-opencl-dev libopenmpi-dev openmpi-bin)
 if [ "${CIRCUITRY_OPTIONAL_PACKAGES:-1}" = 0 ]; then optional=(); fi
 missing=()
 for pkg in "${required[@]}"; do

@@ -8,7 +8,7 @@
 
 #include <circuitry/io/model_directory.hpp>
 #include <circuitry/models/model.hpp>
-#include <circuitry/patching/metrics.hpp>
+#include <circuitry/task/metrics.hpp>
 #include <circuitry/text/task.hpp>
 
 namespace circuitry::testing {

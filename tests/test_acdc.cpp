@@ -16,7 +16,7 @@
 #include "circuitry/circuits/acdc.hpp"
 #include "circuitry/circuits/method_comparison.hpp"
 #include "circuitry/circuits/planted_circuit.hpp"
-#include "circuitry/patching/task_data.hpp"
+#include "circuitry/task/patching_task.hpp"
 
 using namespace circuitry;
 using circuitry::testing::Fixture;

@@ -27,6 +27,7 @@
 #include "circuitry/io/dot.hpp"
 #include "circuitry/io/scores_json.hpp"
 #include "circuitry/io/svg_plot.hpp"
+#include "../apps/graphviz.hpp"  // the command line's Graphviz rendering
 
 namespace fs = std::filesystem;
 using namespace circuitry;
@@ -593,12 +594,12 @@ TEST_CASE("dot: in-graph edges only, coloured by port, width by |score|, dashed 
   TempDir dir;
   write_dot(dir / "c.dot", c, s);
   CHECK(read_file(dir / "c.dot") == to_dot(c, s));
-  if (const auto rendered = render_svg(dir / "c.dot")) {
+  if (const auto rendered = cli::render_svg(dir / "c.dot")) {
     const std::string& svg = *rendered;
     CHECK(svg.find("<svg") != std::string::npos);
     CHECK(svg.find("a0.h0&#45;&gt;m0") != std::string::npos);  // the edge tooltip
     write_file(dir / "broken.dot", "digraph {");
-    CHECK_ERROR(render_svg(dir / "broken.dot"), "broken.dot", "failed");
+    CHECK_ERROR(cli::render_svg(dir / "broken.dot"), "broken.dot", "failed");
   }
 }
 

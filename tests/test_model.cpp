@@ -11,7 +11,7 @@
 
 #include <circuitry/io/model_directory.hpp>
 #include <circuitry/models/model.hpp>
-#include <circuitry/patching/metrics.hpp>
+#include <circuitry/task/metrics.hpp>
 #include <circuitry/text/task.hpp>
 
 #include "error_check.hpp"

@@ -13,7 +13,8 @@ The numbers are those of the ``circuitry`` command line (the same C++ library co
 Options and defaults are the command line's (DESIGN.md section 4). Bad input raises
 circuitry.Error (a ValueError) with circuitry's message; Ctrl-C raises KeyboardInterrupt.
 """
-from ._circuitry import Error, Graph, Task, Tokenizer, __version__, gpt2_tokenizer, load_tokenizer, set_threads, threads
+from ._circuitry import (Error, Graph, Task, Tokenizer, __version__, choices, gpt2_tokenizer, load_tokenizer, set_threads,
+                         threads)
 from . import tasks
 from .acdc import AcdcCircuit, AcdcResult, acdc
 from .attribution import Attribution, attribute
@@ -29,7 +30,7 @@ Error.__module__ = "circuitry"  # shown as circuitry.Error in tracebacks
 __all__ = [
     "AcdcCircuit", "AcdcResult", "Attribution", "Circuit", "CircuitEvaluation", "Error", "FaithfulnessCurve", "Graph",
     "MethodRoc", "Model", "PathPatch", "PathSet", "Roc", "Task", "Tokenizer", "__version__", "acdc", "attribute",
-    "compare", "evaluate", "faithfulness_curve", "gpt2_tokenizer", "ground_truth", "load_circuit", "load_model",
+    "choices", "compare", "evaluate", "faithfulness_curve", "gpt2_tokenizer", "ground_truth", "load_circuit", "load_model",
     "load_task", "load_tokenizer", "make_task", "path_patch", "path_set", "prune", "roc", "set_threads", "tasks",
     "threads",
 ]

@@ -47,17 +47,13 @@ def evaluate(model: Model, task: Task, circuit=None, scores=None, metric: str = 
         return faithfulness_curve(model, task, scores, metric=metric, positions=positions)
     ablation = ablation or "resample"
     flags = edge_flags(model.graph, circuit)
-    r = _circuitry.evaluate(model._loaded, task, metric, positions, ablation, flags)
-    full, empty, m = r["clean_metric"], r["corrupted_metric"], r["circuit_metric"]
-    faithfulness = None if full == empty else (m - empty) / (full - empty)
-    return CircuitEvaluation(metric, ablation, full, empty, m, faithfulness, int(flags.sum()))
+    return CircuitEvaluation(**_circuitry.evaluate(model._loaded, task, metric, positions, ablation, flags))
 
 
 def faithfulness_curve(model: Model, task: Task, scores, metric: str = "logit_diff", positions: str = "last") -> FaithfulnessCurve:
     """Faithfulness of top_n(scores, floor(r E)) with dead ends removed, for MIB's fractions r; CPR and CMD."""
     values = scores.scores if hasattr(scores, "scores") else scores
-    r = _circuitry.faithfulness_curve(model._loaded, task, metric, positions, _as_float64(values))
-    return FaithfulnessCurve(metric, r["clean_metric"], r["corrupted_metric"], r["cpr"], r["cmd"], r["curve"])
+    return FaithfulnessCurve(**_circuitry.faithfulness_curve(model._loaded, task, metric, positions, _as_float64(values)))
 
 
 __all__ = ["Circuit", "CircuitEvaluation", "FaithfulnessCurve", "evaluate", "faithfulness_curve"]

@@ -29,11 +29,9 @@ def path_patch(model: Model, task: Task, senders: Sequence[str], receivers: Sequ
                recompute_mlps: bool = False, positions: str = "last") -> PathPatch:
     """The effect on ``metric`` of the senders' corrupted outputs reaching the receivers (ports such as
     ``a1.h0<q>``, ``m1``, ``logits``) through direct paths only."""
-    r = _circuitry.path_patch(model._loaded, task, metric, positions, list(senders), list(receivers), recompute_mlps)
-    return PathPatch(metric, r["effect"], r["clean_metric"], r["patched_metric"])
+    return PathPatch(**_circuitry.path_patch(model._loaded, task, metric, positions, list(senders), list(receivers), recompute_mlps))
 
 
 def path_set(model: Model, task: Task, paths: Sequence[Sequence[str]], delta: str = "kl", positions: str = "last") -> PathSet:
     """How much of the behaviour a set of paths (chains of edge names ending at logits) explains."""
-    r = _circuitry.path_set(model._loaded, task, delta, positions, [list(p) for p in paths])
-    return PathSet(delta, r["aue"], r["ate"], r["proportion_explained"])
+    return PathSet(**_circuitry.path_set(model._loaded, task, delta, positions, [list(p) for p in paths]))

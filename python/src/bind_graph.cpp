@@ -1,21 +1,19 @@
 // Graphs, from scores to circuits (top_n, threshold, greedy, dead ends), circuit files, ground
 // truths (a file or a shipped name) and ROC: what `circuitry prune` and `circuitry roc` do.
 #include <algorithm>
-#include <filesystem>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <circuitry/api/ground_truths.hpp>
 #include <circuitry/circuits/evaluation.hpp>
 #include <circuitry/circuits/pruning.hpp>
 #include <circuitry/graph/circuit.hpp>
 #include <circuitry/graph/graph.hpp>
 #include <circuitry/io/circuit_json.hpp>
-#include <circuitry/io/json_parse.hpp>
 
 #include "bindings.hpp"
 #include "embedded_ground_truth.hpp"
@@ -60,28 +58,7 @@ Circuit circuit_on(const Graph& graph, const InputVector<std::uint8_t>& in_graph
 
 /// A ground truth by file, or by the name of one that ships with circuitry, as `--ground-truth`.
 std::vector<std::uint8_t> ground_truth(const Graph& graph, const std::string& value, const std::string& key) {
-  namespace gt = embedded_ground_truth;
-  struct Shipped {
-    const char* name;
-    const unsigned char* data;
-    std::size_t size;
-  };
-  const Shipped shipped[] = {{"ioi", gt::ioi, gt::ioi_size},
-                             {"greaterthan", gt::greaterthan, gt::greaterthan_size},
-                             {"greater-than", gt::greaterthan, gt::greaterthan_size},
-                             {"docstring", gt::docstring, gt::docstring_size},
-                             {"tracr-reverse", gt::tracr_reverse, gt::tracr_reverse_size},
-                             {"tracr-proportion", gt::tracr_proportion, gt::tracr_proportion_size}};
-  std::error_code ec;
-  if (!std::filesystem::exists(value, ec))
-    for (const Shipped& s : shipped)
-      if (value == s.name)
-        return io::ground_truth_from_json(graph, io::parse_json(std::string_view(reinterpret_cast<const char*>(s.data), s.size), value),
-                                      "ground truth '" + value + "'", key);
-  require(std::filesystem::exists(value, ec), "ground truth '" + value +
-                                                  "' is neither a file nor a shipped ground truth (ioi, greaterthan, "
-                                                  "docstring, tracr-reverse, tracr-proportion)");
-  return io::read_ground_truth(graph, value, key);
+  return api::resolve_ground_truth(graph, value, key, embedded_ground_truth::lookup);
 }
 
 }  // namespace

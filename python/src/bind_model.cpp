@@ -17,6 +17,7 @@
 
 #include "bindings.hpp"
 #include "model_handle.hpp"
+#include "json_objects.hpp"
 #include "numpy_arrays.hpp"
 #include "run_control.hpp"
 
@@ -59,11 +60,6 @@ nb::dict config_dict(const ModelConfig& c) {
   return d;
 }
 
-Ablation parse_ablation(const std::string& name) {
-  require(name == "resample" || name == "zero" || name == "mean", "unknown ablation '" + name + "' (choose resample, zero or mean)");
-  return name == "zero" ? Ablation::Zero : name == "mean" ? Ablation::Mean : Ablation::Resample;
-}
-
 RunSpec run_spec(const Task& task, const std::string& metric, const std::string& positions) {
   return {&task, parse_metric(metric), parse_position_mode(positions)};
 }
@@ -83,12 +79,14 @@ nb::dict attribute(const LoadedModel& m, const Task& task, const std::string& me
                    std::optional<InputVector<std::uint8_t>> edges, const nb::object& progress) {
   const RunSpec run = run_spec(task, metric, positions);
   require(steps > 0, "steps must be positive");
-  AttributeSpec spec{method, steps, memory_budget_mb, {}, python_progress(progress)};
+  AttributionByName request;
+  request.method = method, request.steps = steps, request.memory_budget = memory_budget_mb << 20;  // 0: the method's default
+  request.exact.progress = python_progress(progress);
   if (edges) {
     require(method == "exact", "edges selects the edges of method exact; " + method + " scores every edge in one pass");
-    spec.edges = from_numpy(*edges, m.handle->graph().n_edges(), "edges");
+    request.exact.edges = from_numpy(*edges, m.handle->graph().n_edges(), "edges");
   }
-  Attribution r = without_gil(m, [&] { return m.handle->attribute(run, spec); });
+  Attribution r = without_gil(m, [&] { return m.handle->attribute(run, request); });
   nb::dict d;
   d["method"] = r.method, d["clean_metric"] = r.clean_metric, d["corrupted_metric"] = r.corrupted_metric;
   d["scores"] = to_numpy(std::move(r.edge_scores));
@@ -101,10 +99,8 @@ nb::dict evaluate(const LoadedModel& m, const Task& task, const std::string& met
   const RunSpec run = run_spec(task, metric, positions);
   const Ablation kind = parse_ablation(ablation);
   const std::vector<std::uint8_t> flags = from_numpy(in_graph, m.handle->graph().n_edges(), "in_graph");
-  const CircuitEvaluation r = without_gil(m, [&] { return m.handle->evaluate(run, kind, flags); });
-  nb::dict d;
-  d["clean_metric"] = r.clean_metric, d["corrupted_metric"] = r.corrupted_metric, d["circuit_metric"] = r.circuit_metric;
-  return d;
+  const api::CircuitEvaluation r = without_gil(m, [&] { return m.handle->evaluate(run, kind, flags); });
+  return result_dict(r.to_json());
 }
 
 nb::dict faithfulness_curve(const LoadedModel& m, const Task& task, const std::string& metric, const std::string& positions,
@@ -112,16 +108,7 @@ nb::dict faithfulness_curve(const LoadedModel& m, const Task& task, const std::s
   const RunSpec run = run_spec(task, metric, positions);
   const std::vector<double> scores = from_numpy(scores_in, m.handle->graph().n_edges(), "scores");
   const FaithfulnessCurve c = without_gil(m, [&] { return m.handle->faithfulness_curve(run, scores); });
-  nb::dict d;
-  d["clean_metric"] = c.m_full, d["corrupted_metric"] = c.m_empty, d["cpr"] = c.cpr, d["cmd"] = c.cmd;
-  nb::list points;
-  for (std::size_t i = 0; i < c.points.size(); ++i) {
-    nb::dict p;
-    p["fraction"] = c.points[i].fraction, p["n_edges_in_graph"] = c.edges_kept[i], p["faithfulness"] = c.points[i].value;
-    points.append(p);
-  }
-  d["curve"] = points;
-  return d;
+  return result_dict(api::curve_json(c, metric));
 }
 
 /// ACDC's progress as (receivers done, receivers of every pass): a pass begins where the
@@ -166,23 +153,19 @@ nb::dict path_patch(const LoadedModel& m, const Task& task, const std::string& m
                     const std::vector<std::string>& senders, const std::vector<std::string>& receivers, bool recompute_mlps) {
   const RunSpec run = run_spec(task, metric, positions);
   const PathPatchResult r = without_gil(m, [&] { return m.handle->path_patch(run, senders, receivers, recompute_mlps); });
-  nb::dict d;
-  d["effect"] = r.effect, d["clean_metric"] = r.clean_metric, d["patched_metric"] = r.patched_metric;
-  return d;
+  return result_dict(api::path_patch_json(r, metric));
 }
 
 nb::dict path_set(const LoadedModel& m, const Task& task, const std::string& delta, const std::string& positions,
                   const std::vector<std::vector<std::string>>& paths) {
   const RunSpec run = run_spec(task, delta, positions);
   const PathSetResult r = without_gil(m, [&] { return m.handle->path_set(run, paths); });
-  nb::dict d;
-  d["aue"] = r.aue, d["ate"] = r.ate, d["proportion_explained"] = r.proportion_explained;
-  return d;
+  return result_dict(api::path_set_json(r, delta));
 }
 
 nb::list compare(const LoadedModel& m, const Task& task, const InputVector<std::uint8_t>& truth_in, std::vector<std::string> methods,
                  const std::string& metric, const std::string& acdc_metric, std::vector<double> thresholds, std::size_t steps,
-                 const std::string& ablation, std::size_t lanes, const std::string& positions) {
+                 const std::string& ablation, std::size_t lanes, std::size_t memory_budget_mb, const std::string& positions) {
   const RunSpec run = run_spec(task, metric, positions);
   const std::vector<std::uint8_t> truth = from_numpy(truth_in, m.handle->graph().n_edges(), "truth");
   ComparisonOptions o;
@@ -192,25 +175,16 @@ nb::list compare(const LoadedModel& m, const Task& task, const InputVector<std::
   o.thresholds = thresholds.empty() ? default_acdc_thresholds() : std::move(thresholds);
   check_acdc_thresholds(o.thresholds);
   o.eap_ig_steps = steps;
+  o.memory_budget = memory_budget_mb << 20;  // 0: each method's default
   o.acdc.ablation = parse_ablation(ablation);
   o.acdc.lanes = lanes;
   o.acdc.progress = acdc_progress(nb::none(), o.thresholds.size());  // no report: Ctrl-C is checked after each receiver
   std::vector<MethodRoc> results = without_gil(m, [&] { return m.handle->compare(run, truth, o); });
   nb::list l;
   for (MethodRoc& r : results) {
-    nb::dict d;
-    d["method"] = r.method, d["auc"] = r.auc, d["auc_pessimistic"] = r.auc_pessimistic, d["seconds"] = r.seconds;
-    d["edges_scored"] = r.edges_scored, d["fpr"] = r.fpr, d["tpr"] = r.tpr;
+    nb::dict d = result_dict(api::method_roc_json(r));
+    d["method"] = r.method;
     d["scores"] = to_numpy(std::move(r.edge_scores));
-    if (r.acdc) {
-      nb::list points;
-      for (const AcdcCircuit& c : r.acdc->circuits) {
-        nb::dict p;
-        p["threshold"] = c.threshold, p["n_edges"] = c.n_edges;
-        points.append(p);
-      }
-      d["circuits"] = points;
-    }
     l.append(d);
   }
   return l;
@@ -264,7 +238,7 @@ void bind_model(nb::module_& m) {
         nb::arg("receivers"), nb::arg("recompute_mlps"));
   m.def("path_set", &path_set, nb::arg("model"), nb::arg("task"), nb::arg("delta"), nb::arg("positions"), nb::arg("paths"));
   m.def("compare", &compare, nb::arg("model"), nb::arg("task"), nb::arg("truth"), nb::arg("methods"), nb::arg("metric"),
-        nb::arg("acdc_metric"), nb::arg("thresholds"), nb::arg("steps"), nb::arg("ablation"), nb::arg("lanes"), nb::arg("positions"));
+        nb::arg("acdc_metric"), nb::arg("thresholds"), nb::arg("steps"), nb::arg("ablation"), nb::arg("lanes"), nb::arg("memory_budget_mb"), nb::arg("positions"));
   m.def("record", &record, nb::arg("model"), nb::arg("sequences"), nb::arg("names"), nb::arg("task").none(), nb::arg("metric"),
         nb::arg("positions"), "(logits, activations, gradients or None) of one run, arrays in the model's dtype.");
   m.def("set_threads", [](int n) { set_num_threads(n); }, nb::arg("n"), "Threads for the kernels (the calling thread included).");

@@ -13,12 +13,9 @@
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
 
+#include <circuitry/api/task_generators.hpp>
 #include <circuitry/io/read_file.hpp>
 #include <circuitry/text/bpe_tokenizer.hpp>
-#include <circuitry/text/docstring.hpp>
-#include <circuitry/text/greater_than.hpp>
-#include <circuitry/text/induction_text.hpp>
-#include <circuitry/text/ioi.hpp>
 #include <circuitry/text/load_tokenizer.hpp>
 #include <circuitry/text/task.hpp>
 #include <circuitry/text/text_example.hpp>
@@ -69,21 +66,9 @@ nb::dict example_dict(const TaskExample& e) {
 /// generator's keys), and the words of its lists the tokenizer splits (left out).
 std::pair<std::string, std::vector<std::string>> generate(const std::string& kind, std::size_t n, unsigned seed,
                                                           std::shared_ptr<text::Tokenizer> tokenizer) {
-  require(n > 0, kind + ": n must be positive");
   if (!tokenizer) tokenizer = gpt2_tokenizer();
-  std::vector<std::string> skipped;
-  std::vector<text::TextExample> examples;
-  if (kind == "ioi") examples = text::make_ioi(n, seed, *tokenizer, &skipped);
-  else if (kind == "greater-than") examples = text::make_greater_than(n, seed, *tokenizer, &skipped);
-  else if (kind == "docstring") examples = text::make_docstring(n, seed, *tokenizer, &skipped);
-  else if (kind == "induction") examples = text::make_induction_text(n, seed, *tokenizer, 10, 2, &skipped);
-  else throw Error("unknown task '" + kind + "' (choose ioi, greater-than, docstring or induction)");
-  std::string lines;
-  for (std::size_t i = 0; i < examples.size(); ++i)
-    lines += text::task_line(examples[i], text::tokenize_example(examples[i], *tokenizer, "generated example " + std::to_string(i + 1)))
-                 .dump() +
-             '\n';
-  return {lines, skipped};
+  api::GeneratedTask task = api::generate_task(kind, n, seed, *tokenizer);
+  return {std::move(task.lines), std::move(task.skipped)};
 }
 
 }  // namespace

@@ -12,12 +12,13 @@
 #include <string>
 #include <vector>
 
+#include <circuitry/api/results.hpp>
 #include <circuitry/circuits/acdc.hpp>
 #include <circuitry/circuits/faithfulness_curve.hpp>
 #include <circuitry/circuits/method_comparison.hpp>
 #include <circuitry/graph/graph.hpp>
 #include <circuitry/models/config.hpp>
-#include <circuitry/patching.hpp>
+#include <circuitry/patching/attribution_by_name.hpp>
 #include <circuitry/text/task.hpp>
 
 namespace circuitry::python {
@@ -30,18 +31,6 @@ struct RunSpec {
   const Task* task = nullptr;
   MetricKind metric = MetricKind::LogitDiff;
   PositionMode positions = PositionMode::Last;
-};
-
-struct AttributeSpec {
-  std::string method;               // eap | eap-ig | clean-corrupted | exact
-  std::size_t steps = 5;            // eap-ig
-  std::size_t memory_budget_mb = 0;  // 0: the method's default
-  std::vector<std::uint8_t> edges;  // exact only: the edges to score (empty: all)
-  Progress progress;                // exact only
-};
-
-struct CircuitEvaluation {
-  double clean_metric = 0, corrupted_metric = 0, circuit_metric = 0;
 };
 
 struct AcdcSpec {
@@ -76,10 +65,10 @@ class ModelHandle {
   virtual const Graph& graph() const = 0;
   virtual bool is_float64() const = 0;
 
-  virtual Attribution attribute(const RunSpec& run, const AttributeSpec& spec) const = 0;
+  virtual Attribution attribute(const RunSpec& run, const AttributionByName& request) const = 0;
   /// M(clean), M(every edge patched) and M(circuit) under `ablation` (mean: over the task's
   /// corrupted sequences, as the CLI).
-  virtual CircuitEvaluation evaluate(const RunSpec& run, Ablation ablation, const std::vector<std::uint8_t>& in_graph) const = 0;
+  virtual api::CircuitEvaluation evaluate(const RunSpec& run, Ablation ablation, const std::vector<std::uint8_t>& in_graph) const = 0;
   virtual FaithfulnessCurve faithfulness_curve(const RunSpec& run, const std::vector<double>& scores) const = 0;
   virtual AcdcOutcome acdc(const RunSpec& run, AcdcSpec spec) const = 0;
   virtual PathPatchResult path_patch(const RunSpec& run, const std::vector<std::string>& senders,

@@ -42,36 +42,12 @@ class ModelImpl final : public ModelHandle {
   const Graph& graph() const override { return graph_; }
   bool is_float64() const override { return std::is_same_v<T, double>; }
 
-  Attribution attribute(const RunSpec& run, const AttributeSpec& spec) const override {
-    const auto task = patching_task(run);
-    const BuiltinMetric metric{run.metric};
-    auto budget = [&](std::size_t default_bytes) { return spec.memory_budget_mb ? spec.memory_budget_mb << 20 : default_bytes; };
-    if (spec.method == "eap") return circuitry::attribute(model_, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget)});
-    if (spec.method == "eap-ig")
-      return circuitry::attribute(model_, task, metric, EapIg{.steps = spec.steps, .memory_budget = budget(kAttributionMemoryBudget)});
-    if (spec.method == "clean-corrupted")
-      return circuitry::attribute(model_, task, metric, CleanCorrupted{.memory_budget = budget(kAttributionMemoryBudget)});
-    require(spec.method == "exact", "unknown method '" + spec.method + "' (choose eap, eap-ig, clean-corrupted or exact)");
-    ExactPatching exact;
-    exact.memory_budget = budget(exact.memory_budget);
-    exact.edges = spec.edges;
-    exact.progress = spec.progress;
-    return circuitry::attribute(model_, task, metric, exact);
+  Attribution attribute(const RunSpec& run, const AttributionByName& request) const override {
+    return attribute_by_name(model_, patching_task(run), BuiltinMetric{run.metric}, request);
   }
 
-  CircuitEvaluation evaluate(const RunSpec& run, Ablation ablation, const std::vector<std::uint8_t>& in_graph) const override {
-    const auto task = patching_task(run);
-    const BuiltinMetric metric{run.metric};
-    const auto source = ablation_source(model_, task, ablation, &task.corrupted);
-    CircuitEvaluation r;
-    r.clean_metric = metric_value(metric, task.clean_logits, task.data);
-    r.corrupted_metric = evaluate_circuit(model_, task, metric, std::vector<std::uint8_t>(graph_.n_edges(), 0), source).metric;
-    // The empty and the full circuit are the reference runs themselves (as the CLI).
-    const auto n = static_cast<std::size_t>(std::count(in_graph.begin(), in_graph.end(), std::uint8_t{1}));
-    r.circuit_metric = n == 0                   ? r.corrupted_metric
-                       : n == graph_.n_edges() ? r.clean_metric
-                                               : evaluate_circuit(model_, task, metric, in_graph, source).metric;
-    return r;
+  api::CircuitEvaluation evaluate(const RunSpec& run, Ablation ablation, const std::vector<std::uint8_t>& in_graph) const override {
+    return api::evaluate_circuit_against_references(model_, patching_task(run), run.metric, ablation, in_graph);
   }
 
   FaithfulnessCurve faithfulness_curve(const RunSpec& run, const std::vector<double>& scores) const override {

@@ -13,4 +13,5 @@ NB_MODULE(_circuitry, m) {
   circuitry::python::bind_text(m);
   circuitry::python::bind_graph(m);
   circuitry::python::bind_model(m);
+  circuitry::python::bind_registry(m);
 }

@@ -35,7 +35,8 @@
 #include <string>
 #include <vector>
 
-#include "circuitry/patching/metrics.hpp"
+#include "circuitry/core/distribution.hpp"
+#include "circuitry/task/metrics.hpp"
 #include "circuitry/patching/patched_lanes.hpp"
 
 namespace circuitry {
@@ -102,6 +103,9 @@ struct AcdcOptions {
   std::function<void(const std::vector<AcdcCircuit>& finished, const AcdcPassState& current)> checkpoint;
   /// Carries a sweep on from a checkpoint of an earlier run of the same model, task and options.
   const AcdcCheckpoint* resume = nullptr;
+  /// Splits a sweep's passes over processes (core/distribution.hpp): the pass of threshold i runs
+  /// on rank i % size and every rank returns every circuit. Null: all in this process.
+  const Distribution* distribution = nullptr;
 };
 
 struct AcdcSweep {
@@ -126,6 +130,29 @@ inline std::vector<double> default_acdc_thresholds() {
   for (int e = -5; e <= -1; ++e)
     for (double base : {1.0, 2.0, 5.0}) t.push_back(base * std::pow(10.0, e));
   return t;
+}
+
+/// Every pass's circuit from the rank that ran it (the passes of a split sweep).
+inline void share_circuits(const Distribution& split, std::vector<AcdcCircuit>& circuits) {
+  std::vector<std::string> items(circuits.size());
+  for (std::size_t i = 0; i < circuits.size(); ++i) {
+    if (!split.owns(i)) continue;
+    const AcdcCircuit& c = circuits[i];
+    const std::size_t counts[] = {c.in_graph.size(), c.n_edges, c.runs};
+    const double values[] = {c.threshold, c.distance, c.metric};
+    append_bytes(items[i], counts, 3), append_bytes(items[i], values, 3), append_bytes(items[i], c.in_graph.data(), c.in_graph.size());
+  }
+  split.share(items);
+  for (std::size_t i = 0; i < circuits.size(); ++i) {
+    AcdcCircuit& c = circuits[i];
+    std::size_t counts[3];
+    double values[3];
+    std::size_t at = 0;
+    read_bytes(items[i], at, counts, 3), read_bytes(items[i], at, values, 3);
+    c.in_graph.resize(counts[0]);
+    read_bytes(items[i], at, c.in_graph.data(), counts[0]);
+    c.n_edges = counts[1], c.runs = counts[2], c.threshold = values[0], c.distance = values[1], c.metric = values[2];
+  }
 }
 
 /// ACDC on one model and task: the clean and corrupted runs are cached once, each pass reuses them.
@@ -247,12 +274,19 @@ class Acdc {
       s.circuits = r->finished;
       resumed = r->current;
     }
+    const Distribution* split = options_.distribution && options_.distribution->size() > 1 ? options_.distribution : nullptr;
+    require(!split || (!options_.resume && !options_.checkpoint), "ACDC: checkpoints are for one process; run on one rank to resume");
     for (std::size_t i = s.circuits.size(); i < thresholds.size(); ++i) {
+      if (split && !split->owns(i)) {  // another rank's pass: its circuit arrives below
+        s.circuits.push_back({});
+        continue;
+      }
       std::function<void(const AcdcPassState&)> done;
       if (options_.checkpoint) done = [&](const AcdcPassState& state) { options_.checkpoint(s.circuits, state); };
       s.circuits.push_back(pass_from(resumed ? std::move(*resumed) : start_of_pass(thresholds[i]), done));
       resumed.reset();
     }
+    if (split) share_circuits(*split, s.circuits);
     s.edge_scores.assign(graph_.n_edges(), 0.0);
     for (const AcdcCircuit& c : s.circuits)
       for (std::size_t e = 0; e < c.in_graph.size(); ++e)

@@ -5,12 +5,9 @@
 //      edges whose exact effect is large (|exact| >= 10% of the largest);
 //   3. grow circuits from the top edges by |exact| and evaluate each (every edge outside it
 //      patched): the faithfulness curve; keep the smallest circuit reaching the target
-//      faithfulness, then remove dead ends;
-//   4. write scores, the circuit (EAP-IG JSON, DOT, SVG) and the curves (SVG): all staged in
-//      one io::OutputSet, so a failure anywhere leaves none of them behind.
+//      faithfulness, then remove dead ends.
+// It computes only: the command line writes the report's files (apps/discovery_files.hpp).
 #include <cmath>
-#include <cstdio>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -21,11 +18,6 @@
 #include "circuitry/circuits/faithfulness_curve.hpp"
 #include "circuitry/circuits/pruning.hpp"
 #include "circuitry/graph/circuit.hpp"
-#include "circuitry/io/atomic_file.hpp"
-#include "circuitry/io/circuit_json.hpp"
-#include "circuitry/io/dot.hpp"
-#include "circuitry/io/scores_json.hpp"
-#include "circuitry/io/svg_plot.hpp"
 #include "circuitry/patching.hpp"
 
 namespace circuitry {
@@ -35,7 +27,6 @@ struct DiscoveryOptions {
   std::size_t eap_ig_steps = 5;
   double target_faithfulness = 0.9;
   double large_effect_fraction = 0.1;  // "large" exact effect: |exact| >= this * max |exact|
-  std::filesystem::path out_dir = "circuitry-out";
   std::function<void(const std::string&)> log;  // progress lines (stderr in the CLI)
 };
 
@@ -54,14 +45,11 @@ struct DiscoveryReport {
   std::vector<std::size_t> curve_edges;        // k for each curve point
   Circuit circuit;                             // the chosen circuit, dead ends removed
   double circuit_faithfulness = 0, circuit_metric = 0;
-  std::vector<std::string> files;              // written into out_dir
 };
 
-/// Runs the pipeline and stages its files into `outputs` (opt.out_dir is created and checked
-/// first, before any computing); the caller commits them, with any files of its own.
+/// Runs the pipeline.
 template <class M, class T = typename M::scalar>
-DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const DiscoveryOptions& opt, io::OutputSet& outputs) {
-  io::create_output_folder(opt.out_dir);
+DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const DiscoveryOptions& opt) {
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
   };
@@ -119,60 +107,6 @@ DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const Disc
   const auto source = ablation_source(model, task, Ablation::Resample);
   r.circuit_metric = evaluate_circuit(model, task, metric, r.circuit.in_graph, source).metric;
   r.circuit_faithfulness = faithfulness(r.circuit_metric, m_empty, m_full);
-
-  // Files.
-  auto path = [&](const std::string& name) {
-    r.files.push_back((opt.out_dir / name).string());
-    return opt.out_dir / name;
-  };
-  for (const Attribution* a : {&r.eap, &r.eap_ig, &r.exact})
-    outputs.stage(path("scores-" + a->method + ".json"),
-                  io::scores_json_text(graph, a->edge_scores,
-                                       io::ScoresMeta{a->method, metric_name(opt.metric), a->clean_metric, a->corrupted_metric}));
-  outputs.stage(path("circuit.json"), io::circuit_json_text(r.circuit, r.exact.edge_scores, model.config().n_embd));
-  io::DotOptions dot;
-  char title[96];
-  std::snprintf(title, sizeof title, "circuit: %zu edges, faithfulness %.3f", r.circuit.n_edges(), r.circuit_faithfulness);
-  dot.title = title;
-  outputs.stage(path("circuit.dot"), io::to_dot(r.circuit, r.exact.edge_scores, dot));
-  if (const auto svg = io::render_svg(outputs.staged(opt.out_dir / "circuit.dot"))) outputs.stage(path("circuit.svg"), *svg);
-
-  io::LinePlot curve;
-  curve.title = "Faithfulness of the top-k edges by |exact effect|";
-  curve.x_label = "edges in the circuit";
-  curve.y_label = "faithfulness";
-  io::PlotSeries fs{"faithfulness", {}, {}, "#1f77b4"};
-  for (std::size_t i = 0; i < r.curve_edges.size(); ++i) fs.x.push_back(double(r.curve_edges[i])), fs.y.push_back(r.faithfulness_curve[i].value);
-  curve.series.push_back(fs);
-  curve.series.push_back({"target", {fs.x.front(), fs.x.back()}, {opt.target_faithfulness, opt.target_faithfulness}, "#999999", true, false});
-  curve.log_x = graph.n_edges() > 256;
-  outputs.stage(path("faithfulness.svg"), io::render_line_plot(curve));
-
-  if (r.n_large > 0 && r.n_large < graph.n_edges()) {
-    io::LinePlot rocplot;
-    rocplot.title = "ROC against edges with a large exact effect";
-    rocplot.x_label = "false positive rate";
-    rocplot.y_label = "true positive rate";
-    rocplot.diagonal = true;
-    const char* colours[] = {"#d62728", "#2ca02c"};
-    for (std::size_t i = 0; i < r.comparisons.size(); ++i) {
-      const auto& c = r.comparisons[i];
-      char label[64];
-      std::snprintf(label, sizeof label, "%s (AUC %.3f)", c.method.c_str(), c.roc.auc_trapezoid);
-      rocplot.series.push_back({label, c.roc.fpr, c.roc.tpr,
-                                colours[i % 2], false, false});
-    }
-    outputs.stage(path("roc.svg"), io::render_line_plot(rocplot));
-  }
-  return r;
-}
-
-/// The pipeline, its files written together into opt.out_dir.
-template <class M, class T = typename M::scalar>
-DiscoveryReport discover(const M& model, const PatchingTask<T>& task, const DiscoveryOptions& opt) {
-  io::OutputSet outputs;
-  DiscoveryReport r = discover(model, task, opt, outputs);
-  outputs.commit();
   return r;
 }
 

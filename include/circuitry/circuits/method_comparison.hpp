@@ -14,12 +14,17 @@
 
 #include "circuitry/circuits/acdc.hpp"
 #include "circuitry/circuits/evaluation.hpp"
-#include "circuitry/patching.hpp"
+#include "circuitry/patching/attribution_by_name.hpp"
 
 namespace circuitry {
 
+/// The attribution methods by name, then ACDC.
 inline const std::vector<std::string>& comparison_method_names() {
-  static const std::vector<std::string> names = {"eap", "eap-ig", "clean-corrupted", "exact", "acdc"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n = attribution_method_names();
+    n.push_back("acdc");
+    return n;
+  }();
   return names;
 }
 
@@ -42,6 +47,7 @@ struct ComparisonOptions {
   MetricKind acdc_metric = MetricKind::KL;    // ACDC's distance
   std::vector<double> thresholds;            // ACDC's sweep; empty: default_acdc_thresholds()
   std::size_t eap_ig_steps = 5;
+  std::size_t memory_budget = 0;       // bytes, of the attribution methods and exact patching; 0: each one's default
   std::size_t exact_max_edges = 5000;  // the default list runs exact patching up to this many edges
   AcdcOptions acdc;
   std::function<void(const std::string&)> log;  // one line per method started
@@ -121,11 +127,11 @@ std::vector<MethodRoc> compare_methods(const M& model, const PatchingTask<T>& ta
       r.auc_pessimistic = own.auc_pessimistic;
       r.acdc = std::move(sweep);
     } else {
-      const Attribution a = name == "eap"      ? attribute(model, task, metric, Eap{})
-                            : name == "eap-ig" ? attribute(model, task, metric, EapIg{options.eap_ig_steps})
-                            : name == "exact"  ? attribute(model, task, metric, ExactPatching{})
-                                               : attribute(model, task, metric, CleanCorrupted{});
-      r.edge_scores = a.edge_scores;
+      AttributionByName request;
+      request.method = name;
+      request.steps = options.eap_ig_steps;
+      request.memory_budget = options.memory_budget;
+      r.edge_scores = attribute_by_name(model, task, metric, request).edge_scores;
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     r.edges_scored = r.edge_scores.size();

@@ -6,15 +6,25 @@
 // outgoing edges; evaluating a circuit patches every edge outside it, in one run.
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "circuitry/graph/graph.hpp"
 #include "circuitry/patching/intervention.hpp"
-#include "circuitry/patching/task_data.hpp"
+#include "circuitry/task/patching_task.hpp"
 
 namespace circuitry {
 
 enum class Ablation { Resample, Zero, Mean };
+
+inline Ablation parse_ablation(const std::string& name) {
+  if (name == "resample") return Ablation::Resample;
+  if (name == "zero") return Ablation::Zero;
+  if (name == "mean") return Ablation::Mean;
+  throw Error("unknown ablation '" + name + "' (choose resample, zero or mean)");
+}
+
+inline std::string ablation_name(Ablation a) { return a == Ablation::Zero ? "zero" : a == Ablation::Mean ? "mean" : "resample"; }
 
 /// Every upstream node's output on `batch`. [n_upstream, batch, pos, d_model]
 template <class M, class T = typename M::scalar>

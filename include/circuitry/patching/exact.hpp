@@ -10,8 +10,11 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "circuitry/core/distribution.hpp"
 #include "circuitry/patching/attribution.hpp"
 #include "circuitry/patching/patched_lanes.hpp"
 
@@ -43,6 +46,9 @@ struct ExactPatching {
   std::function<void(const ExactCheckpoint&)> checkpoint;
   /// Carries on from a checkpoint of an earlier run of the same model, task and policy.
   const ExactCheckpoint* resume = nullptr;
+  /// Splits the groups of lanes over processes (core/distribution.hpp): group g runs on rank
+  /// g % size and every rank returns every score. Null: all in this process.
+  const Distribution* distribution = nullptr;
 };
 
 /// What exact patching's working memory is made of, in bytes.
@@ -123,14 +129,25 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
     state = r;
     result.edge_scores = r.edge_scores;
   }
-  std::size_t group = 0;  // groups of lanes, counted in the run's fixed order
-  Arena arena;
-  for (std::size_t first = 0; first < order.size(); ++group) {
+  // Groups of lanes in the run's fixed order: [first, first + K) of `order`, within one layer.
+  std::vector<std::pair<std::size_t, std::size_t>> groups;
+  for (std::size_t first = 0; first < order.size();) {
     std::size_t K = 1;
     while (K < K_max && first + K < order.size() && layer_of(order[first + K]) == layer_of(order[first])) ++K;
-    const int* lane_edge = order.data() + first;
+    groups.emplace_back(first, K);
     first += K;
+  }
+  const Distribution* split = policy.distribution && policy.distribution->size() > 1 ? policy.distribution : nullptr;
+  require(!split || (!policy.resume && !policy.checkpoint), "exact patching: checkpoints are for one process; run on one rank to resume");
+  std::size_t my_edges = 0;  // the progress total: the edges of this rank's groups
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    if (!split || split->owns(g)) my_edges += groups[g].second;
+  Arena arena;
+  for (std::size_t group = 0; group < groups.size(); ++group) {
     if (group < state.groups_done) continue;  // scored before the checkpoint
+    if (split && !split->owns(group)) continue;
+    const auto [first, K] = groups[group];
+    const int* lane_edge = order.data() + first;
     lane_masks.clear();
     for (std::size_t k = 0; k < K; ++k) {
       masks[k][static_cast<std::size_t>(lane_edge[k])] = 1;
@@ -152,7 +169,20 @@ Attribution attribute_exact(const M& model, const PatchingTask<T>& task, const M
       state.edge_scores = result.edge_scores;
       policy.checkpoint(state);
     }
-    if (policy.progress) policy.progress(state.edges_done, order.size());
+    if (policy.progress) policy.progress(state.edges_done, split ? my_edges : order.size());
+  }
+  if (split) {  // every group's scores from the rank that computed them
+    std::vector<std::string> items(groups.size());
+    for (std::size_t g = 0; g < groups.size(); ++g)
+      for (std::size_t k = 0; k < groups[g].second && split->owns(g); ++k)
+        append_bytes(items[g], &result.edge_scores[static_cast<std::size_t>(order[groups[g].first + k])], 1);
+    split->share(items);
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      std::size_t at = 0;
+      for (std::size_t k = 0; k < groups[g].second; ++k)
+        read_bytes(items[g], at, &result.edge_scores[static_cast<std::size_t>(order[groups[g].first + k])], 1);
+    }
+    state.edges_done = order.size();
   }
   require(!policy.resume || state.edges_done == order.size(), "exact patching: the checkpoint does not match this run's edges");
   result.compute_node_scores(graph);

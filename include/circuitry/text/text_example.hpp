@@ -7,7 +7,6 @@
 // per answer or wrong text), so a generated line and a hand-written one fail the same way.
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -16,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/core/error.hpp"
-#include "circuitry/io/atomic_file.hpp"
 #include "circuitry/text/bpe_tokenizer.hpp"
 #include "circuitry/text/task.hpp"
 
@@ -104,15 +102,14 @@ inline nlohmann::ordered_json task_line(const TextExample& e, const TaskExample&
   return line;
 }
 
-/// Writes a generated task: one line per example, text and ids (what `circuitry task` writes).
-inline void write_text_task(const std::filesystem::path& path, const std::vector<TextExample>& examples,
-                            const Tokenizer& tokenizer) {
+/// A generated task as the lines of a task file: text and ids (what `circuitry task` writes).
+inline std::string text_task_lines(const std::vector<TextExample>& examples, const Tokenizer& tokenizer) {
   std::string text;
   for (std::size_t i = 0; i < examples.size(); ++i)
     text += task_line(examples[i], tokenize_example(examples[i], tokenizer, "generated example " + std::to_string(i + 1)))
                 .dump() +
             '\n';
-  io::write_file_atomically(path, text);
+  return text;
 }
 
 }  // namespace circuitry::text

@@ -147,7 +147,7 @@ struct BuiltinMetric {
 };
 
 /// Whether a metric is a mean over examples of a value of each example alone, so that a task
-/// may be evaluated a part at a time (task_examples in patching/task_data.hpp). Every builtin
+/// may be evaluated a part at a time (task_examples in task/patching_task.hpp). Every builtin
 /// metric is; specialise it to true for a metric of your own that is.
 template <class Metric>
 inline constexpr bool metric_is_mean_over_examples = false;

@@ -7,7 +7,7 @@
 #include <type_traits>
 
 #include "circuitry/models/model.hpp"
-#include "circuitry/patching/metrics.hpp"
+#include "circuitry/task/metrics.hpp"
 #include "circuitry/text/task.hpp"
 
 namespace circuitry {

@@ -1,0 +1,70 @@
+#pragma once
+// The processes of one run of the command line. Built with MPI (-DCIRCUITRY_WITH_MPI=ON, Open MPI
+// found) and started by `mpirun -np N circuitry COMMAND ...`, they are N ranks: exact patching and
+// ACDC's sweeps split their work over them (core/distribution.hpp), rank 0 alone prints and writes
+// the outputs, and an error on any rank ends every rank (MPI_Abort) with a non-zero status.
+// Otherwise, and for a plain `circuitry COMMAND`, there is one process and nothing changes.
+#include <cstdio>
+#include <string>
+
+#include <circuitry/core/distribution.hpp>
+#include <circuitry/core/error.hpp>
+
+#if CIRCUITRY_WITH_MPI
+#include <circuitry/mpi/mpi_distribution.hpp>
+#endif
+
+namespace circuitry::cli {
+
+class Processes {
+ public:
+  /// Starts MPI where the build has it; on ranks other than 0, standard output is discarded.
+  static void start(int& argc, char**& argv) {
+#if CIRCUITRY_WITH_MPI
+    MPI_Init(&argc, &argv);
+    instance().distribution_ = new MpiDistribution;
+    if (instance().distribution_->rank() != 0) std::freopen("/dev/null", "w", stdout);
+#else
+    (void)argc, (void)argv;
+#endif
+  }
+
+  /// Ends MPI after a run that succeeded on this rank.
+  static void finish() {
+#if CIRCUITRY_WITH_MPI
+    delete instance().distribution_;
+    instance().distribution_ = nullptr;
+    MPI_Finalize();
+#endif
+  }
+
+  /// After an error on this rank: with other ranks, ends them all (they may be waiting on this one).
+  static void abort_others(int status) {
+#if CIRCUITRY_WITH_MPI
+    if (count() > 1) MPI_Abort(MPI_COMM_WORLD, status);
+#else
+    (void)status;
+#endif
+  }
+
+  /// The split of the work over the ranks, or null for one process.
+  static const Distribution* distribution() { return count() > 1 ? instance().distribution_ : nullptr; }
+  static std::size_t count() { return instance().distribution_ ? instance().distribution_->size() : 1; }
+  /// Rank 0: the one process that prints progress and writes the outputs.
+  static bool is_writer() { return !instance().distribution_ || instance().distribution_->rank() == 0; }
+
+  /// Refuses to run `what` on several ranks when it does not split its work.
+  static void require_one(const std::string& what) {
+    require(count() == 1, what + " runs on one process; of the commands, `attribute --method exact` and `acdc` split their work "
+                                 "over MPI ranks (run the others without mpirun)");
+  }
+
+ private:
+  static Processes& instance() {
+    static Processes p;
+    return p;
+  }
+  Distribution* distribution_ = nullptr;
+};
+
+}  // namespace circuitry::cli

@@ -1,0 +1,64 @@
+# The command line over MPI ranks (apps/processes.hpp): `mpirun -np N circuitry ...` writes the
+# bytes a one-process run writes, for exact patching (the groups of lanes over the ranks, N = 2 and
+# an uneven N = 3) and ACDC's sweep (its passes over the ranks); a command that does not split is
+# refused on several ranks, and an error on the ranks ends them all with a non-zero status.
+# Run by CTest with CLI, MPIEXEC, FIXTURES and WORK; CI has 2 cores, so ranks are oversubscribed.
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+set(M ${FIXTURES}/gpt2-small3)
+# Open MPI refuses root unless told, and needs no remote shell for ranks on this machine.
+set(ENV{OMPI_ALLOW_RUN_AS_ROOT} 1)
+set(ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} 1)
+set(ENV{OMPI_MCA_plm_rsh_agent} "")
+set(ENV{OMPI_MCA_rmaps_base_oversubscribe} 1)
+
+function(run name)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${name}: exit ${rc}\n${out}\n${err}")
+  endif()
+endfunction()
+
+function(check_same_file name a b)
+  file(READ ${a} text_a)
+  file(READ ${b} text_b)
+  # acdc.json's "seconds" is the one value that is a timing.
+  string(REGEX REPLACE "\"seconds\": [^,\n]*" "\"seconds\": T" text_a "${text_a}")
+  string(REGEX REPLACE "\"seconds\": [^,\n]*" "\"seconds\": T" text_b "${text_b}")
+  if(NOT text_a STREQUAL text_b)
+    message(FATAL_ERROR "${name}: ${a} and ${b} differ")
+  endif()
+endfunction()
+
+set(task --model ${M} --task ${M}/task.jsonl --threads 1)
+# Exact patching with a small budget, so that there are many groups of lanes to split.
+run(exact-1 ${CLI} attribute ${task} --method exact --memory-budget 1 --out ${WORK}/exact-1.json)
+foreach(n 2 3)
+  run(exact-${n} ${MPIEXEC} -np ${n} ${CLI} attribute ${task} --method exact --memory-budget 1 --out ${WORK}/exact-${n}.json)
+  check_same_file(exact-${n} ${WORK}/exact-1.json ${WORK}/exact-${n}.json)
+endforeach()
+
+# ACDC's sweep, three passes over two ranks: every circuit and acdc.json the same.
+set(sweep --thresholds 0.001,0.01,0.1 --lanes 4)
+run(acdc-1 ${CLI} acdc ${task} ${sweep} --out ${WORK}/acdc-1)
+run(acdc-2 ${MPIEXEC} -np 2 ${CLI} acdc ${task} ${sweep} --out ${WORK}/acdc-2)
+foreach(file acdc.json circuit-00.json circuit-01.json circuit-02.json)
+  check_same_file(acdc-2-${file} ${WORK}/acdc-1/${file} ${WORK}/acdc-2/${file})
+endforeach()
+
+# expect_failure(name text ARGS...): non-zero on every rank, with `text` on stderr.
+function(expect_failure name text)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "${name}: succeeded, expected a failure")
+  endif()
+  string(FIND "${err}" "${text}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${name}: stderr lacks '${text}':\n${err}")
+  endif()
+endfunction()
+expect_failure(not-split "runs on one process" ${MPIEXEC} -np 2 ${CLI} forward ${task} --out ${WORK}/forward.json)
+expect_failure(bad-task "no-such-task.jsonl" ${MPIEXEC} -np 2 ${CLI} attribute --model ${M} --task ${WORK}/no-such-task.jsonl
+               --method exact --out ${WORK}/x.json)
+expect_failure(no-resume "checkpoints are for one process" ${MPIEXEC} -np 2 ${CLI} attribute ${task} --method exact
+               --resume ${WORK}/resume --out ${WORK}/x.json)
