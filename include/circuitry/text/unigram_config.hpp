@@ -223,7 +223,7 @@ inline UnigramConfig read_unigram_json(const nlohmann::json& j, const std::strin
   c.added_name = name + ": added_tokens";
   const auto& vocab = detail::field(model, "vocab");
   require(vocab.is_array() && !vocab.empty() && vocab.size() <= (std::size_t(1) << 30),
-          c.vocab_name + " is not a non-empty list of [piece, score]");
+          c.vocab_name + " is not a non-empty list of [piece, score] (the vocabulary of a Unigram model)");
   c.pieces.reserve(vocab.size());
   for (std::size_t id = 0; id < vocab.size(); ++id) {
     const auto& entry = vocab[id];
