@@ -1,8 +1,8 @@
 #pragma once
 // The CLI's tokenizer: a GGUF model file's own (text/gguf_tokenizer.hpp; a file without one is an
-// error), a model or tokenizer directory's own (tokenizer.json, byte-level or SentencePiece, or
-// vocab.json + merges.txt; a SentencePiece tokenizer.model alone is refused by name) when it has
-// one (text/load_tokenizer.hpp), else GPT-2's vocabulary embedded in the executable.
+// error), a model or tokenizer directory's own (tokenizer.json, byte-level or SentencePiece BPE or
+// Unigram; vocab.json + merges.txt; or a SentencePiece tokenizer.model) when it has one
+// (text/load_tokenizer.hpp), else GPT-2's vocabulary embedded in the executable.
 #include <map>
 #include <memory>
 #include <string>

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(safetensors checkpoint shard_index task scores circuit ground_truth tokenizer gguf)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(safetensors checkpoint shard_index task scores circuit ground_truth tokenizer gguf sentencepiece_model)
 bash scripts/deps.sh fuzz
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$(nproc)" --target "${harnesses[@]/#/fuzz_}"
@@ -31,6 +31,7 @@ for d in "${fixture_dirs[@]}"; do
   fi
   if [ -d "$seeds/task" ]; then for t in "$d"/*.jsonl; do [ -f "$t" ] && cp "$t" "$seeds/task/$i-$(basename "$t")"; done; fi
 done
+[ -d "$seeds/sentencepiece_model" ] && for f in tests/fixtures/tokenizer/*/tokenizer.model; do cp "$f" "$seeds/sentencepiece_model/$(basename "$(dirname "$f")").model"; done
 [ -d "$seeds/gguf" ] && for f in tests/fixtures/gguf-*/*.gguf; do cp "$f" "$seeds/gguf/$(basename "$(dirname "$f")").gguf"; done
 # The index of the sharded fixture, whose shards the shard_index harness reads.
 [ -d "$seeds/shard_index" ] && cp tests/fixtures/hf-llama-sharded/model.safetensors.index.json "$seeds/shard_index/"

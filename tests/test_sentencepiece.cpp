@@ -126,7 +126,7 @@ TEST_CASE("SentencePiece files: what is not supported or broken is one clear err
   const nlohmann::json legacy = fixture_json("spm-legacy/tokenizer.json");
   nlohmann::json j = legacy;
   j["model"]["type"] = "Unigram";
-  CHECK_ERROR(load_tokenizer(dir_with_json("unigram", j)), "tokenizer.json", "Unigram", "does not read");
+  CHECK_ERROR(load_tokenizer(dir_with_json("unigram", j)), "tokenizer.json", "model.vocab", "[piece, score]", "Unigram model");  // a BPE vocabulary
   j = legacy;
   j["model"]["unk_token"] = "<nope>";
   CHECK_ERROR(load_tokenizer(dir_with_json("unk", j)), "tokenizer.json", "'<nope>'", "not in the vocabulary");

@@ -396,7 +396,7 @@ TEST_CASE("tokenizer.json: what is not supported is one clear error naming it") 
   j["added_tokens"][1]["id"] = 700;
   CHECK_ERROR(load("gap", j), "tokenizer.json: added_tokens", "has id 700", "0..608");
   // Llama 2 / Mistral: SentencePiece-style tokenizer.json files are for load_tokenizer
-  // (test_sentencepiece.cpp); a tokenizer.model alone is refused.
+  // (test_sentencepiece.cpp), as is a tokenizer.model alone (test_unigram.cpp).
   j = llama3;
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
   j["model"]["byte_fallback"] = true;
@@ -416,7 +416,7 @@ TEST_CASE("tokenizer.json: what is not supported is one clear error naming it") 
   CHECK_ERROR(load("digits-no-regex", j), "tokenizer.json", "after Digits has use_regex false");
   const auto sp = temp_dir_with("sentencepiece", {{"tokenizer.model", "not read"}});
   CHECK(ByteLevelBpeTokenizer::directory_has_tokenizer(sp));
-  CHECK_ERROR(ByteLevelBpeTokenizer::from_directory(sp), (sp / "tokenizer.model").string(), "SentencePiece", "as ids");
+  CHECK_ERROR(ByteLevelBpeTokenizer::from_directory(sp), (sp / "tokenizer.model").string(), "SentencePiece", "load_tokenizer");
 }
 
 TEST_CASE("a directory's tokenizer.json comes before its vocab.json + merges.txt") {

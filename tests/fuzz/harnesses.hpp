@@ -175,6 +175,16 @@ inline void tokenizer(const std::uint8_t* data, std::size_t size) {
   detail::expect(spm->decode(spm->encode_continuation(text)) == spaced);
 }
 
+/// A SentencePiece tokenizer.model (Unigram or BPE): parsed, checked, built, then texts encoded
+/// and every id decoded.
+inline void sentencepiece_model(const std::uint8_t* data, std::size_t size) {
+  const auto tokenizer = text::load_sentencepiece_model(detail::as_text(data, size), "fuzz.model");
+  for (const char* text : {"Hello  world 123", " \u00e9t\u00e9 \xF0\x9F\xA6\x9C", ""}) {
+    for (const int id : tokenizer->encode(text)) detail::expect(id >= 0 && std::size_t(id) < tokenizer->vocab_size());
+    (void)tokenizer->decode(tokenizer->encode_continuation(text));
+  }
+}
+
 struct Harness {
   const char* name;
   void (*run)(const std::uint8_t*, std::size_t);
@@ -186,7 +196,7 @@ inline const std::vector<Harness>& harnesses() {
                                            {"shard_index", shard_index}, {"task", task},
                                            {"scores", scores},           {"circuit", circuit},
                                            {"ground_truth", ground_truth}, {"tokenizer", tokenizer},
-                                           {"gguf", gguf}};
+                                           {"gguf", gguf},               {"sentencepiece_model", sentencepiece_model}};
   return all;
 }
 

@@ -26,8 +26,8 @@
 //     Error naming the file and the part. SentencePiece-style tokenizer.json files (Llama 2,
 //     Mistral, Gemma: Metaspace, Prepend or Replace(' ', '\u2581'), byte fallback without a
 //     ByteLevel pre-tokenizer, Unigram) are read by sentencepiece_config.hpp, and
-//     load_tokenizer.hpp picks the reader (here they are an Error saying so). A directory with only
-//     a SentencePiece tokenizer.model is refused: circuitry reads no .model file.
+//     load_tokenizer.hpp picks the reader (here they are an Error saying so), as for a directory
+//     with only a SentencePiece tokenizer.model (sentencepiece_model.hpp).
 #include <filesystem>
 #include <initializer_list>
 #include <string>
@@ -345,7 +345,7 @@ inline ByteLevelBpeConfig read_tokenizer_json(std::string_view text, const std::
 }
 
 /// Whether dir holds a tokenizer: tokenizer.json, vocab.json + merges.txt, or a SentencePiece
-/// tokenizer.model (which read_tokenizer_directory refuses, with a message saying why).
+/// tokenizer.model (which load_tokenizer.hpp reads; read_tokenizer_directory refuses it).
 inline bool directory_has_tokenizer(const std::filesystem::path& dir) {
   std::error_code ec;
   return std::filesystem::exists(dir / "tokenizer.json", ec) ||
@@ -364,9 +364,8 @@ inline ByteLevelBpeConfig read_tokenizer_directory(const std::filesystem::path& 
     return read_vocab_and_merges(io::read_regular_file(dir / "vocab.json"), io::read_regular_file(dir / "merges.txt"),
                                  (dir / "vocab.json").string(), (dir / "merges.txt").string());
   if (std::filesystem::exists(dir / "tokenizer.model", ec))
-    throw Error((dir / "tokenizer.model").string() + ": a SentencePiece model file and no tokenizer.json; circuitry reads "
-                "SentencePiece tokenizers from the tokenizer.json transformers writes (AutoTokenizer.from_pretrained(dir)"
-                ".save_pretrained(dir)) or from a GGUF file; or " + detail::kSentencePieceAdvice);
+    throw Error((dir / "tokenizer.model").string() + ": a SentencePiece model file and no tokenizer.json, not byte-level BPE; "
+                "load it with text::load_tokenizer (load_tokenizer.hpp), which reads SentencePiece models");
   throw Error(dir.string() + ": no tokenizer here (expected tokenizer.json, or vocab.json + merges.txt)");
 }
 

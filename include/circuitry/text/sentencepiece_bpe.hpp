@@ -16,11 +16,14 @@
 //   4. Symbols: each character of a word is a symbol, its token when the vocabulary has it;
 //      otherwise (byte fallback) its UTF-8 bytes, each the token <0xNN>; without byte fallback the
 //      unknown token, consecutive ones fused into one with fuse_unk.
+//   (A tokenizer.model with remove_extra_whitespaces first drops the spaces at the text's ends and
+//   keeps one of each run: sentencepiece_model.hpp.)
 //   5. Merges. tokenizer.json: merge the adjacent pair with the lowest rank in the merge list
 //      (the leftmost on ties) until none is left, as for byte-level BPE (bpe_merge.hpp); with
 //      ignore_merges a word that is a token is that token. GGUF (no merge list): merge the adjacent
 //      pair whose concatenation is a token with the highest score (the leftmost on ties) until no
-//      pair is a token; a symbol left that is no token (one character) becomes its byte tokens.
+//      pair is a token; a symbol left that is no token (one character) becomes its byte tokens
+//      (byte fallback), else the unknown token, a run fused (a tokenizer.model without byte_fallback).
 //   A byte token that is needed and missing from the vocabulary, or an unknown character with
 //   neither byte fallback nor an unknown token, is an Error naming the character.
 // encode_continuation() skips the '\u2581' of step 2 (tokenizer.hpp). decode() and token_text() give
@@ -71,8 +74,15 @@ class SentencePieceBpeTokenizer final : public Tokenizer {
   std::size_t vocab_size() const override { return offsets_.size() - 1; }
 
  private:
-  std::vector<int> encode_text(std::string_view utf8, bool prefix) const {
-    detail::require_utf8(utf8);
+  std::vector<int> encode_text(std::string_view text, bool prefix) const {
+    detail::require_utf8(text);
+    std::string collapsed;  // remove_extra_whitespaces: a text that follows other text keeps its leading space
+    if (remove_extra_whitespaces_)
+      for (std::size_t i = 0; i < text.size(); ++i)
+        if (text[i] != ' ' || (!collapsed.empty() ? collapsed.back() != ' ' : !prefix)) collapsed.push_back(text[i]);
+    while (remove_extra_whitespaces_ && (collapsed.ends_with(' ') || collapsed.ends_with(detail::kSpaceMark)))  // '\u2581' too, as sentencepiece
+      collapsed.resize(collapsed.size() - (collapsed.back() == ' ' ? 1 : detail::kSpaceMark.size()));
+    const std::string_view utf8 = remove_extra_whitespaces_ ? std::string_view(collapsed) : text;
     std::vector<int> ids;
     std::string escaped;
     raw_added_.split(utf8, [&](std::string_view piece, int added) {
@@ -184,9 +194,19 @@ class SentencePieceBpeTokenizer final : public Tokenizer {
       push(l.prev, c.left);
       push(c.left, l.next);
     }
+    bool after_unk = false;
     for (int i = symbols.empty() ? -1 : 0; i >= 0; i = symbols[std::size_t(i)].next) {
       const std::string_view text = word.substr(symbols[std::size_t(i)].begin, symbols[std::size_t(i)].size);
-      if (const int id = pieces_.find(text); id >= 0) out.push_back(id);
+      const int id = pieces_.find(text);
+      if (id < 0 && !byte_fallback_) {  // the unknown token, a run fused
+        require(unk_id_ >= 0, vocab_name_ + ": the text has the character '" + std::string(text) + "', which the vocabulary has no "
+                                            "token for, and the tokenizer has neither byte fallback nor an unknown token");
+        if (!(after_unk && fuse_unk_)) out.push_back(unk_id_);
+        after_unk = true;
+        continue;
+      }
+      after_unk = false;
+      if (id >= 0) out.push_back(id);
       else push_bytes(text, out);
     }
   }
@@ -200,7 +220,7 @@ class SentencePieceBpeTokenizer final : public Tokenizer {
   int unk_id_ = -1;
   bool scored_ = false, byte_fallback_ = true, fuse_unk_ = false, ignore_merges_ = false;
   SpacePrefix prefix_ = SpacePrefix::every_piece;
-  bool prefix_before_space_ = true, split_words_ = false;
+  bool prefix_before_space_ = true, split_words_ = false, remove_extra_whitespaces_ = false;
   std::string vocab_name_;
   AddedTokenMatcher raw_added_, normalized_added_;
 };
@@ -222,9 +242,9 @@ inline int byte_token_value(std::string_view piece) {
 }  // namespace detail
 
 inline SentencePieceBpeTokenizer::SentencePieceBpeTokenizer(const SentencePieceConfig& config)
-    : scored_(!config.scores.empty()), byte_fallback_(config.byte_fallback || scored_), fuse_unk_(config.fuse_unk),
+    : scored_(!config.scores.empty()), byte_fallback_(config.byte_fallback), fuse_unk_(config.fuse_unk),
       ignore_merges_(config.ignore_merges), prefix_(config.prefix), prefix_before_space_(config.prefix_before_space),
-      split_words_(config.split_words), vocab_name_(config.vocab_name) {
+      split_words_(config.split_words), remove_extra_whitespaces_(config.remove_extra_whitespaces), vocab_name_(config.vocab_name) {
   // Every id is a vocabulary token, an added token, or both (then with the same text); ids 0..n-1.
   std::unordered_map<int, const std::string*> piece_of, content_of;
   for (const auto& [piece, id] : config.vocab)

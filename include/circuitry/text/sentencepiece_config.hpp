@@ -10,7 +10,7 @@
 //   model           BPE with vocab, merges (by rank), byte_fallback, unk_token (null or a token
 //                   of the vocabulary), fuse_unk, ignore_merges; dropout null or 0, no
 //                   continuing_subword_prefix or end_of_word_suffix. A Unigram model (T5,
-//                   ALBERT, some SentencePiece conversions) is an Error: circuitry does not read it.
+//                   ALBERT, some SentencePiece conversions) is read by unigram_config.hpp.
 //   the spaces, one of the three ways transformers writes them:
 //     Llama 2 (legacy)   normalizer Sequence [Prepend('\u2581'), Replace(' ', '\u2581')], no pre_tokenizer:
 //                        every piece of text (between added tokens) gets a '\u2581' before it;
@@ -52,6 +52,7 @@ struct SentencePieceConfig {
   SpacePrefix prefix = SpacePrefix::every_piece;
   bool prefix_before_space = true;  // false: no '\u2581' added before a piece that begins with a space (Metaspace)
   bool split_words = false;         // Metaspace split: each word begins at a '\u2581'
+  bool remove_extra_whitespaces = false;  // a tokenizer.model's: spaces at the ends dropped, one of each run kept
   std::string vocab_name, merges_name, added_name;
 };
 
@@ -118,9 +119,8 @@ inline SentencePieceConfig read_sentencepiece_json(const nlohmann::json& j, cons
           name + ": no \"model\" object (not a Hugging Face tokenizer.json)");
   const auto& model = j["model"];
   require(detail::string_field(model, "type") != "Unigram",
-          name + ": a SentencePiece Unigram model (model type Unigram), which circuitry does not read; it reads SentencePiece "
-                 "BPE tokenizers (Llama 2, Mistral, Gemma). Tokenize the texts with Hugging Face transformers and give the task "
-                 "as ids (\"clean\": [...], \"corrupted\": [...], \"answer\", \"wrong\")");
+          name + ": a SentencePiece Unigram model (model type Unigram), not BPE; load it with text::load_tokenizer "
+                 "(load_tokenizer.hpp) or read it with read_unigram_json (unigram_config.hpp)");
   SentencePieceConfig c;
   ByteLevelBpeConfig bpe;  // the model's vocab, merges and options, read as for byte-level BPE
   detail::read_bpe_model(model, name, bpe);

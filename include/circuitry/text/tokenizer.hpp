@@ -1,8 +1,8 @@
 #pragma once
 // What the task files, the task generators and the CLI need of a tokenizer, whichever kind it
-// is: byte-level BPE (bpe_tokenizer.hpp: GPT-2, Pythia, Llama 3, Qwen2, SmolLM2) or SentencePiece
-// (sentencepiece_bpe.hpp: Llama 2, Mistral, Gemma). load_tokenizer.hpp picks the kind from the
-// files. Tokenizers are immutable once built and can be shared by threads.
+// is: byte-level BPE (bpe_tokenizer.hpp: GPT-2, Pythia, Llama 3, Qwen2, SmolLM2), SentencePiece
+// BPE (sentencepiece_bpe.hpp: Llama 2, Mistral, Gemma) or SentencePiece Unigram
+// (unigram_tokenizer.hpp). load_tokenizer.hpp picks the kind from the files. Tokenizers are immutable once built and can be shared by threads.
 //
 // Two ways to encode a text. encode(text) is the ids of the text as a whole (Hugging Face
 // tokenizers' encode(text, add_special_tokens=False): no BOS). A SentencePiece tokenizer writes a
