@@ -263,7 +263,7 @@ void planted_command(const Args& a) {
   const std::filesystem::path out = a.get("--out");
   io::create_output_folder(out);
   io::save_checkpoint(out, planted.config, planted.weights);
-  write_task(out / "task.jsonl", planted.task);
+  io::write_file_atomically_with(out / "task.jsonl", [&](std::ostream& out_file) { write_task(out_file, planted.task); });
   Json gt;
   gt["name"] = "planted-" + a.get("--shape", "chain");
   gt["model"] = {{"n_layers", spec.n_layers}, {"n_heads", spec.n_heads}, {"attn_only", true}};

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "circuitry/io/atomic_file.hpp"
 #include "circuitry/io/checkpoint.hpp"
 #include "circuitry/io/model_directory.hpp"
 #include "circuitry/io/npy.hpp"
@@ -447,7 +448,7 @@ TEST_CASE("task: read_task and write_task round trip; bad lines name the line an
   CHECK(task.examples[0].answer == std::vector<int>{7});
   CHECK(task.examples[1].wrong == std::vector<int>{49});
 
-  circuitry::write_task(dir / "copy.jsonl", task);
+  circuitry::io::write_file_atomically_with(dir / "copy.jsonl", [&](std::ostream& out) { circuitry::write_task(out, task); });
   const circuitry::Task copy = circuitry::read_task(dir / "copy.jsonl", 50, 6);
   REQUIRE(copy.examples.size() == 2);
   for (std::size_t i = 0; i < 2; ++i) {

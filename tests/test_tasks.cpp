@@ -330,7 +330,7 @@ TEST_CASE("write_task writes a single id as a number and a set as a list") {
   Task task;
   task.examples.push_back({{1, 2}, {1, 3}, {4}, {5, 6}});
   const auto path = task_file("written.jsonl", "");
-  write_task(path, task);
+  io::write_file_atomically_with(path, [&](std::ostream& out) { write_task(out, task); });
   std::ifstream in(path);
   std::string line;
   std::getline(in, line);

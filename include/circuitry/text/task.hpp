@@ -25,7 +25,6 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitry/core/error.hpp"
-#include "circuitry/io/atomic_file.hpp"
 #include "circuitry/io/json_parse.hpp"
 #include "circuitry/io/read_file.hpp"
 #include "circuitry/text/bpe_tokenizer.hpp"
@@ -268,11 +267,6 @@ inline void write_task(std::ostream& out, const Task& task) {
     if (!task.outputs.empty()) line["outputs"] = task.outputs;
     out << line.dump() << '\n';
   }
-}
-
-/// The same into file `path`, atomically (io/atomic_file.hpp).
-inline void write_task(const std::filesystem::path& path, const Task& task) {
-  io::write_file_atomically_with(path, [&](std::ostream& out) { write_task(out, task); });
 }
 
 }  // namespace circuitry
