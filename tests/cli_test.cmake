@@ -236,11 +236,15 @@ expect_ok(tokenize_gguf "\"id\":7,\"ids\":\\[72,101,108,108,111,266,111,114,108,
 expect_ok(forward_gguf "\"logits\"" ${WORK}/gguf-forward.json forward --model ${FIXTURES}/gguf-qwen2/model.gguf --task ${FIXTURES}/gguf-qwen2/task.jsonl --out ${WORK}/gguf-forward.json)
 file(WRITE ${WORK}/bad.gguf "GGUF\n")
 expect_error(gguf_truncated "bad.gguf: truncated header: the version" forward --model ${WORK}/bad.gguf --task ${FIXTURES}/gguf-qwen2/task.jsonl --out ${WORK}/x.json)
-# Llama 2 / Mistral: a SentencePiece tokenizer.model is refused by name, also for a generated task.
+# Llama 2 / Mistral: a SentencePiece tokenizer.model is read (ids as the sentencepiece library gives
+# them, tests/fixtures/tokenizer/bpe-model/model_cases.json); a broken one is refused, naming the file,
+# also for a generated task.
+file(WRITE ${WORK}/hello.jsonl "{\"text\": \"Hello world\"}\n")
+expect_ok(tokenize_sentencepiece_model "\"ids\":\\[472,76,473,483,483,479,285,273,483,482\\]" ${WORK}/spm-model.jsonl tokenize --tokenizer ${FIXTURES}/tokenizer/bpe-model --in ${WORK}/hello.jsonl --out ${WORK}/spm-model.jsonl)
 file(MAKE_DIRECTORY ${WORK}/sentencepiece)
 file(WRITE ${WORK}/sentencepiece/tokenizer.model "not read")
-expect_error(tokenize_sentencepiece "sentencepiece/tokenizer.model: a SentencePiece model" tokenize --tokenizer ${WORK}/sentencepiece --in ${WORK}/texts.jsonl --out ${WORK}/x.jsonl)
-expect_error(task_sentencepiece "tokenizer.model: a SentencePiece model" task ioi --n 2 --model ${WORK}/sentencepiece --out ${WORK}/x.jsonl)
+expect_error(tokenize_sentencepiece "sentencepiece/tokenizer.model: byte 0" tokenize --tokenizer ${WORK}/sentencepiece --in ${WORK}/texts.jsonl --out ${WORK}/x.jsonl)
+expect_error(task_sentencepiece "tokenizer.model: byte 0" task ioi --n 2 --model ${WORK}/sentencepiece --out ${WORK}/x.jsonl)
 # SentencePiece BPE from a tokenizer.json (Llama 2's style) and from a GGUF file's "llama" tokenizer.
 expect_ok(task_sentencepiece_json "\"answer_text\"" ${WORK}/spm-ioi.jsonl task ioi --n 3 --model ${FIXTURES}/tokenizer/spm-legacy --out ${WORK}/spm-ioi.jsonl)
 expect_ok(tokenize_sentencepiece_gguf "\"ids\"" ${WORK}/spm-ids.jsonl tokenize --tokenizer ${FIXTURES}/tokenizer/gguf-spm-llama/vocab.gguf --in ${WORK}/texts.jsonl --out ${WORK}/spm-ids.jsonl)
@@ -268,7 +272,7 @@ file(COPY ${M}/config.json ${M}/model.safetensors DESTINATION ${WORK}/tiny-sente
 file(WRITE ${WORK}/tiny-sentencepiece/tokenizer.model "not read")
 file(WRITE ${WORK}/ids-and-text.jsonl "{\"clean_text\": \"A!B\", \"corrupted_text\": \"A!C\", \"answer_text\": \"E\", \"wrong_text\": \"F\", \"clean\": [32, 0, 33], \"corrupted\": [32, 0, 34], \"answer\": 36, \"wrong\": 37}\n")
 expect_ok(ids_need_no_tokenizer "\"logits\"" ${WORK}/ids-forward.json forward --model ${WORK}/tiny-sentencepiece --task ${WORK}/ids-and-text.jsonl --out ${WORK}/ids-forward.json)
-expect_error(text_needs_tokenizer "tokenizer.model: a SentencePiece model" forward --model ${WORK}/tiny-sentencepiece --task ${WORK}/text.jsonl --out ${WORK}/x.json)
+expect_error(text_needs_tokenizer "tokenizer.model: byte 0" forward --model ${WORK}/tiny-sentencepiece --task ${WORK}/text.jsonl --out ${WORK}/x.json)
 file(WRITE ${WORK}/empty-set.jsonl "{\"clean\": [1, 2], \"corrupted\": [1, 3], \"answer\": [], \"wrong\": 4}\n")
 expect_error(empty_answer_set "empty-set.jsonl line 1: \"answer\" is an empty list" attribute --model ${M} --task ${WORK}/empty-set.jsonl --method eap --out ${WORK}/x.json)
 
