@@ -113,7 +113,7 @@ void forward(const Args& a) {
 
 
 void attribute_command(const Args& a) {
-  if (parse_attribute(a).method != "exact") Processes::require_one("attribute --method " + a.get("--method"));
+  parse_attribute(a);
   check_outputs(a, {"--out"});
   run_on_model(ModelCommand::attribute, a);
 }

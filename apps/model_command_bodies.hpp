@@ -101,8 +101,8 @@ Attribution run_method(const M& model, const PatchingTask<T>& task, const Builti
     }
     if (checkpoint.active()) exact.checkpoint = [&](const ExactCheckpoint& c) { checkpoint.offer([&] { return exact_state_json(c); }); };
     if (Processes::is_writer()) exact.progress = progress_printer("exact", saved.edges_done);
-    exact.distribution = Processes::distribution();  // under mpirun: the groups of lanes over the ranks
   }
+  request.distribution = Processes::distribution();  // under mpirun: exact's groups of lanes, the gradient methods' parts
   return attribute_by_name(model, task, metric, request);
 }
 

@@ -1,6 +1,6 @@
 # The command line over MPI ranks (apps/processes.hpp): `mpirun -np N circuitry ...` writes the
 # bytes a one-process run writes, for exact patching (the groups of lanes over the ranks, N = 2 and
-# an uneven N = 3) and ACDC's sweep (its passes over the ranks); a command that does not split is
+# an uneven N = 3), a gradient method and ACDC's sweep (its passes over the ranks); a command that does not split is
 # refused on several ranks, and an error on the ranks ends them all with a non-zero status.
 # Run by CTest with CLI, MPIEXEC, FIXTURES and WORK; CI has 2 cores, so ranks are oversubscribed.
 file(REMOVE_RECURSE ${WORK})
@@ -37,6 +37,11 @@ foreach(n 2 3)
   run(exact-${n} ${MPIEXEC} -np ${n} ${CLI} attribute ${task} --method exact --memory-budget 1 --out ${WORK}/exact-${n}.json)
   check_same_file(exact-${n} ${WORK}/exact-1.json ${WORK}/exact-${n}.json)
 endforeach()
+
+# A gradient method: its parts (here one: the fixture's task fits the budget) over the ranks.
+run(eap-ig-1 ${CLI} attribute ${task} --method eap-ig --out ${WORK}/eap-ig-1.json)
+run(eap-ig-2 ${MPIEXEC} -np 2 ${CLI} attribute ${task} --method eap-ig --out ${WORK}/eap-ig-2.json)
+check_same_file(eap-ig-2 ${WORK}/eap-ig-1.json ${WORK}/eap-ig-2.json)
 
 # ACDC's sweep, three passes over two ranks: every circuit and acdc.json the same.
 set(sweep --thresholds 0.001,0.01,0.1 --lanes 4)

@@ -210,3 +210,28 @@ TEST_CASE("a Distribution splits exact patching's groups and ACDC's passes; the 
     CHECK_ERROR(attribute(model, task, metric, refused), "checkpoints are for one process");
   });
 }
+
+TEST_CASE("a Distribution splits the gradient methods' parts; the sum in part order gives one process's bytes") {
+  Fixture<double> fx("gpt2-small3");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    const Attribution whole = attribute(model, task, metric, EapIg{.steps = 3, .memory_budget = 1});  // a part per example
+    REQUIRE(task.clean.batch > 2);
+    for (std::size_t R : {2, 3}) {
+      CAPTURE(R);
+      SequentialRanks shared;
+      for (std::size_t r = R; r-- > 0;) {
+        const SimulatedRank rank(r, R, shared);
+        const EapIg split{.steps = 3, .memory_budget = 1, .distribution = &rank};
+        if (r > 0) {
+          CHECK_THROWS_AS(attribute(model, task, metric, split), NotYetShared);
+        } else {
+          const Attribution last = attribute(model, task, metric, split);
+          CHECK(last.edge_scores == whole.edge_scores);
+          CHECK(last.corrupted_metric == whole.corrupted_metric);
+        }
+      }
+    }
+  });
+}

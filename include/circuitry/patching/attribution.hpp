@@ -12,6 +12,7 @@
 // The tape and Delta grow with the batch; a task larger than the policy's memory budget runs in
 // parts of equal numbers of examples whose scores are summed, weighted by their share of the
 // examples (exact for metrics that are means over examples, as EAP-IG sums over its batches).
+// The parts may run on several processes (the policy's Distribution), summed in part order.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "circuitry/core/distribution.hpp"
 #include "circuitry/patching/edge_patching.hpp"
 
 namespace circuitry {
@@ -38,6 +40,7 @@ inline constexpr std::size_t kAttributionMemoryBudget = std::size_t{512} << 20;
 struct Eap {
   static constexpr const char* name = "eap";
   std::size_t memory_budget = kAttributionMemoryBudget;
+  const Distribution* distribution = nullptr;  // the parts over processes (attribute_gradients)
   std::vector<GradientRun> gradient_runs() const { return {{false, 1.0, 1.0}}; }
 };
 
@@ -45,6 +48,7 @@ struct EapIg {
   static constexpr const char* name = "eap-ig";
   std::size_t steps = 5;
   std::size_t memory_budget = kAttributionMemoryBudget;
+  const Distribution* distribution = nullptr;
   std::vector<GradientRun> gradient_runs() const {
     require(steps > 0, "eap-ig needs at least one step");
     std::vector<GradientRun> runs;
@@ -56,6 +60,7 @@ struct EapIg {
 struct CleanCorrupted {
   static constexpr const char* name = "clean-corrupted";
   std::size_t memory_budget = kAttributionMemoryBudget;
+  const Distribution* distribution = nullptr;
   std::vector<GradientRun> gradient_runs() const { return {{false, 1.0, 0.5}, {true, 1.0, 0.5}}; }
 };
 
@@ -219,12 +224,27 @@ Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, con
   std::size_t most_examples = 0;  // in one part: Delta's buffer is reserved for it, so no part reallocates it
   for (std::size_t k = 0; k < parts; ++k) most_examples = std::max(most_examples, (k + 1) * B / parts - k * B / parts);
   buffers.delta.reserve(model.n_upstream() * most_examples * task.clean.pos * model.config().n_embd);
+  // With a Distribution, part k runs on rank k % size; every rank then sums every part's scores in
+  // part order, the one-process sum, so the bytes are the same on any number of ranks.
+  const Distribution* split = nullptr;
+  if constexpr (requires { policy.distribution; })
+    if (policy.distribution && policy.distribution->size() > 1) split = policy.distribution;
+  std::vector<std::string> part_results(parts);  // the part's corrupted metric, then its edge scores
+  const std::size_t E = result.edge_scores.size();
   for (std::size_t k = 0; k < parts; ++k) {
-    const std::size_t first = k * B / parts, last = (k + 1) * B / parts;
-    const double share = double(last - first) / double(B);
-    const Attribution part = detail::attribute_gradients_whole(model, task_examples(task, first, last), metric, policy, buffers);
-    for (std::size_t e = 0; e < result.edge_scores.size(); ++e) result.edge_scores[e] += share * part.edge_scores[e];
-    result.corrupted_metric += share * part.corrupted_metric;
+    if (split && !split->owns(k)) continue;
+    const Attribution part = detail::attribute_gradients_whole(model, task_examples(task, k * B / parts, (k + 1) * B / parts), metric, policy, buffers);
+    append_bytes(part_results[k], &part.corrupted_metric, 1), append_bytes(part_results[k], part.edge_scores.data(), E);
+  }
+  if (split) split->share(part_results);
+  std::vector<double> part_scores(E);
+  for (std::size_t k = 0; k < parts; ++k) {
+    const double share = double((k + 1) * B / parts - k * B / parts) / double(B);
+    double part_corrupted = 0;
+    std::size_t at = 0;
+    read_bytes(part_results[k], at, &part_corrupted, 1), read_bytes(part_results[k], at, part_scores.data(), E);
+    for (std::size_t e = 0; e < E; ++e) result.edge_scores[e] += share * part_scores[e];
+    result.corrupted_metric += share * part_corrupted;
   }
   result.compute_node_scores(model.graph());
   return result;

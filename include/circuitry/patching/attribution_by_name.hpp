@@ -29,6 +29,9 @@ struct AttributionByName {
   /// exact only: the edges to score, progress, checkpoints and resuming (its memory_budget is
   /// replaced by the one above when that is set).
   ExactPatching exact;
+  /// The work over processes (core/distribution.hpp): exact's groups of lanes, the gradient
+  /// methods' parts. Null: all in this process.
+  const Distribution* distribution = nullptr;
 };
 
 /// attribute() with the policy the request names.
@@ -36,13 +39,16 @@ template <class M, class Metric, class T = typename M::scalar>
 Attribution attribute_by_name(const M& model, const PatchingTask<T>& task, const Metric& metric, const AttributionByName& request) {
   check_attribution_method(request.method);
   auto budget = [&](std::size_t default_bytes) { return request.memory_budget ? request.memory_budget : default_bytes; };
-  if (request.method == Eap::name) return attribute(model, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget)});
+  const Distribution* split = request.distribution;
+  if (request.method == Eap::name)
+    return attribute(model, task, metric, Eap{.memory_budget = budget(kAttributionMemoryBudget), .distribution = split});
   if (request.method == EapIg::name)
-    return attribute(model, task, metric, EapIg{.steps = request.steps, .memory_budget = budget(kAttributionMemoryBudget)});
+    return attribute(model, task, metric, EapIg{.steps = request.steps, .memory_budget = budget(kAttributionMemoryBudget), .distribution = split});
   if (request.method == CleanCorrupted::name)
-    return attribute(model, task, metric, CleanCorrupted{.memory_budget = budget(kAttributionMemoryBudget)});
+    return attribute(model, task, metric, CleanCorrupted{.memory_budget = budget(kAttributionMemoryBudget), .distribution = split});
   ExactPatching exact = request.exact;
   exact.memory_budget = budget(exact.memory_budget);
+  if (split) exact.distribution = split;
   return attribute(model, task, metric, exact);
 }
 
