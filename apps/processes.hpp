@@ -6,6 +6,7 @@
 // the outputs, and an error on any rank ends every rank (MPI_Abort) with a non-zero status.
 // Otherwise, and for a plain `circuitry COMMAND`, there is one process and nothing changes.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <circuitry/core/distribution.hpp>
@@ -19,9 +20,12 @@ namespace circuitry::cli {
 
 class Processes {
  public:
-  /// Starts MPI where the build has it; on ranks other than 0, standard output is discarded.
+  /// Starts MPI where the build has it and mpirun (Open MPI, or any PMI launcher) started this
+  /// process; on ranks other than 0, standard output is discarded. A plain `circuitry ...` does
+  /// not start MPI (a singleton start costs a third of a second per command).
   static void start(int& argc, char**& argv) {
 #if CIRCUITRY_WITH_MPI
+    if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMI_SIZE") && !std::getenv("PMIX_RANK")) return;
     MPI_Init(&argc, &argv);
     instance().distribution_ = new MpiDistribution;
     if (instance().distribution_->rank() != 0) std::freopen("/dev/null", "w", stdout);
@@ -33,6 +37,7 @@ class Processes {
   /// Ends MPI after a run that succeeded on this rank.
   static void finish() {
 #if CIRCUITRY_WITH_MPI
+    if (!instance().distribution_) return;  // MPI was not started
     delete instance().distribution_;
     instance().distribution_ = nullptr;
     MPI_Finalize();
