@@ -168,6 +168,7 @@ void prune_command(const Args& a) {
 
 void evaluate_command(const Args& a) {
   parse_evaluate(a);
+  if (a.has("--circuit")) Processes::require_one("evaluate --circuit");
   check_outputs(a, {"--out", "--svg"});
   run_on_model(ModelCommand::evaluate, a);
 }
@@ -315,7 +316,7 @@ int run(int argc, char** argv) {
   }
   const CommandSpec* spec = find_command(cmd);
   require(spec != nullptr, "unknown command '" + cmd + "' (run `circuitry --help` for the list)");
-  if (cmd != "acdc" && cmd != "attribute") Processes::require_one("circuitry " + cmd);
+  if (cmd != "acdc" && cmd != "attribute" && cmd != "evaluate") Processes::require_one("circuitry " + cmd);
   if (cmd == "task") {
     const std::string kind = argc < 3 ? "" : argv[2];
     if (kind == "-h" || kind == "--help") Args(*spec, argc, argv, 2);  // prints the help

@@ -170,7 +170,8 @@ void evaluate_on(const Args& a, const M& model) {
   Json j;
   if (a.has("--scores")) {  // the MIB faithfulness curve of the scores' top edges, with CPR and CMD
     const std::vector<double> scores = read_scores_json(a.get("--scores"), graph).values;
-    const FaithfulnessCurve curve = faithfulness_curve(model, task, metric, scores);
+    // under mpirun: the curve's circuits over the ranks
+    const FaithfulnessCurve curve = faithfulness_curve(model, task, metric, scores, Processes::distribution());
     j = api::curve_json(curve, metric_name(metric.kind));
     if (a.has("--svg")) outputs.stage(a.get("--svg"), io::render_line_plot(api::curve_plot(curve)));
   } else {
@@ -178,7 +179,7 @@ void evaluate_on(const Args& a, const M& model) {
     j = api::evaluate_circuit_against_references(model, task, metric.kind, ablation, circuit.in_graph).to_json();
   }
   outputs.stage(a.get("--out"), result_text(j));
-  outputs.commit();
+  if (Processes::is_writer()) outputs.commit();
 }
 
 struct PathPatchOptions {

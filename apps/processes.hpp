@@ -1,9 +1,10 @@
 #pragma once
 // The processes of one run of the command line. Built with MPI (-DCIRCUITRY_WITH_MPI=ON, Open MPI
 // found) and started by `mpirun -np N circuitry COMMAND ...`, they are N ranks: `attribute` (exact
-// patching's groups of lanes, the gradient methods' parts) and ACDC's sweeps split their work over
-// them (core/distribution.hpp), rank 0 alone prints and writes
-// the outputs, and an error on any rank ends every rank (MPI_Abort) with a non-zero status.
+// patching's groups of lanes, the gradient methods' parts), `evaluate --scores` (the curve's
+// circuits) and ACDC's sweeps split their work over them (core/distribution.hpp), rank 0 alone
+// prints and writes the outputs, and an error on any rank ends every rank (MPI_Abort) with a
+// non-zero status.
 // Otherwise, and for a plain `circuitry COMMAND`, there is one process and nothing changes.
 #include <cstdio>
 #include <cstdlib>
@@ -61,8 +62,8 @@ class Processes {
 
   /// Refuses to run `what` on several ranks when it does not split its work.
   static void require_one(const std::string& what) {
-    require(count() == 1, what + " runs on one process; of the commands, `attribute` and `acdc` split their work "
-                                 "over MPI ranks (run the others without mpirun)");
+    require(count() == 1, what + " runs on one process; of the commands, `attribute`, `evaluate --scores` and `acdc` "
+                                 "split their work over MPI ranks (run the others without mpirun)");
   }
 
  private:

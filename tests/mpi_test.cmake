@@ -1,7 +1,7 @@
 # The command line over MPI ranks (apps/processes.hpp): `mpirun -np N circuitry ...` writes the
 # bytes a one-process run writes, for exact patching (the groups of lanes over the ranks, N = 2 and
-# an uneven N = 3), a gradient method and ACDC's sweep (its passes over the ranks); a command that does not split is
-# refused on several ranks, and an error on the ranks ends them all with a non-zero status.
+# an uneven N = 3), a gradient method, the MIB curve (its circuits) and ACDC's sweep (its passes);
+# a command that does not split is refused on several ranks, and an error on the ranks ends them all with a non-zero status.
 # Run by CTest with CLI, MPIEXEC, FIXTURES and WORK; CI has 2 cores, so ranks are oversubscribed.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -43,6 +43,12 @@ run(eap-ig-1 ${CLI} attribute ${task} --method eap-ig --out ${WORK}/eap-ig-1.jso
 run(eap-ig-2 ${MPIEXEC} -np 2 ${CLI} attribute ${task} --method eap-ig --out ${WORK}/eap-ig-2.json)
 check_same_file(eap-ig-2 ${WORK}/eap-ig-1.json ${WORK}/eap-ig-2.json)
 
+# The MIB curve of the exact scores: its ten circuits over two ranks.
+run(curve-1 ${CLI} evaluate ${task} --scores ${WORK}/exact-1.json --out ${WORK}/curve-1.json --svg ${WORK}/curve-1.svg)
+run(curve-2 ${MPIEXEC} -np 2 ${CLI} evaluate ${task} --scores ${WORK}/exact-1.json --out ${WORK}/curve-2.json --svg ${WORK}/curve-2.svg)
+check_same_file(curve-2 ${WORK}/curve-1.json ${WORK}/curve-2.json)
+check_same_file(curve-2-svg ${WORK}/curve-1.svg ${WORK}/curve-2.svg)
+
 # ACDC's sweep, three passes over two ranks: every circuit and acdc.json the same.
 set(sweep --thresholds 0.001,0.01,0.1 --lanes 4)
 run(acdc-1 ${CLI} acdc ${task} ${sweep} --out ${WORK}/acdc-1)
@@ -63,6 +69,8 @@ function(expect_failure name text)
   endif()
 endfunction()
 expect_failure(not-split "runs on one process" ${MPIEXEC} -np 2 ${CLI} forward ${task} --out ${WORK}/forward.json)
+expect_failure(circuit-not-split "evaluate --circuit runs on one process" ${MPIEXEC} -np 2 ${CLI} evaluate ${task}
+               --circuit ${WORK}/acdc-1/circuit-00.json --out ${WORK}/x.json)
 expect_failure(bad-task "no-such-task.jsonl" ${MPIEXEC} -np 2 ${CLI} attribute --model ${M} --task ${WORK}/no-such-task.jsonl
                --method exact --out ${WORK}/x.json)
 expect_failure(no-resume "checkpoints are for one process" ${MPIEXEC} -np 2 ${CLI} attribute ${task} --method exact

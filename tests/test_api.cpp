@@ -235,3 +235,30 @@ TEST_CASE("a Distribution splits the gradient methods' parts; the sum in part or
     }
   });
 }
+
+TEST_CASE("a Distribution splits the MIB curve's circuits; every rank gets one process's curve") {
+  Fixture<double> fx("gpt2-small3");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    const std::vector<double> scores = attribute(model, task, metric, Eap{}).edge_scores;
+    const FaithfulnessCurve whole = faithfulness_curve(model, task, metric, scores);
+    SequentialRanks shared;
+    for (std::size_t r = 3; r-- > 0;) {
+      const SimulatedRank rank(r, 3, shared);
+      if (r > 0) {
+        CHECK_THROWS_AS(faithfulness_curve(model, task, metric, scores, &rank), NotYetShared);
+        continue;
+      }
+      const FaithfulnessCurve last = faithfulness_curve(model, task, metric, scores, &rank);
+      REQUIRE(last.points.size() == whole.points.size());
+      for (std::size_t i = 0; i < whole.points.size(); ++i) {
+        CHECK(last.points[i].fraction == whole.points[i].fraction);
+        CHECK(last.points[i].value == whole.points[i].value);
+      }
+      CHECK(last.edges_kept == whole.edges_kept);
+      CHECK(last.cpr == whole.cpr);
+      CHECK(last.cmd == whole.cmd);
+    }
+  });
+}
