@@ -59,11 +59,11 @@ Var<T> hard_concrete_sample(const Ctx& ctx, const Var<T>& log_alpha, const std::
   return z;
 }
 
-/// E[L0] = sum_e sigmoid(log_alpha_e - beta log(-gamma / zeta)): log_alpha [n] -> [1].
+/// E[L0] = sum_e sigmoid(log_alpha_e - beta log(-gamma / zeta)): log_alpha [n] -> a scalar.
 template <class Ctx, class T = typename Ctx::scalar>
 Var<T> expected_l0(const Ctx& ctx, const Var<T>& log_alpha) {
   const std::size_t n = log_alpha.numel();
-  Var<T> out = ctx.output({1}, log_alpha.needs_grad());
+  Var<T> out = ctx.output(Shape{}, log_alpha.needs_grad());
   T* p = ctx.arena().template alloc<T>(n);  // [n] P(z_e != 0)
   double sum = 0;
   for (std::size_t i = 0; i < n; ++i) sum += double(p[i] = static_cast<T>(HardConcrete::p_nonzero(double(log_alpha.value[i]))));
