@@ -10,7 +10,7 @@
 //   forward   in = c + Z (O - S)             Z [n, U], O - S [U, rows * D]
 //   backward  dZ += d_in (O - S)^T,  dO += Z^T d_in
 // O - S is formed again in the backward rather than kept (the stages' copies would hold
-// (2L + 1) N / 2 node outputs).
+// (2L + 1) N / 2 node outputs), in the tape's reusable scratch buffer, as in the forward.
 #include <vector>
 
 #include "circuitry/ops/common.hpp"
@@ -26,34 +26,41 @@ Var<T> masked_inputs(const Ctx& ctx, const Var<T>& mask, std::size_t offset, std
   using Kernels = typename Ctx::backend;
   const std::size_t R = rows * D;
   require(offset + n * U <= mask.numel(), "masked_inputs: the stage's masks run past the mask vector");
-  auto differences = [nodes, source, U, R](std::vector<T>& diff) {  // O - S [U, R]
-    diff.resize(U * R);
+  auto differences = [nodes, source, U, R](T* diff) {  // O - S [U, R]
     std::size_t u = 0;
     for (const Var<T>& block : nodes)
-      for (std::size_t i = 0; i < block.numel() / R && u < U; ++i, ++u)
-        Kernels::subtract(R, block.value + i * R, source + u * R, diff.data() + u * R);
+      for (std::size_t i = 0; i < block.numel() / R && u < U; ++i, ++u) Kernels::subtract(R, block.value + i * R, source + u * R, diff + u * R);
     require(u == U, "masked_inputs: fewer node outputs than the stage's upstream nodes");
+  };
+  std::vector<T> local;  // without a tape: the forward's own buffer
+  auto buffer = [&] {    // [U, R]
+    if constexpr (Ctx::records) {
+      return ctx.scratch(U * R);
+    } else {
+      local.resize(U * R);
+      return local.data();
+    }
   };
   bool diff_nodes = false;
   for (const Var<T>& block : nodes) diff_nodes = diff_nodes || block.needs_grad();
   Var<T> in = ctx.output({n * rows, D}, mask.needs_grad() || diff_nodes);
-  std::vector<T> diff;
+  T* diff = buffer();
   differences(diff);
   Kernels::copy_blocks(n, R, constant, 0, in.value, R);
-  Kernels::gemm(Trans::No, Trans::No, n, R, U, T(1), mask.value + offset, U, diff.data(), R, T(1), in.value, R);
+  Kernels::gemm(Trans::No, Trans::No, n, R, U, T(1), mask.value + offset, U, diff, R, T(1), in.value, R);
   if constexpr (Ctx::records) {
     if (in.needs_grad())
       ctx.on_backward([ctx, mask, offset, n, U, nodes, in, R, differences] {
         const T* d_in = ctx.grad(in);  // [n, R]
-        std::vector<T> diff;
+        T* diff = ctx.scratch(U * R);  // [U, R]
         differences(diff);
-        if (mask.needs_grad()) Kernels::gemm(Trans::No, Trans::Yes, n, U, R, T(1), d_in, R, diff.data(), R, T(1), ctx.grad(mask) + offset, U);
-        std::vector<T>& d_out = diff;  // [U, R] dO, over the differences (no longer needed)
-        Kernels::gemm(Trans::Yes, Trans::No, U, R, n, T(1), mask.value + offset, U, d_in, R, T(0), d_out.data(), R);
+        if (mask.needs_grad()) Kernels::gemm(Trans::No, Trans::Yes, n, U, R, T(1), d_in, R, diff, R, T(1), ctx.grad(mask) + offset, U);
+        T* d_out = diff;  // [U, R] dO, over the differences (no longer needed)
+        Kernels::gemm(Trans::Yes, Trans::No, U, R, n, T(1), mask.value + offset, U, d_in, R, T(0), d_out, R);
         std::size_t u = 0;
         for (const Var<T>& block : nodes) {
           const std::size_t k = std::min(block.numel() / R, U - std::min(u, U));
-          if (block.needs_grad() && k) Kernels::axpy(k * R, T(1), d_out.data() + u * R, ctx.grad(block));
+          if (block.needs_grad() && k) Kernels::axpy(k * R, T(1), d_out + u * R, ctx.grad(block));
           u += k;
         }
       });
