@@ -58,13 +58,21 @@ inline const std::vector<CommandSpec>& command_table() {
        "the clean and corrupted metrics and the last-position logits",
        model_options("FILE", {{"--format", "json|npy", "npy: the logits in FILE's stem + .logits.npy (default json)"}})},
       {"attribute",
-       "circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|exact [--steps M] --out FILE [--edges FILE]\n"
-       "                     [--resume DIR [--checkpoint-every S] [--stop-after S]]   (exact)",
+       "circuitry attribute  --model DIR --task FILE --method eap|eap-ig|clean-corrupted|gim|atp-star|exact [--steps M] --out FILE [--edges FILE]\n"
+       "                     [--resume DIR [--checkpoint-every S] [--stop-after S]]   (exact)\n"
+       "                     [--qk-fix on|off] [--grad-drop on|off]   (atp-star)\n"
+       "                     [--freeze-norm on|off] [--softmax-temperature T] [--qkv-scales Q,K,V] [--mlp-scales G,U]   (gim)",
        "score every edge",
        model_options("FILE", join({{"--method", "NAME", api::names_of(api::attribution_methods()) + " (required)"},
                                    {"--steps", "M", "EAP-IG's integration steps (default 5)"},
                                    {"--memory-budget", "MB", "working memory: exact's lanes per forward (default 2048), the gradient methods' examples per pass (default 512)"},
-                                   {"--edges", "FILE", "exact only: score just these edges (a circuit file, or {\"edges\": [names]})"}},
+                                   {"--edges", "FILE", "exact only: score just these edges (a circuit file, or {\"edges\": [names]})"},
+                                   {"--qk-fix", "on|off", "atp-star: recompute the attention pattern exactly for query and key edges (default on)"},
+                                   {"--grad-drop", "on|off", "atp-star: average the magnitudes of L estimates, each with one layer's gradient dropped (default on)"},
+                                   {"--freeze-norm", "on|off", "gim: hold every norm's scale constant in the backward (default on)"},
+                                   {"--softmax-temperature", "T", "gim: the attention softmax's backward at temperature T (default 2; 1: off)"},
+                                   {"--qkv-scales", "Q,K,V", "gim: gradient scales of the queries, keys and values (default 0.25,0.25,0.5)"},
+                                   {"--mlp-scales", "G,U", "gim: gradient scales of a gated MLP's gate and up projections (default 0.5,0.5)"}},
                                   detail::kResume))},
       {"prune", "circuitry prune      --scores FILE (--top-n N | --threshold T | --greedy N) --out FILE [--dot FILE] [--no-prune]",
        "a circuit from edge scores",

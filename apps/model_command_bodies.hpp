@@ -82,17 +82,15 @@ void forward_on(const Args& a, const M& model) {
   outputs.commit();
 }
 
-/// checkpoint: --resume's, for exact patching (the other methods are one pass).
+/// checkpoint: --resume's, for exact patching (the other methods are one pass). request: the
+/// method and its options (exact's are filled in here).
 template <class M, class T = typename M::scalar>
-Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, const std::string& method,
-                       std::size_t steps, std::size_t memory_budget_mb, const std::vector<std::uint8_t>& exact_edges,
-                       RunCheckpoint& checkpoint) {
-  AttributionByName request;
-  request.method = method, request.steps = steps, request.memory_budget = memory_budget_mb << 20;  // 0: the method's default
+Attribution run_method(const M& model, const PatchingTask<T>& task, const BuiltinMetric& metric, AttributionByName request,
+                       const std::vector<std::uint8_t>& exact_edges, RunCheckpoint& checkpoint) {
   ExactCheckpoint saved;
-  if (method == "exact") {
+  if (request.method == "exact") {
     ExactPatching& exact = request.exact;
-    if (memory_budget_mb) exact.memory_budget = request.memory_budget;
+    if (request.memory_budget) exact.memory_budget = request.memory_budget;
     exact.edges = exact_edges;  // empty: every edge
     const std::size_t n_edges = model.graph().n_edges();
     if (const auto state = checkpoint.load({{"n_edges", n_edges}, {"clean_logits", logits_fingerprint(task.clean_logits)},
@@ -107,22 +105,59 @@ Attribution run_method(const M& model, const PatchingTask<T>& task, const Builti
   return attribute_by_name(model, task, metric, request);
 }
 
+/// `on` or `off`.
+inline bool on_off(const Args& a, const std::string& key, bool fallback) {
+  if (!a.has(key)) return fallback;
+  const std::string v = a.get(key);
+  require(v == "on" || v == "off", key + " takes on or off, got '" + v + "'");
+  return v == "on";
+}
+
+/// The options of gim and atp-star (api::methods() lists them), each refused with another method.
+inline void parse_method_options(const Args& a, AttributionByName& request) {
+  const std::string& method = request.method;
+  auto only_for = [&](const char* key, const char* owner) {
+    require(!a.has(key) || method == owner, "attribute: " + std::string(key) + " applies to --method " + owner + ", not " + method);
+  };
+  for (const char* key : {"--qk-fix", "--grad-drop"}) only_for(key, AtpStar::name);
+  for (const char* key : {"--freeze-norm", "--softmax-temperature", "--qkv-scales", "--mlp-scales"}) only_for(key, Gim::name);
+  request.atp_star.qk_fix = on_off(a, "--qk-fix", true);
+  request.atp_star.grad_drop = on_off(a, "--grad-drop", true);
+  Gim& gim = request.gim;
+  gim.freeze_norm = on_off(a, "--freeze-norm", true);
+  if (a.has("--softmax-temperature")) gim.softmax_temperature = a.number("--softmax-temperature");
+  if (a.has("--qkv-scales")) {
+    const std::vector<double> s = a.numbers("--qkv-scales");
+    require(s.size() == 3, "--qkv-scales takes three numbers Q,K,V (the gradient scales of the queries, keys and values)");
+    gim.q_scale = s[0], gim.k_scale = s[1], gim.v_scale = s[2];
+  }
+  if (a.has("--mlp-scales")) {
+    const std::vector<double> s = a.numbers("--mlp-scales");
+    require(s.size() == 2, "--mlp-scales takes two numbers G,U (the gradient scales of a gated MLP's gate and up projections)");
+    gim.gate_scale = s[0], gim.up_scale = s[1];
+  }
+  if (method == Gim::name) gim.gradient_rules();  // checks the values
+}
+
 struct AttributeOptions {
-  std::string method;
-  std::size_t steps;
-  std::size_t budget_mb;  // 0: the method's default
+  AttributionByName request;  // the method and its options; memory_budget 0: the method's default
   BuiltinMetric metric;
 };
 inline AttributeOptions parse_attribute(const Args& a) {
-  AttributeOptions o{a.get("--method"), a.positive("--steps", 5), a.has("--memory-budget") ? a.positive("--memory-budget", 1) : 0,
-                     BuiltinMetric{parse_metric(a.get("--metric", "logit_diff"))}};
-  require(o.method == "eap" || o.method == "eap-ig" || o.method == "clean-corrupted" || o.method == "exact",
-          "unknown --method '" + o.method + "' (choose eap, eap-ig, clean-corrupted or exact)");
-  require(!a.has("--edges") || o.method == "exact",
-          "attribute: --edges selects the edges of --method exact; " + o.method + " scores every edge in one pass");
+  AttributeOptions o{{}, BuiltinMetric{parse_metric(a.get("--metric", "logit_diff"))}};
+  AttributionByName& r = o.request;
+  r.method = a.get("--method"), r.steps = a.positive("--steps", 5);
+  r.memory_budget = a.has("--memory-budget") ? std::size_t(a.positive("--memory-budget", 1)) << 20 : 0;
+  const auto& methods = attribution_method_names();
+  require(std::find(methods.begin(), methods.end(), r.method) != methods.end(),
+          "unknown --method '" + r.method + "' (choose " + api::names_of(api::attribution_methods()) + ")");
+  parse_method_options(a, r);
+  const std::string& method = r.method;
+  require(!a.has("--edges") || method == "exact",
+          "attribute: --edges selects the edges of --method exact; " + method + " scores every edge in one pass");
   for (const char* option : kCheckpointOptions)
-    require(!a.has(option) || o.method == "exact",
-            "attribute: " + std::string(option) + " applies to --method exact; " + o.method + " is one pass, nothing to resume");
+    require(!a.has(option) || method == "exact",
+            "attribute: " + std::string(option) + " applies to --method exact; " + method + " is one pass, nothing to resume");
   RunCheckpoint{a};  // checks the checkpoint options
   return o;
 }
@@ -137,13 +172,20 @@ inline std::vector<std::uint8_t> read_edge_selection(const Graph& graph, const s
 
 template <class M>
 void attribute_on(const Args& a, const M& model) {
-  const auto [method, steps, budget_mb, metric] = parse_attribute(a);
+  const auto [request, metric] = parse_attribute(a);
   const std::vector<std::uint8_t> selected = a.has("--edges") ? read_edge_selection(model.graph(), a.get("--edges")) : std::vector<std::uint8_t>{};
   const auto task = load_task(a, model);
   RunCheckpoint checkpoint(a);
-  const Attribution r = run_method(model, task, metric, method, steps, budget_mb, selected, checkpoint);
+  const Attribution r = run_method(model, task, metric, request, selected, checkpoint);
   ScoresMeta meta{r.method, metric_name(metric.kind), r.clean_metric, r.corrupted_metric};
-  if (method == "eap-ig") meta.extra["steps"] = steps;
+  const std::string& method = request.method;
+  if (method == "eap-ig") meta.extra["steps"] = request.steps;
+  if (method == AtpStar::name) meta.extra["qk_fix"] = request.atp_star.qk_fix, meta.extra["grad_drop"] = request.atp_star.grad_drop;
+  if (method == Gim::name) {
+    const Gim& g = request.gim;
+    meta.extra["freeze_norm"] = g.freeze_norm, meta.extra["softmax_temperature"] = g.softmax_temperature;
+    meta.extra["qkv_scales"] = {g.q_scale, g.k_scale, g.v_scale}, meta.extra["mlp_scales"] = {g.gate_scale, g.up_scale};
+  }
   if (!selected.empty())  // the edges left out score 0
     meta.extra["edges_scored"] = std::count(selected.begin(), selected.end(), std::uint8_t{1});
   meta.extra["d_model"] = model.config().n_embd;  // EAP-IG's circuit cfg needs it (prune)
@@ -327,6 +369,8 @@ void compare_on(const Args& a, const M& model) {
   const std::filesystem::path out = a.get("--out");
   const auto task = load_task(a, model);
   options.acdc.mean_reference = &task.corrupted;
+  options.distribution = Processes::distribution();  // under mpirun: the methods over the ranks
+  if (!Processes::is_writer()) options.log = nullptr;
   const Graph graph = model.graph();
   const std::vector<std::uint8_t> truth = resolve_ground_truth(graph, a.get("--ground-truth"), a.get("--key", "edges"));
   const auto results = compare_methods(model, task, truth, options);
@@ -338,6 +382,7 @@ void compare_on(const Args& a, const M& model) {
   io::OutputSet outputs;  // compare.json and roc.svg appear together or not at all
   outputs.stage(out / "compare.json", result_text(j));
   outputs.stage(out / "roc.svg", io::render_line_plot(plot));
+  if (!Processes::is_writer()) return;
   outputs.commit();
   std::fprintf(stderr, "wrote %s and %s\n", (out / "compare.json").c_str(), (out / "roc.svg").c_str());
 }

@@ -4,6 +4,8 @@
 // With bfloat16 it also scores in float32 and prints how the two agree: the Spearman
 // correlation of the scores and the overlap of the top 1% of edges by |score|.
 // --memory-budget MB sets Eap::memory_budget (default 512): the examples per gradient pass.
+// --new-methods also times gim and atp-star (QK fix alone, GradDrop alone, both) on the same task,
+// each with the same budget, beside EAP.
 #include "bench_common.hpp"
 
 using namespace circuitry;
@@ -42,10 +44,19 @@ void run(const bench::Options& opt) {
     }
     std::printf("median_seconds=%.4f gflops=%.1f peak_mb=%.0f%s%s\n", seconds, gflop / seconds, bench::peak_mb(),
                 bench::peak_fraction(gflop / seconds).c_str(), agreement.c_str());
+    if (!opt.flag("--new-methods")) return;
+    auto time_method = [&](const char* label, const auto& policy) {
+      const double s = bench::median_seconds(3, [&] { attribute(model, patching_task, metric, policy); });
+      std::printf("%-22s median %.3f s (%.1fx eap) peak_mb=%.0f\n", label, s, s / seconds, bench::peak_mb());
+    };
+    time_method("gim", Gim{.memory_budget = eap.memory_budget});
+    time_method("atp-star (QK fix)", AtpStar{.qk_fix = true, .grad_drop = false, .memory_budget = eap.memory_budget});
+    time_method("atp-star (GradDrop)", AtpStar{.qk_fix = false, .grad_drop = true, .memory_budget = eap.memory_budget});
+    time_method("atp-star (both)", AtpStar{.memory_budget = eap.memory_budget});
   });
 }
 
 int main(int argc, char** argv) {
-  const auto opt = bench::Options::parse(argc, argv, {}, {}, {"--memory-budget"});
+  const auto opt = bench::Options::parse(argc, argv, {}, {"--new-methods"}, {"--memory-budget"});
   bench::with_dtype(opt, [&](auto tag) { run<decltype(tag)>(opt); });
 }

@@ -1,6 +1,7 @@
 # The command line over MPI ranks (apps/processes.hpp): `mpirun -np N circuitry ...` writes the
 # bytes a one-process run writes, for exact patching (the groups of lanes over the ranks, N = 2 and
-# an uneven N = 3), a gradient method, the MIB curve (its circuits) and ACDC's sweep (its passes);
+# an uneven N = 3), a gradient method, the MIB curve (its circuits), ACDC's sweep (its passes) and
+# compare (its methods);
 # a command that does not split is refused on several ranks, and an error on the ranks ends them all with a non-zero status.
 # Run by CTest with CLI, MPIEXEC, FIXTURES and WORK; CI has 2 cores, so ranks are oversubscribed.
 file(REMOVE_RECURSE ${WORK})
@@ -55,6 +56,15 @@ run(acdc-1 ${CLI} acdc ${task} ${sweep} --out ${WORK}/acdc-1)
 run(acdc-2 ${MPIEXEC} -np 2 ${CLI} acdc ${task} ${sweep} --out ${WORK}/acdc-2)
 foreach(file acdc.json circuit-00.json circuit-01.json circuit-02.json)
   check_same_file(acdc-2-${file} ${WORK}/acdc-1/${file} ${WORK}/acdc-2/${file})
+endforeach()
+
+# compare: its methods over two ranks (method i on rank i % 2): compare.json (times aside) and roc.svg the same.
+file(WRITE ${WORK}/truth.json "{\"edges\": [\"a0.h0->logits\", \"m1->logits\", \"input->a1.h0<q>\"]}")
+set(cmp --ground-truth ${WORK}/truth.json --methods eap,atp-star,exact,acdc --thresholds 0.01,0.1)
+run(compare-1 ${CLI} compare ${task} ${cmp} --out ${WORK}/compare-1)
+run(compare-2 ${MPIEXEC} -np 2 ${CLI} compare ${task} ${cmp} --out ${WORK}/compare-2)
+foreach(file compare.json roc.svg)
+  check_same_file(compare-2-${file} ${WORK}/compare-1/${file} ${WORK}/compare-2/${file})
 endforeach()
 
 # expect_failure(name text ARGS...): non-zero on every rank, with `text` on stderr.

@@ -66,7 +66,14 @@ TEST_CASE("attribute_by_name runs the policy it names, with its options") {
     const Attribution all = attribute(model, task, metric, ExactPatching{});
     CHECK(one.edge_scores[3] == all.edge_scores[3]);
     CHECK(one.edge_scores[4] == 0.0);
-    CHECK_ERROR(attribute_by_name(model, task, metric, by_name("acdc")), "unknown method 'acdc'", "eap, eap-ig, clean-corrupted or exact");
+    AttributionByName atp = by_name("atp-star");
+    atp.atp_star.grad_drop = false;
+    CHECK(attribute_by_name(model, task, metric, atp).edge_scores == attribute(model, task, metric, AtpStar{.grad_drop = false}).edge_scores);
+    AttributionByName gim = by_name("gim");
+    gim.gim.softmax_temperature = 3;
+    CHECK(attribute_by_name(model, task, metric, gim).edge_scores == attribute(model, task, metric, Gim{.softmax_temperature = 3}).edge_scores);
+    CHECK(attribute_by_name(model, task, metric, by_name("gim")).edge_scores != attribute_by_name(model, task, metric, gim).edge_scores);
+    CHECK_ERROR(attribute_by_name(model, task, metric, by_name("acdc")), "unknown method 'acdc'", "eap, eap-ig, clean-corrupted, gim, atp-star or exact");
   });
 }
 
@@ -232,6 +239,17 @@ TEST_CASE("a Distribution splits the gradient methods' parts; the sum in part or
           CHECK(last.edge_scores == whole.edge_scores);
           CHECK(last.corrupted_metric == whole.corrupted_metric);
         }
+      }
+    }
+    // AtP*'s parts go the same way.
+    const Attribution atp_whole = attribute(model, task, metric, AtpStar{.memory_budget = 1});
+    for (std::size_t R : {2, 3}) {
+      SequentialRanks shared;
+      for (std::size_t r = R; r-- > 0;) {
+        const SimulatedRank rank(r, R, shared);
+        const AtpStar split{.memory_budget = 1, .distribution = &rank};
+        if (r > 0) CHECK_THROWS_AS(attribute(model, task, metric, split), NotYetShared);
+        else CHECK(attribute(model, task, metric, split).edge_scores == atp_whole.edge_scores);
       }
     }
   });

@@ -232,13 +232,14 @@ TEST_CASE_TEMPLATE("backend ops: norms and the QK norm", B, CIRCUITRY_COMPILED_B
         using K = typename std::remove_reference_t<decltype(run)>::backend;
         T *X = run.put(x), *W = run.put(w), *Bv = run.put(b), *DY = run.put(dy);
         T *y = run.put(std::vector<double>(rows * D)), *mean = run.put(std::vector<double>(rows)), *rstd = run.put(std::vector<double>(rows));
-        T *dx = run.put(dy), *g = run.put(dy), *dw = run.put(w), *db = run.put(b);
+        T *dx = run.put(dy), *g = run.put(dy), *frozen = run.put(dy), *dw = run.put(w), *db = run.put(b);
         K::norm_forward(kind, X, W, Bv, y, mean, rstd, rows, D, T(1e-5));
         K::norm_backward_input(kind, DY, X, W, mean, rstd, dx, rows, D);
         K::norm_backward_in_place(kind, g, X, W, mean, rstd, rows, D);
+        K::norm_backward_frozen_in_place(kind, frozen, W, rstd, rows, D);
         K::norm_backward_params(kind, DY, X, mean, rstd, dw, db, rows, D);
         std::vector<double> all;
-        for (auto [p, count] : {std::pair{(const T*)y, rows * D}, {dx, rows * D}, {g, rows * D}, {dw, D}, {db, D}}) {
+        for (auto [p, count] : {std::pair{(const T*)y, rows * D}, {dx, rows * D}, {g, rows * D}, {frozen, rows * D}, {dw, D}, {db, D}}) {
           const auto part = run.get(p, count);
           all.insert(all.end(), part.begin(), part.end());
         }

@@ -3,6 +3,7 @@
 #include "circuitry/ops/attention.hpp"
 #include "circuitry/ops/elementwise.hpp"
 #include "circuitry/ops/embedding.hpp"
+#include "circuitry/ops/gradient_scale.hpp"
 #include "circuitry/ops/activations.hpp"
 #include "circuitry/ops/layer_norm.hpp"
 #include "circuitry/ops/matmul.hpp"

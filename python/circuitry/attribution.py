@@ -1,4 +1,4 @@
-"""Edge scores: ``circuitry attribute`` (eap, eap-ig, clean-corrupted, exact)."""
+"""Edge scores: ``circuitry attribute`` (eap, eap-ig, clean-corrupted, gim, atp-star, exact)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,6 +11,13 @@ from ._circuitry import Graph, Task
 from .model import Model
 
 Progress = Callable[[int, int], None]
+
+# The options of gim and atp-star and their defaults (the command line's --qk-fix, --softmax-temperature, ...;
+# DESIGN.md section 2), recorded in the scores file as the command line records them.
+_METHOD_OPTIONS = {
+    "atp-star": {"qk_fix": True, "grad_drop": True},
+    "gim": {"freeze_norm": True, "softmax_temperature": 2.0, "qkv_scales": [0.25, 0.25, 0.5], "mlp_scales": [0.5, 0.5]},
+}
 
 
 @dataclass
@@ -26,6 +33,7 @@ class Attribution:
     d_model: int
     steps: Optional[int] = None  # eap-ig
     edges_scored: Optional[int] = None  # exact with a selection of edges
+    options: Dict[str, object] = field(default_factory=dict)  # gim's and atp-star's
 
     @property
     def edges(self) -> Dict[str, float]:
@@ -40,6 +48,7 @@ class Attribution:
             j["steps"] = self.steps
         if self.edges_scored is not None:
             j["edges_scored"] = self.edges_scored
+        j.update(self.options)
         j["d_model"] = self.d_model
         j["edges"] = self.edges
         return j
@@ -47,16 +56,25 @@ class Attribution:
 
 def attribute(model: Model, task: Task, method: str = "eap-ig", metric: str = "logit_diff", steps: int = 5,
               positions: str = "last", memory_budget: Optional[int] = None, edges=None,
-              progress: Optional[Progress] = None) -> Attribution:
-    """Scores every edge with ``method``: eap, eap-ig (``steps`` interpolation steps), clean-corrupted or exact.
+              progress: Optional[Progress] = None, **method_options) -> Attribution:
+    """Scores every edge with ``method``: eap, eap-ig (``steps`` interpolation steps), clean-corrupted, gim,
+    atp-star or exact. gim takes ``freeze_norm``, ``softmax_temperature``, ``qkv_scales`` and ``mlp_scales``,
+    atp-star ``qk_fix`` and ``grad_drop`` (the command line's options and defaults).
 
     ``memory_budget`` (MiB) is the method's budget (``--memory-budget``); ``edges`` (exact only: edge names, a
     Circuit or one flag per edge) scores just those edges, the others 0. ``progress(done, total)`` is called
     as exact patching goes (tqdm: ``lambda done, total: bar.update(done - bar.n)``)."""
     from .circuits import edge_flags
     flags = None if edges is None else edge_flags(model.graph, edges)
-    r = _circuitry.attribute(model._loaded, task, method, metric, positions, steps, memory_budget or 0, flags, progress)
+    options = dict(_METHOD_OPTIONS.get(method, {}))
+    unknown = sorted(set(method_options) - set(options))
+    if unknown:
+        raise _circuitry.Error(f"attribute: {', '.join(unknown)} is not an option of method {method!r}"
+                               + (f" (its options: {', '.join(options)})" if options else ""))
+    for key, value in method_options.items():
+        options[key] = [float(v) for v in value] if key.endswith("_scales") else float(value) if key == "softmax_temperature" else bool(value)
+    r = _circuitry.attribute(model._loaded, task, method, metric, positions, steps, memory_budget or 0, flags, progress, options)
     return Attribution(method=r["method"], metric=metric, clean_metric=r["clean_metric"], corrupted_metric=r["corrupted_metric"],
                        scores=r["scores"], node_scores=r["node_scores"], graph=model.graph, d_model=int(model.config["d_model"]),
                        steps=steps if method == "eap-ig" else None,
-                       edges_scored=None if flags is None else int(flags.sum()))
+                       edges_scored=None if flags is None else int(flags.sum()), options=options)

@@ -74,13 +74,41 @@ auto without_gil(const LoadedModel& m, Work&& work) {
   return work();
 }
 
+/// gim's and atp-star's options (the CLI's --qk-fix, --softmax-temperature, ... by their Python names).
+void apply_method_options(AttributionByName& request, const nb::dict& options) {
+  for (const auto& [key, value] : options) {
+    const std::string name = nb::cast<std::string>(key);
+    auto scales = [&](std::size_t n) {
+      const std::vector<double> v = nb::cast<std::vector<double>>(value);
+      require(v.size() == n, name + " takes " + std::to_string(n) + " numbers, got " + std::to_string(v.size()));
+      return v;
+    };
+    if (name == "qk_fix") request.atp_star.qk_fix = nb::cast<bool>(value);
+    else if (name == "grad_drop") request.atp_star.grad_drop = nb::cast<bool>(value);
+    else if (name == "freeze_norm") request.gim.freeze_norm = nb::cast<bool>(value);
+    else if (name == "softmax_temperature") request.gim.softmax_temperature = nb::cast<double>(value);
+    else if (name == "qkv_scales") {
+      const std::vector<double> v = scales(3);
+      request.gim.q_scale = v[0], request.gim.k_scale = v[1], request.gim.v_scale = v[2];
+    } else if (name == "mlp_scales") {
+      const std::vector<double> v = scales(2);
+      request.gim.gate_scale = v[0], request.gim.up_scale = v[1];
+    } else {
+      throw Error("unknown option '" + name + "' of method " + request.method);
+    }
+  }
+  if (request.method == Gim::name) request.gim.gradient_rules();  // checks the values
+}
+
 nb::dict attribute(const LoadedModel& m, const Task& task, const std::string& method, const std::string& metric,
                    const std::string& positions, std::size_t steps, std::size_t memory_budget_mb,
-                   std::optional<InputVector<std::uint8_t>> edges, const nb::object& progress) {
+                   std::optional<InputVector<std::uint8_t>> edges, const nb::object& progress, const nb::dict& method_options) {
   const RunSpec run = run_spec(task, metric, positions);
   require(steps > 0, "steps must be positive");
   AttributionByName request;
   request.method = method, request.steps = steps, request.memory_budget = memory_budget_mb << 20;  // 0: the method's default
+  check_attribution_method(method);
+  apply_method_options(request, method_options);
   request.exact.progress = python_progress(progress);
   if (edges) {
     require(method == "exact", "edges selects the edges of method exact; " + method + " scores every edge in one pass");
@@ -227,7 +255,7 @@ void bind_model(nb::module_& m) {
       .def_prop_ro("tokenizer", [](const LoadedModel& lm) { return lm.tokenizer; }, "Its own tokenizer, or None.");
   m.def("load_model", &load, nb::arg("path"), nb::arg("dtype"));
   m.def("attribute", &attribute, nb::arg("model"), nb::arg("task"), nb::arg("method"), nb::arg("metric"), nb::arg("positions"),
-        nb::arg("steps"), nb::arg("memory_budget_mb"), nb::arg("edges").none(), nb::arg("progress").none());
+        nb::arg("steps"), nb::arg("memory_budget_mb"), nb::arg("edges").none(), nb::arg("progress").none(), nb::arg("method_options"));
   m.def("evaluate", &evaluate, nb::arg("model"), nb::arg("task"), nb::arg("metric"), nb::arg("positions"), nb::arg("ablation"),
         nb::arg("in_graph"));
   m.def("faithfulness_curve", &faithfulness_curve, nb::arg("model"), nb::arg("task"), nb::arg("metric"), nb::arg("positions"),

@@ -8,7 +8,7 @@ from conftest import FIXTURES, read_json, run_cli
 # One fixture per family of loader and architecture: GPT-2 (HF), attention-only, Pythia (parallel block),
 # Llama with grouped-query attention, TransformerLens, a GGUF file.
 MODELS = ["gpt2-tiny", "attn-only", "hf-pythia", "hf-llama-gqa", "tl-gelu", "gguf-qwen2/model.gguf"]
-METHODS = ["eap", "eap-ig", "clean-corrupted", "exact"]
+METHODS = ["eap", "eap-ig", "clean-corrupted", "gim", "atp-star", "exact"]
 
 
 def task_file(model: str):
@@ -79,3 +79,28 @@ def test_bfloat16_as_the_cli(tmp_path):
     model = circuitry.load_model(path, dtype="bfloat16")
     assert model.dtype == "bfloat16"
     assert circuitry.attribute(model, circuitry.load_task(path / "task.jsonl"), method="eap").to_json() == read_json(out)
+
+
+@pytest.mark.parametrize("method,cli_options,options", [
+    ("atp-star", ("--qk-fix", "off"), {"qk_fix": False}),
+    ("atp-star", ("--grad-drop", "off"), {"grad_drop": False}),
+    ("gim", ("--softmax-temperature", "1.5", "--qkv-scales", "1,0.5,0.25"), {"softmax_temperature": 1.5, "qkv_scales": (1, 0.5, 0.25)}),
+    ("gim", ("--freeze-norm", "off", "--mlp-scales", "1,1"), {"freeze_norm": False, "mlp_scales": [1, 1]}),
+])
+def test_method_options_equal_the_cli(tmp_path, method, cli_options, options):
+    path = FIXTURES / "hf-llama-gqa"
+    out = tmp_path / "scores.json"
+    run_cli("attribute", "--model", path, "--task", path / "task.jsonl", "--method", method, *cli_options, "--out", out)
+    model = circuitry.load_model(path)
+    result = circuitry.attribute(model, circuitry.load_task(path / "task.jsonl", tokenizer=model), method=method, **options)
+    assert result.to_json() == read_json(out)
+
+
+def test_method_options_are_checked():
+    path = FIXTURES / "gpt2-tiny"
+    model = circuitry.load_model(path)
+    task = circuitry.load_task(path / "task.jsonl")
+    with pytest.raises(circuitry.Error, match="qk_fix is not an option of method 'gim'"):
+        circuitry.attribute(model, task, method="gim", qk_fix=False)
+    with pytest.raises(circuitry.Error, match="temperature must be a positive number"):
+        circuitry.attribute(model, task, method="gim", softmax_temperature=0)

@@ -132,26 +132,32 @@ inline std::vector<double> default_acdc_thresholds() {
   return t;
 }
 
+/// A circuit's bytes for another process (core/distribution.hpp), and back.
+inline void append_circuit(std::string& bytes, const AcdcCircuit& c) {
+  const std::size_t counts[] = {c.in_graph.size(), c.n_edges, c.runs};
+  const double values[] = {c.threshold, c.distance, c.metric};
+  append_bytes(bytes, counts, 3), append_bytes(bytes, values, 3), append_bytes(bytes, c.in_graph.data(), c.in_graph.size());
+}
+inline AcdcCircuit read_circuit(const std::string& bytes, std::size_t& at) {
+  AcdcCircuit c;
+  std::size_t counts[3];
+  double values[3];
+  read_bytes(bytes, at, counts, 3), read_bytes(bytes, at, values, 3);
+  c.in_graph.resize(counts[0]);
+  read_bytes(bytes, at, c.in_graph.data(), counts[0]);
+  c.n_edges = counts[1], c.runs = counts[2], c.threshold = values[0], c.distance = values[1], c.metric = values[2];
+  return c;
+}
+
 /// Every pass's circuit from the rank that ran it (the passes of a split sweep).
 inline void share_circuits(const Distribution& split, std::vector<AcdcCircuit>& circuits) {
   std::vector<std::string> items(circuits.size());
-  for (std::size_t i = 0; i < circuits.size(); ++i) {
-    if (!split.owns(i)) continue;
-    const AcdcCircuit& c = circuits[i];
-    const std::size_t counts[] = {c.in_graph.size(), c.n_edges, c.runs};
-    const double values[] = {c.threshold, c.distance, c.metric};
-    append_bytes(items[i], counts, 3), append_bytes(items[i], values, 3), append_bytes(items[i], c.in_graph.data(), c.in_graph.size());
-  }
+  for (std::size_t i = 0; i < circuits.size(); ++i)
+    if (split.owns(i)) append_circuit(items[i], circuits[i]);
   split.share(items);
   for (std::size_t i = 0; i < circuits.size(); ++i) {
-    AcdcCircuit& c = circuits[i];
-    std::size_t counts[3];
-    double values[3];
     std::size_t at = 0;
-    read_bytes(items[i], at, counts, 3), read_bytes(items[i], at, values, 3);
-    c.in_graph.resize(counts[0]);
-    read_bytes(items[i], at, c.in_graph.data(), counts[0]);
-    c.n_edges = counts[1], c.runs = counts[2], c.threshold = values[0], c.distance = values[1], c.metric = values[2];
+    circuits[i] = read_circuit(items[i], at);
   }
 }
 

@@ -34,7 +34,7 @@ inline void check_comparison_methods(const std::vector<std::string>& methods) {
   const auto& known = comparison_method_names();
   for (std::size_t i = 0; i < methods.size(); ++i) {
     require(std::find(known.begin(), known.end(), methods[i]) != known.end(),
-            "unknown method '" + methods[i] + "' (choose from eap, eap-ig, clean-corrupted, exact, acdc)");
+            "unknown method '" + methods[i] + "' (choose from eap, eap-ig, clean-corrupted, gim, atp-star, exact, acdc)");
     require(std::find(methods.begin(), methods.begin() + static_cast<std::ptrdiff_t>(i), methods[i]) ==
                 methods.begin() + static_cast<std::ptrdiff_t>(i),
             "method '" + methods[i] + "' is listed twice");
@@ -51,6 +51,7 @@ struct ComparisonOptions {
   std::size_t exact_max_edges = 5000;  // the default list runs exact patching up to this many edges
   AcdcOptions acdc;
   std::function<void(const std::string&)> log;  // one line per method started
+  const Distribution* distribution = nullptr;   // the methods over processes (method i on rank i % size)
 };
 
 struct MethodRoc {
@@ -109,23 +110,22 @@ std::vector<MethodRoc> compare_methods(const M& model, const PatchingTask<T>& ta
   check_acdc_thresholds(thresholds);
   const BuiltinMetric metric{options.metric};
 
-  std::vector<MethodRoc> results;
-  for (const std::string& name : methods) {
+  // Method i runs on rank i % size (options.distribution); every rank then reads every method's
+  // scores, time and circuits, so all hold one process's results (the times aside).
+  const Distribution* split = options.distribution && options.distribution->size() > 1 ? options.distribution : nullptr;
+  std::vector<MethodRoc> results(methods.size());
+  std::vector<std::string> shared(methods.size());
+  for (std::size_t i = 0; i < methods.size(); ++i) {
+    if (split && !split->owns(i)) continue;
+    const std::string& name = methods[i];
     if (options.log) options.log(name);
-    MethodRoc r;
-    r.method = name;
+    MethodRoc& r = results[i];
     const auto start = std::chrono::steady_clock::now();
     if (name == "acdc") {
-      const Acdc<M, T> acdc_run(model, task, options.acdc_metric, options.acdc);
-      AcdcSweep sweep = acdc_run.sweep(thresholds);
-      r.edge_scores = sweep.edge_scores;
-      std::vector<std::vector<std::uint8_t>> circuits;
-      for (const auto& c : sweep.circuits) circuits.push_back(c.in_graph);
-      const RocCurve own = roc_of_circuits(circuits, truth);
-      r.fpr = own.fpr;
-      r.tpr = own.tpr;
-      r.auc_pessimistic = own.auc_pessimistic;
-      r.acdc = std::move(sweep);
+      AcdcOptions acdc = options.acdc;
+      acdc.distribution = nullptr;  // the sweep is one item of the comparison
+      r.acdc = Acdc<M, T>(model, task, options.acdc_metric, acdc).sweep(thresholds);
+      r.edge_scores = r.acdc->edge_scores;
     } else {
       AttributionByName request;
       request.method = name;
@@ -134,15 +134,39 @@ std::vector<MethodRoc> compare_methods(const M& model, const PatchingTask<T>& ta
       r.edge_scores = attribute_by_name(model, task, metric, request).edge_scores;
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!split) continue;
+    const std::size_t n_circuits = r.acdc ? r.acdc->circuits.size() : 0;
+    append_bytes(shared[i], &r.seconds, 1), append_bytes(shared[i], &n_circuits, 1);
+    append_bytes(shared[i], r.edge_scores.data(), graph.n_edges());
+    for (std::size_t k = 0; k < n_circuits; ++k) append_circuit(shared[i], r.acdc->circuits[k]);
+  }
+  if (split) {
+    split->share(shared);
+    for (std::size_t i = 0; i < methods.size(); ++i) {
+      MethodRoc& r = results[i];
+      std::size_t at = 0, n_circuits = 0;
+      read_bytes(shared[i], at, &r.seconds, 1), read_bytes(shared[i], at, &n_circuits, 1);
+      r.edge_scores.resize(graph.n_edges());
+      read_bytes(shared[i], at, r.edge_scores.data(), graph.n_edges());
+      if (methods[i] != "acdc") continue;
+      r.acdc = AcdcSweep{{}, r.edge_scores};
+      for (std::size_t k = 0; k < n_circuits; ++k) r.acdc->circuits.push_back(read_circuit(shared[i], at));
+    }
+  }
+  for (std::size_t i = 0; i < methods.size(); ++i) {
+    MethodRoc& r = results[i];
+    r.method = methods[i];
     r.edges_scored = r.edge_scores.size();
     r.roc = roc(graph, r.edge_scores, truth);
     r.auc = r.roc.auc_trapezoid;
-    if (name != "acdc") {
-      r.auc_pessimistic = r.roc.auc_pessimistic;
-      r.fpr = r.roc.fpr;
-      r.tpr = r.roc.tpr;
+    if (r.acdc) {  // ACDC's own points, one per circuit
+      std::vector<std::vector<std::uint8_t>> circuits;
+      for (const auto& c : r.acdc->circuits) circuits.push_back(c.in_graph);
+      const RocCurve own = roc_of_circuits(circuits, truth);
+      r.fpr = own.fpr, r.tpr = own.tpr, r.auc_pessimistic = own.auc_pessimistic;
+    } else {
+      r.auc_pessimistic = r.roc.auc_pessimistic, r.fpr = r.roc.fpr, r.tpr = r.roc.tpr;
     }
-    results.push_back(std::move(r));
   }
   return results;
 }

@@ -129,9 +129,11 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
     if (!chained) run.arena.reset();
   };
   auto residual = [&] { return chained ? run.x : Var<T>{run.resid.data(), {K * B, P, D}, nullptr}; };  // before the shortcut
+  // A layer the context's GradientRules detach (GradDrop) adds its outputs as constants.
+  const bool detached = chained && ctx.rules().detaches(l);
   auto add_to_residual = [&](const Var<T>& y) {  // y: [K * rows, D]
     if (chained && !run.x.value) return;
-    if (chained) run.x = ops::add(ctx, run.x, Var<T>{y.value, run.x.shape, y.slot});
+    if (chained) run.x = ops::add(ctx, run.x, Var<T>{y.value, run.x.shape, detached ? nullptr : y.slot});
     else Kernels::axpy(K * R, T(1), y.value, run.resid.data());
   };
   auto lane_value = [&](std::size_t u, std::size_t k, std::size_t a, std::size_t b, const T* computed) {
@@ -169,6 +171,8 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
     Var<T> qkv = Attn::template qkv<Norm>(ctx, residual(), params, c, io.port_sink(port0));  // [K*B, P, 3A]
     io.observe(l, LayerPoint::qkv, qkv);
     qkv = Attn::rotate(ctx, qkv, c, model.rotary());  // [K*B, P, 3A]
+    if (ctx.rules().scales_qkv())  // GIM's q/k/v gradient scales (ops/gradient_rules.hpp)
+      qkv = ops::scale_gradient_blocks(ctx, qkv, {ctx.rules().q_scale, ctx.rules().k_scale, ctx.rules().v_scale});
     Var<T> z;                                          // [K*B, P, A], or [K*R, A] at the readout rows
     if (lean) {
       z = ctx.output({K * batch.readout.size(), A}, false);
@@ -241,6 +245,8 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
       next_node();
       const Var<T> x = chained ? (run.x.value ? run.x : io.port_var(port0 + 3 * H, 1)) : Var<T>{const_cast<T*>(io.port_input(port0 + 3 * H, a, b, run)), {(b - a) * lane_rows, D}, nullptr};
       Var<T> pre = Mlp::template pre<Norm>(ctx, x, params, c, io.port_sink(port0 + 3 * H));  // [rows, d_mlp] (gated: 2 d_mlp)
+      if (Mlp::gated && ctx.rules().scales_gated_mlp())  // GIM's gate/up gradient scales
+        pre = ops::scale_gradient_blocks(ctx, pre, {ctx.rules().gate_scale, ctx.rules().up_scale});
       io.observe(l, LayerPoint::mlp_pre, pre);
       Var<T> post = Mlp::act(ctx, pre);  // [rows, d_mlp]
       io.observe(l, LayerPoint::mlp_post, post);

@@ -8,6 +8,9 @@
 // d_model). The mask is causal (row i sees keys 0..i) or bidirectional (every row sees the
 // keys of its sequence's real positions 0..len_b - 1, so right-padding is never read).
 // The kernels, and the softmax backward: backends/cpu/attention_kernels.hpp.
+// Under the context's GradientRules::softmax_temperature T (GIM), the pattern's backward is the
+// softmax backward at s_T = softmax(S / T) instead of at the pattern: the forward kernel run on a
+// copy of qkv whose queries are divided by T gives s_T.
 #include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
@@ -33,11 +36,23 @@ Var<T> attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads,
   Var<T> pattern = ctx.output({s.B, s.H, s.P, s.P}, qkv.needs_grad());
   Kernels::attention_pattern_forward(s, mask, qkv.value, pattern.value);
   if constexpr (Ctx::records) {
-    if (pattern.needs_grad())
-      ctx.on_backward([ctx, qkv, pattern, s, mask] {
+    if (pattern.needs_grad()) {
+      const T temperature = static_cast<T>(ctx.rules().softmax_temperature);
+      ctx.on_backward([ctx, qkv, pattern, s, mask, temperature] {
         T* dS = ctx.arena().template alloc<T>(s.B * s.H * s.P * s.P);  // [B, H, P, P]
-        Kernels::attention_pattern_backward(s, mask, qkv.value, pattern.value, ctx.grad(pattern), ctx.grad(qkv), dS);
+        const T* softmax_at = pattern.value;                            // [B, H, P, P]
+        if (temperature != T(1)) {
+          const std::size_t rows = s.B * s.P;
+          T* cooled = ctx.arena().template alloc<T>(rows * s.ld());  // [B, P, 3D] with q / T
+          Kernels::copy(rows * s.ld(), qkv.value, cooled);
+          for (std::size_t r = 0; r < rows; ++r) Kernels::scale(s.D(), T(1) / temperature, cooled + r * s.ld(), cooled + r * s.ld());
+          T* at_temperature = ctx.arena().template alloc<T>(s.B * s.H * s.P * s.P);  // s_T [B, H, P, P]
+          Kernels::attention_pattern_forward(s, mask, cooled, at_temperature);
+          softmax_at = at_temperature;
+        }
+        Kernels::attention_pattern_backward(s, mask, qkv.value, softmax_at, ctx.grad(pattern), ctx.grad(qkv), dS);
       });
+    }
   }
   return pattern;
 }

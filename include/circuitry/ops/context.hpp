@@ -1,13 +1,15 @@
 #pragma once
 // The context an op runs in (Stan Math's "var" world, made explicit): the backend, the arena its
 // outputs live in and, when gradients are wanted, the tape it records its backward on.
-// Context<T, false> compiles the tape away; the backend defaults to the CPU's.
+// Context<T, false> compiles the tape away; the backend defaults to the CPU's. A recording context
+// may carry GradientRules (ops/gradient_rules.hpp) that change how its ops record their backward.
 #include <concepts>
 #include <utility>
 
 #include "circuitry/backends/backend.hpp"
 #include "circuitry/backends/cpu/cpu_backend.hpp"
 #include "circuitry/core/tape.hpp"
+#include "circuitry/ops/gradient_rules.hpp"
 
 namespace circuitry {
 
@@ -37,6 +39,14 @@ class Context {
   /// A constant (no adjoint) over existing memory.
   static Var<T> constant(T* data, Shape shape) { return Var<T>{data, shape, nullptr}; }
 
+  /// The backward rules the ops record with (the exact gradient unless set); `rules` must outlive
+  /// the recording.
+  const GradientRules& rules() const {
+    static const GradientRules exact;
+    return rules_ ? *rules_ : exact;
+  }
+  void set_rules(const GradientRules* rules) { rules_ = rules; }
+
   /// The tape's reusable temporary buffer (see Tape::scratch).
   T* scratch(std::size_t n) const requires(Grad) { return tape_->scratch(n); }
 
@@ -52,6 +62,7 @@ class Context {
  private:
   Arena* arena_;
   Tape<T>* tape_ = nullptr;
+  const GradientRules* rules_ = nullptr;
 };
 
 template <class C>

@@ -12,6 +12,8 @@
 // With W absent it is a plain norm with a single port (the final norm: `logits`).
 // The norm is a policy (models/components/norms.hpp: LayerNorm, RMSNorm, NoNorm) naming the
 // kind of norm the backend's kernels apply.
+// Under the context's GradientRules::freeze_norm_statistics (GIM) the norm's backward holds its
+// scale constant (backends/cpu/norm_kernels.hpp).
 #include <algorithm>
 #include <concepts>
 #include <functional>
@@ -91,7 +93,8 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
   if constexpr (Ctx::records) {
     if (!diff) return y;
     Var<T> W = w ? *w : Var<T>{}, Bv = bias ? *bias : Var<T>{};
-    ctx.on_backward([ctx, x, ln_w, ln_b, W, Bv, normed, y, mean, rstd, rows, D, N, NO, split, sink] {
+    const bool frozen = ctx.rules().freeze_norm_statistics;
+    ctx.on_backward([ctx, x, ln_w, ln_b, W, Bv, normed, y, mean, rstd, rows, D, N, NO, split, sink, frozen] {
       auto& arena = ctx.arena();
       const T* dy_out = ctx.grad(y);  // [rows, NO]
       // d projection [rows, N]: grouped, each KV head's gradient is the sum over its query heads.
@@ -119,15 +122,32 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
       }
       if (norm_params_grad) Kernels::norm_backward_params(Norm::kind, dnormed, x.value, mean, rstd, ctx.grad(ln_w), ctx.grad(ln_b), rows, D);
       if (!x.needs_grad() && !sink) return;
+      // g [rows, D] := d Norm(x) / dx applied to g, exact or with the scale frozen.
+      auto norm_backward = [&](T* g) {
+        if (frozen) Kernels::norm_backward_frozen_in_place(Norm::kind, g, ln_w.value, rstd, rows, D);
+        else Kernels::norm_backward_in_place(Norm::kind, g, x.value, ln_w.value, mean, rstd, rows, D);
+      };
       if (!sink) {
-        Kernels::norm_backward_input(Norm::kind, dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
+        if (!frozen) {
+          Kernels::norm_backward_input(Norm::kind, dnormed, x.value, ln_w.value, mean, rstd, ctx.grad(x), rows, D);
+          return;
+        }
+        T* g = arena.template alloc<T>(rows * D);  // [rows, D]
+        Kernels::copy(rows * D, dnormed, g);
+        norm_backward(g);
+        Kernels::axpy(rows * D, T(1), g, ctx.grad(x));
         return;
       }
       // Per-port gradients g_p [P, rows, D], in the tape's scratch buffer (reused by every layer).
       T* g = ctx.scratch(P * rows * D);
       if (P == 1) {
-        std::fill(g, g + rows * D, T(0));
-        Kernels::norm_backward_input(Norm::kind, dnormed, x.value, ln_w.value, mean, rstd, g, rows, D);
+        if (frozen) {
+          Kernels::copy(rows * D, dnormed, g);
+          norm_backward(g);
+        } else {
+          std::fill(g, g + rows * D, T(0));
+          Kernels::norm_backward_input(Norm::kind, dnormed, x.value, ln_w.value, mean, rstd, g, rows, D);
+        }
       } else {
         // Ports run in parallel; each GEMM is small (inner dimension d_head), so one thread each.
         const std::size_t dh = split.d_head, Dm = split.n_heads * dh;
@@ -135,7 +155,7 @@ Var<T> norm_linear_ports(const Ctx& ctx, const Var<T>& x, const Var<T>& ln_w, co
           const std::size_t out_col = (p % 3) * Dm + (p / 3) * dh, w_col = split.weight_column(p % 3, p / 3);
           T* gp = g + p * rows * D;
           Kernels::gemm(Trans::No, Trans::Yes, rows, D, dh, T(1), dy_out + out_col, NO, W.value + w_col, N, T(0), gp, D);
-          Kernels::norm_backward_in_place(Norm::kind, gp, x.value, ln_w.value, mean, rstd, rows, D);
+          norm_backward(gp);
         });
       }
       sink(g, P, rows, D);

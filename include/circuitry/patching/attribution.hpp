@@ -13,6 +13,7 @@
 // parts of equal numbers of examples whose scores are summed, weighted by their share of the
 // examples (exact for metrics that are means over examples, as EAP-IG sums over its batches).
 // The parts may run on several processes (the policy's Distribution), summed in part order.
+// A policy may also change the backward pass (gradient_rules(): GIM, patching/gim.hpp).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -141,6 +142,8 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
   const Graph graph = model.graph();
   const std::size_t BPD = task.clean.rows() * model.config().n_embd;
   const std::vector<GradientRun> runs = policy.gradient_runs();
+  GradientRules rules;  // the exact gradient, unless the policy changes the backward (GIM)
+  if constexpr (requires { { policy.gradient_rules() } -> std::same_as<GradientRules>; }) rules = policy.gradient_rules();
   Attribution result;
   result.method = Policy::name;
   result.edge_scores.assign(graph.n_edges(), 0.0);
@@ -178,6 +181,7 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
     arena.reset();
     Tape<T> tape(arena);
     ContextFor<M, true> ctx(arena, tape);
+    ctx.set_rules(&rules);
     ForwardOptions<T> o;
     if (run == fused) {
       o.node_outputs = delta.data();
@@ -208,32 +212,32 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
 
 }  // namespace detail
 
-template <GradientPolicy Policy, class M, class Metric, class T = typename M::scalar>
-Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, const Metric& metric, const Policy& policy) {
-  std::size_t parts = 1;
-  if constexpr (metric_is_mean_over_examples<Metric> && requires { policy.memory_budget; })
-    parts = attribution_parts(model, task.clean, policy.memory_budget);
-  detail::AttributionBuffers<T> buffers;
-  if (parts == 1) return detail::attribute_gradients_whole(model, task, metric, policy, buffers);
-  // Part k holds examples [k B / parts, (k + 1) B / parts); its metric is the mean over them.
+namespace detail {
+
+/// Scores the task in `parts` parts of equal numbers of examples, `whole(part, buffers)` scoring
+/// one; part k holds examples [k B / parts, (k + 1) B / parts) and its scores and corrupted metric
+/// count by its share of the examples. With a Distribution, part k runs on rank k % size; every
+/// rank then sums every part's scores in part order, the one-process sum, so the bytes are the
+/// same on any number of ranks.
+template <class M, class Metric, class Whole, class T = typename M::scalar>
+Attribution attribute_in_parts(const M& model, const PatchingTask<T>& task, const Metric& metric, const std::string& method,
+                               std::size_t parts, const Distribution* split, Whole&& whole) {
+  AttributionBuffers<T> buffers;
+  if (parts == 1) return whole(task, buffers);
   const std::size_t B = task.clean.batch;
   Attribution result;
-  result.method = Policy::name;
+  result.method = method;
   result.edge_scores.assign(model.graph().n_edges(), 0.0);
   result.clean_metric = metric_value(metric, task.clean_logits, task.data);
   std::size_t most_examples = 0;  // in one part: Delta's buffer is reserved for it, so no part reallocates it
   for (std::size_t k = 0; k < parts; ++k) most_examples = std::max(most_examples, (k + 1) * B / parts - k * B / parts);
   buffers.delta.reserve(model.n_upstream() * most_examples * task.clean.pos * model.config().n_embd);
-  // With a Distribution, part k runs on rank k % size; every rank then sums every part's scores in
-  // part order, the one-process sum, so the bytes are the same on any number of ranks.
-  const Distribution* split = nullptr;
-  if constexpr (requires { policy.distribution; })
-    if (policy.distribution && policy.distribution->size() > 1) split = policy.distribution;
+  if (split && split->size() <= 1) split = nullptr;
   std::vector<std::string> part_results(parts);  // the part's corrupted metric, then its edge scores
   const std::size_t E = result.edge_scores.size();
   for (std::size_t k = 0; k < parts; ++k) {
     if (split && !split->owns(k)) continue;
-    const Attribution part = detail::attribute_gradients_whole(model, task_examples(task, k * B / parts, (k + 1) * B / parts), metric, policy, buffers);
+    const Attribution part = whole(task_examples(task, k * B / parts, (k + 1) * B / parts), buffers);
     append_bytes(part_results[k], &part.corrupted_metric, 1), append_bytes(part_results[k], part.edge_scores.data(), E);
   }
   if (split) split->share(part_results);
@@ -248,6 +252,21 @@ Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, con
   }
   result.compute_node_scores(model.graph());
   return result;
+}
+
+}  // namespace detail
+
+template <GradientPolicy Policy, class M, class Metric, class T = typename M::scalar>
+Attribution attribute_gradients(const M& model, const PatchingTask<T>& task, const Metric& metric, const Policy& policy) {
+  std::size_t parts = 1;
+  if constexpr (metric_is_mean_over_examples<Metric> && requires { policy.memory_budget; })
+    parts = attribution_parts(model, task.clean, policy.memory_budget);
+  const Distribution* split = nullptr;
+  if constexpr (requires { policy.distribution; }) split = policy.distribution;
+  return detail::attribute_in_parts(model, task, metric, Policy::name, parts, split,
+                                    [&](const PatchingTask<T>& part, detail::AttributionBuffers<T>& buffers) {
+                                      return detail::attribute_gradients_whole(model, part, metric, policy, buffers);
+                                    });
 }
 
 }  // namespace circuitry

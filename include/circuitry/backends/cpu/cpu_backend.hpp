@@ -100,6 +100,10 @@ struct CpuBackend {
     cpu::norm_backward_in_place(kind, g, x, w, mean, rstd, rows, D);
   }
   template <class T>
+  static void norm_backward_frozen_in_place(NormKind kind, T* g, const T* w, const T* rstd, std::size_t rows, std::size_t D) {
+    cpu::norm_backward_frozen_in_place(kind, g, w, rstd, rows, D);
+  }
+  template <class T>
   static void norm_backward_params(NormKind kind, const T* dy, const T* x, const T* mean, const T* rstd, T* dw, T* db,
                                    std::size_t rows, std::size_t D) {
     cpu::norm_backward_params(kind, dy, x, mean, rstd, dw, db, rows, D);

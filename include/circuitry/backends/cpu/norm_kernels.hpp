@@ -10,6 +10,9 @@
 //     dx = rstd * (g - xhat * mean(g * xhat)),  dw += sum dy * xhat.
 //     Its kernels have the layer norm's signatures; `mean` is written as 0 and never read.
 //   None: y = x (tracr's compiled models).
+//   With frozen statistics (GIM, Edin et al. 2025, section 3: the norm's scale treated as a
+//   constant of the backward pass; the mean is still differentiated): layer norm
+//   dx = rstd * (g - mean(g)), RMS norm dx = rstd * g.
 // norm_forward and the three backwards dispatch on a NormKind, so the tape ops take the norm
 // as data.
 #include <algorithm>
@@ -143,6 +146,19 @@ void norm_backward_in_place(NormKind kind, T* g, const T* x, const T* w, const T
     case NormKind::layer_norm: return layer_norm_backward_in_place(g, x, w, mean, rstd, rows, D);
     case NormKind::rms_norm: return rms_norm_backward_in_place(g, x, w, rstd, rows, D);
     case NormKind::none: return;
+  }
+}
+
+/// g[rows, D] := the backward of Norm with its scale rstd held constant, applied to g (serial;
+/// GIM's frozen norm statistics).
+template <class T>
+void norm_backward_frozen_in_place(NormKind kind, T* g, const T* w, const T* rstd, std::size_t rows, std::size_t D) {
+  if (kind == NormKind::none) return;
+  for (std::size_t r = 0; r < rows; ++r) {
+    auto gr = vec(g + r * D, D);
+    const Eigen::Array<T, Eigen::Dynamic, 1> gw = gr * vec(w, D);
+    if (kind == NormKind::layer_norm) gr = rstd[r] * (gw - gw.mean());
+    else gr = rstd[r] * gw;
   }
 }
 
