@@ -241,6 +241,14 @@ void acdc_command(const Args& a) {
   run_on_model(ModelCommand::acdc, a);
 }
 
+/// circuitry learn-mask: a circuit from learned edge masks, and the run's log.
+void learn_mask_command(const Args& a) {
+  parse_learn_mask(a);
+  io::check_writable(learn_mask_log_path(a));
+  check_outputs(a, {"--out"});
+  run_on_model(ModelCommand::learn_mask, a);
+}
+
 /// circuitry compare: every method's ROC against one ground truth (the EAP paper's figure, one task).
 void compare_command(const Args& a) {
   parse_compare(a);
@@ -328,6 +336,7 @@ int run(int argc, char** argv) {
   static const std::map<std::string, Command> commands = {
       {"discover", discover_command}, {"forward", forward},   {"attribute", attribute_command}, {"prune", prune_command},
       {"evaluate", evaluate_command}, {"roc", roc_command},   {"path-patch", path_patch_command}, {"acdc", acdc_command},
+      {"learn-mask", learn_mask_command},
       {"compare", compare_command},   {"planted", planted_command}, {"tokenize", tokenize_command}};
   commands.at(cmd)(Args(*spec, argc, argv, 2));
   return 0;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -302,6 +303,48 @@ void acdc_on(const Args& a, const M& model) {
   outputs.stage(out / "acdc.json", result_text(j));
   if (Processes::is_writer()) outputs.commit();
   checkpoint.finish();
+}
+
+/// learn-mask's options; its target is checked against the graph once the model is loaded.
+inline LearnMaskOptions parse_learn_mask(const Args& a) {
+  LearnMaskOptions o;
+  require(a.has("--edges") != a.has("--l0"), "learn-mask: give either --edges N (the circuit's size) or --l0 LAMBDA (the L0 weight)");
+  if (a.has("--edges")) o.target_edges = a.positive("--edges", 1);
+  if (a.has("--l0")) o.l0 = a.number("--l0");
+  o.steps = a.positive("--steps", 500);
+  if (a.has("--lr")) o.lr = a.number("--lr");
+  if (a.has("--multiplier-lr")) o.multiplier_lr = a.number("--multiplier-lr");
+  const long long seed = a.integer("--seed", 1);
+  require(seed >= 0, "learn-mask: --seed must be a non-negative integer, got " + std::to_string(seed));
+  o.seed = static_cast<std::uint64_t>(seed);
+  o.metric = parse_metric(a.get("--metric", "kl"));
+  o.ablation = parse_ablation(a);
+  check_learn_mask_options(o, std::numeric_limits<std::size_t>::max());
+  return o;
+}
+inline std::filesystem::path learn_mask_log_path(const Args& a) {
+  return a.has("--log") ? std::filesystem::path(a.get("--log")) : std::filesystem::path(a.get("--out")).replace_extension(".log.json");
+}
+
+template <class M>
+void learn_mask_on(const Args& a, const M& model) {
+  LearnMaskOptions o = parse_learn_mask(a);
+  const auto task = load_task(a, model);
+  o.mean_reference = &task.corrupted;
+  o.progress_every = std::max<std::size_t>(1, o.steps / 20);
+  o.progress = [](const LearnMaskProgress& p) {
+    std::fprintf(stderr, "learn-mask: step %zu/%zu  loss %.6g  expected edges %.1f  %.1f s%s\n", p.step, p.steps, p.loss,
+                 p.expected_edges, p.seconds, time_left(p.seconds, p.step, p.steps).c_str());
+  };
+  const LearnedMask r = learn_mask(model, task, o);
+  const Graph graph = model.graph();
+  Circuit circuit(graph);
+  circuit.in_graph = r.in_graph;
+  io::OutputSet outputs;  // the circuit and its log appear together or not at all
+  outputs.stage(a.get("--out"), circuit_json_text(circuit, r.log_alpha, model.config().n_embd));
+  outputs.stage(learn_mask_log_path(a), result_text(api::learn_mask_json(r, o, graph.n_edges())));
+  outputs.commit();
+  std::fprintf(stderr, "learn-mask: %zu of %zu edges in %s\n", circuit.n_edges(), graph.n_edges(), a.get("--out").c_str());
 }
 
 inline ComparisonOptions parse_compare(const Args& a) {

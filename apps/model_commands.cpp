@@ -22,6 +22,7 @@ void run_on(const ModelRun& run, io::Checkpoint<T>&& checkpoint) {
     case ModelCommand::evaluate: return evaluate_on(a, model);
     case ModelCommand::path_patch: return path_patch_on(a, model);
     case ModelCommand::acdc: return acdc_on(a, model);
+    case ModelCommand::learn_mask: return learn_mask_on(a, model);
     case ModelCommand::compare: return compare_on(a, model);
     case ModelCommand::discover:
     case ModelCommand::main_job:

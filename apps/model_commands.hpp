@@ -9,7 +9,7 @@
 
 namespace circuitry::cli {
 
-enum class ModelCommand { forward, attribute, evaluate, path_patch, acdc, compare, discover, main_job };
+enum class ModelCommand { forward, attribute, evaluate, path_patch, acdc, learn_mask, compare, discover, main_job };
 
 /// One command on the model of --model (or, for the main job, `model_dir`).
 struct ModelRun {

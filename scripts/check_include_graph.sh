@@ -16,6 +16,10 @@ declare -A allowed
 for ((i = 0; i < ${#chain[@]}; ++i)); do allowed[${chain[i]}]="${chain[*]:0:i+1}"; done
 allowed[train]="core backends ops graph models train"  # AdamW and the trainer: the host kernels, ops and models
 allowed[mpi]="core mpi"  # MPI's Distribution: the command line includes it only when built with MPI
+# train depends on nothing after models, so the folders from circuits on may use it (learned edge
+# masks optimise with its AdamW).
+allowed[circuits]+=" train"
+allowed[api]+=" train"
 
 # A top-level header is its folder's entry point (patching.hpp); circuitry.hpp, the umbrella,
 # may include everything and no header may include it.

@@ -218,6 +218,24 @@ expect_error(compare_truth "edges are not in the model's graph.*'a0.h1->a5.h0<k>
 expect_error(compare_shape "12 layers x 12 heads" compare --model ${M} --task ${M}/task.jsonl --ground-truth ioi --methods eap --out ${WORK}/x)
 expect_error(planted_shape "unknown planted-circuit shape 'ring'" planted --shape ring --out ${WORK}/x)
 
+# learn-mask: the planted fork's circuit from learned masks, then evaluate on it; its log; bad options.
+expect_ok(learn_mask "\"in_graph\": true" ${WORK}/mask.json learn-mask --model ${WORK}/planted --task ${WORK}/planted/task.jsonl
+          --edges 5 --dtype float64 --out ${WORK}/mask.json)
+file(READ ${WORK}/mask.log.json mask_log)
+if(NOT mask_log MATCHES "\"n_edges_in_circuit\": 5")
+  message(FATAL_ERROR "learn_mask: the log ${WORK}/mask.log.json lacks n_edges_in_circuit 5:\n${mask_log}")
+endif()
+expect_ok(learn_mask_evaluate "\"faithfulness\": (1[^0-9]|1\\.0000|0\\.9999)" ${WORK}/mask-eval.json evaluate --model ${WORK}/planted --task ${WORK}/planted/task.jsonl
+          --dtype float64 --circuit ${WORK}/mask.json --out ${WORK}/mask-eval.json)
+expect_ok(learn_mask_gpt2 "\"n_edges_in_graph\"" ${WORK}/mask-gpt2.log.json learn-mask --model ${M} --task ${M}/task.jsonl
+          --l0 0.001 --steps 3 --out ${WORK}/mask-gpt2.json --log ${WORK}/mask-gpt2.log.json --ablation mean --metric logit_diff)
+expect_error(learn_mask_both "give either --edges N" learn-mask --model ${M} --task ${M}/task.jsonl --edges 3 --l0 0.1 --out ${WORK}/x.json)
+expect_error(learn_mask_zero "--edges must be a positive integer" learn-mask --model ${M} --task ${M}/task.jsonl --edges 0 --out ${WORK}/x.json)
+expect_error(learn_mask_large "more than the graph's" learn-mask --model ${M} --task ${M}/task.jsonl --edges 100000 --out ${WORK}/x.json)
+expect_error(learn_mask_lr "--lr must be a positive finite number" learn-mask --model ${M} --task ${M}/task.jsonl --edges 3 --lr -1 --out ${WORK}/x.json)
+expect_error(learn_mask_nan "--l0 needs a number, got 'nan'" learn-mask --model ${M} --task ${M}/task.jsonl --l0 nan --out ${WORK}/x.json)
+expect_error(learn_mask_ablation "unknown --ablation 'noise'" learn-mask --model ${M} --task ${M}/task.jsonl --edges 3 --ablation noise --out ${WORK}/x.json)
+
 # tokenize: JSON Lines text in, the same lines with ids out (the embedded GPT-2 vocabulary).
 file(WRITE ${WORK}/texts.jsonl "{\"text\": \"Hello world\", \"id\": 7}\n{\"text\": \"a<|endoftext|>b\"}\n")
 expect_ok(tokenize "\"id\":7,\"ids\":\\[15496,995\\]" ${WORK}/tokens.jsonl tokenize --in ${WORK}/texts.jsonl --out ${WORK}/tokens.jsonl)

@@ -29,8 +29,9 @@ TEST_CASE("registries: every name parses, and every value has its name") {
   for (const api::Choice& c : api::attribution_methods()) attribution.push_back(c.name);
   CHECK(attribution == attribution_method_names());
   std::vector<std::string> all;
-  for (const api::Choice& c : api::methods()) all.push_back(c.name);
+  for (const api::Choice& c : api::comparison_methods()) all.push_back(c.name);
   CHECK(all == comparison_method_names());
+  CHECK(api::methods().back().name == "learn-mask");
   CHECK(api::architectures().size() == 8);
   CHECK(api::architectures().front().name == GPT2::name());
   CHECK(api::names_of(api::ablations()) == "resample, zero or mean");

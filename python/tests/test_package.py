@@ -25,7 +25,7 @@ def test_type_stubs_are_installed():
 
 def test_choices_are_the_registries_the_cli_help_lists():
     methods = circuitry.choices("methods")
-    assert [m["name"] for m in methods] == ["eap", "eap-ig", "clean-corrupted", "gim", "atp-star", "exact", "acdc"]
+    assert [m["name"] for m in methods] == ["eap", "eap-ig", "clean-corrupted", "gim", "atp-star", "exact", "acdc", "learn-mask"]
     eap_ig = next(m for m in methods if m["name"] == "eap-ig")
     assert {"name": "steps", "default": "5", "help": "integration steps"} in eap_ig["options"]
     metrics = [m["name"] for m in circuitry.choices("metrics")]

@@ -5,6 +5,7 @@
 // their defaults and what it needs. The name -> value mappings themselves stay beside the values
 // (parse_metric in task/metrics.hpp, parse_ablation in patching/edge_patching.hpp, ...);
 // tests/test_api.cpp holds these lists to them.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,8 @@ inline const Choice& find_choice(const Choices& choices, const std::string& name
   throw Error("unknown " + what + " '" + name + "' (choose " + names_of(choices) + ")");
 }
 
-/// The attribution methods (patching/attribution_by_name.hpp), then ACDC (circuits/acdc.hpp).
+/// The attribution methods (patching/attribution_by_name.hpp), ACDC (circuits/acdc.hpp), then
+/// learned edge masks (circuits/learned_mask.hpp).
 inline const Choices& methods() {
   static const OptionInfo budget{"memory_budget", "512", "working memory in MiB: examples per pass"};
   static const Choices list = {
@@ -71,13 +73,31 @@ inline const Choices& methods() {
         {"ablation", "resample", "what removed edges read"}, {"lanes", "8", "candidate edges per batched run"},
         {"edges", "all", "decide only these edges; the others are removed from the start"}},
        "one patched forward per candidate edge and threshold"},
+      {"learn-mask", "Edge Pruning (Bhaskar et al. 2024): a hard-concrete mask per edge, learned with AdamW against KL + an L0 penalty",
+       {{"edges", "", "the circuit's size N (a Lagrangian drives E[L0] to N; the top N by log_alpha); or"},
+        {"l0", "", "the L0 weight (the edges with log_alpha > 0)"}, {"steps", "500", "optimisation steps"},
+        {"lr", "0.1", "AdamW's learning rate for log_alpha"}, {"multiplier_lr", "0.4", "AdamW's for the Lagrangian's multipliers"},
+        {"seed", "1", "the noise's seed"}, {"metric", "kl", "the faithfulness loss"}, {"ablation", "resample", "what masked edges read"}},
+       "a forward and backward on the tape per step"},
   };
   return list;
 }
 
-/// The attribution methods alone (what `attribute` runs): methods() without ACDC.
+/// methods() without the ones named.
+inline Choices methods_except(const std::vector<std::string>& names) {
+  Choices list;
+  for (const Choice& c : methods())
+    if (std::find(names.begin(), names.end(), c.name) == names.end()) list.push_back(c);
+  return list;
+}
+/// The attribution methods alone (what `attribute` runs).
 inline const Choices& attribution_methods() {
-  static const Choices list(methods().begin(), methods().end() - 1);
+  static const Choices list = methods_except({"acdc", "learn-mask"});
+  return list;
+}
+/// What `compare` runs: every method but learned masks (a circuit of a size or weight chosen ahead).
+inline const Choices& comparison_methods() {
+  static const Choices list = methods_except({"learn-mask"});
   return list;
 }
 

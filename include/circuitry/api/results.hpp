@@ -13,6 +13,7 @@
 
 #include "circuitry/circuits/acdc.hpp"
 #include "circuitry/circuits/faithfulness_curve.hpp"
+#include "circuitry/circuits/learned_mask.hpp"
 #include "circuitry/circuits/method_comparison.hpp"
 #include "circuitry/circuits/evaluation.hpp"
 #include "circuitry/io/scores_json.hpp"
@@ -125,6 +126,25 @@ inline Json acdc_json(const Graph& graph, const AcdcSweep& sweep, const std::vec
   Json edges = Json::object();
   for (std::size_t e = 0; e < graph.n_edges(); ++e) edges[graph.edges()[e].name] = sweep.edge_scores[e];
   j["edges"] = std::move(edges);
+  return j;
+}
+
+/// `learn-mask`'s log: the run's settings and its last step (the circuit itself is a circuit file).
+inline Json learn_mask_json(const LearnedMask& r, const LearnMaskOptions& o, std::size_t n_edges) {
+  Json j;
+  j["steps"] = r.steps;
+  j["loss"] = r.loss;
+  j["faithfulness_loss"] = r.faithfulness_loss;
+  j["expected_edges"] = r.expected_edges;
+  j["n_edges_in_graph"] = n_edges;
+  j["n_edges_in_circuit"] = std::count(r.in_graph.begin(), r.in_graph.end(), std::uint8_t{1});
+  j["seconds"] = r.seconds;
+  j["seed"] = o.seed;
+  j["lr"] = o.lr;
+  if (o.target_edges > 0) j["target_edges"] = o.target_edges, j["multiplier_lr"] = o.multiplier_lr;
+  else j["l0"] = o.l0;
+  j["metric"] = metric_name(o.metric);
+  j["ablation"] = ablation_name(o.ablation);
   return j;
 }
 

@@ -64,6 +64,7 @@ class ForwardIo : public LayerIoBase<T> {
     record_node(u, computed);
     return computed;
   }
+  void node_var(std::size_t u, std::size_t, const Var<T>& v) const { record_node(u, v.value); }
   void residual(std::size_t stage, const LaneRun<T, Kernels>& run) const {
     if (o_->residuals) Kernels::copy(BPD_, run.x.value, o_->residuals + stage * BPD_);
   }

@@ -6,6 +6,8 @@
 //   Model::forward (models/model.hpp)         one lane, chained: the residual is a chain of
 //                                             variables on the caller's context (with the tape,
 //                                             hooks and the recordings EAP needs);
+//   masked_forward (patching/masked_forward.hpp) one lane, chained, without a residual: every
+//                                             port reads its own input from the io, on the tape;
 //   run_with (patching/intervention.hpp)      one lane under an Intervention;
 //   PatchedLanes (patching/patched_lanes.hpp) exact patching's and ACDC's K lanes (copies of a
 //                                             batch stacked along the batch dimension).
@@ -14,7 +16,8 @@
 //
 // What each port reads and what becomes of each node's output is the driver's, through a LayerIo
 // `io` (LayerIoBase gives the optional ones):
-//   io.attention(l, run) -> HeadsPlan   head_by_head; or whole: every lane computes every head of
+//   io.attention(l, run) -> HeadsPlan   head_by_head (chained: every head at once on the tape, each
+//                                       q/k/v port from its own io.port_var); or whole: every lane computes every head of
 //                                       layer l from the plain residual (one q|k|v GEMM), wanting each
 //                                       head's output (whole_heads) or only their sum (whole_sum)
 //   io.node_lanes(u) -> {a, b}          the lanes [a, b) that compute node u (a == b: none)
@@ -22,6 +25,9 @@
 //   io.node_value(u, k, computed, last) lane k's output of node u, given what was computed for it
 //                                       (nullptr where lane k did not compute it); may keep or replace it
 //   io.residual(stage, run)             the residual entering stage 2l (the layer) or 2l + 1 (its MLP)
+//   io.port_var(p, n)                   chained without a residual: ports [p, p + n)'s inputs on the
+//                                       tape, [n, rows, D] (optional)
+//   io.node_var(u, n, v)                chained: the outputs of nodes [u, u + n) on the tape, [n, rows, D] (optional)
 //   io.port_sink(p)                     where d metric / d input of ports p.. go on the tape (optional)
 //   io.observe(l, point, v)             an activation at a hook point (optional)
 //   io.attention_z(l, z)                the heads' mixed values of a whole_sum layer (optional)
@@ -45,6 +51,8 @@ enum class LayerPoint { resid_pre, qkv, pattern, z, attn_out, resid_mid, mlp_pre
 template <class T>
 struct LayerIoBase {
   ops::PortGradientSink<T> port_sink(std::size_t /*first_port*/) const { return {}; }
+  Var<T> port_var(std::size_t /*first_port*/, std::size_t /*n*/) const { return {}; }
+  void node_var(std::size_t /*first_node*/, std::size_t /*n*/, const Var<T>&) const {}
   void observe(std::size_t /*l*/, LayerPoint, const Var<T>&) const {}
   void attention_z(std::size_t /*l*/, const Var<T>& /*z*/) const {}
 };
@@ -56,7 +64,8 @@ struct LaneRun {
   std::size_t K = 1;
   bool last_rows = false;  // the residual holds each lane's readout rows only
   /// Chained: one lane whose residual is `x`, a new variable on the caller's context after each
-  /// sum (what the tape's backward and the hooks need). Else the residual is `resid`.
+  /// sum (what the tape's backward and the hooks need); with no x, no residual: every port reads
+  /// io.port_var. Else the residual is `resid`.
   bool chained = false;
   Var<T> x;                                // [batch, pos, D], or [readout rows, D] once last_rows
   const ParamVars<T>* params = nullptr;    // the variables the layers read (a trainer's), else the model's
@@ -123,6 +132,7 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
   // A layer the context's GradientRules detach (GradDrop) adds its outputs as constants.
   const bool detached = chained && ctx.rules().detaches(l);
   auto add_to_residual = [&](const Var<T>& y) {  // y: [K * rows, D]
+    if (chained && !run.x.value) return;
     if (chained) run.x = ops::add(ctx, run.x, Var<T>{y.value, run.x.shape, detached ? nullptr : y.slot});
     else Kernels::axpy(K * R, T(1), y.value, run.resid.data());
   };
@@ -153,7 +163,8 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
   io.residual(2 * l, run);
   if (!chained) run.acc.resize(K * R), run.shared.resize(R);
   const HeadsPlan plan = io.attention(l, run);
-  require(!chained || plan == HeadsPlan::whole_sum, "layer step: a chained run sums its heads whole");
+  require(!chained || (plan == HeadsPlan::whole_sum) == (run.x.value != nullptr),
+          "layer step: a chained run sums its heads whole, or, without a residual, runs them head by head");
   Var<T> attn_out;  // [K*B, P, D], or [K*R, D] in a lean layer: the heads' outputs plus b_O
   if (plan != HeadsPlan::head_by_head) {
     next_node();
@@ -186,6 +197,11 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
       Attn::template head_outputs<Kernels>(z.value, params["attn.W_O"].value, c, K * lane_rows, run.heads.data(), K * R, false);
       for (std::size_t h = 0; h < H; ++h) add_head(first + h, 0, K, run.heads.data() + h * K * R);
     }
+  } else if (chained) {  // every head from its own ports' inputs, each head's output apart
+    Var<T> qkv = Attn::template qkv_each_port<Norm>(ctx, io.port_var(port0, 3 * H), params, c, B, P);  // [B, P, 3A]
+    qkv = Attn::rotate(ctx, qkv, c, model.rotary());
+    Var<T> mixed = Attn::mix(ctx, Attn::pattern(ctx, qkv, c, run.mask(model, batch, 1)), qkv, c);  // [B, P, H, dh]
+    io.node_var(first, H, Attn::each_head_output(ctx, mixed, params, c));  // [H, B*P, D]
   } else {
     for (std::size_t h = 0; h < H; ++h) {
       const std::size_t u = first + h;
@@ -202,7 +218,7 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
       add_head(u, a, b, run.node.data());
     }
   }
-  if (plan != HeadsPlan::whole_sum) {  // acc += shared, then b_O
+  if (plan != HeadsPlan::whole_sum && !chained) {  // acc += shared, then b_O
     for (std::size_t k = 0; k < K; ++k) {
       if (!any_own) Kernels::copy(R, run.shared.data(), run.acc.data() + k * R);
       else if (any_shared) Kernels::axpy(R, T(1), run.shared.data(), run.acc.data() + k * R);
@@ -227,7 +243,7 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
     Var<T> out;  // [(b - a) * rows, D] the MLP's output in lanes [a, b), with b_out
     if (a < b) {
       next_node();
-      const Var<T> x = chained ? run.x : Var<T>{const_cast<T*>(io.port_input(port0 + 3 * H, a, b, run)), {(b - a) * lane_rows, D}, nullptr};
+      const Var<T> x = chained ? (run.x.value ? run.x : io.port_var(port0 + 3 * H, 1)) : Var<T>{const_cast<T*>(io.port_input(port0 + 3 * H, a, b, run)), {(b - a) * lane_rows, D}, nullptr};
       Var<T> pre = Mlp::template pre<Norm>(ctx, x, params, c, io.port_sink(port0 + 3 * H));  // [rows, d_mlp] (gated: 2 d_mlp)
       if (Mlp::gated && ctx.rules().scales_gated_mlp())  // GIM's gate/up gradient scales
         pre = ops::scale_gradient_blocks(ctx, pre, {ctx.rules().gate_scale, ctx.rules().up_scale});
@@ -239,7 +255,7 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
     }
     if (M::parallel) add_to_residual(attn_out);
     if (chained) {
-      io.node_value(u, 0, out.value, lean);
+      io.node_var(u, 1, out);
       add_to_residual(out);
     } else {
       for (std::size_t k = 0; k < K; ++k) Kernels::axpy(R, T(1), lane_value(u, k, a, b, out.value), run.resid.data() + k * R);

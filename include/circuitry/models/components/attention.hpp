@@ -29,6 +29,8 @@
 
 #include "circuitry/core/arena.hpp"
 #include "circuitry/ops.hpp"
+#include "circuitry/ops/head_outputs.hpp"
+#include "circuitry/ops/norm_linear_each_port.hpp"
 #include "circuitry/ops/rotary.hpp"
 #include "circuitry/models/batch.hpp"
 #include "circuitry/models/parameters.hpp"
@@ -108,6 +110,15 @@ struct Attention {
     if (c.qk_norm) qkv = ops::qk_rms_norm(ctx, qkv, c.n_head, w["attn.q_norm.w"], w["attn.k_norm.w"], static_cast<T>(c.layer_norm_epsilon));
     return qkv;
   }
+  /// qkv as above, each q/k/v port reading its own input (a masked forward; head by head on the
+  /// tape): x [3H, B * P, D] -> [B, P, 3 H d_head]
+  template <class Norm, class Ctx, class T = typename Ctx::scalar>
+  static Var<T> qkv_each_port(const Ctx& ctx, const Var<T>& x, const LayerParams<T>& w, const ModelConfig& c, std::size_t B, std::size_t P) {
+    Var<T> qkv = ops::norm_linear_each_port<Norm>(ctx, x, w["ln1.w"], w["ln1.b"], static_cast<T>(c.layer_norm_epsilon), w["attn.W_QKV"],
+                                                  optional_param(w["attn.b_QKV"]), port_split(c), Shape{B, P, 3 * c.d_attn()});
+    if (c.qk_norm) qkv = ops::qk_rms_norm(ctx, qkv, c.n_head, w["attn.q_norm.w"], w["attn.k_norm.w"], static_cast<T>(c.layer_norm_epsilon));
+    return qkv;
+  }
   /// qkv with every head's q and k turned by its position (rotary), or qkv itself. [B, P, 3 H d_head]
   template <class Ctx, class T = typename Ctx::scalar>
   static Var<T> rotate(const Ctx& ctx, const Var<T>& qkv, const ModelConfig& c, const std::optional<ops::RotaryTable<T>>& table) {
@@ -128,6 +139,12 @@ struct Attention {
   template <class Ctx, class T = typename Ctx::scalar>
   static Var<T> output(const Ctx& ctx, const Var<T>& z, const LayerParams<T>& w) {
     return ops::linear(ctx, z, w["attn.W_O"], optional_param(w["attn.b_O"]));
+  }
+  /// Every head's output z_h W_O[h] apart (no b_O), the heads' node outputs:
+  /// z [B, P, H, d_head] -> [H, B * P, D]
+  template <class Ctx, class T = typename Ctx::scalar>
+  static Var<T> each_head_output(const Ctx& ctx, const Var<T>& z, const LayerParams<T>& w, const ModelConfig& c) {
+    return ops::head_outputs(ctx, Var<T>{z.value, {z.numel() / c.d_attn(), c.d_attn()}, z.slot}, w["attn.W_O"], c.n_head);
   }
   // The raw-buffer paths below take their backend as `Kernels` (the taped ones from the context).
 
