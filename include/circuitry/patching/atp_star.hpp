@@ -56,7 +56,7 @@ Attribution atp_star_whole(const M& model, const PatchingTask<T>& task, const Me
   const std::size_t PD = P * D, BPD = B * PD, BHPP = B * H * P * P;
   const bool grad_drop = policy.grad_drop && L >= 2;  // one layer: no later layer to drop
   const std::size_t R = grad_drop ? L : 1;            // estimates: one per dropped layer, or the plain one
-  Attribution result = start_attribution(model, task, metric, AtpStar::name, buffers);
+  Attribution result = start_attribution(model, graph, task, metric, AtpStar::name, buffers);
   std::vector<T>& delta = buffers.delta;  // Delta = out(x') - out(x)  [n_upstream, B*P*D], completed by the first clean run
 
   // One term c_{r,b}(e) of estimate r: summed with its sign (no GradDrop) or as a magnitude.

@@ -139,11 +139,11 @@ struct AttributionBuffers {
 /// the corrupted run, which writes out(x') into Delta's buffer [n_upstream, B*P*D] (a clean run
 /// then subtracts out(x)) and gives the corrupted metric.
 template <class M, class Metric, class T = typename M::scalar>
-Attribution start_attribution(const M& model, const PatchingTask<T>& task, const Metric& metric, const std::string& method,
-                              AttributionBuffers<T>& buffers) {
+Attribution start_attribution(const M& model, const Graph& graph, const PatchingTask<T>& task, const Metric& metric,
+                              const std::string& method, AttributionBuffers<T>& buffers) {
   Attribution result;
   result.method = method;
-  result.edge_scores.assign(model.graph().n_edges(), 0.0);
+  result.edge_scores.assign(graph.n_edges(), 0.0);
   result.clean_metric = metric_value(metric, task.clean_logits, task.data);
   std::vector<T>& delta = buffers.delta;  // every element written by the corrupted run before it is read
   delta.resize(model.n_upstream() * task.clean.rows() * model.config().n_embd);
@@ -168,7 +168,7 @@ Attribution attribute_gradients_whole(const M& model, const PatchingTask<T>& tas
   // Delta = out(x') - out(x)  [n_upstream, B*P*D]: the corrupted run writes it, a clean run
   // subtracts. That clean run is the first plain-clean gradient run when there is one (its
   // sinks only fire in the backward, after the whole forward), else a forward of its own.
-  Attribution result = start_attribution(model, task, metric, Policy::name, buffers);
+  Attribution result = start_attribution(model, graph, task, metric, Policy::name, buffers);
   std::vector<T>& delta = buffers.delta;
   const std::vector<T> corrupted_input(delta.begin(), delta.begin() + static_cast<std::ptrdiff_t>(BPD));  // e(x')
   auto fused = std::find_if(runs.begin(), runs.end(), [](const GradientRun& r) { return !r.corrupted_input && r.interpolation == 1.0; });
