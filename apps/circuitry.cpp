@@ -324,7 +324,8 @@ int run(int argc, char** argv) {
   }
   const CommandSpec* spec = find_command(cmd);
   require(spec != nullptr, "unknown command '" + cmd + "' (run `circuitry --help` for the list)");
-  if (cmd != "acdc" && cmd != "attribute" && cmd != "evaluate" && cmd != "compare") Processes::require_one("circuitry " + cmd);
+  if (cmd != "acdc" && cmd != "attribute" && cmd != "evaluate" && cmd != "compare" && cmd != "learn-mask")
+    Processes::require_one("circuitry " + cmd);
   if (cmd == "task") {
     const std::string kind = argc < 3 ? "" : argv[2];
     if (kind == "-h" || kind == "--help") Args(*spec, argc, argv, 2);  // prints the help

@@ -120,7 +120,7 @@ inline const std::vector<CommandSpec>& command_table() {
                      "kl")},
       {"learn-mask",
        "circuitry learn-mask --model DIR --task FILE (--edges N | --l0 LAMBDA) --out FILE [--log FILE] [--steps S] [--lr LR] [--seed S]\n"
-       "                     [--ablation resample|zero|mean]",
+       "                     [--restarts R] [--ablation resample|zero|mean]",
        "a circuit from learned edge masks (Edge Pruning)",
        model_options("FILE", {{"--edges", "N", "the circuit's size: a Lagrangian drives the expected edge count to N, the top N by log_alpha are kept"},
                               {"--l0", "LAMBDA", "the L0 weight instead: the edges with log_alpha > 0 are kept"},
@@ -128,6 +128,7 @@ inline const std::vector<CommandSpec>& command_table() {
                               {"--lr", "LR", "AdamW's learning rate for log_alpha (default 0.1)"},
                               {"--multiplier-lr", "LR", "AdamW's for the Lagrangian's multipliers (default 0.4)"},
                               {"--seed", "S", "the noise's seed (default 1)"},
+                              {"--restarts", "R", "runs with seeds S, S+1, ...; the hard circuit with the least F (+ lambda |C| for --l0) wins (default 1; over MPI ranks under mpirun)"},
                               {"--ablation", "KIND", api::names_of(api::ablations()) + " (default resample)"},
                               {"--log", "FILE", "the run's log, JSON (default: --out with .log.json)"}},
                      "kl")},

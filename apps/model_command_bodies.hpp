@@ -317,6 +317,7 @@ inline LearnMaskOptions parse_learn_mask(const Args& a) {
   const long long seed = a.integer("--seed", 1);
   require(seed >= 0, "learn-mask: --seed must be a non-negative integer, got " + std::to_string(seed));
   o.seed = static_cast<std::uint64_t>(seed);
+  o.restarts = a.positive("--restarts", 1);
   o.metric = parse_metric(a.get("--metric", "kl"));
   o.ablation = parse_ablation(a);
   check_learn_mask_options(o, std::numeric_limits<std::size_t>::max());
@@ -332,10 +333,14 @@ void learn_mask_on(const Args& a, const M& model) {
   const auto task = load_task(a, model);
   o.mean_reference = &task.corrupted;
   o.progress_every = std::max<std::size_t>(1, o.steps / 20);
-  o.progress = [](const LearnMaskProgress& p) {
-    std::fprintf(stderr, "learn-mask: step %zu/%zu  loss %.6g  expected edges %.1f  %.1f s%s\n", p.step, p.steps, p.loss,
-                 p.expected_edges, p.seconds, time_left(p.seconds, p.step, p.steps).c_str());
-  };
+  o.distribution = Processes::distribution();  // under mpirun: the restarts over the ranks
+  if (Processes::is_writer())
+    o.progress = [](const LearnMaskProgress& p) {
+      char restart[48] = "";
+      if (p.restarts > 1) std::snprintf(restart, sizeof restart, "restart %zu/%zu  ", p.restart + 1, p.restarts);
+      std::fprintf(stderr, "learn-mask: %sstep %zu/%zu  loss %.6g  expected edges %.1f  %.1f s%s\n", restart, p.step, p.steps,
+                   p.loss, p.expected_edges, p.seconds, time_left(p.seconds, p.step, p.steps).c_str());
+    };
   const LearnedMask r = learn_mask(model, task, o);
   const Graph graph = model.graph();
   Circuit circuit(graph);
@@ -343,8 +348,10 @@ void learn_mask_on(const Args& a, const M& model) {
   io::OutputSet outputs;  // the circuit and its log appear together or not at all
   outputs.stage(a.get("--out"), circuit_json_text(circuit, r.log_alpha, model.config().n_embd));
   outputs.stage(learn_mask_log_path(a), result_text(api::learn_mask_json(r, o, graph.n_edges())));
+  if (!Processes::is_writer()) return;
   outputs.commit();
-  std::fprintf(stderr, "learn-mask: %zu of %zu edges in %s\n", circuit.n_edges(), graph.n_edges(), a.get("--out").c_str());
+  std::fprintf(stderr, "learn-mask: %zu of %zu edges in %s (seed %llu; F of the circuit %.6g)\n", circuit.n_edges(), graph.n_edges(),
+               a.get("--out").c_str(), static_cast<unsigned long long>(r.seed), r.circuit_faithfulness);
 }
 
 inline ComparisonOptions parse_compare(const Args& a) {

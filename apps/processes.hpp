@@ -62,8 +62,8 @@ class Processes {
 
   /// Refuses to run `what` on several ranks when it does not split its work.
   static void require_one(const std::string& what) {
-    require(count() == 1, what + " runs on one process; of the commands, `attribute`, `evaluate --scores` and `acdc` "
-                                 "split their work over MPI ranks (run the others without mpirun)");
+    require(count() == 1, what + " runs on one process; of the commands, `attribute`, `evaluate --scores`, `acdc`, `compare` and "
+                                 "`learn-mask` split their work over MPI ranks (run the others without mpirun)");
   }
 
  private:

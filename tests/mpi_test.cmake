@@ -1,7 +1,7 @@
 # The command line over MPI ranks (apps/processes.hpp): `mpirun -np N circuitry ...` writes the
 # bytes a one-process run writes, for exact patching (the groups of lanes over the ranks, N = 2 and
-# an uneven N = 3), a gradient method, the MIB curve (its circuits), ACDC's sweep (its passes) and
-# compare (its methods);
+# an uneven N = 3), a gradient method, the MIB curve (its circuits), ACDC's sweep (its passes), one
+# ACDC pass (its windows), learn-mask (its restarts) and compare (its methods);
 # a command that does not split is refused on several ranks, and an error on the ranks ends them all with a non-zero status.
 # Run by CTest with CLI, MPIEXEC, FIXTURES and WORK; CI has 2 cores, so ranks are oversubscribed.
 file(REMOVE_RECURSE ${WORK})
@@ -57,6 +57,23 @@ run(acdc-2 ${MPIEXEC} -np 2 ${CLI} acdc ${task} ${sweep} --out ${WORK}/acdc-2)
 foreach(file acdc.json circuit-00.json circuit-01.json circuit-02.json)
   check_same_file(acdc-2-${file} ${WORK}/acdc-1/${file} ${WORK}/acdc-2/${file})
 endforeach()
+
+# One ACDC pass (fewer passes than ranks): its windows over two and three ranks, the same files.
+set(pass --threshold 0.01 --lanes 2)
+run(acdc-pass-1 ${CLI} acdc ${task} ${pass} --out ${WORK}/acdc-pass-1)
+foreach(n 2 3)
+  run(acdc-pass-${n} ${MPIEXEC} -np ${n} ${CLI} acdc ${task} ${pass} --out ${WORK}/acdc-pass-${n})
+  foreach(file acdc.json circuit-00.json)
+    check_same_file(acdc-pass-${n}-${file} ${WORK}/acdc-pass-1/${file} ${WORK}/acdc-pass-${n}/${file})
+  endforeach()
+endforeach()
+
+# learn-mask's restarts over two ranks: the circuit and its log (times aside) the same.
+set(mask --edges 12 --steps 3 --restarts 3 --lr 0.5)
+run(learn-mask-1 ${CLI} learn-mask ${task} ${mask} --out ${WORK}/mask-1.json)
+run(learn-mask-2 ${MPIEXEC} -np 2 ${CLI} learn-mask ${task} ${mask} --out ${WORK}/mask-2.json)
+check_same_file(learn-mask-2 ${WORK}/mask-1.json ${WORK}/mask-2.json)
+check_same_file(learn-mask-2-log ${WORK}/mask-1.log.json ${WORK}/mask-2.log.json)
 
 # compare: its methods over two ranks (method i on rank i % 2): compare.json (times aside) and roc.svg the same.
 file(WRITE ${WORK}/truth.json "{\"edges\": [\"a0.h0->logits\", \"m1->logits\", \"input->a1.h0<q>\"]}")

@@ -4,8 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <barrier>
 #include <cmath>
+#include <exception>
+#include <functional>
 #include <limits>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -169,7 +174,133 @@ class SimulatedRank final : public Distribution {
   std::size_t rank_, size_;
   SequentialRanks* shared_;
 };
+
+/// R ranks as R threads of this process, for work that shares more than once (ACDC's windows):
+/// share() deposits the items a rank owns, meets the others at a barrier, takes their items, and
+/// meets them again before the table is reused.
+class ThreadedRanks {
+ public:
+  explicit ThreadedRanks(std::size_t size) : size_(size), meet_(static_cast<std::ptrdiff_t>(size)) {}
+
+  /// Runs body(rank) on every rank at once; rethrows the first rank's exception.
+  void run(const std::function<void(const Distribution&)>& body) {
+    std::vector<std::exception_ptr> errors(size_);
+    std::vector<std::thread> threads;
+    for (std::size_t r = 0; r < size_; ++r)
+      threads.emplace_back([&, r] {
+        const Rank rank(r, *this);
+        try {
+          body(rank);
+        } catch (...) {
+          errors[r] = std::current_exception();
+          meet_.arrive_and_drop();  // the others go on (and fail on the missing items) rather than wait
+        }
+      });
+    for (std::thread& t : threads) t.join();
+    for (const std::exception_ptr& e : errors)
+      if (e) std::rethrow_exception(e);
+  }
+
+ private:
+  class Rank final : public Distribution {
+   public:
+    Rank(std::size_t rank, ThreadedRanks& all) : rank_(rank), all_(&all) {}
+    std::size_t rank() const override { return rank_; }
+    std::size_t size() const override { return all_->size_; }
+    void share(std::vector<std::string>& items) const override {
+      {
+        const std::lock_guard lock(all_->mutex_);
+        all_->table_.resize(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i)
+          if (owns(i)) all_->table_[i] = items[i];
+      }
+      all_->meet_.arrive_and_wait();
+      for (std::size_t i = 0; i < items.size(); ++i)
+        if (!owns(i)) items[i] = all_->table_[i];
+      all_->meet_.arrive_and_wait();
+    }
+
+   private:
+    std::size_t rank_;
+    ThreadedRanks* all_;
+  };
+
+  std::size_t size_;
+  std::barrier<> meet_;
+  std::mutex mutex_;
+  std::vector<std::string> table_;
+};
 }  // namespace
+
+TEST_CASE("ACDC with fewer passes than ranks: each pass's windows over the ranks give one process's bytes on every rank") {
+  for (const char* name : {"gpt2-small3", "attn-only"}) {
+    Fixture<double> fx(name);
+    fx.with_model([&](const auto& model) {
+      using Model = std::decay_t<decltype(model)>;
+      const auto task = make_patching_task(model, fx.task);
+      for (std::size_t lanes : {1, 2, 8}) {
+        AcdcOptions one;
+        one.lanes = lanes;
+        const std::vector<double> thresholds = {0.001, 0.02};  // some edges kept, some removed
+        const AcdcSweep whole = Acdc<Model, double>(model, task, MetricKind::KL, one).sweep(thresholds);
+        REQUIRE(whole.circuits[0].n_edges > 0);
+        REQUIRE(whole.circuits[0].n_edges < model.graph().n_edges());
+        for (std::size_t R : {2, 3}) {
+          CAPTURE(name);
+          CAPTURE(lanes);
+          CAPTURE(R);
+          ThreadedRanks ranks(R);
+          std::vector<AcdcSweep> got(R);
+          std::vector<AcdcCircuit> single(R);
+          ranks.run([&](const Distribution& rank) {
+            AcdcOptions split = one;
+            split.distribution = &rank;
+            const Acdc<Model, double> acdc_run(model, task, MetricKind::KL, split);
+            got[rank.rank()] = acdc_run.sweep(thresholds);        // 2 passes < R ranks: windows over the ranks
+            single[rank.rank()] = acdc_run.pass(thresholds[1]);  // one pass: likewise
+          });
+          for (std::size_t r = 0; r < R; ++r) {
+            CHECK(got[r].edge_scores == whole.edge_scores);
+            for (std::size_t i = 0; i < thresholds.size(); ++i) {
+              CHECK(got[r].circuits[i].in_graph == whole.circuits[i].in_graph);
+              CHECK(got[r].circuits[i].distance == whole.circuits[i].distance);
+              CHECK(got[r].circuits[i].metric == whole.circuits[i].metric);
+              CHECK(got[r].circuits[i].runs == whole.circuits[i].runs);
+            }
+            CHECK(single[r].in_graph == whole.circuits[1].in_graph);
+            CHECK(single[r].runs == whole.circuits[1].runs);
+          }
+        }
+      }
+    });
+  }
+}
+
+TEST_CASE("a Distribution splits learn-mask's restarts; every rank returns one process's result") {
+  Fixture<double> fx("gpt2-small3");
+  fx.with_model([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    LearnMaskOptions o;
+    o.target_edges = 20, o.steps = 3, o.restarts = 3, o.lr = 0.5;
+    const LearnedMask whole = learn_mask(model, task, o);
+    ThreadedRanks ranks(2);
+    std::vector<LearnedMask> got(2);
+    ranks.run([&](const Distribution& rank) {
+      LearnMaskOptions split = o;
+      split.distribution = &rank;
+      got[rank.rank()] = learn_mask(model, task, split);
+    });
+    for (const LearnedMask& r : got) {
+      CHECK(r.log_alpha == whole.log_alpha);
+      CHECK(r.in_graph == whole.in_graph);
+      CHECK(r.seed == whole.seed);
+      CHECK(r.loss == whole.loss);
+      CHECK(r.circuit_faithfulness == whole.circuit_faithfulness);
+      REQUIRE(r.restarts.size() == whole.restarts.size());
+      for (std::size_t i = 0; i < r.restarts.size(); ++i) CHECK(r.restarts[i].objective == whole.restarts[i].objective);
+    }
+  });
+}
 
 TEST_CASE("a Distribution splits exact patching's groups and ACDC's passes; the last rank holds one process's bytes") {
   Fixture<double> fx("gpt2-small3");

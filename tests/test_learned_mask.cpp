@@ -4,6 +4,7 @@
 // bad input.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -202,6 +203,44 @@ TEST_CASE("learn-mask: the same seed gives the same bytes, for any thread count;
   });
 }
 
+TEST_CASE("learn-mask restarts: each is the run of its seed, scored by its hard circuit's own F; the least objective wins") {
+  Fixture<double> fx("gpt2-small3");
+  fx.template with_model<MaskArchitectures>([&](const auto& model) {
+    const auto task = make_patching_task(model, fx.task);
+    const std::vector<double> source = ablation_source(model, task, Ablation::Resample);
+    for (bool by_l0 : {false, true}) {
+      CAPTURE(by_l0);
+      LearnMaskOptions o;
+      if (by_l0) o.l0 = 0.002;
+      else o.target_edges = 20;
+      o.steps = 4, o.seed = 5, o.restarts = 3, o.lr = 0.5;  // a large step: the seeds' circuits differ
+      const LearnedMask best = learn_mask(model, task, o);
+      REQUIRE(best.restarts.size() == 3);
+      std::size_t argmin = 0;
+      for (std::size_t i = 0; i < 3; ++i) {
+        LearnMaskOptions one = o;
+        one.restarts = 1, one.seed = o.seed + i;
+        const LearnedMask r = learn_mask(model, task, one);
+        const LearnMaskRestart& x = best.restarts[i];
+        CHECK(x.seed == o.seed + i);
+        CHECK(r.seed == x.seed);
+        CHECK(x.n_edges == static_cast<std::size_t>(std::count(r.in_graph.begin(), r.in_graph.end(), std::uint8_t{1})));
+        // F of the hard circuit: KL of the run with every edge outside it patched.
+        const double kl = evaluate_circuit(model, task, BuiltinMetric{MetricKind::KL}, r.in_graph, source).metric;
+        CHECK(x.circuit_faithfulness == kl);
+        CHECK(x.objective == doctest::Approx(kl + (by_l0 ? o.l0 * double(x.n_edges) : 0.0)).epsilon(1e-15));
+        if (x.objective < best.restarts[argmin].objective) argmin = i;
+        if (best.seed == r.seed) {
+          CHECK(best.log_alpha == r.log_alpha);
+          CHECK(best.in_graph == r.in_graph);
+          CHECK(best.circuit_faithfulness == r.circuit_faithfulness);
+        }
+      }
+      CHECK(best.seed == o.seed + argmin);
+    }
+  });
+}
+
 TEST_CASE("learn-mask: bad options are one clear error") {
   const Planted p(2, 2, PlantedShape::Chain);
   const std::size_t n = p.model.graph().n_edges();
@@ -212,6 +251,7 @@ TEST_CASE("learn-mask: bad options are one clear error") {
     return o;
   };
   CHECK_ERROR(learn_mask(p.model, p.task, with([](LearnMaskOptions& o) { o.steps = 0; })), "--steps must be positive");
+  CHECK_ERROR(learn_mask(p.model, p.task, with([](LearnMaskOptions& o) { o.restarts = 0; })), "--restarts must be positive");
   CHECK_ERROR(learn_mask(p.model, p.task, with([](LearnMaskOptions& o) { o.lr = 0; })), "--lr must be a positive");
   CHECK_ERROR(learn_mask(p.model, p.task, with([](LearnMaskOptions& o) { o.lr = std::nan(""); })), "--lr must be a positive");
   CHECK_ERROR(learn_mask(p.model, p.task, with([](LearnMaskOptions& o) { o.multiplier_lr = -1; })), "--multiplier-lr must be a positive");

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
+#include <random>
 #include <set>
+#include <span>
 #include <vector>
 
 #include <circuitry/core/parallel.hpp>
@@ -171,6 +174,35 @@ TEST_CASE("AdamW: first step by hand, and it minimises a quadratic") {
   }
   CHECK(f() < 1e-3 * before);
   for (std::size_t i = 0; i < 3; ++i) CHECK(x[i] == doctest::Approx(c[i]).epsilon(0.02));
+}
+
+TEST_CASE("AdamW rounds every element the same wherever its buffers lie (offsets 0..7 from a 64-byte boundary)") {
+  for (bool decay : {false, true}) {
+    const std::size_t n = 37;
+    std::mt19937_64 rng(3);
+    std::normal_distribution<double> normal;
+    std::vector<double> start(n), grads(3 * n);
+    for (double& x : start) x = normal(rng);
+    for (double& x : grads) x = normal(rng);
+    std::vector<std::vector<double>> results;
+    for (std::size_t offset = 0; offset < 8; ++offset) {
+      alignas(64) static double theta[64 + 8], grad[64 + 8];  // static: the same 64-byte boundary each time
+      std::copy(start.begin(), start.end(), theta + offset);
+      AdamWConfig cfg;
+      cfg.weight_decay = 0.1, cfg.max_grad_norm = 0;
+      AdamW<double> opt(cfg);
+      for (std::size_t step = 0; step < 3; ++step) {
+        std::copy(grads.begin() + step * n, grads.begin() + (step + 1) * n, grad + offset);
+        const Parameter<double> p{theta + offset, grad + offset, n, decay};
+        opt.step(std::span<const Parameter<double>>(&p, 1), 0.3);
+      }
+      results.emplace_back(theta + offset, theta + offset + n);
+    }
+    for (std::size_t offset = 1; offset < 8; ++offset) {
+      CAPTURE(offset);
+      CHECK(std::memcmp(results[offset].data(), results[0].data(), n * sizeof(double)) == 0);
+    }
+  }
 }
 
 TEST_CASE("AdamW on a model decays weight matrices only") {

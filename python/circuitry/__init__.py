@@ -21,6 +21,7 @@ from .attribution import Attribution, attribute
 from .circuits import Circuit, load_circuit, prune
 from .comparison import MethodRoc, Roc, compare, ground_truth, roc
 from .evaluation import CircuitEvaluation, FaithfulnessCurve, evaluate, faithfulness_curve
+from .learned_mask import LearnedMask, learn_mask
 from .model import Model, load_model
 from .path_patching import PathPatch, PathSet, path_patch, path_set
 from .task_data import load_task, make_task
@@ -29,8 +30,8 @@ Error.__module__ = "circuitry"  # shown as circuitry.Error in tracebacks
 
 __all__ = [
     "AcdcCircuit", "AcdcResult", "Attribution", "Circuit", "CircuitEvaluation", "Error", "FaithfulnessCurve", "Graph",
-    "MethodRoc", "Model", "PathPatch", "PathSet", "Roc", "Task", "Tokenizer", "__version__", "acdc", "attribute",
-    "choices", "compare", "evaluate", "faithfulness_curve", "gpt2_tokenizer", "ground_truth", "load_circuit", "load_model",
+    "LearnedMask", "MethodRoc", "Model", "PathPatch", "PathSet", "Roc", "Task", "Tokenizer", "__version__", "acdc", "attribute",
+    "choices", "compare", "evaluate", "faithfulness_curve", "gpt2_tokenizer", "ground_truth", "learn_mask", "load_circuit", "load_model",
     "load_task", "load_tokenizer", "make_task", "path_patch", "path_set", "prune", "roc", "set_threads", "tasks",
     "threads",
 ]

@@ -177,6 +177,25 @@ nb::dict acdc(const LoadedModel& m, const Task& task, const std::string& metric,
   return d;
 }
 
+/// learn-mask: the log (the CLI's), the final log_alpha and the hard circuit's flags.
+nb::dict learn_mask(const LoadedModel& m, const Task& task, const std::string& metric, const std::string& positions, std::size_t edges,
+                    double l0, std::size_t steps, double lr, double multiplier_lr, std::uint64_t seed, std::size_t restarts,
+                    const std::string& ablation, const nb::object& progress) {
+  RunSpec run = run_spec(task, metric, positions);
+  LearnMaskOptions o;
+  o.target_edges = edges, o.l0 = l0, o.steps = steps, o.lr = lr, o.multiplier_lr = multiplier_lr, o.seed = seed, o.restarts = restarts;
+  o.metric = run.metric, o.ablation = parse_ablation(ablation);
+  check_learn_mask_options(o, m.handle->graph().n_edges());
+  auto report = python_progress(progress);
+  o.progress_every = 1;
+  o.progress = [report, steps, restarts](const LearnMaskProgress& p) { report(p.restart * steps + p.step, restarts * steps); };
+  LearnedMask r = without_gil(m, [&] { return m.handle->learn_mask(run, o); });
+  nb::dict d = result_dict(api::learn_mask_json(r, o, m.handle->graph().n_edges()));
+  d["log_alpha"] = to_numpy(std::move(r.log_alpha));
+  d["in_graph"] = to_numpy(std::move(r.in_graph));
+  return d;
+}
+
 nb::dict path_patch(const LoadedModel& m, const Task& task, const std::string& metric, const std::string& positions,
                     const std::vector<std::string>& senders, const std::vector<std::string>& receivers, bool recompute_mlps) {
   const RunSpec run = run_spec(task, metric, positions);
@@ -262,6 +281,9 @@ void bind_model(nb::module_& m) {
         nb::arg("scores"));
   m.def("acdc", &acdc, nb::arg("model"), nb::arg("task"), nb::arg("metric"), nb::arg("positions"), nb::arg("thresholds"),
         nb::arg("ablation"), nb::arg("lanes"), nb::arg("edges").none(), nb::arg("progress").none());
+  m.def("learn_mask", &learn_mask, nb::arg("model"), nb::arg("task"), nb::arg("metric"), nb::arg("positions"), nb::arg("edges"),
+        nb::arg("l0"), nb::arg("steps"), nb::arg("lr"), nb::arg("multiplier_lr"), nb::arg("seed"), nb::arg("restarts"),
+        nb::arg("ablation"), nb::arg("progress").none());
   m.def("path_patch", &path_patch, nb::arg("model"), nb::arg("task"), nb::arg("metric"), nb::arg("positions"), nb::arg("senders"),
         nb::arg("receivers"), nb::arg("recompute_mlps"));
   m.def("path_set", &path_set, nb::arg("model"), nb::arg("task"), nb::arg("delta"), nb::arg("positions"), nb::arg("paths"));

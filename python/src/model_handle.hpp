@@ -15,6 +15,7 @@
 #include <circuitry/api/results.hpp>
 #include <circuitry/circuits/acdc.hpp>
 #include <circuitry/circuits/faithfulness_curve.hpp>
+#include <circuitry/circuits/learned_mask.hpp>
 #include <circuitry/circuits/method_comparison.hpp>
 #include <circuitry/graph/graph.hpp>
 #include <circuitry/models/config.hpp>
@@ -74,6 +75,9 @@ class ModelHandle {
   virtual PathPatchResult path_patch(const RunSpec& run, const std::vector<std::string>& senders,
                                      const std::vector<std::string>& receivers, bool recompute_mlps) const = 0;
   virtual PathSetResult path_set(const RunSpec& run, const std::vector<std::vector<std::string>>& paths) const = 0;
+  /// Learned edge masks on the task's clean batch (options.metric is the faithfulness loss's; the
+  /// mean ablation's reference is set by the model).
+  virtual LearnedMask learn_mask(const RunSpec& run, LearnMaskOptions options) const = 0;
   virtual std::vector<MethodRoc> compare(const RunSpec& run, const std::vector<std::uint8_t>& truth, ComparisonOptions options) const = 0;
 
   /// The clean run of `sequences` (right-padded), recording the hook points named in `names`

@@ -73,6 +73,12 @@ class ModelImpl final : public ModelHandle {
     return evaluate_path_set(model_, patching_task(run), paths, run.metric);
   }
 
+  LearnedMask learn_mask(const RunSpec& run, LearnMaskOptions options) const override {
+    const auto task = patching_task(run);
+    options.mean_reference = &task.corrupted;
+    return circuitry::learn_mask(model_, task, options);
+  }
+
   std::vector<MethodRoc> compare(const RunSpec& run, const std::vector<std::uint8_t>& truth, ComparisonOptions options) const override {
     const auto task = patching_task(run);
     options.acdc.mean_reference = &task.corrupted;

@@ -98,6 +98,29 @@ def test_acdc_on_a_start_circuit_equals_the_cli(tmp_path, model, task):
     assert kept <= set(edges) and 0 < len(kept) < len(edges)
 
 
+@pytest.mark.parametrize("options", [{"edges": 12, "restarts": 2}, {"l0": 0.01, "ablation": "zero", "seed": 4}])
+def test_learn_mask_equals_the_cli(tmp_path, model, task, options):
+    out = tmp_path / "mask.json"
+    flags = [x for k, v in options.items() for x in ("--" + k, str(v))]
+    run_cli("learn-mask", "--model", MODEL, "--task", TASK, "--steps", "5", "--lr", "0.5", *flags, "--out", out)
+    r = circuitry.learn_mask(model, task, steps=5, lr=0.5, **options)
+    assert r.circuit.to_json() == out.read_text()
+    expected = read_json(tmp_path / "mask.log.json")
+    assert {k: v for k, v in r.log.items() if k != "seconds"} == {k: v for k, v in expected.items() if k != "seconds"}
+    assert len(r.log["restarts"]) == options.get("restarts", 1)
+    assert r.log["seed"] == options.get("seed", 1) + [x["objective"] for x in r.log["restarts"]].index(
+        min(x["objective"] for x in r.log["restarts"]))
+
+
+def test_learn_mask_refuses_bad_options(model, task):
+    with pytest.raises(circuitry.Error, match="give either"):
+        circuitry.learn_mask(model, task, edges=3, l0=0.1)
+    with pytest.raises(circuitry.Error, match="restarts must be a positive integer"):
+        circuitry.learn_mask(model, task, edges=3, restarts=0)
+    with pytest.raises(circuitry.Error, match="unknown ablation"):
+        circuitry.learn_mask(model, task, edges=3, ablation="noise")
+
+
 def test_path_patching_equals_the_cli(tmp_path, model, task):
     out = tmp_path / "pp.json"
     run_cli("path-patch", "--model", MODEL, "--task", TASK, "--senders", "a0.h1,input", "--receivers", "logits", "--out", out)

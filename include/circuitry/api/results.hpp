@@ -138,8 +138,13 @@ inline Json learn_mask_json(const LearnedMask& r, const LearnMaskOptions& o, std
   j["expected_edges"] = r.expected_edges;
   j["n_edges_in_graph"] = n_edges;
   j["n_edges_in_circuit"] = std::count(r.in_graph.begin(), r.in_graph.end(), std::uint8_t{1});
+  j["circuit_faithfulness"] = r.circuit_faithfulness;
   j["seconds"] = r.seconds;
-  j["seed"] = o.seed;
+  j["seed"] = r.seed;
+  Json restarts = Json::array();
+  for (const LearnMaskRestart& x : r.restarts)
+    restarts.push_back({{"seed", x.seed}, {"n_edges", x.n_edges}, {"circuit_faithfulness", x.circuit_faithfulness}, {"objective", x.objective}});
+  j["restarts"] = std::move(restarts);
   j["lr"] = o.lr;
   if (o.target_edges > 0) j["target_edges"] = o.target_edges, j["multiplier_lr"] = o.multiplier_lr;
   else j["l0"] = o.l0;

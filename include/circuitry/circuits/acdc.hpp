@@ -28,6 +28,10 @@
 // A sweep over thresholds tau_1 < ... < tau_n runs one pass per tau and scores each edge by
 // the largest tau at which it is still in the circuit (0 if none), so ROC can rank ACDC like
 // any other method; the n circuits are ACDC's own ROC points.
+//
+// Over processes (AcdcOptions::distribution): a sweep of at least as many passes as ranks runs
+// pass i on rank i % size; otherwise each pass runs on every rank, the next windows of a receiver
+// speculatively over the ranks (decide_receiver). Either way every rank ends with one process's bytes.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -103,8 +107,9 @@ struct AcdcOptions {
   std::function<void(const std::vector<AcdcCircuit>& finished, const AcdcPassState& current)> checkpoint;
   /// Carries a sweep on from a checkpoint of an earlier run of the same model, task and options.
   const AcdcCheckpoint* resume = nullptr;
-  /// Splits a sweep's passes over processes (core/distribution.hpp): the pass of threshold i runs
-  /// on rank i % size and every rank returns every circuit. Null: all in this process.
+  /// Splits the work over processes (core/distribution.hpp): a sweep's passes (pass i on rank
+  /// i % size) when it has at least as many as there are ranks, else each pass's windows; every
+  /// rank returns every circuit. Null: all in this process.
   const Distribution* distribution = nullptr;
 };
 
@@ -184,74 +189,10 @@ class Acdc {
   AcdcCircuit pass(double tau) const { return pass_from(start_of_pass(tau)); }
 
   /// A pass from the state after its first receivers (start_of_pass, or a checkpoint's); `done`,
-  /// if given, receives the state after every receiver.
+  /// if given, receives the state after every receiver. Under a distribution of several ranks the
+  /// pass's windows go over the ranks (decide_receiver).
   AcdcCircuit pass_from(AcdcPassState state, const std::function<void(const AcdcPassState&)>& done = nullptr) const {
-    check_acdc_thresholds({state.threshold});
-    const std::size_t E = graph_.n_edges(), n_ports = graph_.ports().size();
-    require(state.removed.size() == E && state.receivers_done <= n_ports,
-            "ACDC: the pass state does not fit this model's graph (" + std::to_string(state.removed.size()) + " edges, " +
-                std::to_string(state.receivers_done) + " receivers done; the graph has " + std::to_string(E) + " and " +
-                std::to_string(n_ports) + ")");
-    const double tau = state.threshold;
-    std::vector<std::uint8_t>& removed = state.removed;
-    AcdcCircuit result;
-    result.threshold = tau;
-    result.metric = state.metric;
-    result.runs = state.runs;
-    double d = state.distance;
-    std::size_t n_removed = static_cast<std::size_t>(std::count(removed.begin(), removed.end(), std::uint8_t{1}));
-    std::vector<std::vector<std::uint8_t>> lane_masks;
-    // A run restarts at the layer of its earliest patched edge: the receiver's, or, from a start
-    // circuit, the earliest port an edge outside it points into.
-    int earliest = static_cast<int>(n_ports);
-    for (std::size_t e = 0; e < E; ++e)
-      if (removed[e]) earliest = std::min(earliest, graph_.edges()[e].port);
-    for (std::size_t visited = state.receivers_done; visited < n_ports; ++visited) {
-      const int p = static_cast<int>(n_ports - 1 - visited);
-      std::vector<int> candidates;  // the edges into p still in the circuit, latest upstream first
-      for (auto e = graph_.edges_into(p).rbegin(); e != graph_.edges_into(p).rend(); ++e)
-        if (!removed[static_cast<std::size_t>(*e)]) candidates.push_back(*e);
-      const std::size_t max_window = lanes_for(p);
-      std::size_t window = 1;  // grows while candidates go, back to 1 after a kept one
-      for (std::size_t i = 0; i < candidates.size();) {
-        const std::size_t K = std::min(window, candidates.size() - i);
-        lane_masks.assign(K, removed);
-        for (std::size_t k = 0; k < K; ++k)
-          for (std::size_t j = 0; j <= k; ++j) lane_masks[k][static_cast<std::size_t>(candidates[i + j])] = 1;
-        std::vector<const std::uint8_t*> lanes;
-        for (const auto& m : lane_masks) lanes.push_back(m.data());
-        const std::vector<T> logits = runs_.run(std::min(p, earliest), lanes);  // [K * B, vocab]
-        result.runs += K;
-        const std::size_t lane_size = logits.size() / K;
-        std::size_t k = 0;
-        for (; k < K; ++k) {
-          const std::vector<T> lane(logits.begin() + static_cast<std::ptrdiff_t>(k * lane_size),
-                                    logits.begin() + static_cast<std::ptrdiff_t>((k + 1) * lane_size));
-          const double m = metric_value(metric_, lane, task_->data);
-          const double d_new = distance_(m);
-          require(std::isfinite(d_new), "ACDC: the distance of a patched run is not finite (" + std::to_string(d_new) +
-                                            "); check the model's weights and the task");
-          if (!(d_new - d < tau)) break;  // kept: the lanes after this one assumed it removed
-          removed[static_cast<std::size_t>(candidates[i + k])] = 1;
-          ++n_removed;
-          d = d_new;
-          result.metric = m;
-        }
-        i += k < K ? k + 1 : K;
-        window = k < K ? 1 : std::min(2 * window, max_window);
-      }
-      if (options_.progress)
-        options_.progress({visited + 1, n_ports, graph_.ports()[static_cast<std::size_t>(p)].name, n_removed, d});
-      if (done) {
-        state.receivers_done = visited + 1, state.distance = d, state.metric = result.metric, state.runs = result.runs;
-        done(state);
-      }
-    }
-    result.in_graph.resize(E);
-    for (std::size_t e = 0; e < E; ++e) result.in_graph[e] = removed[e] ? 0 : 1;
-    result.n_edges = E - n_removed;
-    result.distance = d;
-    return result;
+    return run_pass(std::move(state), done, split_of(options_.distribution));
   }
 
   /// The state before a pass's first receiver: every edge in and d = D(clean run), or, from
@@ -280,19 +221,23 @@ class Acdc {
       s.circuits = r->finished;
       resumed = r->current;
     }
-    const Distribution* split = options_.distribution && options_.distribution->size() > 1 ? options_.distribution : nullptr;
-    require(!split || (!options_.resume && !options_.checkpoint), "ACDC: checkpoints are for one process; run on one rank to resume");
+    const Distribution* ranks = split_of(options_.distribution);
+    require(!ranks || (!options_.resume && !options_.checkpoint), "ACDC: checkpoints are for one process; run on one rank to resume");
+    // At least as many passes as ranks: pass i on rank i % size. Fewer: every pass on every rank,
+    // its windows over the ranks.
+    const Distribution* passes = ranks && thresholds.size() >= ranks->size() ? ranks : nullptr;
+    const Distribution* windows = passes ? nullptr : ranks;
     for (std::size_t i = s.circuits.size(); i < thresholds.size(); ++i) {
-      if (split && !split->owns(i)) {  // another rank's pass: its circuit arrives below
+      if (passes && !passes->owns(i)) {  // another rank's pass: its circuit arrives below
         s.circuits.push_back({});
         continue;
       }
       std::function<void(const AcdcPassState&)> done;
       if (options_.checkpoint) done = [&](const AcdcPassState& state) { options_.checkpoint(s.circuits, state); };
-      s.circuits.push_back(pass_from(resumed ? std::move(*resumed) : start_of_pass(thresholds[i]), done));
+      s.circuits.push_back(run_pass(resumed ? std::move(*resumed) : start_of_pass(thresholds[i]), done, windows));
       resumed.reset();
     }
-    if (split) share_circuits(*split, s.circuits);
+    if (passes) share_circuits(*passes, s.circuits);
     s.edge_scores.assign(graph_.n_edges(), 0.0);
     for (const AcdcCircuit& c : s.circuits)
       for (std::size_t e = 0; e < c.in_graph.size(); ++e)
@@ -300,7 +245,113 @@ class Acdc {
     return s;
   }
 
+
  private:
+  static const Distribution* split_of(const Distribution* d) { return d && d->size() > 1 ? d : nullptr; }
+
+  /// The pass itself (pass_from's), with its windows over the ranks of `windows` (null: one process).
+  AcdcCircuit run_pass(AcdcPassState state, const std::function<void(const AcdcPassState&)>& done, const Distribution* windows) const {
+    check_acdc_thresholds({state.threshold});
+    const std::size_t E = graph_.n_edges(), n_ports = graph_.ports().size();
+    require(state.removed.size() == E && state.receivers_done <= n_ports,
+            "ACDC: the pass state does not fit this model's graph (" + std::to_string(state.removed.size()) + " edges, " +
+                std::to_string(state.receivers_done) + " receivers done; the graph has " + std::to_string(E) + " and " +
+                std::to_string(n_ports) + ")");
+    PassProgress pass{state.threshold, state.distance, state.metric, state.runs, std::move(state.removed)};
+    pass.n_removed = static_cast<std::size_t>(std::count(pass.removed.begin(), pass.removed.end(), std::uint8_t{1}));
+    // A run restarts at the layer of its earliest patched edge: the receiver's, or, from a start
+    // circuit, the earliest port an edge outside it points into.
+    pass.earliest = static_cast<int>(n_ports);
+    for (std::size_t e = 0; e < E; ++e)
+      if (pass.removed[e]) pass.earliest = std::min(pass.earliest, graph_.edges()[e].port);
+    for (std::size_t visited = state.receivers_done; visited < n_ports; ++visited) {
+      const int p = static_cast<int>(n_ports - 1 - visited);
+      decide_receiver(p, pass, windows);
+      if (options_.progress)
+        options_.progress({visited + 1, n_ports, graph_.ports()[static_cast<std::size_t>(p)].name, pass.n_removed, pass.d});
+      if (done) done({pass.tau, visited + 1, pass.removed, pass.d, pass.metric, pass.runs});
+    }
+    AcdcCircuit result;
+    result.threshold = pass.tau, result.metric = pass.metric, result.runs = pass.runs, result.distance = pass.d;
+    result.in_graph.resize(E);
+    for (std::size_t e = 0; e < E; ++e) result.in_graph[e] = pass.removed[e] ? 0 : 1;
+    result.n_edges = E - pass.n_removed;
+    return result;
+  }
+
+  /// A pass under way: its threshold, d and M so far, the runs counted and the edges removed.
+  struct PassProgress {
+    double tau = 0, d = 0, metric = 0;
+    std::size_t runs = 0;
+    std::vector<std::uint8_t> removed;  // per edge
+    std::size_t n_removed = 0;
+    int earliest = 0;                   // the earliest port a removed edge points into
+  };
+
+  /// Decides every edge into receiver p still in the circuit, latest upstream first, a window of
+  /// candidates per batched run (lane k assuming the window's candidates before it removed).
+  /// Over R ranks, a round runs the next R windows the one-process pass would run if each were
+  /// removed whole, window r on rank r, every window assuming the ones before it removed; the
+  /// ranks share the lanes' metrics and walk the windows in order, deciding as one process
+  /// decides, up to the first kept edge (the windows after it assumed it removed and are void).
+  /// Each window's run is the one a single process runs, so the decisions, d, M and the runs
+  /// counted are the same bytes for any number of ranks.
+  void decide_receiver(int p, PassProgress& pass, const Distribution* windows) const {
+    std::vector<int> candidates;  // the edges into p still in the circuit, latest upstream first
+    for (auto e = graph_.edges_into(p).rbegin(); e != graph_.edges_into(p).rend(); ++e)
+      if (!pass.removed[static_cast<std::size_t>(*e)]) candidates.push_back(*e);
+    const std::size_t max_window = lanes_for(p), n_ranks = windows ? windows->size() : 1;
+    std::size_t i = 0, window = 1;  // the window grows while candidates go, back to 1 after a kept one
+    std::vector<std::vector<std::uint8_t>> lane_masks;
+    while (i < candidates.size()) {
+      struct Window { std::size_t first, size, grown; };  // candidates [first, first + size); the window after it if removed whole
+      std::vector<Window> chain;
+      for (std::size_t at = i, w = window; chain.size() < n_ranks && at < candidates.size();) {
+        const std::size_t K = std::min(w, candidates.size() - at);
+        chain.push_back({at, K, std::min(2 * w, max_window)});
+        at += K, w = chain.back().grown;
+      }
+      std::vector<std::string> metrics(n_ranks);  // per window: its lanes' metric values (doubles)
+      for (std::size_t r = 0; r < chain.size(); ++r) {
+        if (windows && !windows->owns(r)) continue;
+        const Window& c = chain[r];
+        lane_masks.assign(c.size, pass.removed);
+        for (std::size_t k = 0; k < c.size; ++k)
+          for (std::size_t j = i; j <= c.first + k; ++j) lane_masks[k][static_cast<std::size_t>(candidates[j])] = 1;
+        std::vector<const std::uint8_t*> lanes;
+        for (const auto& m : lane_masks) lanes.push_back(m.data());
+        const std::vector<T> logits = runs_.run(std::min(p, pass.earliest), lanes);  // [K * readout rows, vocab]
+        const std::size_t lane_size = logits.size() / c.size;
+        for (std::size_t k = 0; k < c.size; ++k) {
+          const std::vector<T> lane(logits.begin() + static_cast<std::ptrdiff_t>(k * lane_size),
+                                    logits.begin() + static_cast<std::ptrdiff_t>((k + 1) * lane_size));
+          const double m = metric_value(metric_, lane, task_->data);
+          append_bytes(metrics[r], &m, 1);
+        }
+      }
+      if (windows) windows->share(metrics);
+      bool kept = false;
+      for (std::size_t r = 0; r < chain.size() && !kept; ++r) {
+        const Window& c = chain[r];
+        pass.runs += c.size;
+        std::size_t at = 0, k = 0;
+        for (; k < c.size; ++k) {
+          double m;
+          read_bytes(metrics[r], at, &m, 1);
+          const double d_new = distance_(m);
+          require(std::isfinite(d_new), "ACDC: the distance of a patched run is not finite (" + std::to_string(d_new) +
+                                            "); check the model's weights and the task");
+          if (!(d_new - pass.d < pass.tau)) break;  // kept: the lanes after this one assumed it removed
+          pass.removed[static_cast<std::size_t>(candidates[c.first + k])] = 1;
+          pass.d = d_new, pass.metric = m, ++pass.n_removed;
+        }
+        kept = k < c.size;
+        i = kept ? c.first + k + 1 : c.first + c.size;
+        window = kept ? 1 : c.grown;
+      }
+    }
+  }
+
   /// The window for a receiver: options.lanes, fewer when one batched run's buffers (the
   /// later nodes' outputs, the ports' inputs) would exceed the memory budget.
   std::size_t lanes_for(int port) const {

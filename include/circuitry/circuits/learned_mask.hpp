@@ -14,6 +14,12 @@
 // largest log_alpha (--edges), or those with log_alpha > 0, the deterministic mask above 0.5
 // (--l0). The noise u is drawn from std::mt19937_64(seed), edge by edge, step by step, so the
 // same seed gives the same bytes for any thread count.
+//
+// Restarts (--restarts R): the optimisation is not convex, so R runs with the seeds seed,
+// seed + 1, ... each give a hard circuit, and the one whose own objective is least wins (ties: the
+// earliest): F(hard circuit) for --edges (every circuit has N edges), F + lambda |C| for --l0,
+// with F measured by patching every edge outside the circuit (evaluate_circuit). Restart i runs on
+// rank i % size of a Distribution, and every rank returns the same bytes.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +29,7 @@
 #include <random>
 #include <vector>
 
+#include "circuitry/core/distribution.hpp"
 #include "circuitry/patching/edge_patching.hpp"
 #include "circuitry/patching/hard_concrete.hpp"
 #include "circuitry/patching/masked_forward.hpp"
@@ -32,6 +39,7 @@ namespace circuitry {
 
 struct LearnMaskProgress {
   std::size_t step = 0, steps = 0;  // steps done, of
+  std::size_t restart = 0, restarts = 1;  // the restart under way (from 0), of
   double loss = 0, expected_edges = 0, seconds = 0, seconds_left = 0;
 };
 
@@ -43,11 +51,22 @@ struct LearnMaskOptions {
   double multiplier_lr = 0.4;    // AdamW's on the Lagrangian's multipliers (--edges)
   double init_log_alpha = 3;     // every edge's start: P(z = 1) about 0.9
   std::uint64_t seed = 1;
+  std::size_t restarts = 1;      // runs with seeds seed, seed + 1, ...; the best hard circuit wins
   MetricKind metric = MetricKind::KL;
   Ablation ablation = Ablation::Resample;
   const Batch* mean_reference = nullptr;  // mean ablation's reference batch
   std::size_t progress_every = 0;         // 0: no progress
   std::function<void(const LearnMaskProgress&)> progress;
+  /// Splits the restarts over processes (core/distribution.hpp): restart i on rank i % size.
+  const Distribution* distribution = nullptr;
+};
+
+/// One restart's outcome, as the restarts are compared.
+struct LearnMaskRestart {
+  std::uint64_t seed = 0;
+  std::size_t n_edges = 0;         // of its hard circuit
+  double circuit_faithfulness = 0;  // F(hard circuit)
+  double objective = 0;             // F, plus lambda n_edges for --l0
 };
 
 struct LearnedMask {
@@ -56,12 +75,16 @@ struct LearnedMask {
   std::size_t steps = 0;
   double loss = 0, faithfulness_loss = 0;  // at the last step
   double expected_edges = 0;               // E[L0] at the final log_alpha
+  std::uint64_t seed = 0;                  // the winning restart's
+  double circuit_faithfulness = 0;         // F of the hard circuit
+  std::vector<LearnMaskRestart> restarts;  // every restart, in seed order
   double seconds = 0;
 };
 
 /// One clear error for a bad option (steps, lr, the target or the L0 weight).
 inline void check_learn_mask_options(const LearnMaskOptions& o, std::size_t n_edges) {
   require(o.steps > 0, "learn-mask: --steps must be positive");
+  require(o.restarts > 0, "learn-mask: --restarts must be positive");
   require(std::isfinite(o.lr) && o.lr > 0, "learn-mask: --lr must be a positive finite number");
   require(std::isfinite(o.multiplier_lr) && o.multiplier_lr > 0, "learn-mask: --multiplier-lr must be a positive finite number");
   require(std::isfinite(o.init_log_alpha), "learn-mask: the initial log_alpha must be finite");
@@ -73,22 +96,30 @@ inline void check_learn_mask_options(const LearnMaskOptions& o, std::size_t n_ed
     require(std::isfinite(o.l0) && o.l0 > 0, "learn-mask: --l0 must be a positive finite number");
 }
 
-/// Learns a hard-concrete mask over every edge on `task`'s clean batch and returns the circuit.
-template <class M, class T = typename M::scalar>
-LearnedMask learn_mask(const M& model, const PatchingTask<T>& task, const LearnMaskOptions& o) {
+namespace detail {
+
+/// F of a run's metric value m: KL and l2 are distances already, else (m - M(clean))^2.
+inline double mask_faithfulness(MetricKind kind, double m, double clean_metric) {
+  return kind == MetricKind::KL || kind == MetricKind::L2 ? m : (m - clean_metric) * (m - clean_metric);
+}
+
+/// One restart: the mask learned from `seed`, its hard circuit and that circuit's F.
+template <class M, class T>
+LearnedMask learn_mask_from(const M& model, const PatchingTask<T>& task, const LearnMaskOptions& o, const std::vector<T>& source,
+                            std::size_t restart) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const Graph graph = model.graph();
   const std::size_t n = graph.n_edges(), bpd = task.clean.rows() * model.config().n_embd;
-  check_learn_mask_options(o, n);
   const BuiltinMetric metric{o.metric};
   const bool distance = o.metric == MetricKind::KL || o.metric == MetricKind::L2;  // 0 at the clean run
   const double clean_metric = distance ? 0.0 : metric_value(metric, task.clean_logits, task.data);
-  const MaskSources<T> sources = mask_sources(model, ablation_source(model, task, o.ablation, o.mean_reference), bpd);
+  const MaskSources<T> sources = mask_sources(model, std::vector<T>(source), bpd);
 
   std::vector<T> log_alpha(n, static_cast<T>(o.init_log_alpha)), multipliers(2, T(0)), multiplier_grads(2);
   AdamW<T> optimiser(AdamWConfig{0.9, 0.999, 1e-8, 0, 0}), ascent(AdamWConfig{0.9, 0.999, 1e-8, 0, 0});
-  std::mt19937_64 rng(o.seed);
+  const std::uint64_t seed = o.seed + restart;
+  std::mt19937_64 rng(seed);
   typename M::backend::Arena arena;
   LearnedMask r;
   for (std::size_t k = 0; k < o.steps; ++k) {
@@ -133,7 +164,7 @@ LearnedMask learn_mask(const M& model, const PatchingTask<T>& task, const LearnM
     }
     if (o.progress && o.progress_every && ((k + 1) % o.progress_every == 0 || k + 1 == o.steps)) {
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      o.progress({k + 1, o.steps, r.loss, double(l0.value[0]), seconds, seconds / double(k + 1) * double(o.steps - k - 1)});
+      o.progress({k + 1, o.steps, restart, o.restarts, r.loss, double(l0.value[0]), seconds, seconds / double(k + 1) * double(o.steps - k - 1)});
     }
   }
   r.steps = o.steps;
@@ -148,8 +179,60 @@ LearnedMask learn_mask(const M& model, const PatchingTask<T>& task, const LearnM
   } else {
     for (std::size_t e = 0; e < n; ++e) r.in_graph[e] = r.log_alpha[e] > 0;
   }
+  r.seed = seed;
+  r.circuit_faithfulness = mask_faithfulness(o.metric, evaluate_circuit(model, task, metric, r.in_graph, source).metric, clean_metric);
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return r;
+}
+
+/// A restart's result as bytes for another process (core/distribution.hpp), and back.
+inline std::string learned_mask_bytes(const LearnedMask& r) {
+  std::string bytes;
+  const std::size_t counts[] = {r.log_alpha.size(), r.steps};
+  const double values[] = {r.loss, r.faithfulness_loss, r.expected_edges, r.circuit_faithfulness, r.seconds};
+  append_bytes(bytes, counts, 2), append_bytes(bytes, values, 5), append_bytes(bytes, &r.seed, 1);
+  append_bytes(bytes, r.log_alpha.data(), r.log_alpha.size()), append_bytes(bytes, r.in_graph.data(), r.in_graph.size());
+  return bytes;
+}
+inline LearnedMask learned_mask_from_bytes(const std::string& bytes) {
+  LearnedMask r;
+  std::size_t at = 0, counts[2];
+  double values[5];
+  read_bytes(bytes, at, counts, 2), read_bytes(bytes, at, values, 5), read_bytes(bytes, at, &r.seed, 1);
+  r.log_alpha.resize(counts[0]), r.in_graph.resize(counts[0]);
+  read_bytes(bytes, at, r.log_alpha.data(), counts[0]), read_bytes(bytes, at, r.in_graph.data(), counts[0]);
+  r.steps = counts[1];
+  r.loss = values[0], r.faithfulness_loss = values[1], r.expected_edges = values[2], r.circuit_faithfulness = values[3], r.seconds = values[4];
+  return r;
+}
+
+}  // namespace detail
+
+/// Learns a hard-concrete mask over every edge on `task`'s clean batch and returns the circuit:
+/// the best of o.restarts runs (see the top of this file).
+template <class M, class T = typename M::scalar>
+LearnedMask learn_mask(const M& model, const PatchingTask<T>& task, const LearnMaskOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  check_learn_mask_options(o, model.graph().n_edges());
+  const std::vector<T> source = ablation_source(model, task, o.ablation, o.mean_reference);  // [n_upstream, B*P*D]
+  const Distribution* split = o.distribution && o.distribution->size() > 1 ? o.distribution : nullptr;
+  std::vector<std::string> results(o.restarts);
+  for (std::size_t i = 0; i < o.restarts; ++i)
+    if (!split || split->owns(i)) results[i] = detail::learned_mask_bytes(detail::learn_mask_from(model, task, o, source, i));
+  if (split) split->share(results);
+  LearnedMask best;
+  double best_objective = 0;
+  std::vector<LearnMaskRestart> restarts;
+  for (std::size_t i = 0; i < o.restarts; ++i) {
+    LearnedMask r = detail::learned_mask_from_bytes(results[i]);
+    const std::size_t kept = static_cast<std::size_t>(std::count(r.in_graph.begin(), r.in_graph.end(), std::uint8_t{1}));
+    const double objective = r.circuit_faithfulness + (o.target_edges > 0 ? 0.0 : o.l0 * double(kept));
+    restarts.push_back({r.seed, kept, r.circuit_faithfulness, objective});
+    if (i == 0 || objective < best_objective) best = std::move(r), best_objective = objective;  // ties: the earliest
+  }
+  best.restarts = std::move(restarts);
+  best.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return best;
 }
 
 }  // namespace circuitry

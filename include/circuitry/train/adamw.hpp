@@ -112,16 +112,23 @@ class AdamW {
     const T bias1 = static_cast<T>(1 - std::pow(b1, static_cast<double>(t_)));
     const T bias2 = static_cast<T>(1 - std::pow(b2, static_cast<double>(t_)));
     const T shrink = static_cast<T>(1 - lr * config_.weight_decay);
+    // Element by element with the fused multiply-adds written out: an Eigen expression over the
+    // maps would compute the elements before the first packet-aligned one as scalars and the rest
+    // as packets, which the compiler contracts into FMAs differently, so a value's rounding would
+    // follow its address (the heap layout). Written out, every element rounds the same way.
+    const T one_minus_b1 = T(1 - b1), one_minus_b2 = T(1 - b2), eps = T(config_.eps), step_size = T(lr);
     for (std::size_t i = 0; i < params.size(); ++i) {
       const Parameter<T>& p = params[i];
-      auto theta = cpu::vec(p.value, p.size);
-      auto g = cpu::vec(static_cast<const T*>(p.grad), p.size);
-      auto m = cpu::vec(m_[i].data(), p.size);
-      auto v = cpu::vec(v_[i].data(), p.size);
-      if (p.decay) theta *= shrink;
-      m = T(b1) * m + T(1 - b1) * g;
-      v = T(b2) * v + T(1 - b2) * g.square();
-      theta -= T(lr) * (m / bias1) / ((v / bias2).sqrt() + T(config_.eps));
+      T* m = m_[i].data();
+      T* v = v_[i].data();
+      for (std::size_t j = 0; j < p.size; ++j) {
+        const T g = p.grad[j], g_squared = g * g;
+        m[j] = std::fma(T(b1), m[j], one_minus_b1 * g);
+        v[j] = std::fma(T(b2), v[j], one_minus_b2 * g_squared);
+        const T update = (m[j] / bias1) / (std::sqrt(v[j] / bias2) + eps);
+        const T theta = p.decay ? p.value[j] * shrink : p.value[j];
+        p.value[j] = std::fma(-step_size, update, theta);
+      }
     }
     return norm;
   }
