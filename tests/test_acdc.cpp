@@ -7,6 +7,7 @@
 #include "error_check.hpp"
 #include "fixtures.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <fstream>
@@ -314,6 +315,12 @@ TEST_CASE("compare on planted circuits: ACDC and exact patching recover the circ
     CHECK(r.fpr.front() == 0);
     CHECK(r.tpr.back() == 1);
     if (r.method == "exact" || r.method == "acdc") CHECK(r.auc == doctest::Approx(1.0));
+    if (r.method == "learn-mask") {  // alpha of the mask learned with compare's defaults: a twentieth of the edges, KL, resample
+      LearnMaskOptions mask;
+      mask.target_edges = (graph.n_edges() + 19) / 20;
+      CHECK(r.edge_scores == learned_mask_scores(learn_mask(model, task, mask)));
+      CHECK(*std::min_element(r.edge_scores.begin(), r.edge_scores.end()) > 0);
+    }
   }
   // ACDC's circuit at a small threshold is exactly the planted one.
   const AcdcCircuit c = acdc(model, task, MetricKind::KL, 1e-4);

@@ -54,11 +54,14 @@ def roc(scores, truth, key: str = "edges") -> Roc:
 
 def compare(model: Model, task: Task, truth, methods: Optional[Sequence[str]] = None, metric: str = "logit_diff",
             acdc_metric: str = "kl", thresholds: Optional[Sequence[float]] = None, steps: int = 5, ablation: str = "resample",
-            lanes: int = 8, key: str = "edges", positions: str = "last", memory_budget: Optional[int] = None) -> List[MethodRoc]:
+            lanes: int = 8, key: str = "edges", positions: str = "last", memory_budget: Optional[int] = None,
+            mask_edges: Optional[int] = None, mask_steps: int = 500) -> List[MethodRoc]:
     """Every method's ROC against one ground truth (``circuitry compare``); without ``methods``, every method,
     exact only for graphs of at most 5,000 edges. ``memory_budget`` (MiB): the attribution methods' and exact
-    patching's working memory (``--memory-budget``; default: each one's)."""
+    patching's working memory (``--memory-budget``; default: each one's). ``mask_edges`` and ``mask_steps``:
+    learn-mask's target (default: a twentieth of the edges) and steps (``--mask-edges``, ``--mask-steps``)."""
     flags = ground_truth(model.graph, truth, key)
     results = _circuitry.compare(model._loaded, task, flags, list(methods or []), metric, acdc_metric,
-                                 [float(t) for t in (thresholds or [])], steps, ablation, lanes, memory_budget or 0, positions)
+                                 [float(t) for t in (thresholds or [])], steps, ablation, lanes, memory_budget or 0, positions,
+                                 mask_edges or 0, mask_steps)
     return [MethodRoc(**r) for r in results]

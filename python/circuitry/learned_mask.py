@@ -14,15 +14,13 @@ from .model import Model
 
 @dataclass
 class LearnedMask:
-    """The hard circuit (scores = the final log_alpha, as the CLI's circuit file) and the run's log, the CLI's
-    ``--log`` object: steps, loss, faithfulness_loss, expected_edges, circuit_faithfulness (F of the hard circuit),
-    seed (the winning restart's), restarts ([{seed, n_edges, circuit_faithfulness, objective}]), settings."""
+    """The hard circuit (scores = alpha = exp(log_alpha), as the CLI's circuit file), the final log_alpha and the
+    run's log, the CLI's ``--log`` object: steps, loss, faithfulness_loss, expected_edges, circuit_faithfulness (F of
+    the hard circuit), seed (the winning restart's), restarts ([{seed, n_edges, circuit_faithfulness, objective}]),
+    the settings."""
     circuit: Circuit
+    log_alpha: np.ndarray = field(repr=False)
     log: Dict[str, Any] = field(repr=False)
-
-    @property
-    def log_alpha(self) -> np.ndarray:
-        return self.circuit.scores
 
 
 def learn_mask(model: Model, task: Task, edges: Optional[int] = None, l0: Optional[float] = None, steps: int = 500,
@@ -45,6 +43,5 @@ def learn_mask(model: Model, task: Task, edges: Optional[int] = None, l0: Option
         raise _circuitry.Error(f"learn-mask: seed must be a non-negative integer, got {seed!r}")
     r = _circuitry.learn_mask(model._loaded, task, metric, positions, edges or 0, float(l0 or 0.0), steps, float(lr),
                               float(multiplier_lr), seed, restarts, ablation, progress)
-    log_alpha = r.pop("log_alpha")
-    in_graph = r.pop("in_graph")
-    return LearnedMask(Circuit(model.graph, in_graph, log_alpha, int(model.config["d_model"])), r)
+    scores, log_alpha, in_graph = r.pop("scores"), r.pop("log_alpha"), r.pop("in_graph")
+    return LearnedMask(Circuit(model.graph, in_graph, scores, int(model.config["d_model"])), log_alpha, r)

@@ -177,7 +177,7 @@ nb::dict acdc(const LoadedModel& m, const Task& task, const std::string& metric,
   return d;
 }
 
-/// learn-mask: the log (the CLI's), the final log_alpha and the hard circuit's flags.
+/// learn-mask: the log (the CLI's), the scores (alpha), the final log_alpha and the hard circuit's flags.
 nb::dict learn_mask(const LoadedModel& m, const Task& task, const std::string& metric, const std::string& positions, std::size_t edges,
                     double l0, std::size_t steps, double lr, double multiplier_lr, std::uint64_t seed, std::size_t restarts,
                     const std::string& ablation, const nb::object& progress) {
@@ -191,6 +191,7 @@ nb::dict learn_mask(const LoadedModel& m, const Task& task, const std::string& m
   o.progress = [report, steps, restarts](const LearnMaskProgress& p) { report(p.restart * steps + p.step, restarts * steps); };
   LearnedMask r = without_gil(m, [&] { return m.handle->learn_mask(run, o); });
   nb::dict d = result_dict(api::learn_mask_json(r, o, m.handle->graph().n_edges()));
+  d["scores"] = to_numpy(learned_mask_scores(r));
   d["log_alpha"] = to_numpy(std::move(r.log_alpha));
   d["in_graph"] = to_numpy(std::move(r.in_graph));
   return d;
@@ -212,7 +213,8 @@ nb::dict path_set(const LoadedModel& m, const Task& task, const std::string& del
 
 nb::list compare(const LoadedModel& m, const Task& task, const InputVector<std::uint8_t>& truth_in, std::vector<std::string> methods,
                  const std::string& metric, const std::string& acdc_metric, std::vector<double> thresholds, std::size_t steps,
-                 const std::string& ablation, std::size_t lanes, std::size_t memory_budget_mb, const std::string& positions) {
+                 const std::string& ablation, std::size_t lanes, std::size_t memory_budget_mb, const std::string& positions,
+                 std::size_t mask_edges, std::size_t mask_steps) {
   const RunSpec run = run_spec(task, metric, positions);
   const std::vector<std::uint8_t> truth = from_numpy(truth_in, m.handle->graph().n_edges(), "truth");
   ComparisonOptions o;
@@ -226,6 +228,10 @@ nb::list compare(const LoadedModel& m, const Task& task, const InputVector<std::
   o.acdc.ablation = parse_ablation(ablation);
   o.acdc.lanes = lanes;
   o.acdc.progress = acdc_progress(nb::none(), o.thresholds.size());  // no report: Ctrl-C is checked after each receiver
+  o.learn_mask.target_edges = mask_edges, o.learn_mask.steps = mask_steps;
+  require(mask_steps > 0, "mask_steps must be positive");
+  o.learn_mask.progress_every = 1;
+  o.learn_mask.progress = [check = python_progress(nb::none())](const LearnMaskProgress&) { check(0, 0); };  // Ctrl-C after each step
   std::vector<MethodRoc> results = without_gil(m, [&] { return m.handle->compare(run, truth, o); });
   nb::list l;
   for (MethodRoc& r : results) {
@@ -288,7 +294,8 @@ void bind_model(nb::module_& m) {
         nb::arg("receivers"), nb::arg("recompute_mlps"));
   m.def("path_set", &path_set, nb::arg("model"), nb::arg("task"), nb::arg("delta"), nb::arg("positions"), nb::arg("paths"));
   m.def("compare", &compare, nb::arg("model"), nb::arg("task"), nb::arg("truth"), nb::arg("methods"), nb::arg("metric"),
-        nb::arg("acdc_metric"), nb::arg("thresholds"), nb::arg("steps"), nb::arg("ablation"), nb::arg("lanes"), nb::arg("memory_budget_mb"), nb::arg("positions"));
+        nb::arg("acdc_metric"), nb::arg("thresholds"), nb::arg("steps"), nb::arg("ablation"), nb::arg("lanes"), nb::arg("memory_budget_mb"), nb::arg("positions"),
+        nb::arg("mask_edges"), nb::arg("mask_steps"));
   m.def("record", &record, nb::arg("model"), nb::arg("sequences"), nb::arg("names"), nb::arg("task").none(), nb::arg("metric"),
         nb::arg("positions"), "(logits, activations, gradients or None) of one run, arrays in the model's dtype.");
   m.def("set_threads", [](int n) { set_num_threads(n); }, nb::arg("n"), "Threads for the kernels (the calling thread included).");

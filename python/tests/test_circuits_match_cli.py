@@ -150,10 +150,11 @@ def test_compare_equals_the_cli(tmp_path, model, task):
     (tmp_path / "truth.json").write_text(json.dumps({"edges": TRUTH}))
     out = tmp_path / "cmp"
     run_cli("compare", "--model", MODEL, "--task", TASK, "--ground-truth", tmp_path / "truth.json", "--thresholds", "0.01,0.1",
-            "--out", out)
+            "--mask-edges", "6", "--mask-steps", "50", "--out", out)
     expected = read_json(out / "compare.json")["methods"]
-    results = circuitry.compare(model, task, str(tmp_path / "truth.json"), thresholds=[0.01, 0.1])
+    results = circuitry.compare(model, task, str(tmp_path / "truth.json"), thresholds=[0.01, 0.1], mask_edges=6, mask_steps=50)
     assert [r.method for r in results] == list(expected)
+    assert "learn-mask" in expected
     for r in results:
         theirs = expected[r.method]
         mine = {k: v for k, v in r.__dict__.items() if k in theirs and k != "seconds"}

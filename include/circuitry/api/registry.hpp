@@ -95,11 +95,8 @@ inline const Choices& attribution_methods() {
   static const Choices list = methods_except({"acdc", "learn-mask"});
   return list;
 }
-/// What `compare` runs: every method but learned masks (a circuit of a size or weight chosen ahead).
-inline const Choices& comparison_methods() {
-  static const Choices list = methods_except({"learn-mask"});
-  return list;
-}
+/// What `compare` runs: every method.
+inline const Choices& comparison_methods() { return methods(); }
 
 /// Metrics (task/metrics.hpp; DESIGN.md section 2).
 inline const Choices& metrics() {

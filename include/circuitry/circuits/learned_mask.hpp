@@ -70,7 +70,7 @@ struct LearnMaskRestart {
 };
 
 struct LearnedMask {
-  std::vector<double> log_alpha;     // [n_edges] in Graph::edges() order: the circuit file's scores
+  std::vector<double> log_alpha;     // [n_edges] in Graph::edges() order
   std::vector<std::uint8_t> in_graph;  // [n_edges] the final hard circuit
   std::size_t steps = 0;
   double loss = 0, faithfulness_loss = 0;  // at the last step
@@ -80,6 +80,15 @@ struct LearnedMask {
   std::vector<LearnMaskRestart> restarts;  // every restart, in seed order
   double seconds = 0;
 };
+
+/// Each edge's score, the hard-concrete location alpha_e = exp(log_alpha_e): positive and in
+/// log_alpha's order, so what ranks scores by magnitude (prune, evaluate --scores, ROC) ranks the
+/// edges as the mask does. The circuit file's and compare's scores.
+inline std::vector<double> learned_mask_scores(const LearnedMask& r) {
+  std::vector<double> alpha(r.log_alpha.size());
+  for (std::size_t e = 0; e < alpha.size(); ++e) alpha[e] = std::exp(r.log_alpha[e]);
+  return alpha;
+}
 
 /// One clear error for a bad option (steps, lr, the target or the L0 weight).
 inline void check_learn_mask_options(const LearnMaskOptions& o, std::size_t n_edges) {

@@ -5,6 +5,7 @@
 // and exact patching rank by |score|; ACDC ranks by its sweep score (the largest threshold an
 // edge survives) and also has its own ROC, one (FPR, TPR) point per threshold's circuit, whose
 // Pareto frontier gives ACDC's pessimistic area (ACDC's notebooks/roc_plot_generator.py).
+// Learned masks rank by the mask's location alpha = exp(log_alpha) (circuits/learned_mask.hpp).
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -14,15 +15,17 @@
 
 #include "circuitry/circuits/acdc.hpp"
 #include "circuitry/circuits/evaluation.hpp"
+#include "circuitry/circuits/learned_mask.hpp"
 #include "circuitry/patching/attribution_by_name.hpp"
 
 namespace circuitry {
 
-/// The attribution methods by name, then ACDC.
+/// The attribution methods by name, then ACDC and learned masks.
 inline const std::vector<std::string>& comparison_method_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> n = attribution_method_names();
     n.push_back("acdc");
+    n.push_back("learn-mask");
     return n;
   }();
   return names;
@@ -34,7 +37,7 @@ inline void check_comparison_methods(const std::vector<std::string>& methods) {
   const auto& known = comparison_method_names();
   for (std::size_t i = 0; i < methods.size(); ++i) {
     require(std::find(known.begin(), known.end(), methods[i]) != known.end(),
-            "unknown method '" + methods[i] + "' (choose from eap, eap-ig, clean-corrupted, gim, atp-star, exact, acdc)");
+            "unknown method '" + methods[i] + "' (choose from eap, eap-ig, clean-corrupted, gim, atp-star, exact, acdc, learn-mask)");
     require(std::find(methods.begin(), methods.begin() + static_cast<std::ptrdiff_t>(i), methods[i]) ==
                 methods.begin() + static_cast<std::ptrdiff_t>(i),
             "method '" + methods[i] + "' is listed twice");
@@ -50,6 +53,9 @@ struct ComparisonOptions {
   std::size_t memory_budget = 0;       // bytes, of the attribution methods and exact patching; 0: each one's default
   std::size_t exact_max_edges = 5000;  // the default list runs exact patching up to this many edges
   AcdcOptions acdc;
+  /// learn-mask's settings; with neither a target nor an L0 weight, the target is a twentieth of
+  /// the edges (at least one). Its metric is acdc_metric (a distance: kl by default).
+  LearnMaskOptions learn_mask;
   std::function<void(const std::string&)> log;  // one line per method started
   const Distribution* distribution = nullptr;   // the methods over processes (method i on rank i % size)
 };
@@ -126,6 +132,12 @@ std::vector<MethodRoc> compare_methods(const M& model, const PatchingTask<T>& ta
       acdc.distribution = nullptr;  // the sweep is one item of the comparison
       r.acdc = Acdc<M, T>(model, task, options.acdc_metric, acdc).sweep(thresholds);
       r.edge_scores = r.acdc->edge_scores;
+    } else if (name == "learn-mask") {
+      LearnMaskOptions mask = options.learn_mask;
+      mask.metric = options.acdc_metric, mask.ablation = options.acdc.ablation, mask.mean_reference = options.acdc.mean_reference;
+      mask.distribution = nullptr;  // its restarts are one item of the comparison
+      if (mask.target_edges == 0 && mask.l0 == 0) mask.target_edges = std::max<std::size_t>(1, (graph.n_edges() + 19) / 20);
+      r.edge_scores = learned_mask_scores(learn_mask(model, task, mask));
     } else {
       AttributionByName request;
       request.method = name;
