@@ -90,11 +90,20 @@ for m in methods:
 json.dump({"edges": sorted(chosen)}, open(f"{work}/top-edges.json", "w"))
 PY
 timed exact attribute --model "$GGUF" --task "$WORK/ioi.jsonl" --method exact --edges "$WORK/top-edges.json" --out "$WORK/exact.json"
-# learn-mask: its circuit file's scores (alpha) rank the edges as the mask does; the log gives F of the hard circuit.
+# learn-mask: its circuit file's scores (alpha) rank the edges as the mask does (as a scores file for
+# the MIB curve); the log gives F of the hard circuit.
 timed learn-mask learn-mask --model "$GGUF" --task "$WORK/ioi.jsonl" --edges "${MASK_EDGES:-2000}" --steps "${MASK_STEPS:-200}" \
-  --out "$WORK/learn-mask.json"
+  --out "$WORK/learn-mask-circuit.json"
+python3 - "$WORK" <<'PY'
+import json, sys
+work = sys.argv[1]
+circuit = json.load(open(f"{work}/learn-mask-circuit.json"))
+edges = {name: e["score"] for name, e in circuit["edges"].items()}
+json.dump({"method": "learn-mask", "metric": "kl", "clean_metric": 0, "corrupted_metric": 0, "edges": edges},
+          open(f"{work}/learn-mask.json", "w"))
+PY
 "$CIRCUITRY" evaluate --model "$GGUF" --task "$WORK/ioi.jsonl" --scores "$WORK/learn-mask.json" --out "$WORK/learn-mask-curve.json" 2> /dev/null
-"$CIRCUITRY" evaluate --model "$GGUF" --task "$WORK/ioi.jsonl" --circuit "$WORK/learn-mask.json" --out "$WORK/learn-mask-eval.json" 2> /dev/null
+"$CIRCUITRY" evaluate --model "$GGUF" --task "$WORK/ioi.jsonl" --circuit "$WORK/learn-mask-circuit.json" --out "$WORK/learn-mask-eval.json" 2> /dev/null
 echo
 python3 - "$WORK" "$N" $gradient_methods learn-mask <<'PY'
 import json, sys
@@ -128,7 +137,7 @@ for m in methods:
     curve = json.load(open(f"{work}/{m}-curve.json"))
     rho = spearman([abs(scores[e]) for e in chosen], [abs(exact[e]) for e in chosen])
     print(f"| {m} | {open(f'{work}/{m}.seconds').read().strip()} | {curve['cpr']:.3f} | {curve['cmd']:.3f} | {rho:.3f} |")
-log = json.load(open(f"{work}/learn-mask.log.json"))
+log = json.load(open(f"{work}/learn-mask-circuit.log.json"))
 ev = json.load(open(f"{work}/learn-mask-eval.json"))
 print(f"\nlearn-mask's own circuit ({log['n_edges_in_circuit']} edges, {log['steps']} steps; the Spearman column is over edges "
       f"the gradient methods chose): KL to the clean run {log['circuit_faithfulness']:.4f}; logit_diff faithfulness "
