@@ -262,6 +262,27 @@ TEST_CASE_TEMPLATE("backend ops: norms and the QK norm", B, CIRCUITRY_COMPILED_B
       }
       return all;
     });
+    // A norm after the heads' sum, split into the heads' shares: H blocks [rows, D] at a stride with a gap.
+    const std::size_t stride = rows * D + size_in(rng, 0, 7);
+    const auto heads = random_values(rng, H * stride, 2.0), dheads = random_values(rng, H * stride);
+    check_kernel<B>("post_norm_shares", [&](auto& run) {
+      using T = typename std::remove_reference_t<decltype(run)>::scalar;
+      using K = typename std::remove_reference_t<decltype(run)>::backend;
+      T *X = run.put(heads), *y = run.put(std::vector<double>(H * stride)), *W = run.put(w), *rstd = run.put(std::vector<double>(rows));
+      T *dx = run.put(dheads), *dw = run.put(w);
+      K::post_norm_shares_forward(H, rows, D, stride, X, W, T(1e-6), y, rstd);
+      K::post_norm_shares_backward(H, rows, D, stride, X, W, rstd, run.put(dheads), dx, dw);
+      std::vector<double> all;
+      for (auto [p, count] : {std::pair{(const T*)rstd, rows}, {dx, H * stride}, {dw, D}}) {
+        const auto part = run.get(p, count);
+        all.insert(all.end(), part.begin(), part.end());
+      }
+      for (std::size_t h = 0; h < H; ++h) {  // the gaps between blocks are never written
+        const auto part = run.get(y + h * stride, rows * D);
+        all.insert(all.end(), part.begin(), part.end());
+      }
+      return all;
+    });
   }
 }
 
@@ -271,7 +292,7 @@ TEST_CASE_TEMPLATE("backend ops: activations, plain and gated", B, CIRCUITRY_COM
     const std::size_t rows = size_in(rng, 1, 30), F = size_in(rng, 1, 300), n = rows * 2 * F;
     CAPTURE(rows); CAPTURE(F);
     const auto x = random_values(rng, n, 2.0), dy = random_values(rng, n);
-    for (const ActivationKind kind : {ActivationKind::gelu_new, ActivationKind::gelu, ActivationKind::relu, ActivationKind::silu}) {
+    for (const ActivationKind kind : {ActivationKind::gelu_new, ActivationKind::gelu, ActivationKind::relu, ActivationKind::silu, ActivationKind::tanh}) {
       CAPTURE(static_cast<int>(kind));
       check_kernel<B>("activation", [&](auto& run) {
         using T = typename std::remove_reference_t<decltype(run)>::scalar;
@@ -296,7 +317,7 @@ TEST_CASE_TEMPLATE("backend ops: activations, plain and gated", B, CIRCUITRY_COM
 TEST_CASE_TEMPLATE("backend ops: attention, rotary and log-softmax", B, CIRCUITRY_COMPILED_BACKENDS) {
   for (unsigned seed = 1; seed <= 5; ++seed) {
     std::mt19937 rng(400 + seed);
-    const AttentionShape s{size_in(rng, 1, 3), size_in(rng, 1, 19), size_in(rng, 1, 4), size_in(rng, 1, 24)};
+    AttentionShape s{size_in(rng, 1, 3), size_in(rng, 1, 19), size_in(rng, 1, 4), size_in(rng, 1, 24)};
     CAPTURE(s.B); CAPTURE(s.P); CAPTURE(s.H); CAPTURE(s.dh);
     const std::size_t BP = s.B * s.P, PP = s.B * s.H * s.P * s.P;
     const auto qkv = random_values(rng, BP * s.ld()), dpattern = random_values(rng, PP), dz = random_values(rng, BP * s.D());
@@ -305,8 +326,12 @@ TEST_CASE_TEMPLATE("backend ops: attention, rotary and log-softmax", B, CIRCUITR
     std::vector<std::size_t> rows;
     for (std::size_t r = 0; r < BP; ++r)
       if (r % 3 == seed % 3) rows.push_back(r);
-    for (const KeyMask& mask : {KeyMask::causal_mask(), KeyMask::bidirectional(lengths)}) {
+    const std::size_t window = size_in(rng, 1, s.P);
+    // Gemma's scores on odd seeds: another scale and a soft cap.
+    if (seed % 2) s.scores = AttentionScores{0.1 + 0.1 * double(seed), 1.0 + 0.5 * double(seed)};
+    for (const KeyMask& mask : {KeyMask::causal_mask(), KeyMask::bidirectional(lengths), KeyMask::causal_mask(window)}) {
       CAPTURE(mask.causal);
+      CAPTURE(mask.window);
       check_kernel<B>("attention", [&](auto& run) {
         using T = typename std::remove_reference_t<decltype(run)>::scalar;
         using K = typename std::remove_reference_t<decltype(run)>::backend;

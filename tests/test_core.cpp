@@ -272,6 +272,64 @@ TEST_CASE("gradients: attention pattern (causal, bidirectional with padding) and
   }
 }
 
+TEST_CASE("gradients: attention with a sliding window, another score scale and a soft cap (Gemma)") {
+  const std::size_t H = 2;
+  for (const AttentionScores scores : {AttentionScores{0.3, 0}, AttentionScores{0, 0.8}, AttentionScores{0.7, 1.2}})
+    for (const std::size_t window : {0, 1, 2}) {
+      CAPTURE(window);
+      CAPTURE(scores.softcap);
+      const ops::KeyMask mask = ops::KeyMask::causal_mask(window);
+      expect_ok(check_gradients([&](const auto& ctx, auto& v) { return ops::attention_pattern(ctx, v[0], H, mask, scores); },
+                                {random_input({2, 5, 3 * 6}, 191, 2.0)}));
+    }
+}
+
+TEST_CASE("attention: a window of w keys, the scale and the soft cap as their definitions say") {
+  Arena arena;
+  Context<double, false> ctx(arena);
+  const std::size_t P = 5, dh = 3, window = 2;
+  auto in = random_input({1, P, 3 * dh}, 192, 2.0);
+  auto qkv = Context<double, false>::constant(in.values.data(), in.shape);
+  const double scale = 0.6, cap = 0.9;
+  auto pattern = ops::attention_pattern(ctx, qkv, 1, ops::KeyMask::causal_mask(window), AttentionScores{scale, cap});
+  for (std::size_t i = 0; i < P; ++i) {
+    std::vector<double> e(P, 0.0);  // the definition: softmax over keys i - window < j <= i of cap tanh(scale q.k / cap)
+    double z = 0;
+    for (std::size_t j = 0; j < P; ++j) {
+      if (j > i || j + window <= i) continue;
+      double s = 0;
+      for (std::size_t d = 0; d < dh; ++d) s += in.values[i * 3 * dh + d] * in.values[j * 3 * dh + dh + d];
+      z += (e[j] = std::exp(cap * std::tanh(scale * s / cap)));
+    }
+    for (std::size_t j = 0; j < P; ++j) CHECK(pattern.view()(0, 0, i, j) == doctest::Approx(e[j] / z).epsilon(1e-14));
+  }
+}
+
+TEST_CASE("gradients: the heads' shares of a norm after their sum, and the soft cap") {
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::post_norm_shares(ctx, v[0], v[1], 1e-6); },
+                            {random_input({3, 4, 5}, 193), random_input({5}, 194)}));
+  expect_ok(check_gradients([](const auto& ctx, auto& v) { return ops::soft_cap(ctx, v[0], 1.5); }, {random_input({3, 7}, 195, 3.0)}));
+  // The shares sum to the norm of the sum.
+  Arena arena;
+  Context<double, false> ctx(arena);
+  auto x = random_input({3, 4, 5}, 196), w = random_input({5}, 197);
+  auto shares = ops::post_norm_shares(ctx, Context<double, false>::constant(x.values.data(), x.shape),
+                                      Context<double, false>::constant(w.values.data(), w.shape), 1e-6);
+  for (std::size_t r = 0; r < 4; ++r) {
+    double ms = 0;
+    for (std::size_t d = 0; d < 5; ++d) {
+      double s = 0;
+      for (std::size_t h = 0; h < 3; ++h) s += x.values[(h * 4 + r) * 5 + d];
+      ms += s * s / 5;
+    }
+    for (std::size_t d = 0; d < 5; ++d) {
+      double s = 0, shared = 0;
+      for (std::size_t h = 0; h < 3; ++h) s += x.values[(h * 4 + r) * 5 + d], shared += shares.value[(h * 4 + r) * 5 + d];
+      CHECK(shared == doctest::Approx(w.values[d] * s / std::sqrt(ms + 1e-6)).epsilon(1e-13));
+    }
+  }
+}
+
 TEST_CASE("bidirectional attention: every row sees exactly its sequence's real positions") {
   Arena arena;
   Context<double, false> ctx(arena);

@@ -256,10 +256,10 @@ void check_hf_logits(const std::string& dir, const std::string& logits_dir) {
   });
 }
 
-TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Qwen3, Mistral: logits match transformers", T, float, double) {
+TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Qwen3, Mistral, Gemma 2, Gemma 3: logits match transformers", T, float, double) {
   const std::string fixtures = CIRCUITRY_FIXTURES_DIR;
   for (const char* name : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-qwen3", "hf-mistral",
-                           "hf-llama-bf16", "hf-llama-sharded", "hf-llama-rope-linear", "hf-llama-rope-llama3"}) {
+                           "hf-llama-bf16", "hf-llama-sharded", "hf-llama-rope-linear", "hf-llama-rope-llama3", "hf-gemma2", "hf-gemma3"}) {
     CAPTURE(name);
     check_hf_logits<T>(fixtures + "/" + name, fixtures + "/" + name);
   }

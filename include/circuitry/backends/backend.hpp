@@ -51,6 +51,8 @@ concept BackendKernels = requires(T* y, const T* x, T s, std::size_t n, const in
   B::template norm_backward_in_place<T>(norm, y, x, x, x, x, n, n);
   B::template norm_backward_params<T>(norm, x, x, x, x, y, y, n, n);
   B::template norm_backward_frozen_in_place<T>(norm, y, x, x, n, n);
+  B::template post_norm_shares_forward<T>(n, n, n, n, x, x, s, y, y);
+  B::template post_norm_shares_backward<T>(n, n, n, n, x, x, x, x, y, y);
   B::template qk_rms_norm_forward<T>(n, n, n, n, x, x, s, y, y);
   B::template qk_rms_norm_backward<T>(n, n, n, n, x, x, x, x, x, y, y, y);
   B::template activation_forward<T>(act, n, x, y);

@@ -39,6 +39,7 @@ enum class TensorLayout {
   heads_split,       // the block's first axis H d_head stored as [H, d_head] (TransformerLens W_O, b_Q)
   heads_to_columns,  // TransformerLens W_Q [H, D, d_head] -> the columns [D, H d_head]
   neox_qkv,          // GPT-NeoX's fused query_key_value, grouped per head ([H, q|k|v, d_head] rows or values) -> q | k | v
+  plus_one,          // the same values plus one (Gemma's norm gains w, applied as 1 + w)
   ones,              // no tensor: the parameter is all ones (TransformerLens LNPre's folded norm gains)
   zeros,             // no tensor: all zeros (LNPre's norm biases)
 };
@@ -154,6 +155,10 @@ void place(TensorLayout layout, std::span<const T> values, ParamArray<T>& param,
         }
       return;
     }
+    case TensorLayout::plus_one:
+      for (std::size_t r = 0; r < rows; ++r)
+        std::transform(values.data() + r * width, values.data() + (r + 1) * width, dst + r * cols + col0, [](T v) { return T(1) + v; });
+      return;
     default:  // same, heads_split: the block's values in row-major order
       for (std::size_t r = 0; r < rows; ++r) std::copy_n(values.data() + r * width, width, dst + r * cols + col0);
   }

@@ -32,11 +32,16 @@ using NeoXSequential = Architecture<NoPositions, PreNorm<LayerNorm>, Attention<C
 /// q/k/v biases (Qwen2) and a tied unembedding are facts of the config, not types.
 using Llama = Architecture<NoPositions, PreNorm<RMSNorm>, Attention<Causal, Rotary>, GatedMlp<Silu>, Unembed<RMSNorm>>;
 
+/// Gemma 2 and 3: Llama's components with gated GELU (tanh). The norms after the attention and
+/// the MLP, the scaled embedding, the score scale and soft caps, sliding windows and the local
+/// rotary base are facts of the config.
+using Gemma = Architecture<NoPositions, PreNorm<RMSNorm>, Attention<Causal, Rotary>, GatedMlp<GeluNew>, Unembed<RMSNorm>>;
+
 template <class... Archs>
 struct ArchitectureList {};
 
 using RegisteredArchitectures =
-    ArchitectureList<GPT2, AttnOnly, GeluTransformer, BidirectionalRelu, Tracr, Pythia, NeoXSequential, Llama>;
+    ArchitectureList<GPT2, AttnOnly, GeluTransformer, BidirectionalRelu, Tracr, Pythia, NeoXSequential, Llama, Gemma>;
 
 namespace detail {
 template <class... Archs>

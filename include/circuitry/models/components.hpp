@@ -62,6 +62,15 @@ struct Architecture {
   /// Checks that a config describes a model of this architecture.
   static void check_config(const ModelConfig& c) {
     require(matches(c), "the model config says " + describe(c) + ", but the architecture is " + name());
+    require(!(c.post_attention_norm || c.post_mlp_norm) || norm::kind == NormKind::rms_norm,
+            "model config: norms after the attention or the MLP are implemented as RMS norms only");
+    require(!c.post_attention_norm || !c.attn_out_bias,
+            "model config: a norm after the heads' sum with an attention output bias b_O is not implemented");
+    require(!(c.post_mlp_norm && !has_mlp), "model config: a norm after the MLP needs an MLP");
+    require(!c.sliding_window || Attn::mask_type::causal, "model config: a sliding window needs causal attention");
+    require(!c.rotary_base_local || Attn::rotary, "model config: a local rotary base needs rotary attention");
+    require(c.attn_scale >= 0 && c.attn_softcap >= 0 && c.final_softcap >= 0 && c.embedding_multiplier >= 0,
+            "model config: attention scale, soft caps and embedding multiplier must be >= 0 (0: none)");
   }
   /// A config's component choices, in the words of name().
   static std::string describe(const ModelConfig& c) {
@@ -77,9 +86,11 @@ struct Architecture {
       const std::string prefix = "blocks." + std::to_string(l) + ".";
       Block::attention_norm_parameters(c, prefix, declare);
       Attn::parameters(c, prefix, declare);
+      Block::attention_post_norm_parameters(c, prefix, declare);
       if constexpr (has_mlp) {
         Block::mlp_norm_parameters(c, prefix, declare);
         MlpT::parameters(c, prefix, declare);
+        Block::mlp_post_norm_parameters(c, prefix, declare);
       }
     }
     Out::parameters(c, declare);

@@ -5,6 +5,7 @@
 // positions) select one of the architecture types of models/architectures.hpp.
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "circuitry/ops/rope_scaling.hpp"
 
@@ -38,8 +39,25 @@ struct ModelConfig {
   std::size_t rotary_dim = 0;
   double rotary_base = 10000.0;
   ops::RopeScaling rope_scaling;
+  // Gemma 3's sliding-window layers turn at their own base, without scaling; 0: rotary_base.
+  double rotary_base_local = 0;
   bool gated_mlp = false;          // MLP = W_out (act(x W_gate) * (x W_in)) (Llama's SwiGLU)
   bool parallel_attn_mlp = false;  // attention and MLP read the same residual (GPT-NeoX, GPT-J)
+  // Gemma 2 and 3: a norm of the block's kind after the heads' sum (ln1_post) and after the MLP
+  // (ln2_post), before each enters the residual (DESIGN.md section 2: a head's node is its share).
+  bool post_attention_norm = false;
+  bool post_mlp_norm = false;
+  // The input node's embedding times this (Gemma: sqrt(d_model)); 0: none.
+  double embedding_multiplier = 0;
+  // Attention scores: scale (0: 1 / sqrt(d_head); Gemma: query_pre_attn_scalar^-1/2) and a soft
+  // cap c tanh(s / c) (Gemma 2; 0: none). final_softcap caps the logits the same way.
+  double attn_scale = 0;
+  double attn_softcap = 0;
+  double final_softcap = 0;
+  // Sliding-window attention (Mistral; Gemma's local layers): the last sliding_window keys, on
+  // the layers sliding_layers marks (empty: every layer); 0: none.
+  std::size_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
 
   // Component choices, spelled as TransformerLens spells them (the components' `name`s).
   std::string normalization = "LN";       // "LN" | "RMS" | "none"
@@ -55,6 +73,12 @@ struct ModelConfig {
   /// Columns of the fused q | k | v projection: H d_head + 2 KV d_head (3 n_embd for GPT-2).
   std::size_t qkv_width() const { return (n_head + 2 * kv_heads()) * d_head(); }
   std::size_t rotary_dims() const { return rotary_dim ? rotary_dim : d_head(); }
+  /// Whether layer l attends through the sliding window.
+  bool sliding(std::size_t l) const { return sliding_window && (sliding_layers.empty() || (l < sliding_layers.size() && sliding_layers[l])); }
+  /// Layer l's window of keys (0: every earlier key).
+  std::size_t window(std::size_t l) const { return sliding(l) ? sliding_window : 0; }
+  /// Whether layer l turns at rotary_base_local (Gemma 3's local layers).
+  bool local_rotary(std::size_t l) const { return rotary_base_local != 0 && sliding(l); }
 };
 
 }  // namespace circuitry

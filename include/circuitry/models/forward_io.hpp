@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "circuitry/models/hooks.hpp"
 #include "circuitry/models/layer_step.hpp"
@@ -72,12 +73,24 @@ class ForwardIo : public LayerIoBase<T> {
     if (!o_->port_gradients) return {};
     return [cb = o_->port_gradients, first_port](const T* g, std::size_t n, std::size_t, std::size_t) { cb(first_port, g, n); };
   }
-  /// Every head's output z_h W_O[h] as its node's output.  z: [B, P, H d_head]
+  /// Every head's output z_h W_O[h] as its node's output, or, under a norm after the heads' sum,
+  /// its share w * z_h W_O[h] * rstd(S).  z: [B, P, H d_head]
   void attention_z(std::size_t l, const Var<T>& z) const {
-    if (o_->node_outputs)
-      M::attention::template head_outputs<Kernels>(z.value, params_->layer(l)["attn.W_O"].value, model_->config(),
-                                                   BPD_ / model_->config().n_embd,
-                                                   o_->node_outputs + first_node(l) * BPD_, BPD_, o_->subtract_node_outputs);
+    if (!o_->node_outputs) return;
+    const ModelConfig& c = model_->config();
+    const LayerParams<T> w = params_->layer(l);
+    const std::size_t rows = BPD_ / c.n_embd, H = c.n_head;
+    T* dst = o_->node_outputs + first_node(l) * BPD_;
+    if (!c.post_attention_norm) {
+      M::attention::template head_outputs<Kernels>(z.value, w["attn.W_O"].value, c, rows, dst, BPD_, o_->subtract_node_outputs);
+      return;
+    }
+    shares_.resize(H * BPD_ + rows);  // [H, rows, D] the shares, then [rows] their rstd
+    M::attention::template head_outputs<Kernels>(z.value, w["attn.W_O"].value, c, rows, shares_.data(), BPD_, false);
+    Kernels::post_norm_shares_forward(H, rows, c.n_embd, BPD_, shares_.data(), w["ln1_post.w"].value, static_cast<T>(c.layer_norm_epsilon),
+                                      shares_.data(), shares_.data() + H * BPD_);
+    if (o_->subtract_node_outputs) Kernels::axpy(H * BPD_, T(-1), shares_.data(), dst);
+    else Kernels::copy(H * BPD_, shares_.data(), dst);
   }
   void observe(std::size_t l, LayerPoint point, const Var<T>& v) const {
     if (!o_->named()) return;
@@ -126,6 +139,7 @@ class ForwardIo : public LayerIoBase<T> {
   const ParamVars<T>* params_;
   const ForwardOptions<T>* o_;
   std::size_t BPD_;
+  mutable std::vector<T> shares_;  // the heads' shares under a norm after their sum
 };
 
 }  // namespace detail

@@ -31,6 +31,9 @@
 //   io.port_sink(p)                     where d metric / d input of ports p.. go on the tape (optional)
 //   io.observe(l, point, v)             an activation at a hook point (optional)
 //   io.attention_z(l, z)                the heads' mixed values of a whole_sum layer (optional)
+// A layer with a norm after the heads' sum (config.post_attention_norm, Gemma) normalises the sum,
+// and each head's node output is its share w * r_h * rstd(S) (DESIGN.md section 2): run head by
+// head, the lanes that compute any head of the layer compute all of them, from their own ports.
 #include <map>
 #include <utility>
 #include <vector>
@@ -78,11 +81,11 @@ struct LaneRun {
   std::vector<T> gathered;
   typename B::Arena arena;
 
-  /// The key mask and the flat readout rows of n lanes of `batch`.
+  /// Layer l's key mask and the flat readout rows of n lanes of `batch`.
   template <class M>
-  const ops::KeyMask& mask(const M& model, const Batch& batch, std::size_t n) {
-    auto [it, added] = masks_.try_emplace(n);
-    if (added) it->second = model.key_mask(batch, n);
+  const ops::KeyMask& mask(const M& model, const Batch& batch, std::size_t n, std::size_t l) {
+    auto [it, added] = masks_.try_emplace({n, model.config().window(l)});
+    if (added) it->second = model.key_mask(batch, n, l);
     return it->second;
   }
   const std::vector<std::size_t>& readout(const Batch& batch, std::size_t n) {
@@ -101,7 +104,7 @@ struct LaneRun {
   }
 
  private:
-  std::map<std::size_t, ops::KeyMask> masks_;
+  std::map<std::pair<std::size_t, std::size_t>, ops::KeyMask> masks_;  // by (lanes, window)
   std::map<std::size_t, std::vector<std::size_t>> readout_;
 };
 
@@ -124,6 +127,12 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
   const std::size_t lane_rows = lean ? batch.readout.size() : B * P, R = lane_rows * D;  // one lane's rows of a node's output
   const std::size_t first = first_node_of_layer(l, H, has_mlp), port0 = l * model.ports_per_layer();
   const LayerParams<T> params = (run.params ? *run.params : model.params()).layer(l);
+  const bool post_norm = c.post_attention_norm;
+  const T eps = static_cast<T>(c.layer_norm_epsilon);
+  // The norm after the heads' sum, of the sum [rows, D] (on the tape where the run has one).
+  auto post_norm_of_sum = [&](const Var<T>& sum) {
+    return ops::norm_linear_ports<Norm>(ctx, sum, params["ln1_post.w"], params["ln1_post.b"], eps, nullptr, nullptr, ops::PortSplit::single());
+  };
   // Lanes: the arena's buffers are reused by the next node. Chained: every value stays.
   auto next_node = [&] {
     if (!chained) run.arena.reset();
@@ -170,16 +179,16 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
     next_node();
     Var<T> qkv = Attn::template qkv<Norm>(ctx, residual(), params, c, io.port_sink(port0));  // [K*B, P, 3A]
     io.observe(l, LayerPoint::qkv, qkv);
-    qkv = Attn::rotate(ctx, qkv, c, model.rotary());  // [K*B, P, 3A]
+    qkv = Attn::rotate(ctx, qkv, c, model.rotary(l));  // [K*B, P, 3A]
     if (ctx.rules().scales_qkv())  // GIM's q/k/v gradient scales (ops/gradient_rules.hpp)
       qkv = ops::scale_gradient_blocks(ctx, qkv, {ctx.rules().q_scale, ctx.rules().k_scale, ctx.rules().v_scale});
     Var<T> z;                                          // [K*B, P, A], or [K*R, A] at the readout rows
     if (lean) {
       z = ctx.output({K * batch.readout.size(), A}, false);
-      Kernels::attention_rows(AttentionShape{K * B, P, H, c.d_head()}, run.mask(model, batch, K), run.readout(batch, K),
-                              qkv.value, z.value);
+      Kernels::attention_rows(AttentionShape{K * B, P, H, c.d_head(), Attn::scores(c)}, run.mask(model, batch, K, l),
+                              run.readout(batch, K), qkv.value, z.value);
     } else {
-      Var<T> pattern = Attn::pattern(ctx, qkv, c, run.mask(model, batch, K));  // [K*B, H, P, P]
+      Var<T> pattern = Attn::pattern(ctx, qkv, c, run.mask(model, batch, K, l));  // [K*B, H, P, P]
       io.observe(l, LayerPoint::pattern, pattern);
       Var<T> mixed = Attn::mix(ctx, pattern, qkv, c);  // [K*B, P, H, dh]
       io.observe(l, LayerPoint::z, mixed);
@@ -188,6 +197,7 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
     if (plan == HeadsPlan::whole_sum) {
       io.attention_z(l, z);
       attn_out = Attn::output(ctx, z, params);  // z W_O + b_O
+      if (post_norm) attn_out = post_norm_of_sum(attn_out);
       if (!chained) {  // kept where the MLP's use of the arena cannot reach it
         Kernels::copy(K * R, attn_out.value, run.acc.data());
         attn_out = Var<T>{run.acc.data(), {K * lane_rows, D}, nullptr};
@@ -195,13 +205,38 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
     } else {
       run.heads.resize(H * K * R);
       Attn::template head_outputs<Kernels>(z.value, params["attn.W_O"].value, c, K * lane_rows, run.heads.data(), K * R, false);
+      if (post_norm)  // every head's share, in place
+        Kernels::post_norm_shares_forward(H, K * lane_rows, D, K * R, run.heads.data(), params["ln1_post.w"].value, eps,
+                                          run.heads.data(), run.arena.template alloc<T>(K * lane_rows));
       for (std::size_t h = 0; h < H; ++h) add_head(first + h, 0, K, run.heads.data() + h * K * R);
     }
   } else if (chained) {  // every head from its own ports' inputs, each head's output apart
     Var<T> qkv = Attn::template qkv_each_port<Norm>(ctx, io.port_var(port0, 3 * H), params, c, B, P);  // [B, P, 3A]
-    qkv = Attn::rotate(ctx, qkv, c, model.rotary());
-    Var<T> mixed = Attn::mix(ctx, Attn::pattern(ctx, qkv, c, run.mask(model, batch, 1)), qkv, c);  // [B, P, H, dh]
-    io.node_var(first, H, Attn::each_head_output(ctx, mixed, params, c));  // [H, B*P, D]
+    qkv = Attn::rotate(ctx, qkv, c, model.rotary(l));
+    Var<T> mixed = Attn::mix(ctx, Attn::pattern(ctx, qkv, c, run.mask(model, batch, 1, l)), qkv, c);  // [B, P, H, dh]
+    Var<T> heads = Attn::each_head_output(ctx, mixed, params, c);  // [H, B*P, D]
+    io.node_var(first, H, post_norm ? ops::post_norm_shares(ctx, heads, params["ln1_post.w"], eps) : heads);
+  } else if (post_norm) {  // the lanes that compute any head compute all of them, then their shares
+    std::size_t a = K, b = 0;
+    for (std::size_t h = 0; h < H; ++h)
+      if (const auto [ha, hb] = io.node_lanes(first + h); ha < hb) a = std::min(a, ha), b = std::max(b, hb);
+    if (a < b) {
+      run.heads.resize(H * K * R);  // [H][K][rows * D]: lanes [a, b) filled
+      const ops::KeyMask& mask = run.mask(model, batch, b - a, l);
+      for (std::size_t h = 0; h < H; ++h) {
+        next_node();
+        const T* in[3];
+        for (std::size_t j = 0; j < 3; ++j) in[j] = io.port_input(port0 + 3 * h + j, a, b, run);
+        T* out = run.heads.data() + h * K * R + a * R;
+        if (lean) head_output_rows(model, l, h, in[0], in[1], in[2], (b - a) * B, P, run.readout(batch, b - a), mask, run.arena, out);
+        else head_output(model, l, h, in[0], in[1], in[2], (b - a) * B, P, mask, run.arena, out);
+      }
+      next_node();
+      T* heads = run.heads.data() + a * R;
+      Kernels::post_norm_shares_forward(H, (b - a) * lane_rows, D, K * R, heads, params["ln1_post.w"].value, eps, heads,
+                                        run.arena.template alloc<T>((b - a) * lane_rows));
+    }
+    for (std::size_t h = 0; h < H; ++h) add_head(first + h, a, b, a < b ? run.heads.data() + h * K * R + a * R : nullptr);
   } else {
     for (std::size_t h = 0; h < H; ++h) {
       const std::size_t u = first + h;
@@ -211,7 +246,7 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
         const T* in[3];
         for (std::size_t j = 0; j < 3; ++j) in[j] = io.port_input(port0 + 3 * h + j, a, b, run);
         run.node.resize((b - a) * R);
-        const ops::KeyMask& mask = run.mask(model, batch, b - a);
+        const ops::KeyMask& mask = run.mask(model, batch, b - a, l);
         if (lean) head_output_rows(model, l, h, in[0], in[1], in[2], (b - a) * B, P, run.readout(batch, b - a), mask, run.arena, run.node.data());
         else head_output(model, l, h, in[0], in[1], in[2], (b - a) * B, P, mask, run.arena, run.node.data());
       }
@@ -250,7 +285,7 @@ void layer_step(const Ctx& ctx, const M& model, const Batch& batch, std::size_t 
       io.observe(l, LayerPoint::mlp_pre, pre);
       Var<T> post = Mlp::act(ctx, pre);  // [rows, d_mlp]
       io.observe(l, LayerPoint::mlp_post, post);
-      out = Mlp::output(ctx, post, params);
+      out = Mlp::template output<Norm>(ctx, post, params, c);
       io.observe(l, LayerPoint::mlp_out, out);
     }
     if (M::parallel) add_to_residual(attn_out);

@@ -41,15 +41,19 @@ class Model {
     Arch::check_config(config_);
     check_weights();
     rotary_ = attention::template rotary_table<T>(config_);
+    if (config_.rotary_base_local != 0) rotary_local_ = attention::template rotary_table<T>(config_, true);
   }
   // The parameter view points into this model's own tensors: copies make their own.
   Model(const Model& other) : Model(other.config_, other.weights_) {}
   Model(Model&& other) noexcept : config_(std::move(other.config_)), weights_(std::move(other.weights_)),
-                                  rotary_(std::move(other.rotary_)) { params_ = make_params(); }
+                                  rotary_(std::move(other.rotary_)), rotary_local_(std::move(other.rotary_local_)) {
+    params_ = make_params();
+  }
   Model& operator=(Model other) {
     config_ = std::move(other.config_);
     weights_ = std::move(other.weights_);
     rotary_ = std::move(other.rotary_);
+    rotary_local_ = std::move(other.rotary_local_);
     params_ = make_params();
     return *this;
   }
@@ -67,10 +71,10 @@ class Model {
   Graph graph() const { return Graph(Arch::graph_shape(config_)); }
   std::size_t n_upstream() const { return first_node_of_layer(config_.n_layer, config_.n_head, Arch::has_mlp); }
   std::size_t ports_per_layer() const { return 3 * config_.n_head + (Arch::has_mlp ? 1 : 0); }
-  /// The attention mask of `lanes` copies of a batch stacked one after another.
-  ops::KeyMask key_mask(const Batch& batch, std::size_t lanes = 1) const { return attention::mask(batch, lanes); }
-  /// The rotary angles of every position (rotary architectures), else empty.
-  const std::optional<ops::RotaryTable<T>>& rotary() const { return rotary_; }
+  /// Layer l's attention mask of `lanes` copies of a batch stacked one after another.
+  ops::KeyMask key_mask(const Batch& batch, std::size_t lanes, std::size_t l) const { return attention::mask(batch, lanes, config_, l); }
+  /// Layer l's rotary angles of every position (rotary architectures), else empty.
+  const std::optional<ops::RotaryTable<T>>& rotary(std::size_t l) const { return config_.local_rotary(l) ? rotary_local_ : rotary_; }
   /// The first residual stage that holds layer l's head outputs and that a forward can start
   /// at: 2l + 1 (the MLP's input), or, in a parallel block, 2l + 2 (the next layer's input).
   static std::size_t stage_after_heads(std::size_t l) { return parallel ? 2 * l + 2 : 2 * l + 1; }
@@ -95,7 +99,7 @@ class Model {
       resid = ctx.output({B, P, D}, true);
       Kernels::copy(BPD, o.input_override, resid.value);
     } else {
-      resid = Arch::embed::input(ctx, pv, batch, hook);
+      resid = Arch::embed::input(ctx, pv, c, batch, hook);
     }
     io.record_node(0, resid.value);
     if (o.input_var) *o.input_var = resid;
@@ -116,7 +120,7 @@ class Model {
     Var<T> rows = o.all_positions ? Var<T>{normed.value, {B * P, D}, normed.slot}
                   : lean_last_layer ? normed
                                   : ops::gather_rows(ctx, normed, batch.readout);
-    return unembed::project(ctx, rows, pv);  // [readout rows or batch * pos, vocab_out]
+    return unembed::project(ctx, rows, pv, c);  // [readout rows or batch * pos, vocab_out]
   }
 
  private:
@@ -156,6 +160,7 @@ class Model {
   ModelConfig config_;
   Weights<T> weights_;
   std::optional<ops::RotaryTable<T>> rotary_;  // the backward of the rotary op reads it
+  std::optional<ops::RotaryTable<T>> rotary_local_;  // Gemma 3's sliding layers' (rotary_base_local)
   ParamVars<T> params_;                         // views of weights_
 };
 

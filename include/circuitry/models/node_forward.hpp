@@ -18,7 +18,7 @@ template <class M, class T = typename M::scalar>
 void head_output(const M& model, std::size_t l, std::size_t h, const T* xq, const T* xk, const T* xv, std::size_t B,
                  std::size_t P, const ops::KeyMask& mask, typename M::backend::Arena& arena, T* out) {
   M::attention::template head_output<typename M::norm, typename M::backend>(model.params().layer(l), model.config(), h, xq, xk, xv, B, P, mask,
-                                                       model.rotary(), arena, out);
+                                                       model.rotary(l), arena, out);
 }
 
 /// The same head's output at some query rows only (`rows`: flat b * P + t), the last layer of
@@ -28,7 +28,7 @@ void head_output_rows(const M& model, std::size_t l, std::size_t h, const T* xq,
                       std::size_t B, std::size_t P, const std::vector<std::size_t>& rows, const ops::KeyMask& mask,
                       typename M::backend::Arena& arena, T* out) {
   M::attention::template head_output_rows<typename M::norm, typename M::backend>(model.params().layer(l), model.config(), h, xq, xk, xv, B, P,
-                                                            rows, mask, model.rotary(), arena, out);
+                                                            rows, mask, model.rotary(l), arena, out);
 }
 
 /// MLP l reading x [rows, D]; out [rows, D] (with b_out).
@@ -48,7 +48,7 @@ std::vector<T> logits_from_residual(const M& model, const T* x, std::size_t B, s
   Context<T, false, typename M::backend> ctx(arena);
   const ParamVars<T>& pv = model.params();
   Var<T> picked = ops::gather_rows(ctx, Var<T>{const_cast<T*>(x), {B * P, D}, nullptr}, rows);  // [rows, D]
-  Var<T> logits = M::unembed::project(ctx, M::unembed::normalize(ctx, picked, pv, model.config()), pv);
+  Var<T> logits = M::unembed::project(ctx, M::unembed::normalize(ctx, picked, pv, model.config()), pv, model.config());
   std::vector<T> out(logits.numel());
   M::backend::to_host(out.size(), logits.value, out.data());
   return out;

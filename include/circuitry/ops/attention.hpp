@@ -1,11 +1,12 @@
 #pragma once
 // Multi-head attention in two ops, so a hook can read or replace the pattern between them
 // (TransformerLens' hook_pattern):
-//   pattern[b, h] = softmax(q_bh k_bh^T / sqrt(d_head) + mask)     [B, H, P, P]
+//   pattern[b, h] = softmax(S_bh + mask)                             [B, H, P, P]
+//   S_bh = q_bh k_bh^T / sqrt(d_head), or as `scores` says (another scale; a soft cap c tanh(S / c))
 //   z[b, :, h]    = pattern[b, h] v_bh                               [B, P, H, d_head]
 // q, k and v are read in place from the fused projection qkv [B, P, 3 H d_head] (columns
 // q | k | v, head h at columns h*d_head..(h+1)*d_head of each block; H d_head need not be
-// d_model). The mask is causal (row i sees keys 0..i) or bidirectional (every row sees the
+// d_model). The mask is causal (row i sees keys 0..i, or its last `window` of them) or bidirectional (every row sees the
 // keys of its sequence's real positions 0..len_b - 1, so right-padding is never read).
 // The kernels, and the softmax backward: backends/cpu/attention_kernels.hpp.
 // Under the context's GradientRules::softmax_temperature T (GIM), the pattern's backward is the
@@ -19,19 +20,19 @@ using circuitry::KeyMask;
 
 namespace detail {
 template <class T>
-AttentionShape attention_shape(const Var<T>& qkv, std::size_t n_heads) {
+AttentionShape attention_shape(const Var<T>& qkv, std::size_t n_heads, AttentionScores scores = {}) {
   require(qkv.shape.rank == 3 && qkv.shape[2] % 3 == 0, "attention: qkv must be [batch, pos, 3 H d_head], got " + qkv.shape.str());
   const std::size_t D = qkv.shape[2] / 3;
   require(n_heads > 0 && D % n_heads == 0, "attention: q width " + std::to_string(D) + " is not divisible by n_heads");
-  return {qkv.shape[0], qkv.shape[1], n_heads, D / n_heads};
+  return {qkv.shape[0], qkv.shape[1], n_heads, D / n_heads, scores};
 }
 }  // namespace detail
 
 /// qkv [B, P, 3D] -> pattern [B, H, P, P] (row i attends to the keys the mask allows).
 template <class Ctx, class T = typename Ctx::scalar>
-Var<T> attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads, const KeyMask& mask) {
+Var<T> attention_pattern(const Ctx& ctx, const Var<T>& qkv, std::size_t n_heads, const KeyMask& mask, AttentionScores scores = {}) {
   using Kernels = typename Ctx::backend;
-  const AttentionShape s = detail::attention_shape(qkv, n_heads);
+  const AttentionShape s = detail::attention_shape(qkv, n_heads, scores);
   require(mask.causal || mask.lengths.empty() || mask.lengths.size() == s.B, "attention: one key length per sequence");
   Var<T> pattern = ctx.output({s.B, s.H, s.P, s.P}, qkv.needs_grad());
   Kernels::attention_pattern_forward(s, mask, qkv.value, pattern.value);

@@ -103,7 +103,7 @@ void run_with(const M& model, const Batch& batch, Intervention<T>& iv, Intervent
   Context<T, false, Kernels> ctx(lane.arena);
   {  // input node
     lane.arena.reset();
-    Var<T> x = M::architecture::embed::input(ctx, model.params(), batch, [](const std::string&, const Var<T>&) {});  // [B, P, D]
+    Var<T> x = M::architecture::embed::input(ctx, model.params(), c, batch, [](const std::string&, const Var<T>&) {});  // [B, P, D]
     Kernels::copy(BPD, io.node_value(0, 0, x.value, false), lane.resid.data());
   }
   for (std::size_t l = 0; l < L; ++l) layer_step(ctx, model, batch, l, false, lane, io);

@@ -101,13 +101,13 @@ Var<T> masked_forward(const Ctx& ctx, const M& model, const Batch& batch, const 
   require(sources.source.size() == model.n_upstream() * rows * D && sources.constant.size() == residual_stages(L) * rows * D,
           "masked forward: the sources were made for another batch");
   detail::MaskedIo<M, Ctx> io(model, ctx, z, sources, rows);
-  io.node_var(0, 1, M::architecture::embed::input(ctx, model.params(), batch, [](const std::string&, const Var<T>&) {}));  // [B, P, D]
+  io.node_var(0, 1, M::architecture::embed::input(ctx, model.params(), c, batch, [](const std::string&, const Var<T>&) {}));  // [B, P, D]
   LaneRun<T, typename M::backend> run;
   run.chained = true;  // and no residual: run.x stays empty
   for (std::size_t l = 0; l < L; ++l) layer_step(ctx, model, batch, l, false, run, io);
   const Var<T> x = io.port_var(L * model.ports_per_layer(), 1);  // [B*P, D] the final norm's input
   const Var<T> picked = ops::gather_rows(ctx, x, batch.readout);  // [readout rows, D]
-  return M::unembed::project(ctx, M::unembed::normalize(ctx, picked, model.params(), c), model.params());
+  return M::unembed::project(ctx, M::unembed::normalize(ctx, picked, model.params(), c), model.params(), c);
 }
 
 }  // namespace circuitry

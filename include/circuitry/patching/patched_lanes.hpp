@@ -15,6 +15,8 @@
 //             the lane's logits: it takes its source (the residual then holds src_u, and every
 //             patched reader gets src_u + (src_u - src_u), as patching defines); not computed;
 //   computed  recomputed, on the lanes from the first to the last that compute it.
+// Under a norm after the heads' sum (Gemma) a head's output is its share of the normalised sum,
+// so a lane computes all of a layer's heads or none of them (DESIGN.md section 2).
 // A layer where every lane computes every head and no lane patches a head's port runs its
 // attention whole (one q|k|v GEMM); any other runs head by head. Only the readout rows' logits
 // are wanted, so the last layer runs its queries, head outputs and MLP on those rows only.
@@ -172,6 +174,18 @@ class PatchedLanes {
           if (s == NodeState::computed && !reads_changed && !patches(k, ports_of(l0) + 3 * H_)) s = NodeState::clean;
         }
       }
+    // Under a norm after the heads' sum every head's share depends on every head of its layer:
+    // a lane that changes any head of a layer computes its clean heads too (a source head's
+    // output is still computed for the others' norm, and the lane keeps taking its source).
+    if (model_->config().post_attention_norm)
+      for (std::size_t l = l0; l < L_; ++l)
+        for (std::size_t k = 0; k < K; ++k) {
+          bool any_changed = false;
+          for (std::size_t h = 0; h < H_; ++h) any_changed = any_changed || state(node0(l) + h, k) != NodeState::clean;
+          if (any_changed)
+            for (std::size_t h = 0; h < H_; ++h)
+              if (NodeState& s = state(node0(l) + h, k); s == NodeState::clean) s = NodeState::computed;
+        }
     // A computed node's diff is kept for the lanes that patch one of its edges.
     std::size_t slots = 0;
     w.slot.assign(n_late * K, -1);

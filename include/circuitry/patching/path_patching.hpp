@@ -190,7 +190,7 @@ class TreeifiedModel {
       const std::size_t h = static_cast<std::size_t>(node.head);
       const auto q = port_input(g_.head_port(l, h, PortKind::Q), s), k = port_input(g_.head_port(l, h, PortKind::K), s),
                  v = port_input(g_.head_port(l, h, PortKind::V), s);
-      head_output(model_, l, h, q.data(), k.data(), v.data(), B, P, model_.key_mask(task_.clean), arena_, out.data());
+      head_output(model_, l, h, q.data(), k.data(), v.data(), B, P, model_.key_mask(task_.clean, 1, l), arena_, out.data());
     }
     arena_.reset();
     return memo_[key] = out;
@@ -232,6 +232,10 @@ class TreeifiedModel {
 template <class M, class T = typename M::scalar>
 PathSetResult evaluate_path_set(const M& model, const PatchingTask<T>& task, const std::vector<std::vector<std::string>>& paths,
                                 MetricKind delta = MetricKind::KL) {
+  // In the treeified model each head is computed alone; a norm after the heads' sum ties a head's
+  // output to its siblings' in the same run, which no tree position has.
+  require(!model.config().post_attention_norm,
+          "path sets: a model with a norm after the heads' sum (Gemma) has no treeified form; use path patching or circuit evaluation");
   const Graph g = model.graph();
   std::vector<std::vector<int>> parsed, empty;
   for (const auto& p : paths) parsed.push_back(parse_path(g, p));

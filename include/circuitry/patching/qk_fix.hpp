@@ -47,8 +47,8 @@ void qk_fix_layer(const M& model, const Batch& clean, std::size_t l, const T* re
   ArenaFor<M> clean_arena;  // the clean q|k|v and pattern, kept for every batch of nodes
   ContextFor<M> clean_ctx(clean_arena);
   const Var<T> clean_qkv = Attn::rotate(clean_ctx, Attn::template qkv<Norm>(clean_ctx, Var<T>{const_cast<T*>(resid_pre), {B, P, D}, nullptr}, w, c),
-                                        c, model.rotary());                                     // [B, P, 3A]
-  const Var<T> clean_pattern = Attn::pattern(clean_ctx, clean_qkv, c, model.key_mask(clean));  // [B, H, P, P]
+                                        c, model.rotary(l));                                       // [B, P, 3A]
+  const Var<T> clean_pattern = Attn::pattern(clean_ctx, clean_qkv, c, model.key_mask(clean, 1, l));  // [B, H, P, P]
 
   const std::size_t per_node = (BPD + 3 * rows * ld + BHPP + B * H * R) * sizeof(T);
   const std::size_t chunk = std::clamp<std::size_t>(kQkFixChunkBytes / per_node, 1, U);
@@ -64,16 +64,16 @@ void qk_fix_layer(const M& model, const Batch& clean, std::size_t l, const T* re
       Kernels::axpy(BPD, T(1), delta + (u0 + i) * BPD, patched_in + i * BPD);
     }
     const Var<T> patched = Attn::rotate(ctx, Attn::template qkv<Norm>(ctx, Var<T>{patched_in, {n * B, P, D}, nullptr}, w, c), c,
-                                        model.rotary());  // [n*B, P, 3A]
+                                        model.rotary(l));  // [n*B, P, 3A]
     T* mixed = arena.template alloc<T>(n * rows * ld);   // [n*B, P, 3A] clean q|k|v with one block patched
     T* changed = arena.template alloc<T>(n * BHPP);      // [n, B, H, P, P] A' - A
     T* device_dots = arena.template alloc<T>(B * H * n * R);
-    const ops::KeyMask mask = model.key_mask(clean, n);
+    const ops::KeyMask mask = model.key_mask(clean, n, l);
     for (const PortKind kind : {PortKind::Q, PortKind::K}) {
       const std::size_t block = kind == PortKind::Q ? 0 : A;
       for (std::size_t i = 0; i < n; ++i) Kernels::copy(rows * ld, clean_qkv.value, mixed + i * rows * ld);
       Kernels::copy_blocks(n * rows, A, patched.value + block, ld, mixed + block, ld);
-      Kernels::attention_pattern_forward(AttentionShape{n * B, P, H, c.d_head()}, mask, mixed, changed);
+      Kernels::attention_pattern_forward(AttentionShape{n * B, P, H, c.d_head(), Attn::scores(c)}, mask, mixed, changed);
       for (std::size_t i = 0; i < n; ++i) Kernels::subtract(BHPP, changed + i * BHPP, clean_pattern.value, changed + i * BHPP);
       // dots[b, h, i, r] = (A'_i - A)[b, h] . G_r[b, h]: one [n, P^2] x [P^2, R] product per (b, h).
       for (std::size_t bh = 0; bh < B * H; ++bh)

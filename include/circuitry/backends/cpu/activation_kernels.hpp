@@ -8,6 +8,7 @@
 //   relu: f(x) = max(x, 0), f'(x) = [x > 0]
 //   silu (swish, Elfwing et al. 2018): f(x) = x s(x), s = the logistic sigmoid,
 //     f'(x) = s(x) (1 + x (1 - s(x)))
+//   tanh: f(x) = tanh x, f'(x) = 1 - tanh^2 x (the soft caps' c tanh(x / c), ops/soft_cap.hpp)
 // and the gated form of GLU MLPs (Shazeer 2020; Llama's SwiGLU):
 //   x = [gate | up] [rows, 2F] -> y = f(gate) * up [rows, F]
 //   d gate = f'(gate) (dy * up),  d up = f(gate) dy.
@@ -96,6 +97,19 @@ void silu_backward(const T* x, const T* dy, T* dx, std::size_t n) {
   });
 }
 
+template <class T>
+void tanh_forward(const T* x, T* y, std::size_t n) {
+  for_blocks(n, [&](std::size_t at, std::size_t len) { vec(y + at, len) = vec(x + at, len).tanh(); });
+}
+
+template <class T>
+void tanh_backward(const T* x, const T* dy, T* dx, std::size_t n) {
+  for_blocks(n, [&](std::size_t at, std::size_t len) {
+    const Eigen::Array<T, Eigen::Dynamic, 1> t = vec(x + at, len).tanh();
+    vec(dx + at, len) += (T(1) - t * t) * vec(dy + at, len);
+  });
+}
+
 /// y[n] = f(x) for the activation `kind`.
 template <class T>
 void activation_forward(ActivationKind kind, std::size_t n, const T* x, T* y) {
@@ -104,6 +118,7 @@ void activation_forward(ActivationKind kind, std::size_t n, const T* x, T* y) {
     case ActivationKind::gelu: return gelu_forward(x, y, n);
     case ActivationKind::relu: return relu_forward(x, y, n);
     case ActivationKind::silu: return silu_forward(x, y, n);
+    case ActivationKind::tanh: return tanh_forward(x, y, n);
   }
 }
 
@@ -115,6 +130,7 @@ void activation_backward(ActivationKind kind, std::size_t n, const T* x, const T
     case ActivationKind::gelu: return gelu_backward(x, dy, dx, n);
     case ActivationKind::relu: return relu_backward(x, dy, dx, n);
     case ActivationKind::silu: return silu_backward(x, dy, dx, n);
+    case ActivationKind::tanh: return tanh_backward(x, dy, dx, n);
   }
 }
 

@@ -1,9 +1,12 @@
 #pragma once
 // The CPU backend's attention kernels. q, k and v are read in place from the fused projection
 // qkv [B, P, 3 D] (columns q | k | v, D = H d_head, head h at columns h d_head of each block):
-//   pattern[b, h] = softmax(q_bh k_bh^T / sqrt(d_head) + mask)     [B, H, P, P]
+//   S = scale q_bh k_bh^T (scale 1 / sqrt(d_head) unless the shape says otherwise), with a soft cap
+//   c: S = c tanh(S / c) (Gemma 2)
+//   pattern[b, h] = softmax(S + mask)                                [B, H, P, P]
 //   z[b, :, h]    = pattern[b, h] v_bh                               [B, P, H, d_head]
-// Softmax backward: dS = A * (dA - rowsum(dA * A)); masked entries have A = 0, so dS = 0.
+// Softmax backward: dS = A * (dA - rowsum(dA * A)); masked entries have A = 0, so dS = 0. The soft
+// cap's backward multiplies by 1 - tanh^2(S_raw / c), S_raw recomputed from q and k.
 // Every (sequence, head) pair is one task on the thread pool, so results do not depend on the
 // thread count.
 #include <cmath>
@@ -18,12 +21,36 @@
 
 namespace circuitry::cpu {
 
+namespace detail {
+template <class T>
+T score_scale(const AttentionShape& s) {
+  return s.scores.scale != 0 ? static_cast<T>(s.scores.scale) : T(1) / std::sqrt(T(s.dh));
+}
+/// Scores [begin, end) of one row: c tanh(x / c) in place.
+template <class T>
+void soft_cap(T* row, std::size_t begin, std::size_t end, double cap) {
+  const T c = static_cast<T>(cap);
+  for (std::size_t j = begin; j < end; ++j) row[j] = c * std::tanh(row[j] / c);
+}
+/// Softmax of row[begin, end) in place; the rest of the row's P entries set to 0.
+template <class T>
+void masked_softmax(T* row, std::size_t begin, std::size_t end, std::size_t P) {
+  T mx = row[begin];
+  for (std::size_t j = begin + 1; j < end; ++j) mx = std::max(mx, row[j]);
+  T sum = 0;
+  for (std::size_t j = begin; j < end; ++j) sum += (row[j] = std::exp(row[j] - mx));
+  for (std::size_t j = begin; j < end; ++j) row[j] /= sum;
+  for (std::size_t j = 0; j < begin; ++j) row[j] = 0;
+  for (std::size_t j = end; j < P; ++j) row[j] = 0;
+}
+}  // namespace detail
+
 /// qkv [B, P, 3D] -> pattern [B, H, P, P] (row i attends to the keys the mask allows; the
 /// others are 0).
 template <class T>
 void attention_pattern_forward(const AttentionShape& s, const KeyMask& mask, const T* qkv, T* pattern) {
   const std::size_t P = s.P, H = s.H, dh = s.dh, D = s.D(), ld = s.ld();
-  const T scale = T(1) / std::sqrt(T(dh));
+  const T scale = detail::score_scale<T>(s);
   parallel_items(s.B * H, P * P * dh, [&](std::size_t bh) {
     const std::size_t b = bh / H, h = bh % H;
     const T* q = qkv + b * P * ld + h * dh;
@@ -31,14 +58,9 @@ void attention_pattern_forward(const AttentionShape& s, const KeyMask& mask, con
     T* A = pattern + bh * P * P;
     gemm<T>(Trans::No, Trans::Yes, P, P, dh, scale, q, ld, k, ld, T(0), A, P);
     for (std::size_t i = 0; i < P; ++i) {
-      T* row = A + i * P;
-      const std::size_t end = mask.end(b, i, P);
-      T mx = row[0];
-      for (std::size_t j = 1; j < end; ++j) mx = std::max(mx, row[j]);
-      T sum = 0;
-      for (std::size_t j = 0; j < end; ++j) sum += (row[j] = std::exp(row[j] - mx));
-      for (std::size_t j = 0; j < end; ++j) row[j] /= sum;
-      for (std::size_t j = end; j < P; ++j) row[j] = 0;
+      const std::size_t begin = mask.begin(i), end = mask.end(b, i, P);
+      if (s.scores.softcap != 0) detail::soft_cap(A + i * P, begin, end, s.scores.softcap);
+      detail::masked_softmax(A + i * P, begin, end, P);
     }
   });
 }
@@ -49,20 +71,29 @@ template <class T>
 void attention_pattern_backward(const AttentionShape& s, const KeyMask& mask, const T* qkv, const T* pattern, const T* dpattern,
                                 T* dqkv, T* scratch) {
   const std::size_t P = s.P, H = s.H, dh = s.dh, D = s.D(), ld = s.ld();
-  const T scale = T(1) / std::sqrt(T(dh));
+  const T scale = detail::score_scale<T>(s);
+  const double cap = s.scores.softcap;
   parallel_items(s.B * H, P * P * dh, [&](std::size_t bh) {
     const std::size_t b = bh / H, h = bh % H;
     const T* A = pattern + bh * P * P;
     const T* dA = dpattern + bh * P * P;
     T* dS = scratch + bh * P * P;
-    for (std::size_t i = 0; i < P; ++i) {
-      const std::size_t end = mask.end(b, i, P);
-      T dot = 0;
-      for (std::size_t j = 0; j < end; ++j) dot += dA[i * P + j] * A[i * P + j];
-      for (std::size_t j = 0; j < P; ++j) dS[i * P + j] = j < end ? scale * A[i * P + j] * (dA[i * P + j] - dot) : T(0);
-    }
     const T* q = qkv + b * P * ld + h * dh;
     const T* k = q + D;
+    if (cap != 0) gemm<T>(Trans::No, Trans::Yes, P, P, dh, scale, q, ld, k, ld, T(0), dS, P);  // S_raw, for the cap's slope
+    for (std::size_t i = 0; i < P; ++i) {
+      const std::size_t begin = mask.begin(i), end = mask.end(b, i, P);
+      T dot = 0;
+      for (std::size_t j = begin; j < end; ++j) dot += dA[i * P + j] * A[i * P + j];
+      for (std::size_t j = 0; j < P; ++j) {
+        T slope = T(1);  // d capped / d raw
+        if (cap != 0 && begin <= j && j < end) {
+          const T t = std::tanh(dS[i * P + j] / static_cast<T>(cap));
+          slope = T(1) - t * t;
+        }
+        dS[i * P + j] = begin <= j && j < end ? scale * A[i * P + j] * (dA[i * P + j] - dot) * slope : T(0);
+      }
+    }
     T* dq = dqkv + b * P * ld + h * dh;
     T* dk = dq + D;
     gemm<T>(Trans::No, Trans::No, P, dh, P, T(1), dS, P, k, ld, T(1), dq, ld);
@@ -102,19 +133,20 @@ void attention_mix_backward(const AttentionShape& s, const T* pattern, const T* 
 template <class T>
 void attention_rows(const AttentionShape& s, const KeyMask& mask, const std::vector<std::size_t>& rows, const T* qkv, T* z) {
   const std::size_t P = s.P, H = s.H, dh = s.dh, D = s.D(), ld = s.ld(), R = rows.size();
-  const T scale = T(1) / std::sqrt(T(dh));
+  const T scale = detail::score_scale<T>(s);
   require(R == 0 || rows.back() < s.B * P, "attention_rows: a row is outside the batch");
   parallel_items(R * H, P * dh, [&](std::size_t ih) {
     const std::size_t i = ih / H, h = ih % H;
-    const std::size_t b = rows[i] / P;
-    const std::size_t n_keys = mask.end(b, rows[i] - b * P, P);
+    const std::size_t b = rows[i] / P, t = rows[i] - b * P;
+    const std::size_t first_key = mask.begin(t), n_keys = mask.end(b, t, P) - first_key;
     const T* q = qkv + rows[i] * ld + h * dh;
-    const T* keys = qkv + b * P * ld + D + h * dh;
+    const T* keys = qkv + (b * P + first_key) * ld + D + h * dh;
     const T* values = keys + D;
     // [n_keys] attention weights: scale * K q, then softmax. An Eigen-owned (aligned) buffer, so
     // the vectorised exp and sum take the same path whatever malloc returns (bit-reproducible).
     Eigen::Matrix<T, Eigen::Dynamic, 1> scores(static_cast<Eigen::Index>(n_keys));
     scores.noalias() = scale * matrix(keys, n_keys, dh, ld) * Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(q, static_cast<Eigen::Index>(dh));
+    if (s.scores.softcap != 0) detail::soft_cap(scores.data(), 0, n_keys, s.scores.softcap);
     const T mx = scores.maxCoeff();
     scores = (scores.array() - mx).exp().matrix();
     scores /= scores.sum();

@@ -12,6 +12,7 @@
 #include "circuitry/backends/cpu/attention_kernels.hpp"
 #include "circuitry/backends/cpu/gemm.hpp"
 #include "circuitry/backends/cpu/norm_kernels.hpp"
+#include "circuitry/backends/cpu/post_norm_kernels.hpp"
 #include "circuitry/backends/cpu/rotary_kernels.hpp"
 #include "circuitry/backends/cpu/softmax_kernels.hpp"
 #include "circuitry/backends/cpu/sparse_product.hpp"
@@ -117,6 +118,18 @@ struct CpuBackend {
   static void qk_rms_norm_backward(std::size_t rows, std::size_t ld, std::size_t H, std::size_t dh, const T* x, const T* dy,
                                    const T* w_q, const T* w_k, const T* rstd, T* dx, T* dw_q, T* dw_k) {
     cpu::qk_rms_norm_backward(rows, ld, H, dh, x, dy, w_q, w_k, rstd, dx, dw_q, dw_k);
+  }
+
+  // A norm after the heads' sum, split into the heads' shares (x, y, dy, dx: H blocks [rows, D] at stride).
+  template <class T>
+  static void post_norm_shares_forward(std::size_t H, std::size_t rows, std::size_t D, std::size_t stride, const T* x, const T* w,
+                                       T eps, T* y, T* rstd) {
+    cpu::post_norm_shares_forward(H, rows, D, stride, x, w, eps, y, rstd);
+  }
+  template <class T>
+  static void post_norm_shares_backward(std::size_t H, std::size_t rows, std::size_t D, std::size_t stride, const T* x, const T* w,
+                                        const T* rstd, const T* dy, T* dx, T* dw) {
+    cpu::post_norm_shares_backward(H, rows, D, stride, x, w, rstd, dy, dx, dw);
   }
 
   // Activations.

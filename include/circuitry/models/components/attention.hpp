@@ -4,10 +4,13 @@
 // a constant of the residual stream) and three downstream ports <q>, <k>, <v>, each reading
 // its own copy of the residual through its own norm (DESIGN.md section 2).
 //   qkv = Norm(x) W_QKV + b_QKV                     [B, P, 3 H d_head]  (q | k | v blocks)
-//   pattern = softmax(q k^T / sqrt(d_head) + mask)  [B, H, P, P]
+//   pattern = softmax(S + mask)                     [B, H, P, P]
+//   S = q k^T / sqrt(d_head), or with config.attn_scale instead of 1 / sqrt(d_head), soft-capped
+//   as c tanh(S / c) when config.attn_softcap = c (Gemma 2)
 //   z = pattern v                                   [B, P, H, d_head]
 //   out = z W_O + b_O = sum_h z_h W_O[h] + b_O      [B, P, D]
-// The mask is the first template argument: Causal (GPT-2) or Bidirectional (tracr, BERT-style).
+// The mask is the first template argument: Causal (GPT-2) or Bidirectional (tracr, BERT-style);
+// a causal layer the config marks sliding sees its last config.sliding_window keys only.
 // The second says how positions enter: NoRotary (they came in with the input node, or not at
 // all) or Rotary (GPT-NeoX, Llama: q and k of every head are rotated by their position,
 // ops/rotary.hpp, after the projection and its bias).
@@ -19,7 +22,8 @@
 // Biases are facts of the checkpoint: b_QKV (config.attn_qkv_bias) and b_O (attn_out_bias). So
 // is a QK norm (config.qk_norm; Qwen3): an RMS norm over d_head of every head's q and k, with
 // gains attn.q_norm.w and attn.k_norm.w [d_head], after the projection and before rotary
-// (ops/qk_norm.hpp); it is inside the head, so the graph is the same.
+// (ops/qk_norm.hpp); it is inside the head, so the graph is the same. Gemma 3's local layers turn
+// q and k at their own rotary base (config.rotary_base_local): the model keeps one table per base.
 // The same functions serve the whole-layer forward (models/layer_step.hpp) and the single-head
 // forwards of activation and path patching (models/node_forward.hpp).
 #include <optional>
@@ -41,14 +45,17 @@ namespace circuitry {
 /// Row i attends to keys 0..i.
 struct Causal {
   static constexpr std::string_view name = "causal";
-  static ops::KeyMask mask(const Batch&, std::size_t /*lanes*/ = 1) { return ops::KeyMask::causal_mask(); }
+  static constexpr bool causal = true;
+  static ops::KeyMask mask(const Batch&, std::size_t /*lanes*/, std::size_t window) { return ops::KeyMask::causal_mask(window); }
 };
 
 /// Every row attends to all real positions of its sequence (padding is never a key).
 struct Bidirectional {
   static constexpr std::string_view name = "bidirectional";
+  static constexpr bool causal = false;
   /// The key lengths of `lanes` copies of the batch stacked one after another.
-  static ops::KeyMask mask(const Batch& batch, std::size_t lanes = 1) {
+  static ops::KeyMask mask(const Batch& batch, std::size_t lanes, std::size_t window) {
+    require(window == 0, "bidirectional attention has no sliding window");
     std::vector<std::size_t> lengths;
     for (std::size_t k = 0; k < lanes; ++k)
       for (std::size_t b = 0; b < batch.batch; ++b) lengths.push_back(batch.last[b] - b * batch.pos + 1);
@@ -88,12 +95,22 @@ struct Attention {
     if (c.attn_out_bias) declare(ParamDecl{prefix + "attn.b_O", {D}, ParamKind::bias, {}});
   }
 
-  static ops::KeyMask mask(const Batch& batch, std::size_t lanes = 1) { return Mask::mask(batch, lanes); }
-  /// The rotary angles a model of this config needs (for every position of its context), or none.
+  /// The mask of layer l for `lanes` copies of a batch stacked one after another.
+  static ops::KeyMask mask(const Batch& batch, std::size_t lanes, const ModelConfig& c, std::size_t l) {
+    return Mask::mask(batch, lanes, c.window(l));
+  }
+  /// How the scores are formed from q . k (scale, soft cap).
+  static AttentionScores scores(const ModelConfig& c) { return {c.attn_scale, c.attn_softcap}; }
+  /// The rotary angles a model of this config needs (for every position of its context), or none;
+  /// local: those of the sliding layers' own base (config.rotary_base_local, unscaled).
   template <class T>
-  static std::optional<ops::RotaryTable<T>> rotary_table(const ModelConfig& c) {
-    if constexpr (rotary) return ops::RotaryTable<T>(c.n_positions, c.rotary_dims(), c.rotary_base, c.rope_scaling);
-    else return std::nullopt;
+  static std::optional<ops::RotaryTable<T>> rotary_table(const ModelConfig& c, bool local = false) {
+    if constexpr (rotary) {
+      if (local) return ops::RotaryTable<T>(c.n_positions, c.rotary_dims(), c.rotary_base_local);
+      return ops::RotaryTable<T>(c.n_positions, c.rotary_dims(), c.rotary_base, c.rope_scaling);
+    } else {
+      return std::nullopt;
+    }
   }
   /// How W_QKV's columns split into the q, k, v ports of every head.
   static ops::PortSplit port_split(const ModelConfig& c) { return ops::PortSplit::qkv_heads(c.n_head, c.d_head(), c.kv_heads()); }
@@ -128,7 +145,7 @@ struct Attention {
   /// [B, H, P, P]
   template <class Ctx, class T = typename Ctx::scalar>
   static Var<T> pattern(const Ctx& ctx, const Var<T>& qkv, const ModelConfig& c, const ops::KeyMask& mask) {
-    return ops::attention_pattern(ctx, qkv, c.n_head, mask);
+    return ops::attention_pattern(ctx, qkv, c.n_head, mask, scores(c));
   }
   /// [B, P, H, d_head]
   template <class Ctx, class T = typename Ctx::scalar>
@@ -207,7 +224,7 @@ struct Attention {
     const std::size_t D = c.n_embd, dh = c.d_head(), rows = B * P;
     Context<T, false, Kernels> ctx(arena);
     Var<T> packed{head_qkv<Norm, Kernels>(w, c, h, xq, xk, xv, rows, P, table, arena), {B, P, 3 * dh}, nullptr};
-    Var<T> z = ops::attention_mix(ctx, ops::attention_pattern(ctx, packed, 1, mask), packed, 1);  // [B, P, 1, dh]
+    Var<T> z = ops::attention_mix(ctx, ops::attention_pattern(ctx, packed, 1, mask, scores(c)), packed, 1);  // [B, P, 1, dh]
     Kernels::gemm(Trans::No, Trans::No, rows, D, dh, T(1), z.value, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
   }
 
@@ -220,7 +237,7 @@ struct Attention {
     const std::size_t D = c.n_embd, dh = c.d_head(), R = rows.size();
     const T* packed = head_qkv<Norm, Kernels>(w, c, h, xq, xk, xv, B * P, P, table, arena);  // [B, P, 3 dh]
     T* z = arena.template alloc<T>(R * dh);                               // [R, dh]
-    Kernels::attention_rows(AttentionShape{B, P, 1, dh}, mask, rows, packed, z);
+    Kernels::attention_rows(AttentionShape{B, P, 1, dh, scores(c)}, mask, rows, packed, z);
     Kernels::gemm(Trans::No, Trans::No, R, D, dh, T(1), z, dh, w["attn.W_O"].value + h * dh * D, D, T(0), out, D);
   }
 };

@@ -5,6 +5,8 @@
 //   ParallelPreNorm<Norm>: x_next = x + attn(ln1(x)) + mlp(ln2(x))              (GPT-NeoX / Pythia,
 //                          use_parallel_residual): the MLP reads the layer's input, so the heads of
 //                          layer l do not feed m{l} (the graph's parallel_attn_mlp).
+// Gemma's blocks add a norm after the heads' sum (ln1_post) and after the MLP (ln2_post), facts of
+// the config (post_attention_norm, post_mlp_norm); the layer step applies them (RMS norms only).
 #include <string>
 
 #include "circuitry/models/components/parameters.hpp"
@@ -26,6 +28,16 @@ struct PreNorm {
   template <class Declare>
   static void mlp_norm_parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
     Norm::parameters(prefix + "ln2", c.n_embd, declare);
+  }
+  /// ln1_post, the norm after the heads' sum, where the config has one.
+  template <class Declare>
+  static void attention_post_norm_parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
+    if (c.post_attention_norm) Norm::parameters(prefix + "ln1_post", c.n_embd, declare);
+  }
+  /// ln2_post, the norm after the MLP, where the config has one.
+  template <class Declare>
+  static void mlp_post_norm_parameters(const ModelConfig& c, const std::string& prefix, Declare&& declare) {
+    if (c.post_mlp_norm) Norm::parameters(prefix + "ln2_post", c.n_embd, declare);
   }
 };
 

@@ -5,6 +5,8 @@
 //   out = (act(Norm(x) W_gate) * (Norm(x) W_in)) W_out     W_gate | W_in fused as one [D, 2 d_mlp]
 // The activation is the template argument; Mlp<Act> and GatedMlp<Act> are the two forms, and
 // NoMlp is an attention-only block (no node, no port). Biases exist when config.mlp_bias says so.
+// Gemma's norm after the MLP (config.post_mlp_norm, ln2_post) is part of the node's output:
+//   m{l} = RMSNorm_post(out).
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -71,10 +73,13 @@ struct FeedForward {
     if constexpr (Gated) return ops::gated_activation<Activation>(ctx, pre);
     else return ops::activation<Activation>(ctx, pre);
   }
-  /// post W_out + b_out. [rows..., D]
-  template <class Ctx, class LP, class T = typename Ctx::scalar>
-  static Var<T> output(const Ctx& ctx, const Var<T>& post, const LP& w) {
-    return ops::linear(ctx, post, w["mlp.W_out"], optional_param(w["mlp.b_out"]));
+  /// post W_out + b_out, then the norm after the MLP where the config has one. [rows..., D]
+  template <class Norm, class Ctx, class LP, class T = typename Ctx::scalar>
+  static Var<T> output(const Ctx& ctx, const Var<T>& post, const LP& w, const ModelConfig& c) {
+    Var<T> out = ops::linear(ctx, post, w["mlp.W_out"], optional_param(w["mlp.b_out"]));
+    if (!c.post_mlp_norm) return out;
+    return ops::norm_linear_ports<Norm>(ctx, out, w["ln2_post.w"], w["ln2_post.b"], static_cast<T>(c.layer_norm_epsilon), nullptr,
+                                        nullptr, ops::PortSplit::single());
   }
 
   /// The node's output from its input x [rows, D], no tape (activation and path patching). out [rows, D]
@@ -83,7 +88,7 @@ struct FeedForward {
                           typename Kernels::Arena& arena, T* out) {
     Context<T, false, Kernels> ctx(arena);
     Var<T> in{const_cast<T*>(x), {rows, c.n_embd}, nullptr};
-    Var<T> m = output(ctx, act(ctx, pre<Norm>(ctx, in, w, c)), w);
+    Var<T> m = output<Norm>(ctx, act(ctx, pre<Norm>(ctx, in, w, c)), w, c);
     Kernels::copy(rows * c.n_embd, m.value, out);
   }
 };

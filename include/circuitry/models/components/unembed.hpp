@@ -3,7 +3,8 @@
 //   logits = FinalNorm(x) W_U (+ b_U)        [rows, d_vocab_out]
 // FinalNorm is a norm component (NoNorm: no final norm). Whether W_U is tied to the token
 // embedding, and whether there is a bias, are facts of the checkpoint (config), not types.
-// W_U is stored transposed, [d_vocab_out, d_model], so a tied W_U is W_E itself.
+// W_U is stored transposed, [d_vocab_out, d_model], so a tied W_U is W_E itself. With
+// config.final_softcap c (Gemma 2) the logits are c tanh(logits / c) (ops/soft_cap.hpp).
 #include <string>
 #include <string_view>
 
@@ -32,11 +33,11 @@ struct Unembed {
   }
   /// normed [R, D] -> logits [R, d_vocab_out]
   template <class Ctx, class V, class T = typename Ctx::scalar>
-  static Var<T> project(const Ctx& ctx, const Var<T>& normed, const V& pv) {
+  static Var<T> project(const Ctx& ctx, const Var<T>& normed, const V& pv, const ModelConfig& c) {
     const Var<T>& untied = pv["unembed.W_U"];
     Var<T> logits = ops::matmul_transposed(ctx, normed, untied.value ? untied : pv["embed.W_E"]);  // tied: W_E
-    const Var<T>& bias = pv["unembed.b_U"];
-    return bias.value ? ops::add(ctx, logits, bias) : logits;
+    if (const Var<T>& bias = pv["unembed.b_U"]; bias.value) logits = ops::add(ctx, logits, bias);
+    return c.final_softcap != 0 ? ops::soft_cap(ctx, logits, c.final_softcap) : logits;
   }
 };
 
