@@ -28,7 +28,7 @@ Where transformers' GGUF loader falls back to a class default instead of reading
 the fixture has that default, so both read the same model: GPT-2's n_inner (4 n_embd) and its
 context (transformers reads context_length into n_ctx, not n_positions: 1024 here).
 
-    /work/scratch/peers/bin/python tests/make_gguf_fixtures.py
+    /work/scratch/peers/bin/python tests/make_gguf_fixtures.py [NAME ...]
 
 (gguf 0.19, transformers 5.25, torch; CPU, a few seconds; deterministic.)
 """
@@ -164,6 +164,17 @@ MODELS = {
                                   down=[Q.Q2_K, Q.Q3_K])),
     "gguf-gpt2": dict(arch="gpt2", D=64, H=4, F=256, L=2, ctx=1024, pre="gpt-2", tied=True,
                       types=dict(embd=Q.F32, pos=Q.Q8_0, qkv=Q.Q8_0, o=Q.Q4_0, up=Q.Q5_1, down=[Q.Q5_K, Q.Q8_0])),
+    # Gemma: head_dim 256, where llama.cpp's score scale 1/sqrt(key_length) and transformers'
+    # query_pre_attn_scalar default (256) agree; Gemma 2's soft caps at transformers' defaults
+    # (50, 30; llama.cpp reads the metadata); a sliding window of 3 keys; Gemma 3 with 6 layers so
+    # that llama.cpp's fixed pattern (every 6th layer global, local rotary base 10000) and
+    # transformers' default one both have layer 5 global.
+    "gguf-gemma2": dict(arch="gemma2", D=64, H=2, KV=1, dh=256, F=256, L=2, ctx=64, pre="gpt-2", tied=True,
+                        types=dict(embd=Q.Q8_0, q=Q.Q4_0, k=Q.Q8_0, v=Q.Q4_1, o=Q.Q5_0, gate=Q.F16, up=Q.Q5_1,
+                                   down=[Q.Q6_K, Q.Q8_0])),
+    "gguf-gemma3": dict(arch="gemma3", D=64, H=2, KV=1, dh=256, F=256, L=6, ctx=64, pre="gpt-2", tied=True,
+                        types=dict(embd=Q.F16, q=Q.Q8_0, k=Q.Q4_1, v=Q.Q8_0, o=Q.BF16, gate=Q.Q5_0, up=Q.F32,
+                                   down=[Q.Q8_0, Q.Q4_K, Q.Q8_0, Q.Q5_1, Q.Q8_0, Q.Q6_K])),
 }
 
 
@@ -173,7 +184,8 @@ def model_fixture(name, spec, tokens, merges, token_types):
     out.mkdir(parents=True, exist_ok=True)
     arch, D, H, F, L = spec["arch"], spec["D"], spec["H"], spec["F"], spec["L"]
     KV = spec.get("KV", H)
-    dh = D // H
+    dh = spec.get("dh", D // H)
+    gemma = arch.startswith("gemma")
     V = len(tokens)
     types = spec["types"]
     w = gguf.GGUFWriter(str(out / "model.gguf"), arch=arch)
@@ -188,8 +200,15 @@ def model_fixture(name, spec, tokens, merges, token_types):
     else:
         w.add_head_count_kv(KV)
         w.add_layer_norm_rms_eps(1e-6)
-        w.add_rope_freq_base(10000.0)
+        w.add_rope_freq_base(20000.0 if arch == "gemma3" else 10000.0)
         w.add_rope_dimension_count(dh)
+    if gemma:
+        w.add_key_length(dh)
+        w.add_value_length(dh)
+        w.add_sliding_window(3)
+    if arch == "gemma2":
+        w.add_attn_logit_softcapping(50.0)
+        w.add_final_logit_softcapping(30.0)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre(spec["pre"])
@@ -240,11 +259,18 @@ def model_fixture(name, spec, tokens, merges, token_types):
             vector(p + "attn_q.bias", H * dh, 0.0)
             vector(p + "attn_k.bias", KV * dh, 0.0)
             vector(p + "attn_v.bias", KV * dh, 0.0)
-        matrix(p + "attn_output.weight", types["o"], D, H * dh)
+        if arch == "gemma3":  # llama.cpp stores Gemma's norm gains as 1 + w
+            vector(p + "attn_q_norm.weight", dh, 1.0)
+            vector(p + "attn_k_norm.weight", dh, 1.0)
+        matrix(p + "attn_output.weight", types["o"], D, H * dh, scale=0.05 if gemma else 0.2)
+        if gemma:
+            vector(p + "post_attention_norm.weight", D, 1.0)
         vector(p + "ffn_norm.weight", D, 1.0)
         matrix(p + "ffn_gate.weight", types["gate"], F, D)
         matrix(p + "ffn_up.weight", types["up"], F, D)
         matrix(p + "ffn_down.weight", types["down"][l], D, F)
+        if gemma:
+            vector(p + "post_ffw_norm.weight", D, 1.0)
     vector("output_norm.weight", D, 1.0)
     if arch == "gpt2":
         vector("output_norm.bias", D, 0.0)
@@ -277,21 +303,26 @@ def model_fixture(name, spec, tokens, merges, token_types):
                     every.append(y.tolist())
             result[key] = last
             result["all_" + key] = every
-    texts = ["the cat sat on the mat", "Hello, world! 123 456", "in the  en\nd, we're there"]
-    tokenizer = AutoTokenizer.from_pretrained(str(out), gguf_file="model.gguf")
-    result["texts"] = [{"text": t, "ids": tokenizer.encode(t, add_special_tokens=False)} for t in texts]
+    if not gemma:  # (transformers reads a Gemma file's tokenizer as SentencePiece's; these carry GPT-2's)
+        texts = ["the cat sat on the mat", "Hello, world! 123 456", "in the  en\nd, we're there"]
+        tokenizer = AutoTokenizer.from_pretrained(str(out), gguf_file="model.gguf")
+        result["texts"] = [{"text": t, "ids": tokenizer.encode(t, add_special_tokens=False)} for t in texts]
     (out / "hf-logits.json").write_text(json.dumps(result) + "\n")
     print(name, "written;", (out / "model.gguf").stat().st_size, "bytes")
 
 
-def main():
+def main(only):
+    """No arguments: every fixture. NAME ...: only those models (keys of MODELS)."""
     torch.set_num_threads(1)
-    quants_fixture()
     tokens, merges, token_types = byte_level_tokens()
-    fuzz_seed(tokens, merges, token_types)
+    if not only:
+        quants_fixture()
+        fuzz_seed(tokens, merges, token_types)
     for name, spec in MODELS.items():
-        model_fixture(name, spec, tokens, merges, token_types)
+        if not only or name in only:
+            model_fixture(name, spec, tokens, merges, token_types)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(sys.argv[1:])

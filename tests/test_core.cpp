@@ -275,7 +275,7 @@ TEST_CASE("gradients: attention pattern (causal, bidirectional with padding) and
 TEST_CASE("gradients: attention with a sliding window, another score scale and a soft cap (Gemma)") {
   const std::size_t H = 2;
   for (const AttentionScores scores : {AttentionScores{0.3, 0}, AttentionScores{0, 0.8}, AttentionScores{0.7, 1.2}})
-    for (const std::size_t window : {0, 1, 2}) {
+    for (const std::size_t window : {0, 2, 3}) {  // (a window of 1 key has a constant pattern)
       CAPTURE(window);
       CAPTURE(scores.softcap);
       const ops::KeyMask mask = ops::KeyMask::causal_mask(window);

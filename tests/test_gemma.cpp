@@ -117,7 +117,8 @@ TEST_CASE("Gemma: ACDC (lanes 1 and 8) removes the edges a pass of plain evaluat
       const double tau = 0.002;
       // The pass as DESIGN.md states it: receivers in reverse port order, each one's edges from
       // the latest upstream node back to input; d' - d < tau removes.
-      EdgePatchRuns<M> runs(model, task, ablation_source(model, task, Ablation::Resample));
+      const auto source = ablation_source(model, task, Ablation::Resample);
+      EdgePatchRuns<M> runs(model, task, source);
       std::vector<std::uint8_t> removed(g.n_edges(), 0);
       double d = runs.patch(kl, removed).metric;
       for (std::size_t p = g.ports().size(); p-- > 0;) {

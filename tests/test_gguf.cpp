@@ -306,8 +306,8 @@ double worst_logit_difference(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("GGUF models (Llama with GQA and permuted q/k, Qwen2, GPT-2; mixed tensor types): logits match transformers") {
-  for (const char* name : {"gguf-llama", "gguf-qwen2", "gguf-gpt2"}) {
+TEST_CASE("GGUF models (Llama with GQA and permuted q/k, Qwen2, GPT-2, Gemma 2, Gemma 3; mixed tensor types): logits match transformers") {
+  for (const char* name : {"gguf-llama", "gguf-qwen2", "gguf-gpt2", "gguf-gemma2", "gguf-gemma3"}) {
     CAPTURE(name);
     const double worst = worst_logit_difference(name);
     MESSAGE(std::string(name) << ": max |circuitry - transformers| logit difference " << worst);
@@ -320,6 +320,20 @@ TEST_CASE("GGUF models (Llama with GQA and permuted q/k, Qwen2, GPT-2; mixed ten
   const auto gpt2 = io::load_model_directory<double>(kFixtures + "/gguf-gpt2/model.gguf");
   CHECK(gpt2.config.n_positions == 1024);
   CHECK(gpt2.config.n_inner == 256);
+  // Gemma's settings as llama.cpp reads them (the fixtures' values are where transformers agrees).
+  const auto gemma2 = io::load_model_directory<float>(kFixtures + "/gguf-gemma2/model.gguf").config;
+  CHECK(gemma2.attn_softcap == 50.0);
+  CHECK(gemma2.final_softcap == 30.0);
+  CHECK(gemma2.sliding_window == 3);
+  CHECK(gemma2.sliding_layers == std::vector<bool>{true, false});
+  CHECK(gemma2.attn_scale == doctest::Approx(1.0 / 16));
+  CHECK(gemma2.post_attention_norm);
+  const auto gemma3 = io::load_model_directory<float>(kFixtures + "/gguf-gemma3/model.gguf").config;
+  CHECK(gemma3.qk_norm);
+  CHECK(gemma3.attn_softcap == 0.0);
+  CHECK(gemma3.sliding_layers == std::vector<bool>{true, true, true, true, true, false});
+  CHECK(gemma3.rotary_base == 20000.0);
+  CHECK(gemma3.rotary_base_local == 10000.0);
 }
 
 // hf-llama-rope-linear and hf-llama-rope-llama3 written as llama.cpp's converter writes them
@@ -423,11 +437,11 @@ TEST_CASE("GGUF: architectures, settings and tokenizers circuitry cannot run are
   auto config_of = [&](const GgufBytes& g) { return io::read_gguf_config(io::GgufFile::open(write(dir, "m.gguf", g.bytes()))); };
   auto tokenizer_of = [&](const GgufBytes& g) { return text::read_gguf_tokenizer(io::GgufFile::open(write(dir, "t.gguf", g.bytes()))); };
   GgufBytes g;
-  g.add_string("general.architecture", "gemma2");
-  CHECK_ERROR(config_of(g), "m.gguf", "\"gemma2\"", "Gemma");
+  g.add_string("general.architecture", "gemma");
+  CHECK_ERROR(config_of(g), "m.gguf", "\"gemma\"", "Gemma 2 and 3");
   g = GgufBytes();
   g.add_string("general.architecture", "mamba");
-  CHECK_ERROR(config_of(g), "\"mamba\"", "llama, qwen2, qwen3 and gpt2");
+  CHECK_ERROR(config_of(g), "\"mamba\"", "llama, qwen2, qwen3, gemma2, gemma3 and gpt2");
   g = GgufBytes();
   g.add_string("general.architecture", "llama");
   g.add<std::uint32_t>("llama.block_count", 4, 1);

@@ -4,6 +4,7 @@
 // the same table-driven loader as the Hugging Face families (io/parameter_table.hpp). The
 // architectures read are
 //   llama (Llama, Mistral and others converted as llama), qwen2, qwen3   RMSNorm, rotary, SwiGLU
+//   gemma2, gemma3                                                          Gemma (read_gguf_gemma)
 //   gpt2                                                                    LayerNorm, learned positions
 // GGUF matrices are stored as PyTorch's [out, in] (shape() turns ggml's ne around), so the table
 // transposes them as it does Hugging Face's Linear weights; GPT-2's Conv1D weights were
@@ -13,7 +14,8 @@
 // Face with half-split rotary (pairs (i, i + d/2)); its converter (convert_hf_to_gguf.py,
 // LlamaModel.permute) reorders the rows of each head of q and k from HF's order
 // [half][i] to [i][half]. transformers' GGUF loader undoes that; so does GgufModelSource here.
-// qwen2 and qwen3 run half-split in llama.cpp as well ("NEOX" rope) and are stored unpermuted.
+// qwen2, qwen3, gemma2 and gemma3 run half-split in llama.cpp as well ("NEOX" rope) and are
+// stored unpermuted. llama.cpp's converter stores Gemma's norm gains as 1 + w, as circuitry keeps them.
 // Rope scaling: linear from the metadata, llama3's as the rope_freqs tensor (read_gguf_rope_scaling).
 #include <cmath>
 #include <filesystem>
@@ -32,7 +34,7 @@ namespace circuitry::io {
 
 /// The GGUF architectures (general.architecture) circuitry reads.
 inline bool is_gguf_architecture(const std::string& arch) {
-  return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "gpt2";
+  return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "gemma2" || arch == "gemma3" || arch == "gpt2";
 }
 
 /// Rope scaling as llama.cpp reads it (llama-model.cpp, load_hparams; ggml_rope_ext): {arch}.rope.
@@ -67,16 +69,48 @@ inline ops::RopeScaling read_gguf_rope_scaling(const GgufFile& file, const std::
   return scaling;
 }
 
+/// Gemma 2 and 3's settings as llama.cpp reads them (llama-model.cpp, load_hparams), where
+/// transformers' GGUF loader takes its config classes' defaults instead: the score scale
+/// 1 / sqrt(key_length) (1 / sqrt(embedding_length / head_count) for the 27B models, 46 and 62
+/// layers), the soft caps from the metadata (Gemma 2: 50 and 30 when absent; Gemma 3: no attention
+/// cap, a final cap only when present), the sliding window (Gemma 2: 4096 when absent; Gemma 3: none
+/// when absent or 0) on every other layer from the first (Gemma 2) or on all but every sixth
+/// (Gemma 3), whose local layers turn at base 10000 without scaling.
+inline void read_gguf_gemma(const GgufFile& file, const std::string& arch, ModelConfig& c) {
+  const std::string p = arch + ".", where = file.path().string();
+  const bool gemma3 = arch == "gemma3";
+  auto optional = [&](const std::string& key, double fallback) {
+    if (!file.has(p + key)) return fallback;
+    const double v = file.number_value(p + key);
+    if (!(v >= 0) || !std::isfinite(v)) throw Error(where + ": " + p + key + " must be a non-negative number");
+    return v;
+  };
+  c.act_fn = "gelu_new";
+  c.post_attention_norm = c.post_mlp_norm = true;
+  c.embedding_multiplier = std::sqrt(double(c.n_embd));
+  const bool is_27b = c.n_layer == (gemma3 ? 62u : 46u);
+  c.attn_scale = 1.0 / std::sqrt(double(is_27b ? c.n_embd / c.n_head : c.d_head()));
+  c.attn_softcap = gemma3 ? 0.0 : optional("attn_logit_softcapping", 50.0);
+  c.final_softcap = optional("final_logit_softcapping", gemma3 ? 0.0 : 30.0);
+  c.sliding_window = static_cast<std::size_t>(optional("attention.sliding_window", gemma3 ? 0.0 : 4096.0));
+  const std::size_t pattern = gemma3 ? 6 : 2;
+  c.sliding_layers.assign(c.n_layer, false);
+  for (std::size_t l = 0; l < c.n_layer; ++l) c.sliding_layers[l] = l % pattern < pattern - 1;
+  if (gemma3 && c.sliding_window) c.rotary_base_local = 10000.0;
+}
+
 /// The model settings of a GGUF file's metadata; an Error naming the file and the key for one
 /// circuitry cannot run (another architecture, rope scaling other than linear and llama3's, a
 /// sliding window, experts).
 inline ModelConfig read_gguf_config(const GgufFile& file) {
   const std::string where = file.path().string();
   const std::string arch = file.string_value("general.architecture");
-  if (arch == "gemma" || arch == "gemma2" || arch == "gemma3")
-    throw Error(where + ": general.architecture is \"" + arch + "\"; Gemma models are not read from GGUF files yet");
+  if (arch == "gemma")
+    throw Error(where + ": general.architecture is \"gemma\" (Gemma 1); circuitry reads Gemma 2 and 3 (gemma2, gemma3) from GGUF files");
   if (!is_gguf_architecture(arch))
-    throw Error(where + ": general.architecture is \"" + arch + "\", which circuitry does not read (it reads llama, qwen2, qwen3 and gpt2)");
+    throw Error(where + ": general.architecture is \"" + arch +
+                "\", which circuitry does not read (it reads llama, qwen2, qwen3, gemma2, gemma3 and gpt2)");
+  const bool gemma = arch == "gemma2" || arch == "gemma3";
   const std::string p = arch + ".";
   ModelConfig c;
   c.n_layer = file.size_value(p + "block_count");
@@ -117,7 +151,7 @@ inline ModelConfig read_gguf_config(const GgufFile& file) {
     throw Error(where + ": " + p + "rope.dimension_count is " + std::to_string(file.size_value(p + "rope.dimension_count")) +
                 ", not the head width " + std::to_string(c.d_head()) + "; circuitry's GGUF reader rotates whole heads only");
   c.rope_scaling = read_gguf_rope_scaling(file, p, c.d_head());
-  if (file.has(p + "attention.sliding_window") && file.number_value(p + "attention.sliding_window") < double(c.n_positions))
+  if (!gemma && file.has(p + "attention.sliding_window") && file.number_value(p + "attention.sliding_window") < double(c.n_positions))
     throw Error(where + ": " + p + "attention.sliding_window is shorter than the context; circuitry implements full causal attention only");
   c.layer_norm_epsilon = file.number_value(p + "attention.layer_norm_rms_epsilon");
   c.rotary_base = file.has(p + "rope.freq_base") ? file.number_value(p + "rope.freq_base") : 10000.0;  // llama.cpp's default
@@ -127,10 +161,11 @@ inline ModelConfig read_gguf_config(const GgufFile& file) {
   c.positional = "rotary";
   c.act_fn = "silu";
   c.gated_mlp = true;
-  c.qk_norm = arch == "qwen3";
+  c.qk_norm = arch == "qwen3" || arch == "gemma3";
   c.attn_qkv_bias = arch == "qwen2" || file.contains("blk.0.attn_q.bias");
   c.attn_out_bias = file.contains("blk.0.attn_output.bias");
   c.mlp_bias = file.contains("blk.0.ffn_up.bias");
+  if (gemma) read_gguf_gemma(file, arch, c);
   return c;
 }
 
@@ -173,6 +208,7 @@ inline TensorTable gguf_tensor_table(const std::string& arch) {
         {"blk.{l}.attn_k_norm.weight", "blocks.{l}.attn.k_norm.w"},
         {"blk.{l}.attn_output.weight", "blocks.{l}.attn.W_O", transposed},
         {"blk.{l}.attn_output.bias", "blocks.{l}.attn.b_O"},
+        {"blk.{l}.post_attention_norm.weight", "blocks.{l}.ln1_post.w"},
         {"blk.{l}.ffn_norm.weight", "blocks.{l}.ln2.w"},
         {"blk.{l}.ffn_gate.weight", "blocks.{l}.mlp.W_gate_in", transposed, 0},
         {"blk.{l}.ffn_up.weight", "blocks.{l}.mlp.W_gate_in", transposed, 1},
@@ -180,6 +216,7 @@ inline TensorTable gguf_tensor_table(const std::string& arch) {
         {"blk.{l}.ffn_up.bias", "blocks.{l}.mlp.b_gate_in", same, 1},
         {"blk.{l}.ffn_down.weight", "blocks.{l}.mlp.W_out", transposed},
         {"blk.{l}.ffn_down.bias", "blocks.{l}.mlp.b_out"},
+        {"blk.{l}.post_ffw_norm.weight", "blocks.{l}.ln2_post.w"},
         {"output_norm.weight", "ln_final.w"},
         {"output.weight", "unembed.W_U"},
     };

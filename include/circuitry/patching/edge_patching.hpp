@@ -161,6 +161,8 @@ class EdgePatchRuns {
       : model_(&model), task_(&task), graph_(model.graph()),
         patch_(graph_, std::vector<std::uint8_t>(graph_.n_edges(), 0), source, task.clean.batch, task.clean.pos,
                model.config().n_embd, std::move(positions)) {}
+  /// The source is kept by reference: a temporary would be gone before the first run.
+  EdgePatchRuns(const M& model, const PatchingTask<T>& task, std::vector<T>&& source, std::vector<std::uint8_t> positions = {}) = delete;
   EdgePatchRuns(const EdgePatchRuns&) = delete;  // patch_ points at graph_
   EdgePatchRuns& operator=(const EdgePatchRuns&) = delete;
 
