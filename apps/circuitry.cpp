@@ -38,9 +38,9 @@ Commands that run a model also take --metric logit_diff|prob_diff|logit_diff_max
 kl for --paths), --positions last|all (where metrics read the logits: each example's last position, the default,
 or every position after the first, as tracr's tasks need), --dtype float32|float64|bfloat16 (default float32;
 bfloat16: float32 with the GEMMs on bfloat16 matrix units, AMX or AVX512-BF16 through oneDNN) and --threads N.
-A model is a Hugging Face directory (model_type gpt2, gpt_neox, llama, qwen2, qwen3 or mistral), a TransformerLens
+A model is a Hugging Face directory (model_type gpt2, gpt_neox, llama, qwen2, qwen3, mistral, gemma2 or gemma3_text), a TransformerLens
 checkpoint (config.json + model.safetensors, or its shards), or a llama.cpp GGUF file (--model FILE.gguf: llama,
-qwen2, qwen3 or gpt2; F32, F16, BF16, Q8_0, Q4_0/1, Q5_0/1, Q2_K..Q6_K; its tokenizer comes from the file);
+qwen2, qwen3, gemma2, gemma3 or gpt2; F32, F16, BF16, Q8_0, Q4_0/1, Q5_0/1, Q2_K..Q6_K; its tokenizer comes from the file);
 a task is JSON Lines
 {"clean": [ids], "corrupted": [ids], "answer": id or [ids], "wrong": id or [ids]}, or the same as
 "clean_text", "corrupted_text", "answer_text", "wrong_text" (tokenized with the model's tokenizer).

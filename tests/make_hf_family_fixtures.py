@@ -117,6 +117,18 @@ MODELS = {
     # 32 / high_freq_factor), interpolates pair 1 (19.9) and divides pairs 2..7 (> 32 / low_freq_factor)
     "hf-llama-rope-linear": (LlamaConfig, LlamaForCausalLM,
                              dict(LLAMA, rope_scaling={"rope_type": "linear", "factor": 4.0}), 28, [6, 8, 4, 7], 128, "f32"),
+    # sliding windows of 3 keys (the task's sequences are 3 to 8 long): Mistral's on every layer;
+    # Qwen2's from max_window_layers (1) on, written out as layer_types
+    "hf-mistral-sliding": (MistralConfig, MistralForCausalLM,
+                           dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                                intermediate_size=48, vocab_size=V, max_position_embeddings=16, rms_norm_eps=1e-5,
+                                rope_theta=10000.0, sliding_window=3, tie_word_embeddings=False),
+                           33, [8, 6, 4, 7], 133, "f32"),
+    "hf-qwen2-sliding": (Qwen2Config, Qwen2ForCausalLM,
+                         dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                              intermediate_size=48, vocab_size=V, max_position_embeddings=16, rms_norm_eps=1e-6,
+                              rope_theta=10000.0, tie_word_embeddings=True, use_sliding_window=True, sliding_window=3,
+                              max_window_layers=1), 34, [7, 8, 5, 4], 134, "f32"),
     "hf-llama-rope-llama3": (LlamaConfig, LlamaForCausalLM,
                              dict(LLAMA, head_dim=16, max_position_embeddings=64,
                                   rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
@@ -286,11 +298,13 @@ def rope(x, positions, rope_parameters, rot):
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)
 
 
-def causal_attention(q, k, v):
-    """q [P, H, d], k / v [P, H, d] -> [P, H * d]."""
+def causal_attention(q, k, v, window=None):
+    """q [P, H, d], k / v [P, H, d] -> [P, H * d]; with a window, query i sees keys i - window < j <= i."""
     P, H, d = q.shape
     s = torch.einsum("phd,qhd->hpq", q, k) / math.sqrt(d)
     s = s.masked_fill(torch.triu(torch.ones(P, P, dtype=torch.bool), 1), float("-inf"))
+    if window is not None:
+        s = s.masked_fill(torch.tril(torch.ones(P, P, dtype=torch.bool), -window), float("-inf"))
     z = torch.einsum("hpq,qhd->phd", s.softmax(-1), v)
     return z.reshape(P, H * d)
 
@@ -332,6 +346,18 @@ def reference_neox(W, cfg, tokens):
     return x @ W["embed_out.weight" if "embed_out.weight" in W else "lm_head.weight"].T
 
 
+def window(cfg, l):
+    """Layer l's sliding window as transformers reads config.json: Mistral's on every layer; with
+    use_sliding_window, the layers layer_types marks sliding_attention (Qwen2, Qwen3)."""
+    if cfg.get("sliding_window") is None:
+        return None
+    if cfg["model_type"] == "mistral":
+        return cfg["sliding_window"]
+    if cfg.get("use_sliding_window") and cfg["layer_types"][l] == "sliding_attention":
+        return cfg["sliding_window"]
+    return None
+
+
 def reference_llama(W, cfg, tokens):
     D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     dh = cfg.get("head_dim") or D // H
@@ -357,7 +383,7 @@ def reference_llama(W, cfg, tokens):
             q, k = rms(q, W[p + "self_attn.q_norm.weight"]), rms(k, W[p + "self_attn.k_norm.weight"])
         q, k = rope(q, pos, rp, dh), rope(k, pos, rp, dh)
         group = torch.arange(H) // (H // KV)  # query head i reads KV head i // (H / KV)
-        x = x + lin(causal_attention(q, k[:, group], v[:, group]), p + "self_attn.o_proj")
+        x = x + lin(causal_attention(q, k[:, group], v[:, group], window(cfg, l)), p + "self_attn.o_proj")
         h = rms(x, W[p + "post_attention_layernorm.weight"])
         gate = lin(h, p + "mlp.gate_proj")
         x = x + lin(gate * torch.sigmoid(gate) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")

@@ -256,16 +256,17 @@ void check_hf_logits(const std::string& dir, const std::string& logits_dir) {
   });
 }
 
-TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Qwen3, Mistral, Gemma 2, Gemma 3: logits match transformers", T, float, double) {
+TEST_CASE_TEMPLATE("Hugging Face GPT-NeoX, Llama, Qwen2, Qwen3, Mistral, Gemma 2, Gemma 3 (sliding windows included): logits match transformers", T, float, double) {
   const std::string fixtures = CIRCUITRY_FIXTURES_DIR;
   for (const char* name : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-qwen3", "hf-mistral",
-                           "hf-llama-bf16", "hf-llama-sharded", "hf-llama-rope-linear", "hf-llama-rope-llama3", "hf-gemma2", "hf-gemma3"}) {
+                           "hf-llama-bf16", "hf-llama-sharded", "hf-llama-rope-linear", "hf-llama-rope-llama3", "hf-gemma2", "hf-gemma3",
+                           "hf-mistral-sliding", "hf-qwen2-sliding"}) {
     CAPTURE(name);
     check_hf_logits<T>(fixtures + "/" + name, fixtures + "/" + name);
   }
   // The configs transformers 4.x wrote (rope_theta, rotary_pct, torch_dtype, ...) read as the same models.
   for (const char* model : {"hf-pythia", "hf-pythia-sequential", "hf-llama", "hf-llama-gqa", "hf-qwen2", "hf-qwen3", "hf-mistral",
-                            "hf-llama-bf16", "hf-llama-rope-linear", "hf-llama-rope-llama3"}) {
+                            "hf-llama-bf16", "hf-llama-rope-linear", "hf-llama-rope-llama3", "hf-mistral-sliding", "hf-qwen2-sliding"}) {
     CAPTURE(model);
     const testing::TempDir dir;
     std::filesystem::copy_file(fixtures + "/" + model + "/model.safetensors", dir / "model.safetensors");
@@ -339,7 +340,13 @@ TEST_CASE("Hugging Face configs circuitry cannot run are refused, naming the set
     testing::write_file(tmp / "config.json", config.dump());
     CHECK_ERROR(io::read_hf_family_config(tmp / "config.json"), "rope_scaling", "dynamic");
   }
-  CHECK_ERROR(io::read_hf_family_config(dir + "mistral-sliding.json"), "sliding_window");
+  {  // Sliding windows are read (Mistral: every layer; Qwen2: the layers from max_window_layers on).
+    const ModelConfig mistral = io::read_hf_family_config(dir + "mistral-sliding.json");
+    CHECK(mistral.sliding_window == 4);
+    CHECK((mistral.window(0) == 4 && mistral.window(1) == 4));
+    const ModelConfig qwen = io::read_hf_family_config(std::string(CIRCUITRY_FIXTURES_DIR) + "/hf-qwen2-sliding/config.json");
+    CHECK((qwen.window(0) == 0 && qwen.window(1) == 3));
+  }
   {  // A config.json claiming more layers than the checkpoint holds is refused before allocating them.
     const testing::TempDir tmp;
     const std::string llama = std::string(CIRCUITRY_FIXTURES_DIR) + "/hf-llama/";

@@ -168,11 +168,11 @@ inline const Choices& architectures() {
 inline const Choices& model_formats() {
   static const Choices list = {
       {"huggingface", "a Hugging Face directory: config.json, model.safetensors (or shards) and its tokenizer", {},
-       "model_type gpt2, gpt_neox, llama, qwen2, qwen3 or mistral"},
+       "model_type gpt2, gpt_neox, llama, qwen2, qwen3, mistral, gemma2 or gemma3_text"},
       {"transformer-lens", "a TransformerLens checkpoint: config.json (its HookedTransformerConfig) and model.safetensors", {},
        "GPT-2-shaped, attention-only, NeoX and Llama-family configs"},
       {"gguf", "a llama.cpp GGUF file (F32, F16, BF16, Q8_0, Q4_0/1, Q5_0/1, Q2_K..Q6_K), its tokenizer inside", {},
-       "general.architecture llama, qwen2, qwen3 or gpt2"},
+       "general.architecture llama, qwen2, qwen3, gemma2, gemma3 or gpt2"},
   };
   return list;
 }

@@ -14,11 +14,13 @@
 // The tensors are read by the table of hf_family_tensor_table (io/parameter_table.hpp).
 // Both transformers 5's config keys (rope_parameters, dtype) and 4.x's (rope_theta, rope_scaling,
 // rotary_pct, rotary_emb_base, torch_dtype) are read, rope scaling of rope_type linear and llama3
-// (Llama 3.1, 3.2) included. A setting circuitry does not implement (another rope scaling, a
-// sliding window shorter than the context, MoE, another activation) is one error naming the key.
+// (Llama 3.1, 3.2) included, and sliding windows (Mistral's on every layer; Qwen2/Qwen3's with
+// use_sliding_window on the layers layer_types marks, else from max_window_layers on). A setting
+// circuitry does not implement (another rope scaling, MoE, another activation) is one error naming the key.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -84,6 +86,24 @@ inline ops::RopeScaling read_rope_scaling(const nlohmann::json& json, const nloh
       scaling.original_context = positive_number(*original, where, "original_max_position_embeddings");
   }
   return scaling;
+}
+
+/// Which layers config.json's layer_types marks "sliding_attention" (the others "full_attention"),
+/// or nothing when it has no layer_types.
+inline std::optional<std::vector<bool>> read_sliding_layer_types(const nlohmann::json& json, const std::string& where, std::size_t L) {
+  const auto types = json.find("layer_types");
+  if (types == json.end() || types->is_null()) return std::nullopt;
+  if (!types->is_array() || types->size() != L)
+    throw Error(where + ": \"layer_types\" must list one type per layer (" + std::to_string(L) + "), got " + types->dump());
+  std::vector<bool> sliding(L);
+  for (std::size_t l = 0; l < L; ++l) {
+    const auto& t = (*types)[l];
+    if (t != "sliding_attention" && t != "full_attention")
+      throw Error(where + ": \"layer_types\"[" + std::to_string(l) + "] is " + t.dump() +
+                  "; circuitry reads \"sliding_attention\" and \"full_attention\"");
+    sliding[l] = t == "sliding_attention";
+  }
+  return sliding;
 }
 
 inline RopeSettings read_rope(const nlohmann::json& json, const std::string& where, bool neox, std::size_t max_positions) {
@@ -180,13 +200,21 @@ inline ModelConfig read_hf_family_config(const std::filesystem::path& config_jso
     c.qk_norm = type == "qwen3";  // RMS norms of each head's q and k (q_norm, k_norm)
     c.mlp_bias = detail::optional_bool(json, where, "mlp_bias", false);
     c.tie_word_embeddings = detail::optional_bool(json, where, "tie_word_embeddings", false);
-    // A sliding window shorter than the context changes which keys a query sees.
+    // A sliding window: Mistral's on every layer; Qwen's (use_sliding_window) as transformers
+    // marks the layers: layer_types, else the layers from max_window_layers on.
     const bool sliding = type == "mistral" || detail::optional_bool(json, where, "use_sliding_window", false);
     if (const auto w = json.find("sliding_window"); sliding && w != json.end() && !w->is_null()) {
-      const std::size_t window = detail::positive_size(*w, where, "sliding_window");
-      if (window < c.n_positions)
-        throw Error(where + ": \"sliding_window\" is " + std::to_string(window) + ", shorter than the context (" +
-                    std::to_string(c.n_positions) + "); circuitry implements full causal attention only");
+      c.sliding_window = detail::positive_size(*w, where, "sliding_window");
+      if (type != "mistral") {
+        if (auto marked = detail::read_sliding_layer_types(json, where, c.n_layer)) {
+          c.sliding_layers = std::move(*marked);
+        } else {
+          const auto from = json.find("max_window_layers");
+          const std::size_t first = from == json.end() ? 28 : static_cast<std::size_t>(detail::positive_size(*from, where, "max_window_layers"));
+          c.sliding_layers.assign(c.n_layer, false);
+          for (std::size_t l = first; l < c.n_layer; ++l) c.sliding_layers[l] = true;
+        }
+      }
     }
   }
   for (const char* moe : {"num_local_experts", "num_experts", "moe_intermediate_size"})

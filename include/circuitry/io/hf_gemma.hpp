@@ -38,19 +38,8 @@ inline double optional_cap(const nlohmann::json& json, const std::string& where,
 /// Which layers slide: layer_types ("sliding_attention" | "full_attention" per layer), else the
 /// config class's pattern (Gemma 2: layers 0, 2, 4, ...; Gemma 3: all but every sliding_window_pattern-th).
 inline std::vector<bool> gemma_sliding_layers(const nlohmann::json& json, const std::string& where, std::size_t L, bool gemma3) {
+  if (auto marked = read_sliding_layer_types(json, where, L)) return std::move(*marked);
   std::vector<bool> sliding(L);
-  if (const auto types = json.find("layer_types"); types != json.end() && !types->is_null()) {
-    if (!types->is_array() || types->size() != L)
-      throw Error(where + ": \"layer_types\" must list one type per layer (" + std::to_string(L) + "), got " + types->dump());
-    for (std::size_t l = 0; l < L; ++l) {
-      const auto& t = (*types)[l];
-      if (t != "sliding_attention" && t != "full_attention")
-        throw Error(where + ": \"layer_types\"[" + std::to_string(l) + "] is " + t.dump() +
-                    "; circuitry reads \"sliding_attention\" and \"full_attention\"");
-      sliding[l] = t == "sliding_attention";
-    }
-    return sliding;
-  }
   std::size_t pattern = gemma3 ? 6 : 2;
   if (const auto p = json.find("sliding_window_pattern"); gemma3 && p != json.end()) pattern = positive_size(*p, where, "sliding_window_pattern");
   for (std::size_t l = 0; l < L; ++l) sliding[l] = (l + 1) % pattern != 0;

@@ -11,7 +11,7 @@
 // The kernels, and the softmax backward: backends/cpu/attention_kernels.hpp.
 // Under the context's GradientRules::softmax_temperature T (GIM), the pattern's backward is the
 // softmax backward at s_T = softmax(S / T) instead of at the pattern: the forward kernel run on a
-// copy of qkv whose queries are divided by T gives s_T.
+// copy of qkv whose queries are divided by T gives s_T (under a soft cap, the cap of those scores).
 #include "circuitry/ops/common.hpp"
 
 namespace circuitry::ops {
