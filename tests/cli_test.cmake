@@ -334,6 +334,13 @@ set(LL ${FIXTURES}/hf-llama-gqa)
 expect_ok(llama_discover "\"edges\"" ${WORK}/llama/circuit.json discover --model ${LL} --task ${LL}/task.jsonl --out ${WORK}/llama)
 set(QW ${FIXTURES}/hf-qwen2)
 expect_ok(qwen2_acdc "\"ablation\": \"resample\"" ${WORK}/qwen2/acdc.json acdc --model ${QW} --task ${QW}/task.jsonl --threshold 1e-3 --out ${WORK}/qwen2)
+# Gemma 2 (norms after the attention and the MLP, soft caps, sliding windows) from a Hugging Face
+# directory and Gemma 3 from a GGUF file: discovery, ACDC and a path patch run end to end.
+set(GM ${FIXTURES}/hf-gemma2)
+expect_ok(gemma2_discover "\"edges\"" ${WORK}/gemma2/circuit.json discover --model ${GM} --task ${GM}/task.jsonl --out ${WORK}/gemma2)
+expect_ok(gemma2_path_patch "\"effect\"" ${WORK}/gemma2-path.json path-patch --model ${GM} --task ${GM}/task.jsonl --senders a0.h1 --receivers logits --out ${WORK}/gemma2-path.json)
+set(G3 ${FIXTURES}/gguf-gemma3)
+expect_ok(gemma3_gguf_acdc "\"ablation\": \"resample\"" ${WORK}/gemma3/acdc.json acdc --model ${G3}/model.gguf --task ${G3}/task.jsonl --threshold 1e-3 --out ${WORK}/gemma3)
 file(MAKE_DIRECTORY ${WORK}/mixtral)
 file(COPY_FILE ${FIXTURES}/hf-unsupported/mixtral.json ${WORK}/mixtral/config.json)
 expect_error(unknown_model_type "model_type \"mixtral\" is not one circuitry reads" forward --model ${WORK}/mixtral --task ${QW}/task.jsonl --out ${WORK}/x.json)

@@ -37,7 +37,7 @@ TEST_CASE("registries: every name parses, and every value has its name") {
   for (const api::Choice& c : api::comparison_methods()) all.push_back(c.name);
   CHECK(all == comparison_method_names());
   CHECK(api::methods().back().name == "learn-mask");
-  CHECK(api::architectures().size() == 8);
+  CHECK(api::architectures().size() == 9);
   CHECK(api::architectures().front().name == GPT2::name());
   CHECK(api::names_of(api::ablations()) == "resample, zero or mean");
   CHECK_ERROR(api::find_choice(api::metrics(), "accuracy", "--metric"), "unknown --metric 'accuracy'", "logit_diff, prob_diff");

@@ -70,3 +70,25 @@ TEST_CASE("a model on a second backend: every method gives the CPU model's numbe
     });
   }
 }
+
+TEST_CASE("Gemma on a second backend: the heads' shares, windows and soft caps reach no CPU-only path") {
+  const std::string dir = std::string(CIRCUITRY_FIXTURES_DIR) + "/hf-gemma2";
+  const auto checkpoint = io::load_model_directory<double>(dir);
+  const Task task_lines = read_task(dir + "/task.jsonl", checkpoint.config.vocab_size, checkpoint.config.n_positions);
+  with_architecture<ArchitectureList<Gemma>>(checkpoint.config, [&]<class Arch>() {
+    const Model<Arch, double> cpu(checkpoint.config, checkpoint.weights);
+    const Model<Arch, double, MirrorBackend> mirror(checkpoint.config, checkpoint.weights);
+    const auto task = make_patching_task(cpu, task_lines);
+    const auto mirror_task = make_patching_task(mirror, task_lines);
+    CHECK(mirror_task.clean_logits == task.clean_logits);
+    CHECK(node_outputs(mirror, task.corrupted) == node_outputs(cpu, task.corrupted));
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    CHECK(attribute(mirror, mirror_task, metric, Eap{}).edge_scores == attribute(cpu, task, metric, Eap{}).edge_scores);
+    CHECK(attribute(mirror, mirror_task, metric, ExactPatching{}).edge_scores == attribute(cpu, task, metric, ExactPatching{}).edge_scores);
+    const AcdcCircuit a = acdc(cpu, task, MetricKind::KL, 2e-3), b = acdc(mirror, mirror_task, MetricKind::KL, 2e-3);
+    CHECK(a.in_graph == b.in_graph);
+    CHECK(a.metric == b.metric);
+    CHECK(path_patch(mirror, mirror_task, metric, {"a0.h1", "m0"}, {"a2.h0<q>", "logits"}).patched_metric ==
+          path_patch(cpu, task, metric, {"a0.h1", "m0"}, {"a2.h0<q>", "logits"}).patched_metric);
+  });
+}

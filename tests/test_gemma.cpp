@@ -52,6 +52,32 @@ class PortNudge : public Intervention<double> {
   std::size_t bpd_;
 };
 
+/// PortNudge on one example's rows, with every node of `frozen_layer` giving its clean output.
+class FrozenLayerNudge : public Intervention<double> {
+ public:
+  FrozenLayerNudge(const Graph& g, const std::vector<double>& clean, std::size_t port, const double* delta, double eps,
+                   std::size_t rows_begin, std::size_t rows_end, std::size_t bpd, int frozen_layer)
+      : g_(&g), clean_(&clean), port_(port), delta_(delta), eps_(eps), begin_(rows_begin), end_(rows_end), bpd_(bpd), frozen_(frozen_layer) {}
+  bool port_inputs(std::size_t first, std::size_t n, const double* resid, const double*, double* inputs) override {
+    if (port_ < first || port_ >= first + n) return false;
+    for (std::size_t i = 0; i < n; ++i) std::copy_n(resid, bpd_, inputs + i * bpd_);
+    for (std::size_t r = begin_; r < end_; ++r) inputs[(port_ - first) * bpd_ + r] += eps_ * delta_[r];
+    return true;
+  }
+  void node_output(std::size_t node, const double*, double* value) override {
+    if (g_->upstream()[node].layer == frozen_) std::copy_n(clean_->data() + node * bpd_, bpd_, value);
+  }
+
+ private:
+  const Graph* g_;
+  const std::vector<double>* clean_;
+  std::size_t port_;
+  const double* delta_;
+  double eps_;
+  std::size_t begin_, end_, bpd_;
+  int frozen_;
+};
+
 }  // namespace
 
 TEST_CASE("Gemma: the node outputs (heads' shares of the post-attention norm) sum to the residual stream") {
@@ -217,5 +243,37 @@ TEST_CASE("Gemma: path sets are refused with the reason; path patching runs") {
     CHECK_THROWS_WITH_AS(evaluate_path_set(model, task, {{"a0.h0->logits"}}), doctest::Contains("no treeified form"), Error);
     const auto r = path_patch(model, task, BuiltinMetric{MetricKind::LogitDiff}, {"a0.h1"}, {"logits"}, false);
     CHECK(std::isfinite(r.effect));
+  });
+}
+
+TEST_CASE("Gemma: atp-star's GradDrop is its definition (finite differences with one layer's shares frozen, per example)") {
+  with_gemma("hf-gemma2", [&](const auto& model, const auto& task) {
+    const Graph g = model.graph();
+    const BuiltinMetric metric{MetricKind::LogitDiff};
+    const Attribution dropped = attribute(model, task, metric, AtpStar{.qk_fix = false, .grad_drop = true});
+    const std::vector<double> clean = node_outputs(model, task.clean), corrupted = node_outputs(model, task.corrupted);
+    const std::size_t B = task.clean.batch, PD = task.clean.pos * model.config().n_embd, BPD = B * PD, L = model.config().n_layer;
+    std::vector<double> delta(BPD);
+    double worst = 0, largest = 0;
+    for (std::size_t e = 0; e < g.n_edges(); e += 7) {
+      const Edge& edge = g.edges()[e];
+      const std::size_t u = static_cast<std::size_t>(edge.upstream);
+      for (std::size_t i = 0; i < BPD; ++i) delta[i] = corrupted[u * BPD + i] - clean[u * BPD + i];
+      double expected = 0;
+      for (std::size_t l = 0; l < L; ++l)
+        for (std::size_t b = 0; b < B; ++b) {
+          double m[2];
+          for (int side = 0; side < 2; ++side) {
+            FrozenLayerNudge nudge(g, clean, static_cast<std::size_t>(edge.port), delta.data(), side ? -1e-5 : 1e-5, b * PD, (b + 1) * PD, BPD,
+                                   static_cast<int>(l));
+            m[side] = metric_value(metric, run_with(model, task.clean, nudge).logits, task.data);
+          }
+          expected += std::abs((m[0] - m[1]) / 2e-5) / double(L - 1);
+        }
+      worst = std::max(worst, std::abs(expected - dropped.edge_scores[e]));
+      largest = std::max(largest, expected);
+    }
+    CHECK(largest > 1e-2);
+    CHECK(worst < 1e-7 * std::max(1.0, largest));
   });
 }
