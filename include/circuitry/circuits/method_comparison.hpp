@@ -35,9 +35,11 @@ inline const std::vector<std::string>& comparison_method_names() {
 inline void check_comparison_methods(const std::vector<std::string>& methods) {
   require(!methods.empty(), "no methods to compare");
   const auto& known = comparison_method_names();
+  std::string choices;
+  for (const auto& m : known) choices += (choices.empty() ? "" : ", ") + m;
   for (std::size_t i = 0; i < methods.size(); ++i) {
     require(std::find(known.begin(), known.end(), methods[i]) != known.end(),
-            "unknown method '" + methods[i] + "' (choose from eap, eap-ig, clean-corrupted, gim, atp-star, exact, acdc, learn-mask)");
+            "unknown method '" + methods[i] + "' (choose from " + choices + ")");
     require(std::find(methods.begin(), methods.begin() + static_cast<std::ptrdiff_t>(i), methods[i]) ==
                 methods.begin() + static_cast<std::ptrdiff_t>(i),
             "method '" + methods[i] + "' is listed twice");

@@ -116,12 +116,11 @@ struct BuiltinMetric {
         // KL(p_c || p) = (1/B) sum_b sum_v p_c (log p_c - log p), the difference taken before
         // the weighted sum: close to the clean run the terms are tiny and nothing cancels.
         require(d.clean_log_probs.size() == B * V, "kl metric: clean log-probabilities are missing");
-        T* logp_clean = ctx.arena().template alloc<T>(B * V);
-        T* p_clean = ctx.arena().template alloc<T>(B * V);
-        for (std::size_t i = 0; i < B * V; ++i) {
-          logp_clean[i] = d.clean_log_probs[i];
-          p_clean[i] = std::exp(logp_clean[i]);
-        }
+        using Kernels = typename Ctx::backend;
+        T* logp_clean = ctx.arena().template alloc<T>(B * V);  // [B, V]
+        T* p_clean = ctx.arena().template alloc<T>(B * V);     // [B, V]
+        Kernels::to_device(B * V, d.clean_log_probs.data(), logp_clean);
+        Kernels::exp(B * V, logp_clean, p_clean);  // the backend's vectorised exp: every ACDC run evaluates it
         Var<T> gap = ops::add(ctx, Var<T>{logp_clean, {B, V}, nullptr}, ops::scale(ctx, ops::log_softmax(ctx, logits), T(-1)));
         Var<T> weighted = ops::mul(ctx, gap, Var<T>{p_clean, {B, V}, nullptr});  // [B, V]
         if (d.row_weights.empty()) return ops::scale(ctx, ops::sum(ctx, weighted), T(1) / T(B));
