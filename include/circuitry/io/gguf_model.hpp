@@ -92,7 +92,8 @@ inline void read_gguf_gemma(const GgufFile& file, const std::string& arch, Model
   c.attn_scale = 1.0 / std::sqrt(double(is_27b ? c.n_embd / c.n_head : c.d_head()));
   c.attn_softcap = gemma3 ? 0.0 : optional("attn_logit_softcapping", 50.0);
   c.final_softcap = optional("final_logit_softcapping", gemma3 ? 0.0 : 30.0);
-  c.sliding_window = static_cast<std::size_t>(optional("attention.sliding_window", gemma3 ? 0.0 : 4096.0));
+  c.sliding_window = gemma3 ? 0 : 4096;  // an integer up to 2^31 - 1 where the file has one
+  if (file.has(p + "attention.sliding_window")) c.sliding_window = file.index_value(p + "attention.sliding_window");
   const std::size_t pattern = gemma3 ? 6 : 2;
   c.sliding_layers.assign(c.n_layer, false);
   for (std::size_t l = 0; l < c.n_layer; ++l) c.sliding_layers[l] = l % pattern < pattern - 1;
